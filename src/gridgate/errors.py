@@ -1,0 +1,189 @@
+"""The error tree. Every error a client can cause or see is one of these classes.
+
+Each class declares its HTTP status and its OpenAI ``type``/``code`` and Anthropic error type,
+and renders the body that every SDK understands: the reference exchange's envelope
+``{"errors": {"detail": ...}}`` together with OpenAI's ``{"error": {message, type, param, code}}``.
+Foreign exceptions are translated into this tree once, at each boundary (HTTP edge, upstream
+adapter, storage); nothing outside ``gridgate`` leaks to a client, and no message carries a secret.
+
+    GridgateError                         500 api_error          (never raised for client input)
+    ├── BadRequest                        400 malformed JSON, wrong types
+    ├── ValidationFailed                  422 value out of range / structurally invalid (names param)
+    ├── Unauthorized                      401 missing, malformed, unknown, expired or revoked key
+    ├── InsufficientBalance               402 balance cannot cover the request
+    ├── PermissionDenied                  403
+    ├── NotFound                          404 unknown path or object
+    │   └── UnknownInstrument             404 unknown instrument in ``model``
+    ├── MethodNotAllowed                  405
+    ├── PayloadTooLarge                   413 body over the configured limit
+    ├── RateLimited                       429 (carries Retry-After)
+    ├── NoQualifyingOffer                 422 the request needs what no offer of the instrument has
+    ├── NoCapacity                        503 the instrument has no offer able to serve right now
+    └── UpstreamError                     an upstream answered badly (translated in providers/)
+        ├── UpstreamRejected              4xx the caller's fault: surfaced with the upstream's message
+        └── SupplierFailed                502 the supplier's fault (fail over to the next offer)
+            └── SupplierTimeout           504
+"""
+
+from __future__ import annotations
+
+from typing import Any, ClassVar
+
+import msgspec
+
+
+class GridgateError(Exception):
+    status: ClassVar[int] = 500
+    openai_type: ClassVar[str] = "api_error"
+    anthropic_type: ClassVar[str] = "api_error"
+    default_code: ClassVar[str | None] = None
+
+    def __init__(
+        self,
+        message: str,
+        *,
+        param: str | None = None,
+        code: str | None = None,
+        headers: dict[str, str] | None = None,
+    ) -> None:
+        super().__init__(message)
+        self.message = message
+        self.param = param
+        self.code = code if code is not None else self.default_code
+        self.headers = headers or {}
+
+    def body(self) -> dict[str, Any]:
+        """The OpenAI-surface body: reference envelope plus OpenAI's ``error`` object."""
+        return {
+            "errors": {"detail": self.message},
+            "error": {
+                "message": self.message,
+                "type": self.openai_type,
+                "param": self.param,
+                "code": self.code,
+            },
+        }
+
+    def anthropic_body(self) -> dict[str, Any]:
+        """The Anthropic-surface body."""
+        return {"type": "error", "error": {"type": self.anthropic_type, "message": self.message}}
+
+    def render(self) -> bytes:
+        return msgspec.json.encode(self.body())
+
+
+class BadRequest(GridgateError):
+    status = 400
+    openai_type = "invalid_request_error"
+    anthropic_type = "invalid_request_error"
+
+
+class ValidationFailed(GridgateError):
+    status = 422
+    openai_type = "invalid_request_error"
+    anthropic_type = "invalid_request_error"
+
+
+class Unauthorized(GridgateError):
+    status = 401
+    openai_type = "authentication_error"
+    anthropic_type = "authentication_error"
+    default_code = "invalid_api_key"
+
+
+class InsufficientBalance(GridgateError):
+    status = 402
+    openai_type = "insufficient_quota"
+    anthropic_type = "billing_error"
+    default_code = "insufficient_balance"
+
+
+class PermissionDenied(GridgateError):
+    status = 403
+    openai_type = "permission_error"
+    anthropic_type = "permission_error"
+
+
+class NotFound(GridgateError):
+    status = 404
+    openai_type = "not_found_error"
+    anthropic_type = "not_found_error"
+
+
+class UnknownInstrument(NotFound):
+    default_code = "model_not_found"
+
+
+class MethodNotAllowed(GridgateError):
+    status = 405
+    openai_type = "invalid_request_error"
+    anthropic_type = "invalid_request_error"
+
+
+class PayloadTooLarge(GridgateError):
+    status = 413
+    openai_type = "invalid_request_error"
+    anthropic_type = "request_too_large"
+
+
+class RateLimited(GridgateError):
+    status = 429
+    openai_type = "rate_limit_error"
+    anthropic_type = "rate_limit_error"
+    default_code = "rate_limit_exceeded"
+
+
+class NoQualifyingOffer(GridgateError):
+    status = 422
+    openai_type = "invalid_request_error"
+    anthropic_type = "invalid_request_error"
+    default_code = "no_qualifying_offer"
+
+
+class NoCapacity(GridgateError):
+    status = 503
+    openai_type = "service_unavailable"
+    anthropic_type = "overloaded_error"
+    default_code = "no_capacity"
+
+
+class UpstreamError(GridgateError):
+    status = 502
+    openai_type = "upstream_error"
+    anthropic_type = "api_error"
+
+
+class UpstreamRejected(UpstreamError):
+    """The upstream refused the request for a reason that is the caller's (a 4xx other than 408/429)."""
+
+    openai_type = "invalid_request_error"
+    anthropic_type = "invalid_request_error"
+
+    def __init__(self, message: str, *, status: int, param: str | None = None,
+                 code: str | None = None) -> None:
+        super().__init__(message, param=param, code=code)
+        self.upstream_status = status
+
+    @property
+    def http_status(self) -> int:
+        return self.upstream_status
+
+
+class SupplierFailed(UpstreamError):
+    """The supplier failed (connect error, 5xx, 429, malformed answer): the next offer may serve."""
+
+    status = 502
+    default_code = "supplier_failed"
+
+
+class SupplierTimeout(SupplierFailed):
+    status = 504
+    openai_type = "timeout_error"
+    default_code = "supplier_timeout"
+
+
+def http_status(error: GridgateError) -> int:
+    """The status to send for ``error`` (an upstream rejection keeps the upstream's 4xx)."""
+    if isinstance(error, UpstreamRejected):
+        return error.upstream_status
+    return error.status

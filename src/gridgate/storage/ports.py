@@ -1,0 +1,156 @@
+"""The storage ports: what ``core`` and the CLI need from a store, and nothing of how.
+
+One SQL implementation (``storage/sql.py``) serves SQLite and PostgreSQL. Every method that
+moves money is a single atomic transaction; none of them lets a balance go below zero.
+"""
+
+from __future__ import annotations
+
+from collections.abc import Sequence
+from typing import Literal, Protocol
+
+import msgspec
+
+from gridgate.storage.records import (
+    AccountRecord,
+    HoldRecord,
+    InstrumentRecord,
+    KeyRecord,
+    LedgerEntry,
+    OfferRecord,
+    SupplierRecord,
+    UsageRecord,
+)
+
+
+class StorageError(Exception):
+    """A store failed (unreachable, constraint broken unexpectedly). Never shown raw to a client."""
+
+
+class NotFoundInStore(StorageError):
+    """The named account / key / hold does not exist."""
+
+
+class IdempotencyConflict(StorageError):
+    """An idempotency key was reused with different parameters."""
+
+
+HoldRefusal = Literal["insufficient_balance", "key_inactive", "account_missing"]
+
+
+class HoldResult(msgspec.Struct, frozen=True, kw_only=True):
+    """Outcome of ``place_hold``: either ``hold`` is set, or ``refused`` says why."""
+
+    hold: HoldRecord | None
+    refused: HoldRefusal | None
+    balance: int  # the account balance after the hold (or as found, when refused)
+
+
+class SettleResult(msgspec.Struct, frozen=True, kw_only=True):
+    hold_id: str
+    charged: int  # what was charged by this or an earlier settle of the same hold
+    released: int  # the part of the hold given back
+    already_settled: bool  # True when a previous settle/release had already closed the hold
+
+
+class VerifyReport(msgspec.Struct, frozen=True, kw_only=True):
+    accounts_checked: int
+    mismatches: tuple[tuple[str, int, int], ...]  # (account_id, balance column, sum of entries)
+    negative: tuple[str, ...]  # accounts whose balance is below zero
+
+    @property
+    def ok(self) -> bool:
+        return not self.mismatches and not self.negative
+
+
+class Store(Protocol):
+    """Everything persistent. Implementations are safe to share across tasks of one process and
+    across processes on the same database."""
+
+    async def open(self) -> None:
+        """Connect and apply pending migrations (idempotent)."""
+
+    async def close(self) -> None: ...
+
+    # -- accounts --------------------------------------------------------------------------
+    async def create_account(self, name: str) -> AccountRecord: ...
+
+    async def get_account(self, account_id: str) -> AccountRecord | None: ...
+
+    async def list_accounts(self) -> list[AccountRecord]: ...
+
+    async def credit(
+        self, account_id: str, amount: int, *, idempotency_key: str | None = None,
+        memo: str | None = None, kind: Literal["credit", "adjustment"] = "credit",
+    ) -> LedgerEntry:
+        """Append a credit (amount > 0) or adjustment (any sign; may not take the balance below
+        zero → ValueError). A repeated idempotency key with the same account/amount/kind returns
+        the original entry and changes nothing; with different parameters → IdempotencyConflict.
+        Unknown account → NotFoundInStore."""
+
+    # -- keys ------------------------------------------------------------------------------
+    async def create_key(
+        self, *, account_id: str, name: str, prefix: str, secret_hash: str,
+        expires_us: int | None,
+    ) -> KeyRecord:
+        """Unknown account → NotFoundInStore."""
+
+    async def get_key_by_hash(self, secret_hash: str) -> KeyRecord | None: ...
+
+    async def get_key(self, key_id: str) -> KeyRecord | None: ...
+
+    async def list_keys(self, account_id: str | None = None) -> list[KeyRecord]: ...
+
+    async def revoke_key(self, key_id: str) -> KeyRecord:
+        """Idempotent (a second revoke keeps the first time). Unknown → NotFoundInStore."""
+
+    async def touch_keys(self, last_used: dict[str, int]) -> None:
+        """Batch update of last_used_us (only ever moves forward)."""
+
+    # -- ledger ----------------------------------------------------------------------------
+    async def place_hold(
+        self, *, hold_id: str, account_id: str, key_id: str | None, amount: int,
+        expires_us: int, now_us: int,
+    ) -> HoldResult:
+        """Atomically: if the key (when given) is active at ``now_us`` and the balance covers
+        ``amount``, subtract it, append a ``hold`` entry (−amount) and a hold row. Otherwise
+        change nothing and say why. One transaction, no read-then-write race."""
+
+    async def settle_hold(self, hold_id: str, charge: int, *, now_us: int) -> SettleResult:
+        """Close a ``held`` hold: charge ``min(charge, hold.amount)``, append a ``settle`` entry
+        of +(amount − charged), mark the hold settled. Idempotent: a hold already closed returns
+        what was done, changing nothing. Unknown → NotFoundInStore."""
+
+    async def release_hold(self, hold_id: str, *, now_us: int) -> SettleResult:
+        """Close a ``held`` hold charging nothing (entry kind ``release``). Idempotent."""
+
+    async def expire_holds(self, now_us: int, *, limit: int = 1000) -> list[SettleResult]:
+        """Release every ``held`` hold whose ``expires_us`` ≤ now (status ``expired``)."""
+
+    async def get_hold(self, hold_id: str) -> HoldRecord | None: ...
+
+    async def entries(
+        self, account_id: str, *, since_us: int | None = None, until_us: int | None = None,
+    ) -> list[LedgerEntry]: ...
+
+    async def verify_ledger(self) -> VerifyReport: ...
+
+    # -- usage -----------------------------------------------------------------------------
+    async def insert_usage(self, records: Sequence[UsageRecord]) -> None:
+        """Batch insert; a record whose request_id exists already is ignored (idempotent)."""
+
+    async def list_usage(
+        self, *, account_id: str | None = None, limit: int = 100,
+    ) -> list[UsageRecord]:
+        """Newest first."""
+
+    # -- catalog ---------------------------------------------------------------------------
+    async def upsert_catalog(
+        self, instruments: Sequence[InstrumentRecord], suppliers: Sequence[SupplierRecord],
+        offers: Sequence[OfferRecord],
+    ) -> None:
+        """Insert or replace by primary key (instrument id, supplier name, offer id)."""
+
+    async def load_catalog(
+        self,
+    ) -> tuple[list[InstrumentRecord], list[SupplierRecord], list[OfferRecord]]: ...

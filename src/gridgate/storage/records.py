@@ -1,0 +1,133 @@
+"""Rows that cross the storage ports. Plain frozen structs; times are unix microseconds (int)."""
+
+from __future__ import annotations
+
+from typing import Literal
+
+import msgspec
+
+Capability = Literal["tools", "json_schema", "vision", "logprobs"]
+WireFormat = Literal["openai", "anthropic"]
+
+
+class AccountRecord(msgspec.Struct, frozen=True, kw_only=True):
+    id: str
+    name: str
+    balance: int  # nano-dollars; always equals the sum of the account's ledger entries
+    created_us: int
+
+
+class KeyRecord(msgspec.Struct, frozen=True, kw_only=True):
+    id: str
+    account_id: str
+    name: str
+    prefix: str  # the visible start of the secret, e.g. "gg-AbCdEf12"
+    secret_hash: str  # hex sha256 of the full secret; the secret itself is never stored
+    created_us: int
+    expires_us: int | None = None
+    revoked_us: int | None = None
+    last_used_us: int | None = None
+
+    def active_at(self, now_us: int) -> bool:
+        if self.revoked_us is not None:
+            return False
+        return self.expires_us is None or self.expires_us > now_us
+
+
+EntryKind = Literal["credit", "hold", "settle", "release", "refund", "adjustment"]
+
+
+class LedgerEntry(msgspec.Struct, frozen=True, kw_only=True):
+    id: int
+    account_id: str
+    kind: EntryKind
+    amount: int  # signed nano-dollars; balance = sum(amount)
+    hold_id: str | None
+    idempotency_key: str | None
+    memo: str | None
+    created_us: int
+
+
+HoldStatus = Literal["held", "settled", "released", "expired"]
+
+
+class HoldRecord(msgspec.Struct, frozen=True, kw_only=True):
+    id: str
+    account_id: str
+    key_id: str | None
+    amount: int  # the worst case reserved
+    charged: int | None  # set when settled
+    status: HoldStatus
+    created_us: int
+    expires_us: int
+
+
+class UsageRecord(msgspec.Struct, frozen=True, kw_only=True):
+    """One per request, whatever its outcome. Never holds prompt or completion content."""
+
+    request_id: str
+    created_us: int
+    account_id: str
+    key_id: str
+    instrument: str
+    supplier: str | None
+    offer_id: str | None
+    upstream_model: str | None
+    stream: bool
+    input_tokens: int = 0
+    output_tokens: int = 0
+    reasoning_tokens: int = 0
+    cached_tokens: int = 0
+    usage_estimated: bool = False  # True when the upstream reported no usage and we counted
+    price_input_per_m: int = 0
+    price_output_per_m: int = 0
+    cost: int = 0  # nano-dollars charged
+    hold_id: str | None = None
+    ttft_us: int | None = None
+    duration_us: int = 0
+    outcome: str = "ok"  # ok | client_error | upstream_error | cancelled | ...
+    status: int = 200
+    billed: bool = True
+    error: str | None = None  # short, secret-free
+
+
+class InstrumentRecord(msgspec.Struct, frozen=True, kw_only=True):
+    id: str  # lower-case, e.g. "text-prime"
+    display_name: str
+    # spec: floors / ceilings a supplier offer must meet
+    quality_floor: float
+    ttft_ceiling_ms: int | None
+    throughput_floor_tps: float | None
+    context_floor: int
+    max_output_floor: int
+    # limits published in /v1/models and enforced on requests
+    context_length: int
+    max_input_tokens: int
+    max_completion_tokens: int
+    image_input: bool = False
+    reasoning_efforts: tuple[str, ...] = ()
+    default_reasoning_effort: str | None = None
+    enabled: bool = True
+
+
+class SupplierRecord(msgspec.Struct, frozen=True, kw_only=True):
+    name: str
+    wire: WireFormat
+    base_url: str
+    api_key_env: str | None = None  # the env var holding the credential; never the secret itself
+    zero_retention: bool = True
+    enabled: bool = True
+
+
+class OfferRecord(msgspec.Struct, frozen=True, kw_only=True):
+    id: str  # stable, e.g. "sim-a/text-prime"
+    supplier: str
+    instrument: str
+    model: str  # the upstream model name
+    input_per_m: int  # nano-dollars per 1M input tokens
+    output_per_m: int  # nano-dollars per 1M output tokens
+    quality: float
+    context: int
+    max_output: int
+    capabilities: tuple[Capability, ...] = ()
+    enabled: bool = True
