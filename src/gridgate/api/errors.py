@@ -1,0 +1,84 @@
+"""The error boundary of the HTTP edge: every failure leaves as the published envelope.
+
+Our own errors render themselves; aiohttp's HTTP exceptions (unknown path, wrong method, body too
+large) are translated into the same envelope; anything unexpected is logged with the request id
+and answered with a generic 500 that reveals nothing.
+"""
+
+from __future__ import annotations
+
+import logging
+import secrets
+from collections.abc import Awaitable, Callable
+
+from aiohttp import web
+
+from gridgate.api.state import STATE
+from gridgate.errors import (
+    BadRequest,
+    GridgateError,
+    MethodNotAllowed,
+    NotFound,
+    PayloadTooLarge,
+    http_status,
+)
+
+log = logging.getLogger("gridgate.api")
+
+REQUEST_ID: web.RequestKey[str] = web.RequestKey("gridgate_request_id", str)
+Handler = Callable[[web.Request], Awaitable[web.StreamResponse]]
+
+
+def new_request_id() -> str:
+    return "req_" + secrets.token_hex(12)
+
+
+def error_response(error: GridgateError, request_id: str) -> web.Response:
+    headers = {"x-request-id": request_id, **error.headers}
+    return web.Response(
+        body=error.render(), status=http_status(error), content_type="application/json",
+        headers=headers,
+    )
+
+
+def _translate(exc: web.HTTPException, request: web.Request) -> GridgateError:
+    if isinstance(exc, web.HTTPRequestEntityTooLarge):
+        return PayloadTooLarge(
+            f"request body too large: at most {request.app[STATE].settings.server.max_body_bytes} bytes"
+        )
+    if isinstance(exc, web.HTTPMethodNotAllowed):
+        allowed = ", ".join(sorted(exc.allowed_methods))
+        error: GridgateError = MethodNotAllowed(
+            f"method {request.method} not allowed on {request.path}; use {allowed}"
+        )
+        error.headers["Allow"] = allowed
+        return error
+    if isinstance(exc, web.HTTPNotFound):
+        return NotFound(f"no such endpoint: {request.method} {request.path}")
+    if exc.status == 400:
+        return BadRequest(exc.reason or "bad request")
+    generic = GridgateError(exc.reason or "error")
+    return generic
+
+
+@web.middleware
+async def error_middleware(request: web.Request, handler: Handler) -> web.StreamResponse:
+    request_id = new_request_id()
+    request[REQUEST_ID] = request_id
+    try:
+        response = await handler(request)
+    except GridgateError as exc:
+        return error_response(exc, request_id)
+    except web.HTTPException as exc:
+        if exc.status < 400:
+            raise
+        translated = _translate(exc, request)
+        response = error_response(translated, request_id)
+        response.set_status(exc.status)
+        return response
+    except Exception:
+        log.exception("unhandled error", extra={"request_id": request_id})
+        return error_response(GridgateError("internal error; it has been logged"), request_id)
+    if not response.prepared:
+        response.headers["x-request-id"] = request_id
+    return response

@@ -1,0 +1,45 @@
+"""The one typed object holding a process's shared state, built once in the app's lifespan."""
+
+from __future__ import annotations
+
+from dataclasses import dataclass, field
+
+import aiohttp
+from aiohttp import web
+
+from gridgate.core.billing import Billing
+from gridgate.core.catalog import Catalog
+from gridgate.core.clock import Clock
+from gridgate.core.exchange import Exchange
+from gridgate.core.keys import Authenticator
+from gridgate.core.usage_writer import UsageWriter
+from gridgate.settings import Settings
+from gridgate.storage.ports import Store
+
+
+@dataclass
+class CatalogRef:
+    """The current catalog snapshot; replaced whole on reload."""
+
+    current: Catalog
+    models_body: bytes = b""  # GET /v1/models, rendered once per snapshot
+
+    def get(self) -> Catalog:
+        return self.current
+
+
+@dataclass
+class AppState:
+    settings: Settings
+    store: Store
+    clock: Clock
+    catalog: CatalogRef
+    auth: Authenticator
+    billing: Billing
+    usage: UsageWriter
+    exchange: Exchange
+    http: aiohttp.ClientSession
+    background: list[object] = field(default_factory=list)
+
+
+STATE: web.AppKey[AppState] = web.AppKey("gridgate_state", AppState)

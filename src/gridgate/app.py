@@ -1,0 +1,121 @@
+"""build_app(settings): the routes, the error middleware, and a lifespan that builds one AppState."""
+
+from __future__ import annotations
+
+import asyncio
+import contextlib
+import logging
+from collections.abc import AsyncIterator, Callable, Mapping
+from pathlib import Path
+
+import aiohttp
+from aiohttp import web
+
+from gridgate.api.chat import chat_completions
+from gridgate.api.errors import error_middleware
+from gridgate.api.models import get_model, list_models
+from gridgate.api.state import STATE, AppState, CatalogRef
+from gridgate.core.billing import Billing
+from gridgate.core.catalog import Catalog, records_from_settings
+from gridgate.core.clock import Clock, SystemClock
+from gridgate.core.exchange import Exchange
+from gridgate.core.keys import Authenticator
+from gridgate.core.usage_writer import UsageWriter
+from gridgate.providers.base import Adapter
+from gridgate.providers.openai import OpenAIAdapter
+from gridgate.settings import Settings
+from gridgate.storage.sql import SqlStore
+
+log = logging.getLogger("gridgate")
+
+
+def ensure_data_dir(settings: Settings) -> None:
+    """The embedded SQLite default lives in the data dir; make it exist."""
+    if not settings.database.url:
+        Path(settings.data_dir).mkdir(parents=True, exist_ok=True)
+
+
+async def open_store(settings: Settings, *, seed_catalog: bool = True) -> SqlStore:
+    ensure_data_dir(settings)
+    store = SqlStore(settings.database_url)
+    await store.open()
+    if seed_catalog:
+        await store.upsert_catalog(*records_from_settings(settings))
+    return store
+
+
+async def _health(_: web.Request) -> web.Response:
+    return web.json_response({"status": "ok"})
+
+
+def build_app(
+    settings: Settings, *, clock: Clock | None = None, environ: Mapping[str, str] | None = None
+) -> web.Application:
+    app = web.Application(
+        client_max_size=settings.server.max_body_bytes, middlewares=[error_middleware]
+    )
+    app.router.add_post("/v1/chat/completions", chat_completions)
+    app.router.add_get("/v1/models", list_models)
+    app.router.add_get("/v1/models/{model}", get_model)
+    app.router.add_get("/healthz", _health)
+    app.cleanup_ctx.append(_lifespan(settings, clock or SystemClock(), environ))
+    return app
+
+
+def _lifespan(
+    settings: Settings, clock: Clock, environ: Mapping[str, str] | None
+) -> Callable[[web.Application], AsyncIterator[None]]:
+    async def lifespan(app: web.Application) -> AsyncIterator[None]:
+        store = await open_store(settings)
+        http: aiohttp.ClientSession | None = None
+        usage: UsageWriter | None = None
+        sweeper: asyncio.Task[None] | None = None
+        try:
+            catalog = CatalogRef(Catalog.build(*await store.load_catalog()))
+            connector = aiohttp.TCPConnector(
+                limit=settings.upstream.pool_size, limit_per_host=0, ttl_dns_cache=300
+            )
+            http = aiohttp.ClientSession(connector=connector)
+            billing = Billing(store, clock, settings.billing)
+            usage = UsageWriter(store)
+            adapters: dict[str, Adapter] = {
+                "openai": OpenAIAdapter(http, settings.upstream, environ),
+            }
+            exchange = Exchange(
+                catalog=catalog.get, billing=billing, adapters=adapters, usage=usage,
+                clock=clock, upstream=settings.upstream,
+            )
+            app[STATE] = AppState(
+                settings=settings, store=store, clock=clock, catalog=catalog,
+                auth=Authenticator(store, clock, settings.auth.cache_seconds),
+                billing=billing, usage=usage, exchange=exchange, http=http,
+            )
+            usage.start()
+            sweeper = asyncio.create_task(
+                _sweep(billing, settings.billing.sweep_interval_seconds), name="gridgate-sweeper"
+            )
+            yield
+        finally:
+            if sweeper is not None:
+                sweeper.cancel()
+                with contextlib.suppress(asyncio.CancelledError):
+                    await sweeper
+            if usage is not None:
+                await usage.close()
+            if http is not None:
+                await http.close()
+            await store.close()
+
+    return lifespan
+
+
+async def _sweep(billing: Billing, interval: float) -> None:
+    """Release holds left behind by crashed processes."""
+    while True:
+        try:
+            released = await billing.sweep()
+            if released:
+                log.info("released %d expired holds", released)
+        except Exception:
+            log.exception("hold sweep failed")
+        await asyncio.sleep(interval)

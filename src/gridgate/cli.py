@@ -1,0 +1,278 @@
+"""The ``gridgate`` command: parses, calls one operation, prints (``--json`` for scripts)."""
+
+from __future__ import annotations
+
+import argparse
+import asyncio
+import json
+import logging
+import sys
+from collections.abc import Awaitable, Callable, Sequence
+from datetime import UTC, datetime
+from typing import Any
+
+from gridgate.core.accounts import Accounts
+from gridgate.core.clock import SystemClock
+from gridgate.errors import GridgateError
+from gridgate.money import format_usd
+from gridgate.settings import Settings, SettingsError, load_settings
+from gridgate.storage.ports import StorageError
+from gridgate.storage.records import AccountRecord, KeyRecord, LedgerEntry
+
+
+def _iso(us: int | None) -> str | None:
+    if us is None:
+        return None
+    return datetime.fromtimestamp(us / 1_000_000, tz=UTC).isoformat().replace("+00:00", "Z")
+
+
+def account_json(account: AccountRecord) -> dict[str, Any]:
+    return {
+        "id": account.id,
+        "name": account.name,
+        "balance_usd": format_usd(account.balance),
+        "balance_nanos": account.balance,
+        "created_at": _iso(account.created_us),
+    }
+
+
+def key_json(key: KeyRecord, now_us: int) -> dict[str, Any]:
+    return {
+        "id": key.id,
+        "account_id": key.account_id,
+        "name": key.name,
+        "key_prefix": key.prefix,
+        "is_active": key.active_at(now_us),
+        "created_at": _iso(key.created_us),
+        "expires_at": _iso(key.expires_us),
+        "last_used_at": _iso(key.last_used_us),
+        "revoked_at": _iso(key.revoked_us),
+    }
+
+
+def entry_json(entry: LedgerEntry) -> dict[str, Any]:
+    return {
+        "id": entry.id,
+        "account_id": entry.account_id,
+        "kind": entry.kind,
+        "amount_usd": format_usd(entry.amount),
+        "amount_nanos": entry.amount,
+        "idempotency_key": entry.idempotency_key,
+        "created_at": _iso(entry.created_us),
+    }
+
+
+# -- store-backed commands ------------------------------------------------------------------------
+async def _with_accounts(
+    settings: Settings, action: Callable[[Accounts], Awaitable[dict[str, Any] | list[Any]]]
+) -> dict[str, Any] | list[Any]:
+    from gridgate.app import open_store
+
+    store = await open_store(settings)
+    try:
+        return await action(Accounts(store, SystemClock()))
+    finally:
+        await store.close()
+
+
+def _print(result: dict[str, Any] | list[Any], as_json: bool, human: Callable[[], str]) -> None:
+    if as_json:
+        print(json.dumps(result, separators=(",", ":")))
+    else:
+        print(human())
+
+
+def cmd_accounts(args: argparse.Namespace, settings: Settings) -> int:
+    now = SystemClock().now_us()
+
+    async def action(accounts: Accounts) -> dict[str, Any] | list[Any]:
+        if args.action == "create":
+            return account_json(await accounts.create(args.name))
+        if args.action == "credit":
+            entry, account = await accounts.credit(
+                args.account, args.usd, idempotency_key=args.idempotency_key
+            )
+            return {"entry": entry_json(entry), "account": account_json(account)}
+        if args.action == "show":
+            account = await accounts.get(args.account)
+            keys = await accounts.list_keys(account.id)
+            return {**account_json(account), "keys": [key_json(k, now) for k in keys]}
+        return [account_json(a) for a in await accounts.list_all()]
+
+    result = asyncio.run(_with_accounts(settings, action))
+
+    def human() -> str:
+        if isinstance(result, list):
+            return "\n".join(f"{a['id']}  {a['balance_usd']:>14} USD  {a['name']}" for a in result)
+        account = result.get("account", result)
+        line = f"{account['id']}  balance {account['balance_usd']} USD  ({account['name']})"
+        if "keys" in result:
+            line += "".join(
+                f"\n  {k['id']}  {k['key_prefix']}…  {'active' if k['is_active'] else 'inactive'}"
+                f"  {k['name']}" for k in result["keys"]
+            )
+        return line
+
+    _print(result, args.json, human)
+    return 0
+
+
+def cmd_keys(args: argparse.Namespace, settings: Settings) -> int:
+    now = SystemClock().now_us()
+
+    async def action(accounts: Accounts) -> dict[str, Any] | list[Any]:
+        if args.action == "create":
+            new = await accounts.create_key(args.account, args.name, expires_at=args.expires_at)
+            return {**key_json(new.record, now), "key": new.secret}
+        if args.action == "revoke":
+            return key_json(await accounts.revoke_key(args.key_id), SystemClock().now_us())
+        return [key_json(k, now) for k in await accounts.list_keys(args.account)]
+
+    result = asyncio.run(_with_accounts(settings, action))
+
+    def human() -> str:
+        if isinstance(result, list):
+            return "\n".join(
+                f"{k['id']}  {k['key_prefix']}…  {'active  ' if k['is_active'] else 'inactive'}"
+                f"  {k['account_id']}  {k['name']}" for k in result
+            )
+        if "key" in result:
+            return (
+                f"{result['id']}  {result['name']}\n{result['key']}\n"
+                "This secret is shown once; store it now."
+            )
+        return f"{result['id']} revoked at {result['revoked_at']}"
+
+    _print(result, args.json, human)
+    return 0
+
+
+def cmd_migrate(args: argparse.Namespace, settings: Settings) -> int:
+    from gridgate.app import open_store
+
+    async def run() -> None:
+        store = await open_store(settings)
+        await store.close()
+
+    asyncio.run(run())
+    _print({"migrated": True, "database": _safe_url(settings.database_url)}, args.json,
+           lambda: f"database ready: {_safe_url(settings.database_url)}")
+    return 0
+
+
+def _safe_url(url: str) -> str:
+    """A database URL without its password."""
+    scheme, sep, rest = url.partition("://")
+    if "@" in rest:
+        creds, _, host = rest.rpartition("@")
+        user = creds.split(":", 1)[0]
+        return f"{scheme}{sep}{user}@{host}"
+    return url
+
+
+def cmd_serve(args: argparse.Namespace, settings: Settings) -> int:
+    from gridgate.server import serve
+
+    return serve(settings)
+
+
+def cmd_demo(args: argparse.Namespace, settings: Settings) -> int:
+    from gridgate.demo import run_demo
+
+    return run_demo(settings, port=args.port, as_json=args.json)
+
+
+def cmd_simulate(args: argparse.Namespace, settings: Settings) -> int:
+    from gridgate.simulator import command
+
+    return command.run(args)
+
+
+# -- parsing -------------------------------------------------------------------------------------
+def _common(parser: argparse.ArgumentParser, *, suppress: bool) -> None:
+    default: Any = argparse.SUPPRESS if suppress else None
+    parser.add_argument(
+        "--config", default=default, metavar="PATH",
+        help="TOML config file (default: $GRIDGATE_CONFIG, else embedded defaults)",
+    )
+    parser.add_argument(
+        "--data-dir", default=default, metavar="DIR",
+        help="where the embedded SQLite database lives (default: $GRIDGATE_DATA_DIR or .gridgate)",
+    )
+    parser.add_argument(
+        "--json", action="store_true", default=argparse.SUPPRESS if suppress else False,
+        help="print machine-readable JSON",
+    )
+
+
+def build_parser() -> argparse.ArgumentParser:
+    parser = argparse.ArgumentParser(prog="gridgate", description=__doc__)
+    _common(parser, suppress=False)
+    sub = parser.add_subparsers(dest="command", required=True, metavar="COMMAND")
+
+    def add(name: str, help_text: str, func: Callable[..., int]) -> argparse.ArgumentParser:
+        p = sub.add_parser(name, help=help_text, description=help_text)
+        _common(p, suppress=True)
+        p.set_defaults(func=func)
+        return p
+
+    add("serve", "run the gateway (host/port/workers from the config's [server])", cmd_serve)
+    demo = add("demo", "run a demo: gateway on SQLite + simulated suppliers + a funded key", cmd_demo)
+    demo.add_argument("--port", type=int, default=8080, help="gateway port (default 8080)")
+    add("migrate", "create or upgrade the database and seed the catalog", cmd_migrate)
+
+    from gridgate.simulator import command as simulator_command
+
+    simulate = add("simulate", "run a simulated supplier (OpenAI wire format)", cmd_simulate)
+    simulator_command.add_arguments(simulate)
+
+    accounts = add("accounts", "manage accounts", cmd_accounts)
+    acc = accounts.add_subparsers(dest="action", required=True, metavar="ACTION")
+    p = acc.add_parser("create", help="create an account")
+    p.add_argument("--name", required=True)
+    p = acc.add_parser("credit", help="add prepaid credit (USD, decimal)")
+    p.add_argument("account")
+    p.add_argument("usd")
+    p.add_argument("--idempotency-key", default=None,
+                   help="a retried credit with the same key is applied once")
+    p = acc.add_parser("show", help="an account's balance and keys")
+    p.add_argument("account")
+    acc.add_parser("list", help="all accounts")
+
+    keys = add("keys", "manage API keys", cmd_keys)
+    ks = keys.add_subparsers(dest="action", required=True, metavar="ACTION")
+    p = ks.add_parser("create", help="create a key (the secret is shown once)")
+    p.add_argument("--account", required=True)
+    p.add_argument("--name", required=True)
+    p.add_argument("--expires-at", default=None, metavar="ISO",
+                   help="ISO 8601 time after which the key stops working")
+    p = ks.add_parser("list", help="list keys")
+    p.add_argument("--account", default=None)
+    p = ks.add_parser("revoke", help="revoke a key (effective on the next request)")
+    p.add_argument("key_id")
+    return parser
+
+
+def main(argv: Sequence[str] | None = None) -> int:
+    parser = build_parser()
+    args = parser.parse_args(argv)
+    logging.basicConfig(level=logging.INFO, format="%(asctime)s %(levelname)s %(name)s %(message)s")
+    try:
+        settings = load_settings(args.config, data_dir=args.data_dir)
+        code: int = args.func(args, settings)
+    except SettingsError as exc:
+        print(f"gridgate: config error: {exc}", file=sys.stderr)
+        return 2
+    except GridgateError as exc:
+        print(f"gridgate: {exc.message}", file=sys.stderr)
+        return 1
+    except StorageError as exc:
+        print(f"gridgate: storage error: {exc}", file=sys.stderr)
+        return 1
+    except KeyboardInterrupt:
+        return 130
+    return code
+
+
+if __name__ == "__main__":
+    sys.exit(main())

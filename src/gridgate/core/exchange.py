@@ -1,0 +1,427 @@
+"""The exchange: one request from a validated body to a settled, recorded answer.
+
+    resolve instrument ─► check its limits ─► rank qualifying offers (cheapest first)
+      ─► per attempt: quote worst case ─► HOLD ─► adapter ─► (supplier failed before the first
+         byte? release, next offer) ─► meter ─► SETTLE ─► usage record (queued)
+
+Nothing here knows which HTTP surface called: requests arrive as the canonical ``ChatRequest``
+and answers leave in the canonical OpenAI form.
+"""
+
+from __future__ import annotations
+
+import asyncio
+import logging
+from collections.abc import AsyncGenerator, AsyncIterator, Callable, Mapping
+from dataclasses import dataclass, field
+
+import msgspec
+
+from gridgate.core.billing import Billing, Quote
+from gridgate.core.catalog import Catalog, PricedOffer
+from gridgate.core.clock import Clock
+from gridgate.core.routing import Needs, rank
+from gridgate.core.usage_writer import UsageWriter
+from gridgate.errors import (
+    GridgateError,
+    SupplierFailed,
+    UnknownInstrument,
+    UpstreamRejected,
+    ValidationFailed,
+    http_status,
+)
+from gridgate.protocol.openai_chat import ChatRequest
+from gridgate.protocol.tokens import measure_prompt
+from gridgate.providers.base import Adapter, Chunk, Completion, UpstreamCall, Usage
+from gridgate.settings import UpstreamSettings
+from gridgate.storage.records import Capability, HoldRecord, InstrumentRecord, KeyRecord, UsageRecord
+
+log = logging.getLogger("gridgate.exchange")
+
+BYTES_PER_TOKEN_ESTIMATE = 4
+
+
+def estimate_tokens(text_bytes: int) -> int:
+    """Self-metering when an upstream reports no usage: ⌈UTF-8 bytes / 4⌉ (documented in README)."""
+    return -(-text_bytes // BYTES_PER_TOKEN_ESTIMATE)
+
+
+@dataclass(frozen=True, slots=True)
+class Plan:
+    instrument: InstrumentRecord
+    candidates: list[PricedOffer]
+    prompt_bound: int
+    prompt_estimate: int
+    requested_max: int | None
+    n: int
+
+
+@dataclass(slots=True)
+class Served:
+    """Who served an answer (for response headers)."""
+
+    supplier: str
+    offer_id: str
+    model: str
+
+
+@dataclass(slots=True)
+class _Attempt:
+    """The state of one request across attempts: its hold and what it has cost so far."""
+
+    request_id: str
+    caller: KeyRecord
+    plan: Plan
+    started: float
+    created_us: int
+    stream: bool
+    hold: HoldRecord | None = None
+    quote: Quote | None = None
+    attempts: int = 0
+    errors: list[str] = field(default_factory=list)
+
+
+class Exchange:
+    def __init__(
+        self,
+        *,
+        catalog: Callable[[], Catalog],
+        billing: Billing,
+        adapters: Mapping[str, Adapter],
+        usage: UsageWriter,
+        clock: Clock,
+        upstream: UpstreamSettings,
+    ) -> None:
+        self._catalog = catalog
+        self._billing = billing
+        self._adapters = adapters
+        self._usage = usage
+        self._clock = clock
+        self._max_attempts = upstream.max_attempts
+
+    # -- planning ------------------------------------------------------------------------
+    def plan(self, request: ChatRequest) -> Plan:
+        """Resolve the instrument, check its limits and rank the offers. Pure, no I/O."""
+        catalog = self._catalog()
+        instrument = catalog.instrument(request.model)
+        if instrument is None:
+            raise UnknownInstrument(
+                f"model {request.model!r} is not an instrument of this exchange; "
+                "GET /v1/models lists them",
+                param="model",
+            )
+        requested = request.effective_max_tokens
+        if requested is not None and requested > instrument.max_completion_tokens:
+            field_name = (
+                "max_completion_tokens"
+                if request.max_completion_tokens not in (None, msgspec.UNSET)
+                else "max_tokens"
+            )
+            raise ValidationFailed(
+                f"{field_name}: at most {instrument.max_completion_tokens} for instrument "
+                f"{instrument.id!r} (got {requested})",
+                param=field_name,
+            )
+        size = measure_prompt(request)
+        estimate = size.estimate
+        if estimate > instrument.max_input_tokens:
+            raise ValidationFailed(
+                f"messages: the prompt is about {estimate} tokens; instrument {instrument.id!r} "
+                f"accepts at most {instrument.max_input_tokens} input tokens",
+                param="messages",
+                code="context_length_exceeded",
+            )
+        if request.has_image_input and not instrument.image_input:
+            raise ValidationFailed(
+                f"messages: instrument {instrument.id!r} does not accept image input",
+                param="messages",
+            )
+        effort = request.reasoning_effort
+        if (
+            isinstance(effort, str)
+            and instrument.reasoning_efforts
+            and effort not in instrument.reasoning_efforts
+        ):
+            raise ValidationFailed(
+                f"reasoning_effort: instrument {instrument.id!r} supports "
+                f"{', '.join(instrument.reasoning_efforts)} (got {effort!r})",
+                param="reasoning_effort",
+            )
+        caps: set[Capability] = set()
+        if request.wants_tools:
+            caps.add("tools")
+        if request.wants_json_schema:
+            caps.add("json_schema")
+        if request.has_image_input:
+            caps.add("vision")
+        if request.logprobs is True:
+            caps.add("logprobs")
+        needs = Needs(
+            capabilities=frozenset(caps),
+            prompt_tokens=estimate,
+            max_output_tokens=requested,
+            n=request.n_choices,
+        )
+        candidates = rank(instrument, catalog.offers_for(instrument.id), needs)
+        return Plan(
+            instrument=instrument,
+            candidates=candidates,
+            prompt_bound=size.upper_bound,
+            prompt_estimate=estimate,
+            requested_max=requested,
+            n=request.n_choices,
+        )
+
+    # -- non-streamed ----------------------------------------------------------------------
+    async def complete(
+        self, caller: KeyRecord, request: ChatRequest, request_id: str
+    ) -> tuple[Completion, Served]:
+        state = self._start(caller, request, request_id, stream=False)
+        try:
+            for offer in self._attempts(state):
+                call = await self._prepare(state, offer, request)
+                try:
+                    completion = await self._adapters[offer.supplier.wire].complete(call)
+                except SupplierFailed as exc:
+                    state.errors.append(f"{offer.offer.id}: {exc.message}")
+                    continue
+                cost = offer.price.cost(
+                    completion.usage.prompt_tokens, completion.usage.completion_tokens
+                )
+                charged = await self._settle(state, cost)
+                self._record(state, offer, completion.usage, charged, outcome="ok", status=200)
+                return completion, Served(offer.supplier.name, offer.offer.id, completion.model)
+            raise self._exhausted(state)
+        except GridgateError as exc:
+            await self._fail(state, exc)
+            raise
+        except BaseException:
+            await self._fail(state, None)
+            raise
+
+    # -- streamed -----------------------------------------------------------------------------
+    async def open_stream(
+        self, caller: KeyRecord, request: ChatRequest, request_id: str
+    ) -> StreamSession:
+        """Route, hold and wait for the first chunk (failing over until one arrives)."""
+        state = self._start(caller, request, request_id, stream=True)
+        try:
+            for offer in self._attempts(state):
+                call = await self._prepare(state, offer, request)
+                chunks = self._adapters[offer.supplier.wire].stream(call)
+                try:
+                    first = await anext(aiter(chunks))
+                except SupplierFailed as exc:
+                    await _aclose(chunks)
+                    state.errors.append(f"{offer.offer.id}: {exc.message}")
+                    continue
+                except StopAsyncIteration:
+                    state.errors.append(f"{offer.offer.id}: empty stream")
+                    continue
+                except BaseException:
+                    await _aclose(chunks)
+                    raise
+                return StreamSession(self, state, offer, chunks, first, request.include_usage)
+            raise self._exhausted(state)
+        except GridgateError as exc:
+            await self._fail(state, exc)
+            raise
+        except BaseException:
+            await self._fail(state, None)
+            raise
+
+    # -- shared steps ---------------------------------------------------------------------------
+    def _start(
+        self, caller: KeyRecord, request: ChatRequest, request_id: str, *, stream: bool
+    ) -> _Attempt:
+        plan = self.plan(request)
+        return _Attempt(
+            request_id=request_id,
+            caller=caller,
+            plan=plan,
+            started=self._clock.monotonic(),
+            created_us=self._clock.now_us(),
+            stream=stream,
+        )
+
+    def _attempts(self, state: _Attempt) -> list[PricedOffer]:
+        return state.plan.candidates[: self._max_attempts]
+
+    async def _prepare(
+        self, state: _Attempt, offer: PricedOffer, request: ChatRequest
+    ) -> UpstreamCall:
+        plan = state.plan
+        cap = min(offer.offer.max_output, plan.instrument.max_completion_tokens)
+        per_choice = min(plan.requested_max, cap) if plan.requested_max is not None else cap
+        quote = Quote(offer.price, plan.prompt_bound, per_choice, plan.n)
+        state.attempts += 1
+        if state.hold is None or state.quote is None or quote.amount > state.hold.amount:
+            if state.hold is not None:
+                await self._billing.release(state.hold.id)
+                state.hold = None
+            state.hold, state.quote = await self._billing.hold(
+                hold_id=f"hold_{state.request_id.removeprefix('req_')}_{state.attempts}",
+                account_id=state.caller.account_id,
+                key_id=state.caller.id,
+                quote=quote,
+                requested=plan.requested_max,
+            )
+        else:
+            # the standing hold covers this offer's worst case at the same or a lower cap
+            held_cap = state.quote.max_output_tokens
+            state.quote = Quote(offer.price, plan.prompt_bound, min(per_choice, held_cap), plan.n)
+        return UpstreamCall(
+            supplier=offer.supplier,
+            offer=offer.offer,
+            request=request,
+            max_output_tokens=state.quote.max_output_tokens,
+            stream=state.stream,
+            prompt_estimate=plan.prompt_estimate,
+        )
+
+    def _exhausted(self, state: _Attempt) -> SupplierFailed:
+        if state.errors:
+            log.warning(
+                "all suppliers failed",
+                extra={"request_id": state.request_id, "errors": state.errors},
+            )
+        return SupplierFailed(
+            f"no supplier could serve instrument {state.plan.instrument.id!r} "
+            f"({state.attempts} tried); the request was not charged"
+        )
+
+    async def _settle(self, state: _Attempt, cost: int) -> int:
+        assert state.hold is not None
+        hold = state.hold
+        state.hold = None
+        result = await asyncio.shield(self._billing.settle(hold.id, cost))
+        return result.charged if result is not None else 0
+
+    async def _fail(self, state: _Attempt, error: GridgateError | None) -> None:
+        """Release the hold (charging nothing) and record the failure."""
+        if state.hold is not None:
+            hold, state.hold = state.hold, None
+            await asyncio.shield(self._billing.release(hold.id))
+        if error is None:
+            outcome, status = "cancelled", 499
+        elif isinstance(error, UpstreamRejected):
+            outcome, status = "upstream_rejected", http_status(error)
+        elif isinstance(error, SupplierFailed):
+            outcome, status = "upstream_error", http_status(error)
+        else:
+            outcome, status = "rejected", http_status(error)
+        self._record(state, None, Usage(), 0, outcome=outcome, status=status,
+                     error=error.message if error else None)
+
+    def _record(
+        self, state: _Attempt, offer: PricedOffer | None, usage: Usage, charged: int, *,
+        outcome: str, status: int, error: str | None = None, ttft_us: int | None = None,
+    ) -> None:
+        duration = int((self._clock.monotonic() - state.started) * 1_000_000)
+        self._usage.submit(
+            UsageRecord(
+                request_id=state.request_id,
+                created_us=state.created_us,
+                account_id=state.caller.account_id,
+                key_id=state.caller.id,
+                instrument=state.plan.instrument.id,
+                supplier=offer.supplier.name if offer else None,
+                offer_id=offer.offer.id if offer else None,
+                upstream_model=offer.offer.model if offer else None,
+                stream=state.stream,
+                input_tokens=usage.prompt_tokens,
+                output_tokens=usage.completion_tokens,
+                reasoning_tokens=usage.reasoning_tokens,
+                cached_tokens=usage.cached_tokens,
+                usage_estimated=usage.estimated,
+                price_input_per_m=offer.price.input_per_m if offer else 0,
+                price_output_per_m=offer.price.output_per_m if offer else 0,
+                cost=charged,
+                ttft_us=ttft_us,
+                duration_us=duration,
+                outcome=outcome,
+                status=status,
+                billed=charged > 0,
+                error=error,
+            )
+        )
+
+
+class StreamSession:
+    """An open stream whose first chunk has arrived. Iterate ``chunks()`` to relay it; the
+    iterator settles in its ``finally`` whatever happens (completion, upstream failure, the
+    client going away, cancellation)."""
+
+    def __init__(
+        self, exchange: Exchange, state: _Attempt, offer: PricedOffer,
+        upstream: AsyncIterator[Chunk], first: Chunk, include_usage: bool,
+    ) -> None:
+        self._exchange = exchange
+        self._state = state
+        self._offer = offer
+        self._upstream = upstream
+        self._first = first
+        self._include_usage = include_usage
+        self._ttft_us = int((exchange._clock.monotonic() - state.started) * 1_000_000)
+        self._usage: Usage | None = None
+        self._output_bytes = 0
+        self.served = Served(offer.supplier.name, offer.offer.id, offer.offer.model)
+
+    async def chunks(self) -> AsyncGenerator[bytes, None]:
+        """The bytes to relay. The charge is settled before the terminating event is sent, so
+        a caller that has seen the end of the stream sees its final balance."""
+        settled = False
+        try:
+            chunk = self._first
+            while True:
+                if chunk.usage is not None:
+                    self._usage = chunk.usage
+                self._output_bytes += chunk.output_bytes
+                if chunk.done:
+                    settled = await self._finish("ok", 200, None)
+                    yield chunk.raw
+                    return
+                if chunk.raw and (self._include_usage or not chunk.usage_only):
+                    yield chunk.raw
+                try:
+                    chunk = await anext(self._upstream)
+                except StopAsyncIteration:
+                    settled = await self._finish("ok", 200, None)
+                    yield _DONE_EVENT
+                    return
+                except SupplierFailed as exc:
+                    settled = await self._finish("stream_error", http_status(exc), exc.message)
+                    yield _error_event(exc)
+                    return
+        finally:
+            if not settled:
+                await self._finish("cancelled", 499, None)
+
+    async def _finish(self, outcome: str, status: int, error: str | None) -> bool:
+        await _aclose(self._upstream)
+        usage = self._usage
+        if usage is None:
+            usage = Usage(
+                prompt_tokens=self._state.plan.prompt_estimate,
+                completion_tokens=estimate_tokens(self._output_bytes),
+                estimated=True,
+            )
+        cost = self._offer.price.cost(usage.prompt_tokens, usage.completion_tokens)
+        ex = self._exchange
+        charged = await ex._settle(self._state, cost)
+        ex._record(self._state, self._offer, usage, charged, outcome=outcome, status=status,
+                   error=error, ttft_us=self._ttft_us)
+        return True
+
+
+_DONE_EVENT = b"data: [DONE]\n\n"
+
+
+def _error_event(exc: GridgateError) -> bytes:
+    return b"data: " + exc.render() + b"\n\n"
+
+
+async def _aclose(iterator: AsyncIterator[Chunk]) -> None:
+    close = getattr(iterator, "aclose", None)
+    if close is not None:
+        await close()

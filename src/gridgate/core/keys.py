@@ -1,0 +1,103 @@
+"""API keys: minting, hashing, and the cached authenticator on the hot path.
+
+A key is ``gg_`` followed by 43 URL-safe base64 characters (32 random bytes, 256 bits). Only its
+SHA-256 is stored (a fast hash is right here: the secret has 256 bits of entropy, so there is
+nothing to brute-force), together with a visible prefix (``gg_`` + 8 characters) that identifies it
+in listings. The secret is returned once, at creation.
+
+Verified keys are cached per process for ``auth.cache_seconds``. The cache can only make a key
+*look* valid for a while; it can never make it spend: every hold re-checks, atomically and in the
+same transaction, that the key is neither revoked nor expired. So a revoked key fails on the very
+next request even while a stale cache entry exists.
+"""
+
+from __future__ import annotations
+
+import base64
+import hashlib
+import re
+import secrets
+from dataclasses import dataclass
+
+from gridgate.core.clock import Clock
+from gridgate.errors import Unauthorized
+from gridgate.storage.ports import Store
+from gridgate.storage.records import KeyRecord
+
+KEY_PREFIX = "gg_"
+_KEY_RE = re.compile(r"gg_[A-Za-z0-9_-]{43}")
+VISIBLE_PREFIX_CHARS = len(KEY_PREFIX) + 8
+MAX_CACHED_KEYS = 100_000
+
+
+@dataclass(frozen=True, slots=True)
+class MintedKey:
+    secret: str
+    prefix: str
+    secret_hash: str
+
+
+def mint_key() -> MintedKey:
+    raw = base64.urlsafe_b64encode(secrets.token_bytes(32)).rstrip(b"=").decode("ascii")
+    secret = KEY_PREFIX + raw
+    return MintedKey(secret, secret[:VISIBLE_PREFIX_CHARS], hash_secret(secret))
+
+
+def hash_secret(secret: str) -> str:
+    return hashlib.sha256(secret.encode("utf-8")).hexdigest()
+
+
+def looks_like_key(secret: str) -> bool:
+    return _KEY_RE.fullmatch(secret) is not None
+
+
+def bearer_token(header: str | None) -> str | None:
+    """The token of an ``Authorization: Bearer <token>`` header, or None."""
+    if not header:
+        return None
+    scheme, _, token = header.strip().partition(" ")
+    if scheme.lower() != "bearer":
+        return None
+    return token.strip() or None
+
+
+class Authenticator:
+    """Secret → active KeyRecord, with a bounded per-process cache."""
+
+    def __init__(self, store: Store, clock: Clock, cache_seconds: float) -> None:
+        self._store = store
+        self._clock = clock
+        self._ttl = cache_seconds
+        self._cache: dict[str, tuple[KeyRecord, float]] = {}
+
+    async def authenticate(self, secret: str | None) -> KeyRecord:
+        if secret is None:
+            raise Unauthorized(
+                "missing API key: send it as 'Authorization: Bearer <key>'", code="missing_api_key"
+            )
+        if not looks_like_key(secret):
+            raise Unauthorized("malformed API key")
+        digest = hash_secret(secret)
+        now = self._clock.monotonic()
+        cached = self._cache.get(digest)
+        if cached is not None and cached[1] > now:
+            key = cached[0]
+        else:
+            found = await self._store.get_key_by_hash(digest)
+            if found is None:
+                raise Unauthorized("unknown API key")
+            key = found
+            if len(self._cache) >= MAX_CACHED_KEYS:
+                self._cache.clear()
+            self._cache[digest] = (key, now + self._ttl)
+        if key.revoked_us is not None:
+            raise Unauthorized("API key revoked", code="revoked_api_key")
+        if key.expires_us is not None and key.expires_us <= self._clock.now_us():
+            raise Unauthorized("API key expired", code="expired_api_key")
+        return key
+
+    def forget(self, key_id: str) -> None:
+        """Drop a key from the cache (after a hold found it revoked or expired)."""
+        for digest, (key, _) in list(self._cache.items()):
+            if key.id == key_id:
+                del self._cache[digest]

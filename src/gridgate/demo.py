@@ -1,0 +1,141 @@
+"""``gridgate demo``: the gateway on SQLite, three simulated suppliers at different prices so every
+default instrument is served and routing is visible, and a funded demo account with a fresh key.
+
+Prices (USD per 1M tokens, input/output) make the choice visible: a plain text-prime request goes
+to sim-beta (cheapest), one with tools to sim-alpha (sim-beta declares no tool support).
+"""
+
+from __future__ import annotations
+
+import asyncio
+import json
+import signal
+from dataclasses import dataclass
+from decimal import Decimal
+
+import msgspec
+
+from gridgate.app import open_store
+from gridgate.core.accounts import Accounts
+from gridgate.core.clock import SystemClock
+from gridgate.server import _use_uvloop, run_gateway
+from gridgate.settings import OfferSettings, Settings, SupplierSettings
+from gridgate.simulator.options import SimulatorOptions
+from gridgate.simulator.server import RunningSimulator, start_simulator
+
+DEMO_ACCOUNT = "demo"
+DEMO_CREDIT_USD = "10"
+_ALL = ["tools", "json_schema", "logprobs"]
+
+
+@dataclass(frozen=True)
+class _DemoOffer:
+    supplier: str
+    instrument: str
+    model: str
+    usd_in: str
+    usd_out: str
+    quality: float
+    context: int
+    max_output: int
+    capabilities: tuple[str, ...]
+
+
+DEMO_OFFERS = (
+    _DemoOffer("sim-alpha", "text-standard", "sim/standard-a", "0.03", "0.06", 20, 128_000, 65_536, tuple(_ALL)),
+    _DemoOffer("sim-beta", "text-standard", "sim/standard-b", "0.02", "0.05", 19, 128_000, 32_768, ("json_schema",)),
+    _DemoOffer("sim-alpha", "text-prime", "sim/prime-a", "0.10", "0.40", 40, 196_608, 131_072, tuple(_ALL)),
+    _DemoOffer("sim-beta", "text-prime", "sim/prime-b", "0.08", "0.30", 39, 196_608, 65_536, ("json_schema",)),
+    _DemoOffer("sim-gamma", "text-max", "sim/max-g", "1.20", "4.80", 55, 1_000_000, 128_000, (*_ALL, "vision")),
+    _DemoOffer("sim-alpha", "text-max", "sim/max-a", "1.50", "6.00", 54, 1_000_000, 128_000, (*_ALL, "vision")),
+)
+DEMO_SUPPLIERS = ("sim-alpha", "sim-beta", "sim-gamma")
+
+
+def demo_settings(base: Settings, simulators: dict[str, RunningSimulator], port: int) -> Settings:
+    suppliers = [
+        SupplierSettings(name=name, base_url=sim.base_url) for name, sim in simulators.items()
+    ]
+    offers = [
+        OfferSettings(
+            supplier=o.supplier, instrument=o.instrument, model=o.model,
+            input_usd_per_m=Decimal(o.usd_in), output_usd_per_m=Decimal(o.usd_out),
+            quality=o.quality, context=o.context, max_output=o.max_output,
+            capabilities=list(o.capabilities),  # type: ignore[arg-type]
+        )
+        for o in DEMO_OFFERS
+    ]
+    server = msgspec.structs.replace(base.server, port=port)
+    return msgspec.structs.replace(
+        base, server=server, suppliers=[*base.suppliers, *suppliers], offers=[*base.offers, *offers]
+    )
+
+
+async def _prepare_account(settings: Settings) -> tuple[str, str]:
+    store = await open_store(settings)
+    try:
+        accounts = Accounts(store, SystemClock())
+        existing = [a for a in await accounts.list_all() if a.name == DEMO_ACCOUNT]
+        account = existing[0] if existing else await accounts.create(DEMO_ACCOUNT)
+        await accounts.credit(
+            account.id, DEMO_CREDIT_USD, idempotency_key=f"demo-initial-credit-{account.id}"
+        )
+        new = await accounts.create_key(account.id, "demo")
+        return account.id, new.secret
+    finally:
+        await store.close()
+
+
+async def _demo(settings: Settings, port: int, as_json: bool) -> None:
+    stop = asyncio.Event()
+    loop = asyncio.get_running_loop()
+    for sig in (signal.SIGINT, signal.SIGTERM):
+        loop.add_signal_handler(sig, stop.set)
+    simulators: dict[str, RunningSimulator] = {}
+    try:
+        for name in DEMO_SUPPLIERS:
+            simulators[name] = await start_simulator(
+                SimulatorOptions(name=name, ttft_ms=80, tokens_per_second=250)
+            )
+        full = demo_settings(settings, simulators, port)
+        account_id, secret = await _prepare_account(full)
+        base_url = f"http://{full.server.host}:{full.server.port}/v1"
+
+        def ready(_: str) -> None:
+            if as_json:
+                line = {"base_url": base_url, "api_key": secret, "account_id": account_id}
+                print(json.dumps(line), flush=True)
+            else:
+                print(_banner(base_url, secret, account_id), flush=True)
+
+        await run_gateway(full, ready=ready, stop=stop)
+    finally:
+        for sim in simulators.values():
+            await sim.close()
+
+
+def _banner(base_url: str, secret: str, account_id: str) -> str:
+    return f"""
+gridgate demo is running.
+
+  base URL   {base_url}
+  API key    {secret}
+  account    {account_id} (credited ${DEMO_CREDIT_USD} once)
+
+Try it:
+
+  curl -s {base_url}/chat/completions \\
+    -H "Authorization: Bearer {secret}" -H "Content-Type: application/json" \\
+    -d '{{"model": "text-prime", "messages": [{{"role": "user", "content": "Hello!"}}]}}'
+
+  python -c "from openai import OpenAI; c = OpenAI(base_url='{base_url}', api_key='{secret}'); \\
+print(c.chat.completions.create(model='text-prime', messages=[{{'role':'user','content':'Hi'}}]).choices[0].message.content)"
+
+Instruments: GET {base_url}/models. Press Ctrl+C to stop.
+"""
+
+
+def run_demo(settings: Settings, *, port: int, as_json: bool) -> int:
+    _use_uvloop()
+    asyncio.run(_demo(settings, port, as_json))
+    return 0

@@ -1,0 +1,67 @@
+"""What every upstream adapter offers core: one module per wire format, the same small interface.
+
+Core speaks one canonical form, the OpenAI chat-completions wire format: a validated
+``ChatRequest`` goes in; a response body or a stream of ``chat.completion.chunk`` events comes out.
+An adapter for another wire format maps to and from it with pure functions. Every foreign
+exception is translated once, in the adapter, into ``SupplierFailed`` (the supplier's fault: the
+next offer may serve) or ``UpstreamRejected`` (the caller's fault: surface it).
+"""
+
+from __future__ import annotations
+
+from collections.abc import AsyncIterator
+from dataclasses import dataclass
+from typing import Protocol
+
+from gridgate.protocol.openai_chat import ChatRequest
+from gridgate.storage.records import OfferRecord, SupplierRecord
+
+
+@dataclass(slots=True)
+class Usage:
+    prompt_tokens: int = 0
+    completion_tokens: int = 0  # includes reasoning tokens
+    reasoning_tokens: int = 0
+    cached_tokens: int = 0
+    estimated: bool = False  # counted by gridgate because the upstream reported none
+
+
+@dataclass(frozen=True, slots=True)
+class UpstreamCall:
+    supplier: SupplierRecord
+    offer: OfferRecord
+    request: ChatRequest
+    max_output_tokens: int  # per choice; the upstream is always told this
+    stream: bool
+    prompt_estimate: int  # gridgate's own count, used when the upstream reports no usage
+
+
+@dataclass(slots=True)
+class Completion:
+    """A whole (non-streamed) answer, already in the canonical OpenAI response format."""
+
+    body: bytes
+    usage: Usage
+    model: str
+
+
+@dataclass(slots=True)
+class Chunk:
+    """One streamed event in canonical form, ready to forward."""
+
+    raw: bytes  # the SSE event bytes (``data: {...}\\n\\n``), or b"" for nothing to forward
+    usage: Usage | None = None  # set on the chunk that carries the upstream's usage
+    usage_only: bool = False  # a chunk with no choices that exists only to carry usage
+    output_bytes: int = 0  # UTF-8 bytes of generated text in this chunk (for self-metering)
+    finish_reason: str | None = None
+    done: bool = False  # the terminator ``data: [DONE]``
+
+
+class Adapter(Protocol):
+    async def complete(self, call: UpstreamCall) -> Completion:
+        """The whole answer. Raises SupplierFailed / UpstreamRejected."""
+
+    def stream(self, call: UpstreamCall) -> AsyncIterator[Chunk]:
+        """The answer as chunks. Raises SupplierFailed / UpstreamRejected — before the first
+        chunk (core fails over) or later (core ends the stream and settles what was delivered).
+        Closing the iterator early closes the upstream connection."""

@@ -1,0 +1,338 @@
+"""The OpenAI wire format: OpenAI, vLLM, SGLang, Together, Fireworks, Groq, DeepInfra, Ollama…
+
+A new OpenAI-compatible vendor is a supplier row (base URL + the env var holding its key), not
+code. The request is re-encoded from the validated struct, so only fields the caller sent are
+forwarded (gateway-only fields such as ``provider`` and ``route`` are dropped); the upstream is
+always told the max output tokens the hold covers and, when streaming, asked for usage. Answers
+are relayed as the upstream sent them (no re-encoding), parsed only to meter them.
+"""
+
+from __future__ import annotations
+
+import asyncio
+import contextlib
+import os
+from collections.abc import AsyncIterator, Iterator, Mapping
+from typing import Any
+
+import aiohttp
+import msgspec
+
+from gridgate.errors import SupplierFailed, SupplierTimeout, UpstreamRejected
+from gridgate.protocol.openai_chat import ChatRequest, StreamOptions
+from gridgate.protocol.sse import SSEEvent, SSEParser
+from gridgate.providers.base import Chunk, Completion, UpstreamCall, Usage
+from gridgate.settings import UpstreamSettings
+from gridgate.storage.records import SupplierRecord
+
+MAX_ERROR_MESSAGE = 500
+
+
+# -- wire structs: only what metering needs; everything else is forwarded untouched ----------
+class _PromptDetails(msgspec.Struct):
+    cached_tokens: int | None = None
+
+
+class _CompletionDetails(msgspec.Struct):
+    reasoning_tokens: int | None = None
+
+
+class _Usage(msgspec.Struct):
+    prompt_tokens: int = 0
+    completion_tokens: int = 0
+    prompt_tokens_details: _PromptDetails | None = None
+    completion_tokens_details: _CompletionDetails | None = None
+
+
+class _Function(msgspec.Struct):
+    name: str | None = None
+    arguments: str | None = None
+
+
+class _ToolCall(msgspec.Struct):
+    function: _Function | None = None
+
+
+class _Message(msgspec.Struct):
+    content: str | None = None
+    reasoning_content: str | None = None
+    refusal: str | None = None
+    tool_calls: list[_ToolCall] | None = None
+
+
+class _Choice(msgspec.Struct):
+    message: _Message | None = None
+    finish_reason: str | None = None
+
+
+class _Response(msgspec.Struct):
+    choices: list[_Choice]
+    model: str = ""
+    usage: _Usage | None = None
+
+
+class _StreamChoice(msgspec.Struct):
+    delta: _Message | None = None
+    finish_reason: str | None = None
+
+
+class _StreamChunk(msgspec.Struct):
+    choices: list[_StreamChoice] = msgspec.field(default_factory=list)
+    usage: _Usage | None = None
+    error: dict[str, Any] | None = None
+
+
+class _ErrorBody(msgspec.Struct):
+    error: dict[str, Any] | str | None = None
+    errors: dict[str, Any] | None = None
+    message: str | None = None
+
+
+_response_decoder = msgspec.json.Decoder(_Response)
+_chunk_decoder = msgspec.json.Decoder(_StreamChunk)
+_error_decoder = msgspec.json.Decoder(_ErrorBody)
+_encoder = msgspec.json.Encoder()
+_DONE = b"[DONE]"
+_USAGE_NULL = (b',"usage":null', b'"usage":null,', b', "usage": null', b'"usage": null, ')
+
+
+# -- pure mapping ----------------------------------------------------------------------------
+def map_request(call: UpstreamCall) -> bytes:
+    """The upstream body: the caller's fields, the offer's model, the held max output tokens."""
+    req: ChatRequest = call.request
+    changes: dict[str, Any] = {"model": call.offer.model, "provider": msgspec.UNSET,
+                               "route": msgspec.UNSET}
+    if req.max_tokens not in (None, msgspec.UNSET) and req.max_completion_tokens in (
+        None, msgspec.UNSET,
+    ):
+        changes["max_tokens"] = call.max_output_tokens
+    else:
+        changes["max_completion_tokens"] = call.max_output_tokens
+        changes["max_tokens"] = msgspec.UNSET
+    if call.stream:
+        changes["stream"] = True
+        changes["stream_options"] = StreamOptions(include_usage=True)
+    else:
+        changes["stream"] = msgspec.UNSET
+        changes["stream_options"] = msgspec.UNSET
+    return _encoder.encode(msgspec.structs.replace(req, **changes))
+
+
+def _usage(raw: _Usage) -> Usage:
+    return Usage(
+        prompt_tokens=raw.prompt_tokens,
+        completion_tokens=raw.completion_tokens,
+        reasoning_tokens=(raw.completion_tokens_details.reasoning_tokens or 0)
+        if raw.completion_tokens_details else 0,
+        cached_tokens=(raw.prompt_tokens_details.cached_tokens or 0)
+        if raw.prompt_tokens_details else 0,
+    )
+
+
+def _text_bytes(message: _Message | None) -> int:
+    if message is None:
+        return 0
+    total = 0
+    for text in (message.content, message.reasoning_content, message.refusal):
+        if text:
+            total += len(text.encode("utf-8"))
+    for call in message.tool_calls or ():
+        if call.function is not None:
+            total += len((call.function.arguments or "").encode("utf-8"))
+            total += len((call.function.name or "").encode("utf-8"))
+    return total
+
+
+def map_response(body: bytes, *, prompt_estimate: int) -> Completion:
+    """Meter an upstream answer. Forwarded as is, unless it lacks usage (then it is added,
+    counted by gridgate and marked as estimated)."""
+    try:
+        parsed = _response_decoder.decode(body)
+    except msgspec.DecodeError as exc:
+        raise SupplierFailed("the supplier sent a malformed answer") from exc
+    if not parsed.choices:
+        raise SupplierFailed("the supplier sent an answer without choices")
+    if parsed.usage is not None:
+        return Completion(body=body, usage=_usage(parsed.usage), model=parsed.model)
+    out_bytes = sum(_text_bytes(c.message) for c in parsed.choices)
+    usage = Usage(prompt_tokens=prompt_estimate, completion_tokens=-(-out_bytes // 4),
+                  estimated=True)
+    document = msgspec.json.decode(body)
+    document["usage"] = {
+        "prompt_tokens": usage.prompt_tokens,
+        "completion_tokens": usage.completion_tokens,
+        "total_tokens": usage.prompt_tokens + usage.completion_tokens,
+    }
+    return Completion(body=_encoder.encode(document), usage=usage, model=parsed.model)
+
+
+def map_stream_event(event: SSEEvent, *, include_usage: bool) -> Chunk:
+    """Meter one upstream SSE event; the event's bytes are forwarded as they came."""
+    data = event.data
+    if data == _DONE:
+        return Chunk(raw=event.raw, done=True)
+    try:
+        parsed = _chunk_decoder.decode(data)
+    except msgspec.DecodeError as exc:
+        raise SupplierFailed("the supplier sent a malformed stream event") from exc
+    if parsed.error is not None:
+        raise SupplierFailed("the supplier reported an error mid-stream")
+    raw = event.raw
+    if not include_usage and parsed.usage is None:
+        for pattern in _USAGE_NULL:
+            if pattern in raw:
+                raw = raw.replace(pattern, b"", 1)
+                break
+    finish = None
+    out_bytes = 0
+    for choice in parsed.choices:
+        out_bytes += _text_bytes(choice.delta)
+        if choice.finish_reason is not None:
+            finish = choice.finish_reason
+    usage = _usage(parsed.usage) if parsed.usage is not None else None
+    return Chunk(
+        raw=raw,
+        usage=usage,
+        usage_only=usage is not None and not parsed.choices,
+        output_bytes=out_bytes,
+        finish_reason=finish,
+    )
+
+
+def upstream_error(status: int, body: bytes, *, secret: str | None) -> SupplierFailed | UpstreamRejected:
+    """Translate a non-200 answer. The caller's fault (a 4xx other than 401/403/404/408/409/429)
+    is surfaced with the upstream's message; everything else is the supplier's."""
+    if status in (400, 413, 415, 422) or (400 <= status < 500 and status not in (
+        401, 402, 403, 404, 408, 409, 429,
+    )):
+        message = _error_message(body, secret) or f"the supplier rejected the request (HTTP {status})"
+        return UpstreamRejected(message, status=status if status != 415 else 400)
+    if status in (408, 504):
+        return SupplierTimeout(f"the supplier timed out (HTTP {status})")
+    return SupplierFailed(f"the supplier failed (HTTP {status})")
+
+
+def _error_message(body: bytes, secret: str | None) -> str | None:
+    try:
+        parsed = _error_decoder.decode(body)
+    except (msgspec.DecodeError, msgspec.ValidationError):
+        return None
+    message: Any = None
+    if isinstance(parsed.error, dict):
+        message = parsed.error.get("message")
+    elif isinstance(parsed.error, str):
+        message = parsed.error
+    elif parsed.errors is not None:
+        message = parsed.errors.get("detail")
+    elif parsed.message is not None:
+        message = parsed.message
+    if not isinstance(message, str) or not message:
+        return None
+    text: str = message
+    if secret:
+        text = text.replace(secret, "[redacted]")
+    return text[:MAX_ERROR_MESSAGE]
+
+
+@contextlib.contextmanager
+def translate_errors() -> Iterator[None]:
+    """Every transport failure of an upstream call, once, as the supplier's fault."""
+    try:
+        yield
+    except TimeoutError as exc:
+        raise SupplierTimeout("the supplier did not answer in time") from exc
+    except aiohttp.ClientError as exc:
+        raise SupplierFailed("the supplier connection failed") from exc
+    except OSError as exc:
+        raise SupplierFailed("the supplier connection failed") from exc
+
+
+# -- the adapter -------------------------------------------------------------------------------
+class OpenAIAdapter:
+    def __init__(
+        self, session: aiohttp.ClientSession, settings: UpstreamSettings,
+        environ: Mapping[str, str] | None = None,
+    ) -> None:
+        self._session = session
+        self._settings = settings
+        self._environ = os.environ if environ is None else environ
+        self._connect = aiohttp.ClientTimeout(
+            total=None, sock_connect=settings.connect_timeout_seconds
+        )
+
+    def _secret(self, supplier: SupplierRecord) -> str | None:
+        return self._environ.get(supplier.api_key_env) if supplier.api_key_env else None
+
+    def _headers(self, supplier: SupplierRecord) -> dict[str, str]:
+        headers = {"Content-Type": "application/json", "Accept": "application/json"}
+        secret = self._secret(supplier)
+        if secret:
+            headers["Authorization"] = f"Bearer {secret}"
+        return headers
+
+    async def complete(self, call: UpstreamCall) -> Completion:
+        url = call.supplier.base_url + "/chat/completions"
+        with translate_errors():
+            async with asyncio.timeout(self._settings.total_timeout_seconds):
+                async with self._session.post(
+                    url, data=map_request(call), headers=self._headers(call.supplier),
+                    timeout=self._connect,
+                ) as response:
+                    body = await response.read()
+                    status = response.status
+        if status != 200:
+            raise upstream_error(status, body, secret=self._secret(call.supplier))
+        return map_response(body, prompt_estimate=call.prompt_estimate)
+
+    async def stream(self, call: UpstreamCall) -> AsyncIterator[Chunk]:
+        url = call.supplier.base_url + "/chat/completions"
+        headers = self._headers(call.supplier)
+        headers["Accept"] = "text/event-stream"
+        include_usage = call.request.include_usage
+        settings = self._settings
+        with translate_errors():
+            async with asyncio.timeout(settings.first_byte_timeout_seconds):
+                response = await self._session.post(
+                    url, data=map_request(call), headers=headers, timeout=self._connect
+                )
+        completed = False
+        try:
+            if response.status != 200:
+                with translate_errors():
+                    async with asyncio.timeout(settings.first_byte_timeout_seconds):
+                        body = await response.read()
+                raise upstream_error(response.status, body, secret=self._secret(call.supplier))
+            parser = SSEParser()
+            pieces = response.content.iter_any().__aiter__()
+            wait = settings.first_byte_timeout_seconds
+            finished = False
+            while True:
+                with translate_errors():
+                    async with asyncio.timeout(wait):
+                        try:
+                            piece = await anext(pieces)
+                        except StopAsyncIteration:
+                            break
+                wait = settings.idle_timeout_seconds
+                for event in parser.feed(piece):
+                    if not event.data:
+                        continue
+                    chunk = map_stream_event(event, include_usage=include_usage)
+                    finished = finished or chunk.finish_reason is not None
+                    yield chunk
+                    if chunk.done:
+                        completed = True
+                        return
+            for event in parser.flush():
+                if event.data:
+                    chunk = map_stream_event(event, include_usage=include_usage)
+                    finished = finished or chunk.finish_reason is not None
+                    yield chunk
+            if not finished:
+                raise SupplierFailed("the supplier's stream ended before the answer did")
+            completed = True
+        finally:
+            if completed:
+                response.release()
+            else:
+                response.close()  # stop the upstream: it sees the connection go

@@ -1,0 +1,106 @@
+"""Running the gateway: one event loop per process, ``server.workers`` processes sharing the
+port (SO_REUSEPORT), graceful shutdown on SIGINT/SIGTERM (in-flight requests drain, the usage
+writer flushes)."""
+
+from __future__ import annotations
+
+import asyncio
+import contextlib
+import logging
+import multiprocessing
+import signal
+import sys
+from collections.abc import Callable
+
+from aiohttp import web
+
+from gridgate.app import build_app, open_store
+from gridgate.settings import Settings
+
+log = logging.getLogger("gridgate.server")
+SHUTDOWN_GRACE_SECONDS = 30.0
+
+
+def _use_uvloop() -> None:
+    with contextlib.suppress(ImportError):
+        import uvloop
+
+        asyncio.set_event_loop_policy(uvloop.EventLoopPolicy())
+
+
+async def run_gateway(
+    settings: Settings, *, reuse_port: bool = False,
+    ready: Callable[[str], None] | None = None, stop: asyncio.Event | None = None,
+) -> None:
+    """Serve until ``stop`` is set (or SIGINT/SIGTERM when no event is given)."""
+    app = build_app(settings)
+    runner = web.AppRunner(
+        app,
+        access_log=logging.getLogger("aiohttp.access") if settings.server.access_log else None,
+        shutdown_timeout=SHUTDOWN_GRACE_SECONDS,
+    )
+    await runner.setup()
+    host, port = settings.server.host, settings.server.port
+    site = web.TCPSite(runner, host, port, reuse_port=reuse_port or None, backlog=2048)
+    try:
+        await site.start()
+        event = stop or asyncio.Event()
+        if stop is None:
+            loop = asyncio.get_running_loop()
+            for sig in (signal.SIGINT, signal.SIGTERM):
+                loop.add_signal_handler(sig, event.set)
+        if ready is not None:
+            ready(f"http://{host}:{port}")
+        await event.wait()
+    finally:
+        await runner.cleanup()
+
+
+def _worker(settings: Settings, reuse_port: bool) -> None:
+    logging.basicConfig(level=logging.INFO, format="%(asctime)s %(levelname)s %(name)s %(message)s")
+    _use_uvloop()
+    asyncio.run(run_gateway(settings, reuse_port=reuse_port))
+
+
+def serve(settings: Settings) -> int:
+    """``gridgate serve``: migrate once, then run the worker processes."""
+
+    async def prepare() -> None:
+        store = await open_store(settings)
+        await store.close()
+
+    asyncio.run(prepare())
+    workers = settings.server.workers
+    url = f"http://{settings.server.host}:{settings.server.port}"
+    if workers == 1:
+        _use_uvloop()
+        asyncio.run(
+            run_gateway(settings, ready=lambda u: print(f"gridgate serving on {u}/v1", flush=True))
+        )
+        return 0
+    context = multiprocessing.get_context("spawn")
+    processes = [
+        context.Process(target=_worker, args=(settings, True), name=f"gridgate-worker-{i}")
+        for i in range(workers)
+    ]
+    for process in processes:
+        process.start()
+    print(f"gridgate serving on {url}/v1 with {workers} workers", flush=True)
+
+    def forward(signum: int, _frame: object) -> None:
+        for process in processes:
+            if process.is_alive() and process.pid is not None:
+                with contextlib.suppress(ProcessLookupError):
+                    import os
+
+                    os.kill(process.pid, signum)
+
+    signal.signal(signal.SIGINT, forward)
+    signal.signal(signal.SIGTERM, forward)
+    for process in processes:
+        process.join()
+    failed = [p.name for p in processes if p.exitcode not in (0, -signal.SIGTERM, -signal.SIGINT)]
+    if failed:
+        print(f"gridgate: workers failed: {', '.join(failed)}", file=sys.stderr)
+        return 1
+    return 0

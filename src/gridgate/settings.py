@@ -1,0 +1,295 @@
+"""Typed settings from a TOML file plus environment overrides.
+
+The file is parsed into frozen structs that reject unknown keys; every error names the path of
+the offending key (``offers[1].input_usd_per_m``). Secrets never live in the file: a supplier
+names the environment variable that holds its credential (``api_key_env``).
+
+Resolution order for the file: ``--config PATH``, else ``$GRIDGATE_CONFIG``, else no file
+(embedded defaults). Environment overrides, applied after the file:
+``GRIDGATE_DATA_DIR``, ``GRIDGATE_DATABASE_URL``, ``GRIDGATE_HOST``, ``GRIDGATE_PORT``.
+"""
+
+from __future__ import annotations
+
+import os
+import re
+import tomllib
+from collections.abc import Mapping
+from decimal import Decimal
+from pathlib import Path
+from typing import Any, Literal
+
+import msgspec
+
+from gridgate.money import MoneyError, usd_to_nanos
+
+
+class SettingsError(ValueError):
+    """The configuration is invalid; the message names the config path."""
+
+
+class _Strict(msgspec.Struct, frozen=True, kw_only=True, forbid_unknown_fields=True):
+    pass
+
+
+class ServerSettings(_Strict, frozen=True, kw_only=True, forbid_unknown_fields=True):
+    host: str = "127.0.0.1"
+    port: int = 8080
+    workers: int = 1
+    max_body_bytes: int = 16 * 1024 * 1024
+    access_log: bool = False
+    # send `x-gridgate-supplier` naming the serving supplier on every answer
+    expose_supplier: bool = True
+
+
+class DatabaseSettings(_Strict, frozen=True, kw_only=True, forbid_unknown_fields=True):
+    # empty → sqlite:///<data_dir>/gridgate.db
+    url: str = ""
+
+
+class BillingSettings(_Strict, frozen=True, kw_only=True, forbid_unknown_fields=True):
+    # a hold not settled within this time (a crashed process) is released by the sweeper
+    hold_ttl_seconds: int = 900
+    # when the balance cannot afford the requested (or default) max tokens, the upstream max
+    # tokens is clamped to what it affords; below this many output tokens the answer is 402
+    min_output_tokens: int = 256
+    sweep_interval_seconds: float = 30.0
+
+
+class UpstreamSettings(_Strict, frozen=True, kw_only=True, forbid_unknown_fields=True):
+    connect_timeout_seconds: float = 5.0
+    first_byte_timeout_seconds: float = 60.0
+    idle_timeout_seconds: float = 60.0
+    total_timeout_seconds: float = 600.0
+    pool_size: int = 512
+    # how many qualifying offers a request may try before its first byte (1 = no failover)
+    max_attempts: int = 3
+
+
+class AuthSettings(_Strict, frozen=True, kw_only=True, forbid_unknown_fields=True):
+    # how long a verified key stays in the per-process cache (revocation is also checked
+    # atomically by every hold, so a revoked key fails at once whatever this says)
+    cache_seconds: float = 30.0
+
+
+class InstrumentSettings(_Strict, frozen=True, kw_only=True, forbid_unknown_fields=True):
+    id: str
+    display_name: str = ""
+    quality_floor: float = 0.0
+    ttft_ceiling_ms: int | None = None
+    throughput_floor_tps: float | None = None
+    context_floor: int = 0
+    max_output_floor: int = 0
+    context_length: int
+    max_input_tokens: int
+    max_completion_tokens: int
+    image_input: bool = False
+    reasoning_efforts: list[str] = msgspec.field(default_factory=list)
+    default_reasoning_effort: str | None = None
+    enabled: bool = True
+
+
+class SupplierSettings(_Strict, frozen=True, kw_only=True, forbid_unknown_fields=True):
+    name: str
+    wire: Literal["openai", "anthropic"] = "openai"
+    base_url: str
+    api_key_env: str | None = None
+    zero_retention: bool = True
+    enabled: bool = True
+
+
+class OfferSettings(_Strict, frozen=True, kw_only=True, forbid_unknown_fields=True):
+    supplier: str
+    instrument: str
+    model: str
+    input_usd_per_m: Decimal
+    output_usd_per_m: Decimal
+    quality: float
+    context: int
+    max_output: int
+    capabilities: list[Literal["tools", "json_schema", "vision", "logprobs"]] = msgspec.field(
+        default_factory=list
+    )
+    enabled: bool = True
+    id: str = ""  # default "<supplier>/<instrument>/<model>"
+
+
+class Settings(_Strict, frozen=True, kw_only=True, forbid_unknown_fields=True):
+    data_dir: str = ".gridgate"
+    server: ServerSettings = msgspec.field(default_factory=ServerSettings)
+    database: DatabaseSettings = msgspec.field(default_factory=DatabaseSettings)
+    billing: BillingSettings = msgspec.field(default_factory=BillingSettings)
+    upstream: UpstreamSettings = msgspec.field(default_factory=UpstreamSettings)
+    auth: AuthSettings = msgspec.field(default_factory=AuthSettings)
+    instruments: list[InstrumentSettings] = msgspec.field(default_factory=list)
+    suppliers: list[SupplierSettings] = msgspec.field(default_factory=list)
+    offers: list[OfferSettings] = msgspec.field(default_factory=list)
+
+    @property
+    def database_url(self) -> str:
+        if self.database.url:
+            return self.database.url
+        return f"sqlite:///{Path(self.data_dir) / 'gridgate.db'}"
+
+
+_PATH_RE = re.compile(r"at `\$(?P<path>[^`]*)`")
+_UNKNOWN_RE = re.compile(r"unknown field `(?P<field>[^`]+)`")
+
+
+def _config_path(message: str) -> str:
+    match = _PATH_RE.search(message)
+    path = match.group("path").lstrip(".") if match else ""
+    unknown = _UNKNOWN_RE.search(message)
+    if unknown:
+        path = f"{path}.{unknown.group('field')}" if path else unknown.group("field")
+    return path or "(top level)"
+
+
+def _describe(message: str) -> str:
+    text = _PATH_RE.sub("", message).strip().rstrip("-").strip()
+    if _UNKNOWN_RE.search(message):
+        return "unknown key"
+    return text[0].lower() + text[1:] if text else "invalid value"
+
+
+def parse_settings(raw: Mapping[str, Any], *, source: str = "config") -> Settings:
+    """Build Settings from a decoded TOML mapping; errors name the path, e.g.
+    ``config.toml: offers[0].price: unknown key``."""
+    try:
+        settings = msgspec.convert(dict(raw), Settings, strict=True)
+    except msgspec.ValidationError as exc:
+        message = str(exc)
+        raise SettingsError(f"{source}: {_config_path(message)}: {_describe(message)}") from exc
+    _check(settings, source)
+    return settings
+
+
+def _check(settings: Settings, source: str) -> None:
+    def fail(path: str, why: str) -> None:
+        raise SettingsError(f"{source}: {path}: {why}")
+
+    if not 0 < settings.server.port < 65536:
+        fail("server.port", "must be between 1 and 65535")
+    if settings.server.workers < 1:
+        fail("server.workers", "must be at least 1")
+    if settings.server.max_body_bytes < 1024:
+        fail("server.max_body_bytes", "must be at least 1024")
+    if settings.billing.hold_ttl_seconds < 1:
+        fail("billing.hold_ttl_seconds", "must be at least 1")
+    if settings.billing.min_output_tokens < 1:
+        fail("billing.min_output_tokens", "must be at least 1")
+    if settings.upstream.max_attempts < 1:
+        fail("upstream.max_attempts", "must be at least 1")
+    url = settings.database.url
+    if url and not url.startswith(("sqlite://", "postgresql://", "postgres://")):
+        fail("database.url", "must start with sqlite:/// or postgresql://")
+    supplier_names: set[str] = set()
+    for i, sup in enumerate(settings.suppliers):
+        if sup.name in supplier_names:
+            fail(f"suppliers[{i}].name", f"duplicate supplier {sup.name!r}")
+        supplier_names.add(sup.name)
+        if not sup.base_url.startswith(("http://", "https://")):
+            fail(f"suppliers[{i}].base_url", "must be an http(s) URL")
+    instrument_ids = {i.id.lower() for i in settings.instruments} | set(DEFAULT_INSTRUMENT_IDS)
+    offer_ids: set[str] = set()
+    for i, offer in enumerate(settings.offers):
+        if offer.supplier not in supplier_names:
+            fail(f"offers[{i}].supplier", f"no supplier named {offer.supplier!r}")
+        if offer.instrument.lower() not in instrument_ids:
+            fail(f"offers[{i}].instrument", f"no instrument named {offer.instrument!r}")
+        for field in ("input_usd_per_m", "output_usd_per_m"):
+            value: Decimal = getattr(offer, field)
+            try:
+                nanos = usd_to_nanos(value)
+            except MoneyError as exc:
+                fail(f"offers[{i}].{field}", str(exc))
+            if nanos < 0:
+                fail(f"offers[{i}].{field}", "cannot be negative")
+        if offer.context < 1 or offer.max_output < 1:
+            fail(f"offers[{i}]", "context and max_output must be positive")
+        oid = offer_id(offer)
+        if oid in offer_ids:
+            fail(f"offers[{i}].id", f"duplicate offer {oid!r}")
+        offer_ids.add(oid)
+    for i, inst in enumerate(settings.instruments):
+        if not re.fullmatch(r"[a-z0-9][a-z0-9._-]*", inst.id.lower()):
+            fail(f"instruments[{i}].id", "must be letters, digits, '.', '_' or '-'")
+
+
+def offer_id(offer: OfferSettings) -> str:
+    return offer.id or f"{offer.supplier}/{offer.instrument.lower()}/{offer.model}"
+
+
+# The reference exchange's text instruments with their published thresholds (CONSUMPTION_API.md
+# §5.2): the spec floors/ceilings and the enforced API limits of /v1/models.
+DEFAULT_INSTRUMENT_IDS = ("text-standard", "text-prime", "text-max")
+
+
+def default_instruments() -> list[InstrumentSettings]:
+    efforts = ["low", "medium", "high"]
+    return [
+        InstrumentSettings(
+            id="text-standard", display_name="Text Standard", quality_floor=18,
+            ttft_ceiling_ms=1320, throughput_floor_tps=100, context_floor=128_000,
+            max_output_floor=16_000, context_length=128_000, max_input_tokens=120_000,
+            max_completion_tokens=65_536, reasoning_efforts=efforts,
+            default_reasoning_effort="medium",
+        ),
+        InstrumentSettings(
+            id="text-prime", display_name="Text Prime", quality_floor=38,
+            ttft_ceiling_ms=4620, throughput_floor_tps=40, context_floor=128_000,
+            max_output_floor=30_000, context_length=196_608, max_input_tokens=120_000,
+            max_completion_tokens=131_072, reasoning_efforts=efforts,
+            default_reasoning_effort="medium",
+        ),
+        InstrumentSettings(
+            id="text-max", display_name="Text Max", quality_floor=53, ttft_ceiling_ms=3500,
+            throughput_floor_tps=30, context_floor=1_000_000, max_output_floor=128_000,
+            context_length=1_000_000, max_input_tokens=922_000, max_completion_tokens=128_000,
+            image_input=True, reasoning_efforts=["low", "medium", "high", "xhigh", "max"],
+            default_reasoning_effort="medium",
+        ),
+    ]
+
+
+def load_settings(
+    config_path: str | None = None, *, environ: Mapping[str, str] | None = None,
+    data_dir: str | None = None,
+) -> Settings:
+    """Read the config file (if any), apply env overrides and the ``--data-dir`` option."""
+    env = os.environ if environ is None else environ
+    path = config_path or env.get("GRIDGATE_CONFIG") or None
+    raw: dict[str, Any] = {}
+    source = "defaults"
+    if path:
+        source = path
+        try:
+            raw = tomllib.loads(Path(path).read_text(encoding="utf-8"), parse_float=Decimal)
+        except FileNotFoundError as exc:
+            raise SettingsError(f"{path}: no such config file") from exc
+        except tomllib.TOMLDecodeError as exc:
+            raise SettingsError(f"{path}: not valid TOML: {exc}") from exc
+    raw = _with_overrides(raw, env, data_dir)
+    return parse_settings(raw, source=source)
+
+
+def _with_overrides(
+    raw: dict[str, Any], env: Mapping[str, str], data_dir: str | None
+) -> dict[str, Any]:
+    out = dict(raw)
+    chosen_dir = data_dir or env.get("GRIDGATE_DATA_DIR")
+    if chosen_dir:
+        out["data_dir"] = chosen_dir
+    if env.get("GRIDGATE_DATABASE_URL"):
+        out["database"] = {**out.get("database", {}), "url": env["GRIDGATE_DATABASE_URL"]}
+    server = dict(out.get("server", {}))
+    if env.get("GRIDGATE_HOST"):
+        server["host"] = env["GRIDGATE_HOST"]
+    if env.get("GRIDGATE_PORT"):
+        try:
+            server["port"] = int(env["GRIDGATE_PORT"])
+        except ValueError as exc:
+            raise SettingsError("GRIDGATE_PORT: must be an integer") from exc
+    if server:
+        out["server"] = server
+    return out

@@ -1,0 +1,230 @@
+"""Test harness: a background event loop, simulated suppliers, a real gateway process.
+
+Everything binds to 127.0.0.1. Waits are bounded by deadlines; nothing sleeps to synchronise.
+"""
+
+from __future__ import annotations
+
+import asyncio
+import contextlib
+import os
+import socket
+import subprocess
+import sys
+import threading
+import time
+from collections.abc import Callable, Coroutine, Iterator
+from dataclasses import dataclass, field
+from decimal import Decimal
+from pathlib import Path
+from typing import Any, TypeVar
+
+from gridgate.core.accounts import Accounts
+from gridgate.core.clock import SystemClock
+from gridgate.money import usd_to_nanos
+from gridgate.simulator.options import SimulatorOptions
+from gridgate.simulator.server import RunningSimulator, start_simulator
+from gridgate.storage.sql import SqlStore
+
+T = TypeVar("T")
+
+
+class BackgroundLoop:
+    """An asyncio loop in a thread, so sync tests (and the sync SDK) can use async servers."""
+
+    def __init__(self) -> None:
+        self.loop = asyncio.new_event_loop()
+        self._thread = threading.Thread(target=self.loop.run_forever, daemon=True)
+        self._thread.start()
+
+    def run(self, coro: Coroutine[Any, Any, T], timeout: float = 60) -> T:
+        return asyncio.run_coroutine_threadsafe(coro, self.loop).result(timeout)
+
+    def close(self) -> None:
+        async def _shutdown() -> None:
+            await self.loop.shutdown_asyncgens()
+
+        self.run(_shutdown())
+        self.loop.call_soon_threadsafe(self.loop.stop)
+        self._thread.join(10)
+        self.loop.close()
+
+
+def free_port() -> int:
+    with socket.socket() as s:
+        s.bind(("127.0.0.1", 0))
+        return int(s.getsockname()[1])
+
+
+def wait_until(predicate: Callable[[], T], *, timeout: float = 10.0, interval: float = 0.02) -> T:
+    """Poll ``predicate`` until it returns something truthy, or fail after ``timeout``."""
+    deadline = time.monotonic() + timeout
+    while True:
+        value = predicate()
+        if value:
+            return value
+        if time.monotonic() > deadline:
+            raise AssertionError(f"condition not met within {timeout} s")
+        time.sleep(interval)
+
+
+@dataclass
+class Offer:
+    supplier: str
+    instrument: str
+    model: str
+    usd_in: str
+    usd_out: str
+    quality: float
+    context: int
+    max_output: int
+    capabilities: tuple[str, ...] = ("tools", "json_schema", "logprobs")
+
+
+def config_toml(
+    *, data_dir: Path, port: int, suppliers: dict[str, str], offers: list[Offer],
+    extra: str = "",
+) -> str:
+    lines = [
+        f'data_dir = "{data_dir}"',
+        "[server]",
+        'host = "127.0.0.1"',
+        f"port = {port}",
+        "[billing]",
+        "min_output_tokens = 16",
+        "[upstream]",
+        "first_byte_timeout_seconds = 10",
+        "idle_timeout_seconds = 10",
+        "total_timeout_seconds = 30",
+    ]
+    for name, url in suppliers.items():
+        lines += ["[[suppliers]]", f'name = "{name}"', f'base_url = "{url}"']
+    for o in offers:
+        caps = ", ".join(f'"{c}"' for c in o.capabilities)
+        lines += [
+            "[[offers]]",
+            f'supplier = "{o.supplier}"',
+            f'instrument = "{o.instrument}"',
+            f'model = "{o.model}"',
+            f'input_usd_per_m = "{o.usd_in}"',
+            f'output_usd_per_m = "{o.usd_out}"',
+            f"quality = {o.quality}",
+            f"context = {o.context}",
+            f"max_output = {o.max_output}",
+            f"capabilities = [{caps}]",
+        ]
+    return "\n".join(lines) + "\n" + extra
+
+
+@dataclass
+class GatewayProcess:
+    """A real ``gridgate serve`` process and a store handle on its database."""
+
+    base_url: str
+    config: Path
+    data_dir: Path
+    process: subprocess.Popen[bytes]
+    bg: BackgroundLoop
+    store: SqlStore
+    log_path: Path
+    offers: list[Offer] = field(default_factory=list)
+    sims: dict[str, RunningSimulator] = field(default_factory=dict)
+
+    def run(self, coro: Coroutine[Any, Any, T]) -> T:
+        return self.bg.run(coro)
+
+    def new_account(self, credit_usd: str = "5", name: str = "test") -> tuple[str, str]:
+        """A fresh account with ``credit_usd`` and a key; returns (account_id, secret)."""
+
+        async def make() -> tuple[str, str]:
+            accounts = Accounts(self.store, SystemClock())
+            account = await accounts.create(name)
+            if Decimal(credit_usd) > 0:
+                await accounts.credit(account.id, credit_usd)
+            key = await accounts.create_key(account.id, "k")
+            return account.id, key.secret
+
+        return self.run(make())
+
+    def balance(self, account_id: str) -> int:
+        account = self.run(self.store.get_account(account_id))
+        assert account is not None
+        return account.balance
+
+    def usage(self, account_id: str) -> list[Any]:
+        return self.run(self.store.list_usage(account_id=account_id, limit=1000))
+
+    def cli(self, *args: str) -> subprocess.CompletedProcess[str]:
+        return subprocess.run(
+            [sys.executable, "-m", "gridgate", *args, "--config", str(self.config)],
+            capture_output=True, text=True, timeout=60, check=False,
+        )
+
+
+def start_gateway(
+    tmp: Path, bg: BackgroundLoop, suppliers: dict[str, str], offers: list[Offer],
+    extra_config: str = "", env: dict[str, str] | None = None,
+) -> GatewayProcess:
+    port = free_port()
+    data_dir = tmp / "data"
+    config = tmp / "gridgate.toml"
+    config.write_text(
+        config_toml(data_dir=data_dir, port=port, suppliers=suppliers, offers=offers,
+                    extra=extra_config)
+    )
+    log_path = tmp / "gateway.log"
+    log = log_path.open("wb")
+    process = subprocess.Popen(
+        [sys.executable, "-m", "gridgate", "serve", "--config", str(config)],
+        stdout=subprocess.PIPE, stderr=log, env={**os.environ, **(env or {}),
+                                                 "PYTHONUNBUFFERED": "1"},
+    )
+    killer = threading.Timer(60, process.kill)
+    killer.start()
+    try:
+        assert process.stdout is not None
+        line = process.stdout.readline().decode()
+    finally:
+        killer.cancel()
+    if "serving on" not in line:
+        process.kill()
+        raise RuntimeError(f"gateway did not start: {line!r}\n{log_path.read_text()}")
+    store = SqlStore(f"sqlite:///{data_dir / 'gridgate.db'}")
+    bg.run(store.open())
+    return GatewayProcess(
+        base_url=f"http://127.0.0.1:{port}/v1", config=config, data_dir=data_dir,
+        process=process, bg=bg, store=store, log_path=log_path, offers=offers,
+    )
+
+
+def stop_gateway(gw: GatewayProcess) -> int:
+    gw.run(gw.store.close())
+    gw.process.terminate()
+    try:
+        code = gw.process.wait(30)
+    except subprocess.TimeoutExpired:
+        gw.process.kill()
+        code = gw.process.wait(10)
+    if gw.process.stdout is not None:
+        gw.process.stdout.close()
+    return code
+
+
+@contextlib.contextmanager
+def simulators(
+    bg: BackgroundLoop, names: list[str], **options: Any
+) -> Iterator[dict[str, RunningSimulator]]:
+    running: dict[str, RunningSimulator] = {}
+    try:
+        for name in names:
+            running[name] = bg.run(
+                start_simulator(SimulatorOptions(name=name, seed_salt=name, **options))
+            )
+        yield running
+    finally:
+        for sim in running.values():
+            bg.run(sim.close())
+
+
+def nanos(usd: str) -> int:
+    return usd_to_nanos(usd)
