@@ -1,0 +1,697 @@
+"""The OpenAI Chat Completions request: wire schema, decoding and validation.
+
+``decode_chat_request(body)`` is the one entry point. It decodes and type-checks the body in a
+single msgspec pass (``CHAT_REQUEST_DECODER``), then runs a cheap Python pass for bounds and
+cross-field rules (no copies, one walk over the messages). It raises only:
+
+- ``BadRequest`` (400): the body is not JSON, not a JSON object, or a field has the wrong JSON
+  type (``"temperature": "hot"``, ``"messages": {}``, ``"n": 1.5``).
+- ``ValidationFailed`` (422): well-typed but out of range or structurally invalid: a bound, an
+  unknown enum value, an unknown message role or content-part type, a missing required field, a
+  cross-field rule, or anything malformed *inside* the structured option objects ``tools``,
+  ``tool_choice``, ``response_format``, ``stream_options`` and an assistant's ``tool_calls``
+  (the reference exchange documents "bad tools schema" and "invalid response_format" as 422).
+
+Both carry ``param`` (the path of the offending field, e.g. ``messages[1].role``) and a message
+that starts with it: ``"temperature: must be between 0 and 2 (got 3.5)"``.
+
+Every optional field defaults to ``UNSET``; the structs are encoded with ``omit_defaults``, so
+``msgspec.json.encode(request)`` emits exactly the fields the client sent (``null`` included where
+a field is nullable) and drops unknown ones. Adapters build the upstream body that way, changing
+fields with ``msgspec.structs.replace``.
+"""
+
+from __future__ import annotations
+
+import re
+from collections.abc import Mapping
+from types import MappingProxyType
+from typing import Any, Final, Literal, get_args
+
+import msgspec
+from msgspec import UNSET, UnsetType
+
+from gridgate.errors import BadRequest, GridgateError, ValidationFailed
+
+__all__ = [
+    "CHAT_REQUEST_DECODER",
+    "UNSET",
+    "AssistantMessage",
+    "AudioFormat",
+    "AudioPart",
+    "ChatRequest",
+    "Content",
+    "ContentPart",
+    "DeveloperMessage",
+    "FilePart",
+    "FileRef",
+    "FunctionCall",
+    "FunctionDefinition",
+    "ImageDetail",
+    "ImagePart",
+    "ImageURL",
+    "InputAudio",
+    "JSONSchemaFormat",
+    "Message",
+    "Modality",
+    "NamedToolChoice",
+    "PromptCacheRetention",
+    "ReasoningEffort",
+    "RefusalPart",
+    "ResponseFormat",
+    "ResponseFormatJSONObject",
+    "ResponseFormatJSONSchema",
+    "ResponseFormatText",
+    "Route",
+    "ServiceTier",
+    "StreamOptions",
+    "SystemMessage",
+    "TextPart",
+    "Tool",
+    "ToolCall",
+    "ToolChoiceFunction",
+    "ToolChoiceMode",
+    "ToolMessage",
+    "UnsetType",
+    "UserMessage",
+    "Verbosity",
+    "decode_chat_request",
+]
+
+# --------------------------------------------------------------------------------------------
+# Enumerations (the values accepted on the wire)
+
+ServiceTier = Literal["auto", "default", "flex", "scale", "priority"]
+ReasoningEffort = Literal["none", "minimal", "low", "medium", "high", "xhigh", "max"]
+Verbosity = Literal["low", "medium", "high"]
+PromptCacheRetention = Literal["in-memory", "24h"]
+Route = Literal["fallback"]
+Modality = Literal["text", "audio"]
+ImageDetail = Literal["auto", "low", "high"]
+AudioFormat = Literal["wav", "mp3"]
+ToolChoiceMode = Literal["none", "auto", "required"]
+
+
+class _Wire(
+    msgspec.Struct,
+    forbid_unknown_fields=False,
+    omit_defaults=True,
+    kw_only=True,
+):
+    """Base of every wire struct: unknown fields are accepted and dropped; only sent fields are
+    re-encoded."""
+
+
+# --------------------------------------------------------------------------------------------
+# Content parts (tagged by ``type``)
+
+
+class TextPart(_Wire, tag="text", tag_field="type"):
+    text: str
+
+
+class ImageURL(_Wire):
+    url: str  # an http(s) URL or a ``data:`` URL with base64 image data
+    detail: ImageDetail | UnsetType = UNSET
+
+
+class ImagePart(_Wire, tag="image_url", tag_field="type"):
+    image_url: ImageURL
+
+
+class InputAudio(_Wire):
+    data: str  # base64
+    format: AudioFormat
+
+
+class AudioPart(_Wire, tag="input_audio", tag_field="type"):
+    input_audio: InputAudio
+
+
+class FileRef(_Wire):
+    """A file given inline (``file_data``, base64 or a data URL) or by id (``file_id``)."""
+
+    file_data: str | UnsetType = UNSET
+    file_id: str | UnsetType = UNSET
+    filename: str | UnsetType = UNSET
+
+
+class FilePart(_Wire, tag="file", tag_field="type"):
+    file: FileRef
+
+
+class RefusalPart(_Wire, tag="refusal", tag_field="type"):
+    refusal: str
+
+
+ContentPart = TextPart | ImagePart | AudioPart | FilePart | RefusalPart
+Content = str | list[ContentPart]
+
+# --------------------------------------------------------------------------------------------
+# Messages (tagged by ``role``)
+
+
+class SystemMessage(_Wire, tag="system", tag_field="role"):
+    content: Content  # parts: text only
+    name: str | UnsetType = UNSET
+
+
+class DeveloperMessage(_Wire, tag="developer", tag_field="role"):
+    content: Content  # parts: text only
+    name: str | UnsetType = UNSET
+
+
+class UserMessage(_Wire, tag="user", tag_field="role"):
+    content: Content  # parts: text, image_url, input_audio, file
+    name: str | UnsetType = UNSET
+
+
+class FunctionCall(_Wire):
+    name: str
+    arguments: str  # JSON text as generated by the model; not parsed here
+
+
+class ToolCall(_Wire):
+    id: str
+    type: Literal["function"]
+    function: FunctionCall
+
+
+class AssistantMessage(_Wire, tag="assistant", tag_field="role"):
+    content: Content | UnsetType | None = UNSET  # parts: text, refusal
+    refusal: str | UnsetType | None = UNSET
+    name: str | UnsetType = UNSET
+    tool_calls: list[ToolCall] | UnsetType | None = UNSET
+    audio: dict[str, Any] | UnsetType | None = UNSET  # ``{"id"}`` of an earlier audio answer
+
+
+class ToolMessage(_Wire, tag="tool", tag_field="role"):
+    content: Content  # parts: text only
+    tool_call_id: str
+
+
+Message = SystemMessage | DeveloperMessage | UserMessage | AssistantMessage | ToolMessage
+
+# --------------------------------------------------------------------------------------------
+# Tools, tool choice, response format, stream options
+
+
+class FunctionDefinition(_Wire):
+    name: str  # ^[a-zA-Z0-9_-]{1,64}$
+    description: str | UnsetType = UNSET
+    parameters: dict[str, Any] | UnsetType = UNSET  # a JSON Schema object, not validated here
+    strict: bool | UnsetType | None = UNSET
+
+
+class Tool(_Wire):
+    type: Literal["function"]
+    function: FunctionDefinition
+
+
+class ToolChoiceFunction(_Wire):
+    name: str
+
+
+class NamedToolChoice(_Wire):
+    type: Literal["function"]
+    function: ToolChoiceFunction
+
+
+class ResponseFormatText(_Wire, tag="text", tag_field="type"):
+    pass
+
+
+class ResponseFormatJSONObject(_Wire, tag="json_object", tag_field="type"):
+    pass
+
+
+class JSONSchemaFormat(_Wire):
+    name: str  # ^[a-zA-Z0-9_-]{1,64}$
+    description: str | UnsetType = UNSET
+    schema: dict[str, Any] | UnsetType = UNSET
+    strict: bool | UnsetType | None = UNSET
+
+
+class ResponseFormatJSONSchema(_Wire, tag="json_schema", tag_field="type"):
+    json_schema: JSONSchemaFormat
+
+
+ResponseFormat = ResponseFormatText | ResponseFormatJSONObject | ResponseFormatJSONSchema
+
+
+class StreamOptions(_Wire):
+    include_usage: bool | UnsetType = UNSET
+    include_obfuscation: bool | UnsetType = UNSET
+
+
+# --------------------------------------------------------------------------------------------
+# The request
+
+
+class ChatRequest(_Wire):
+    """``POST /v1/chat/completions``. ``UNSET`` = not sent; ``None`` = sent as ``null``."""
+
+    model: str
+    messages: list[Message]
+    max_tokens: int | UnsetType | None = UNSET  # deprecated; still honoured
+    max_completion_tokens: int | UnsetType | None = UNSET
+    temperature: float | UnsetType | None = UNSET
+    top_p: float | UnsetType | None = UNSET
+    n: int | UnsetType | None = UNSET
+    stream: bool | UnsetType | None = UNSET
+    stream_options: StreamOptions | UnsetType | None = UNSET
+    stop: str | list[str] | UnsetType | None = UNSET
+    logprobs: bool | UnsetType | None = UNSET
+    top_logprobs: int | UnsetType | None = UNSET
+    response_format: ResponseFormat | UnsetType | None = UNSET
+    tools: list[Tool] | UnsetType | None = UNSET
+    tool_choice: ToolChoiceMode | NamedToolChoice | UnsetType | None = UNSET
+    parallel_tool_calls: bool | UnsetType = UNSET
+    frequency_penalty: float | UnsetType | None = UNSET
+    presence_penalty: float | UnsetType | None = UNSET
+    seed: int | UnsetType | None = UNSET
+    service_tier: ServiceTier | UnsetType | None = UNSET
+    reasoning_effort: ReasoningEffort | UnsetType | None = UNSET
+    store: bool | UnsetType | None = UNSET
+    verbosity: Verbosity | UnsetType | None = UNSET
+    prompt_cache_key: str | UnsetType | None = UNSET
+    prompt_cache_retention: PromptCacheRetention | UnsetType | None = UNSET
+    safety_identifier: str | UnsetType | None = UNSET
+    route: Route | UnsetType = UNSET
+    provider: dict[str, Any] | UnsetType = UNSET  # provider preferences; validated by routing
+    user: str | UnsetType = UNSET  # deprecated
+    logit_bias: dict[str, int] | UnsetType | None = UNSET
+    metadata: dict[str, str] | UnsetType | None = UNSET
+    modalities: list[Modality] | UnsetType | None = UNSET
+    audio: dict[str, Any] | UnsetType | None = UNSET
+    prediction: dict[str, Any] | UnsetType | None = UNSET
+    web_search_options: dict[str, Any] | UnsetType | None = UNSET
+
+    # ---- read-only helpers used by routing and billing ------------------------------------
+
+    @property
+    def effective_max_tokens(self) -> int | None:
+        """``max_completion_tokens`` if given, else ``max_tokens``, else None (per choice)."""
+        value = self.max_completion_tokens
+        if isinstance(value, int):
+            return value
+        value = self.max_tokens
+        return value if isinstance(value, int) else None
+
+    @property
+    def is_stream(self) -> bool:
+        return self.stream is True
+
+    @property
+    def include_usage(self) -> bool:
+        """The client asked for a final usage chunk (``stream_options.include_usage``)."""
+        options = self.stream_options
+        return isinstance(options, StreamOptions) and options.include_usage is True
+
+    @property
+    def wants_tools(self) -> bool:
+        """Tools are given and ``tool_choice`` does not switch them off."""
+        return bool(self.tools) and self.tool_choice != "none"
+
+    @property
+    def wants_json_schema(self) -> bool:
+        return isinstance(self.response_format, ResponseFormatJSONSchema)
+
+    @property
+    def wants_json_object(self) -> bool:
+        return isinstance(self.response_format, ResponseFormatJSONObject)
+
+    @property
+    def wants_logprobs(self) -> bool:
+        return self.logprobs is True
+
+    @property
+    def has_image_input(self) -> bool:
+        return self._has_part(ImagePart)
+
+    @property
+    def has_audio_input(self) -> bool:
+        return self._has_part(AudioPart)
+
+    @property
+    def has_file_input(self) -> bool:
+        return self._has_part(FilePart)
+
+    @property
+    def n_choices(self) -> int:
+        n = self.n
+        return n if isinstance(n, int) else 1
+
+    @property
+    def stop_list(self) -> list[str]:
+        stop = self.stop
+        if isinstance(stop, str):
+            return [stop]
+        if isinstance(stop, list):
+            return list(stop)
+        return []
+
+    def _has_part(self, kind: type[msgspec.Struct]) -> bool:
+        for message in self.messages:
+            content = message.content
+            if type(content) is list:
+                for part in content:
+                    if type(part) is kind:
+                        return True
+        return False
+
+
+CHAT_REQUEST_DECODER: Final = msgspec.json.Decoder(ChatRequest)
+
+# --------------------------------------------------------------------------------------------
+# Decoding
+
+
+def decode_chat_request(body: bytes) -> ChatRequest:
+    """Decode and validate a chat-completions body. Raises only BadRequest / ValidationFailed."""
+    try:
+        request = CHAT_REQUEST_DECODER.decode(body)
+    except msgspec.ValidationError as exc:
+        raise _translate_validation_error(str(exc)) from None
+    except msgspec.DecodeError as exc:
+        raise BadRequest(
+            f"request body is not valid JSON: {_json_problem(str(exc))}", code="invalid_json"
+        ) from None
+    except UnicodeDecodeError:
+        raise BadRequest(
+            "request body is not valid JSON: it is not valid UTF-8", code="invalid_json"
+        ) from None
+    except RecursionError:
+        raise BadRequest("request body is nested too deeply", code="invalid_json") from None
+    _validate(request)
+    return request
+
+
+# --------------------------------------------------------------------------------------------
+# The Python pass: bounds and cross-field rules
+
+_INT64_MIN: Final = -(2**63)
+_INT64_MAX: Final = 2**63 - 1
+_NAME_RE: Final = re.compile(r"[a-zA-Z0-9_-]{1,64}")
+_MAX_STOP: Final = 4
+_METADATA_MAX_PAIRS: Final = 16
+_METADATA_MAX_KEY: Final = 64
+_METADATA_MAX_VALUE: Final = 512
+
+_TEXT_ONLY: Final = (frozenset({TextPart}), "'text'")
+# Per message class: the content-part classes it may carry, and their names for messages.
+_ALLOWED_PARTS: Final[
+    Mapping[type[msgspec.Struct], tuple[frozenset[type[msgspec.Struct]], str]]
+] = MappingProxyType(
+    {
+        SystemMessage: _TEXT_ONLY,
+        DeveloperMessage: _TEXT_ONLY,
+        ToolMessage: _TEXT_ONLY,
+        AssistantMessage: (frozenset({TextPart, RefusalPart}), "'text', 'refusal'"),
+        UserMessage: (
+            frozenset({TextPart, ImagePart, AudioPart, FilePart}),
+            "'text', 'image_url', 'input_audio', 'file'",
+        ),
+    }
+)
+
+
+def _validate(req: ChatRequest) -> None:
+    if not req.messages:
+        _fail("messages", "must contain at least one message")
+    _check_messages(req.messages)
+
+    _check_int_range(req.max_tokens, "max_tokens", 1, _INT64_MAX)
+    _check_int_range(req.max_completion_tokens, "max_completion_tokens", 1, _INT64_MAX)
+    _check_range(req.temperature, "temperature", 0, 2)
+    _check_range(req.top_p, "top_p", 0, 1)
+    _check_int_range(req.n, "n", 1, 128)
+    _check_range(req.frequency_penalty, "frequency_penalty", -2, 2)
+    _check_range(req.presence_penalty, "presence_penalty", -2, 2)
+    _check_int_range(req.seed, "seed", _INT64_MIN, _INT64_MAX)
+
+    top_logprobs = req.top_logprobs
+    if isinstance(top_logprobs, int):
+        _check_int_range(top_logprobs, "top_logprobs", 0, 20)
+        if req.logprobs is not True:
+            _fail("top_logprobs", "requires logprobs to be true")
+
+    stop = req.stop
+    if isinstance(stop, list) and len(stop) > _MAX_STOP:
+        _fail("stop", f"must contain at most {_MAX_STOP} sequences (got {len(stop)})")
+
+    if isinstance(req.stream_options, StreamOptions) and req.stream is not True:
+        _fail("stream_options", "is only allowed when stream is true")
+
+    if isinstance(req.logit_bias, dict):
+        for key, bias in req.logit_bias.items():
+            if not (key.isascii() and key.isdigit()):
+                _fail("logit_bias", f"keys must be token ids (got {_show(key)})")
+            if not -100 <= bias <= 100:
+                _fail("logit_bias", f"values must be between -100 and 100 (got {_show(bias)})")
+
+    if isinstance(req.metadata, dict):
+        _check_metadata(req.metadata)
+
+    tool_names = _check_tools(req.tools)
+    _check_tool_choice(req.tool_choice, tool_names)
+
+    response_format = req.response_format
+    if isinstance(response_format, ResponseFormatJSONSchema):
+        _check_name(response_format.json_schema.name, "response_format.json_schema.name")
+
+
+def _check_messages(messages: list[Message]) -> None:
+    for i, message in enumerate(messages):
+        content = message.content
+        if type(content) is list:
+            if not content:
+                _fail(f"messages[{i}].content", "must contain at least one content part")
+            allowed, allowed_names = _ALLOWED_PARTS[type(message)]
+            for j, part in enumerate(content):
+                if type(part) not in allowed:
+                    _fail(
+                        f"messages[{i}].content[{j}].type",
+                        f"'{part.__struct_config__.tag}' parts are not allowed in"
+                        f" {message.__struct_config__.tag} messages (allowed: {allowed_names})",
+                    )
+                if (
+                    isinstance(part, FilePart)
+                    and part.file.file_data is UNSET
+                    and part.file.file_id is UNSET
+                ):
+                    _fail(f"messages[{i}].content[{j}].file", "must have file_data or file_id")
+        if type(message) is AssistantMessage:
+            tool_calls = message.tool_calls
+            if isinstance(tool_calls, list) and not tool_calls:
+                _fail(f"messages[{i}].tool_calls", "must not be empty (omit it instead)")
+            if (content is None or content is UNSET) and not (
+                tool_calls or message.refusal or isinstance(message.audio, dict)
+            ):
+                _fail(f"messages[{i}].content", "is required unless tool_calls is given")
+
+
+def _check_tools(tools: list[Tool] | UnsetType | None) -> frozenset[str]:
+    if not isinstance(tools, list):
+        return frozenset()
+    for i, tool in enumerate(tools):
+        _check_name(tool.function.name, f"tools[{i}].function.name")
+    return frozenset(tool.function.name for tool in tools)
+
+
+def _check_tool_choice(
+    choice: ToolChoiceMode | NamedToolChoice | UnsetType | None, tool_names: frozenset[str]
+) -> None:
+    if choice is UNSET or choice is None or choice == "none":
+        return
+    if not tool_names:
+        _fail("tool_choice", "requires tools (give tools, or omit tool_choice)")
+    if isinstance(choice, NamedToolChoice) and choice.function.name not in tool_names:
+        _fail(
+            "tool_choice.function.name",
+            f"names a tool that is not in tools (got {_show(choice.function.name)})",
+        )
+
+
+def _check_metadata(metadata: dict[str, str]) -> None:
+    if len(metadata) > _METADATA_MAX_PAIRS:
+        _fail("metadata", f"must have at most {_METADATA_MAX_PAIRS} pairs (got {len(metadata)})")
+    for key, value in metadata.items():
+        if len(key) > _METADATA_MAX_KEY:
+            _fail("metadata", f"keys must be at most {_METADATA_MAX_KEY} characters")
+        if len(value) > _METADATA_MAX_VALUE:
+            _fail("metadata", f"values must be at most {_METADATA_MAX_VALUE} characters")
+
+
+def _check_name(name: str, param: str) -> None:
+    if _NAME_RE.fullmatch(name) is None:
+        _fail(
+            param,
+            f"must be 1 to 64 characters of a-z, A-Z, 0-9, '_' or '-' (got {_show(name)})",
+        )
+
+
+def _check_range(value: float | UnsetType | None, param: str, lo: int, hi: int) -> None:
+    if isinstance(value, float | int) and not lo <= value <= hi:
+        _fail(param, f"must be between {lo} and {hi} (got {_show(value)})")
+
+
+def _check_int_range(value: int | UnsetType | None, param: str, lo: int, hi: int) -> None:
+    if not isinstance(value, int) or lo <= value <= hi:
+        return
+    if lo == _INT64_MIN:
+        problem = "must be a 64-bit signed integer"
+    elif value < lo and hi == _INT64_MAX:
+        problem = f"must be at least {lo}"
+    elif value > hi and hi == _INT64_MAX:
+        problem = "must be a 64-bit signed integer"
+    else:
+        problem = f"must be between {lo} and {hi}"
+    _fail(param, f"{problem} (got {_show(value)})")
+
+
+def _fail(param: str, problem: str) -> None:
+    raise ValidationFailed(f"{param}: {problem}", param=param)
+
+
+# --------------------------------------------------------------------------------------------
+# Translating msgspec's errors into the error tree
+
+_AT: Final = " - at `"
+_MISSING_RE: Final = re.compile(r"Object missing required field `([^`]+)`")
+_EXPECTED_RE: Final = re.compile(r"Expected `([^`]+)`(?:, got `([^`]+)`)?")
+_INVALID_RE: Final = re.compile(r"Invalid (?:enum )?value (.*)", re.DOTALL)
+_INDEX_RE: Final = re.compile(r"\[\d+\]")
+# Malformed content inside these structured objects is 422, like any other structural fault.
+_STRUCTURED_RE: Final = re.compile(
+    r"(?:tools\[|tool_choice\.|response_format\.|stream_options\.|messages\[\d+\]\.tool_calls\[)"
+)
+_JSON_TYPES: Final = MappingProxyType(
+    {
+        "int": "an integer",
+        "float": "a number",
+        "str": "a string",
+        "bool": "a boolean",
+        "object": "an object",
+        "array": "an array",
+        "null": "null",
+    }
+)
+
+
+def _tags(union: Any) -> tuple[str, ...]:
+    return tuple(str(member.__struct_config__.tag) for member in get_args(union))
+
+
+_ROLES: Final = _tags(Message)
+_PART_TYPES: Final = _tags(ContentPart)
+
+# Accepted values by path (indices replaced by ``[]``), for messages naming the choices.
+_CHOICES: Final[Mapping[str, tuple[str, ...]]] = MappingProxyType(
+    {
+        "service_tier": get_args(ServiceTier),
+        "reasoning_effort": get_args(ReasoningEffort),
+        "verbosity": get_args(Verbosity),
+        "prompt_cache_retention": get_args(PromptCacheRetention),
+        "route": get_args(Route),
+        "modalities[]": get_args(Modality),
+        "tool_choice": get_args(ToolChoiceMode),
+        "tool_choice.type": ("function",),
+        "tools[].type": ("function",),
+        "response_format.type": _tags(ResponseFormat),
+        "messages[].role": _ROLES,
+        "messages[].content[].type": _PART_TYPES,
+        "messages[].content[].image_url.detail": get_args(ImageDetail),
+        "messages[].content[].input_audio.format": get_args(AudioFormat),
+        "messages[].tool_calls[].type": ("function",),
+    }
+)
+
+
+def _translate_validation_error(text: str) -> GridgateError:
+    path = "$"
+    if text.endswith("`") and _AT in text:
+        text, _, path = text.rpartition(_AT)
+        path = path[:-1]
+    param = path[2:] if path.startswith("$.") else path[1:]
+    param = param.replace("[...]", "")  # a value in a map: name the map
+
+    if not param:
+        if text.startswith("Expected `object`"):
+            match = _EXPECTED_RE.fullmatch(text)
+            got = match.group(2) if match else None
+            what = _JSON_TYPES.get(got, "something else") if got else "something else"
+            return BadRequest(f"request body must be a JSON object (got {what})")
+        missing = _MISSING_RE.fullmatch(text)
+        if missing:
+            field = missing.group(1)
+            return ValidationFailed(f"{field}: is required", param=field)
+        return BadRequest("request body is invalid")
+
+    missing = _MISSING_RE.fullmatch(text)
+    if missing:
+        field = f"{param}.{missing.group(1)}"
+        choices = _CHOICES.get(_INDEX_RE.sub("[]", field))
+        extra = f" (one of {_choices(choices)})" if choices and len(choices) > 1 else ""
+        return ValidationFailed(f"{field}: is required{extra}", param=field)
+
+    expected = _EXPECTED_RE.fullmatch(text)
+    if expected:
+        want = " or ".join(_JSON_TYPES.get(t, t) for t in expected.group(1).split(" | "))
+        got = expected.group(2)
+        problem = f"expected {want}" + (f", got {_JSON_TYPES.get(got, got)}" if got else "")
+        error = ValidationFailed if _STRUCTURED_RE.match(param) else BadRequest
+        return error(f"{param}: {problem}", param=param)
+
+    invalid = _INVALID_RE.fullmatch(text)
+    if invalid:
+        shown = _clip(invalid.group(1))
+        key = _INDEX_RE.sub("[]", param)
+        if key == "messages[].role" and shown == "'function'":
+            return ValidationFailed(
+                f"{param}: the legacy 'function' role is not supported; use 'tool' messages",
+                param=param,
+            )
+        choices = _CHOICES.get(key)
+        if choices and len(choices) == 1:
+            problem = f"must be {_choices(choices)} (got {shown})"
+        elif choices:
+            problem = f"must be one of {_choices(choices)} (got {shown})"
+        else:
+            problem = f"invalid value {shown}"
+        return ValidationFailed(f"{param}: {problem}", param=param)
+
+    if text in ("Number out of range", "Integer value out of range"):
+        return ValidationFailed(f"{param}: number out of range", param=param)
+    return BadRequest(f"{param}: invalid value", param=param)
+
+
+def _json_problem(text: str) -> str:
+    if text.startswith("JSON is malformed: "):
+        return _clip(text.removeprefix("JSON is malformed: "))
+    if text == "Input data was truncated":
+        return "unexpected end of input"
+    return "malformed input"
+
+
+def _choices(values: Any) -> str:
+    return ", ".join(f"'{v}'" for v in values)
+
+
+def _clip(text: str, limit: int = 64) -> str:
+    if len(text) > limit:
+        text = text[: limit - 1] + "…"
+    return text.encode("utf-8", "backslashreplace").decode("utf-8")
+
+
+def _show(value: object) -> str:
+    """A short, safe rendering of a client value for an error message."""
+    if isinstance(value, bool):
+        return "true" if value else "false"
+    if isinstance(value, int):
+        return str(value) if value.bit_length() <= 64 else "a very large integer"
+    if isinstance(value, float):
+        return repr(value)
+    if isinstance(value, str):
+        return _clip(repr(value))
+    return "a value of another type"
