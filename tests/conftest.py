@@ -5,6 +5,7 @@ from __future__ import annotations
 from collections.abc import Iterator
 import pytest
 
+from tests.openai_spec import OpenAISpec, load_spec
 from tests.harness import (
     BackgroundLoop,
     GatewayProcess,
@@ -46,3 +47,8 @@ def gateway(bg: BackgroundLoop, tmp_path_factory: pytest.TempPathFactory) -> Ite
             yield gw
         finally:
             stop_gateway(gw)
+
+
+@pytest.fixture(scope="session")
+def spec() -> OpenAISpec:
+    return load_spec()

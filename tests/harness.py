@@ -173,12 +173,12 @@ def start_gateway(
                     extra=extra_config)
     )
     log_path = tmp / "gateway.log"
-    log = log_path.open("wb")
-    process = subprocess.Popen(
-        [sys.executable, "-m", "gridgate", "serve", "--config", str(config)],
-        stdout=subprocess.PIPE, stderr=log, env={**os.environ, **(env or {}),
-                                                 "PYTHONUNBUFFERED": "1"},
-    )
+    with log_path.open("wb") as log:
+        process = subprocess.Popen(
+            [sys.executable, "-m", "gridgate", "serve", "--config", str(config)],
+            stdout=subprocess.PIPE, stderr=log,
+            env={**os.environ, **(env or {}), "PYTHONUNBUFFERED": "1"},
+        )
     killer = threading.Timer(60, process.kill)
     killer.start()
     try:

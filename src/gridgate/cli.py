@@ -205,6 +205,18 @@ def _common(parser: argparse.ArgumentParser, *, suppress: bool) -> None:
     )
 
 
+class _Actions:
+    """The actions of a command; each takes the common options too (``keys list --json``)."""
+
+    def __init__(self, parser: argparse.ArgumentParser) -> None:
+        self._sub = parser.add_subparsers(dest="action", required=True, metavar="ACTION")
+
+    def add_parser(self, name: str, *, help: str) -> argparse.ArgumentParser:
+        parser = self._sub.add_parser(name, help=help, description=help)
+        _common(parser, suppress=True)
+        return parser
+
+
 def build_parser() -> argparse.ArgumentParser:
     parser = argparse.ArgumentParser(prog="gridgate", description=__doc__)
     _common(parser, suppress=False)
@@ -227,7 +239,7 @@ def build_parser() -> argparse.ArgumentParser:
     simulator_command.add_arguments(simulate)
 
     accounts = add("accounts", "manage accounts", cmd_accounts)
-    acc = accounts.add_subparsers(dest="action", required=True, metavar="ACTION")
+    acc = _Actions(accounts)
     p = acc.add_parser("create", help="create an account")
     p.add_argument("--name", required=True)
     p = acc.add_parser("credit", help="add prepaid credit (USD, decimal)")
@@ -240,7 +252,7 @@ def build_parser() -> argparse.ArgumentParser:
     acc.add_parser("list", help="all accounts")
 
     keys = add("keys", "manage API keys", cmd_keys)
-    ks = keys.add_subparsers(dest="action", required=True, metavar="ACTION")
+    ks = _Actions(keys)
     p = ks.add_parser("create", help="create a key (the secret is shown once)")
     p.add_argument("--account", required=True)
     p.add_argument("--name", required=True)
