@@ -3,9 +3,9 @@
 from __future__ import annotations
 
 from collections.abc import Iterator
+
 import pytest
 
-from tests.openai_spec import OpenAISpec, load_spec
 from tests.harness import (
     BackgroundLoop,
     GatewayProcess,
@@ -14,16 +14,38 @@ from tests.harness import (
     start_gateway,
     stop_gateway,
 )
+from tests.openai_spec import OpenAISpec, load_spec
 
 # The catalog the end-to-end gateway serves. Prices make routing visible: a plain text-prime
 # request goes to sim-beta (cheapest, but no tools/logprobs), one with tools to sim-alpha.
+SIM_DELTA_SECRET = "sk-sim-delta-0123456789abcdef"
 E2E_OFFERS = [
     Offer("sim-alpha", "text-prime", "sim/prime-a", "0.10", "0.40", 40, 196_608, 131_072),
-    Offer("sim-beta", "text-prime", "sim/prime-b", "0.08", "0.30", 39, 196_608, 65_536,
-          ("json_schema",)),
+    Offer(
+        "sim-beta",
+        "text-prime",
+        "sim/prime-b",
+        "0.08",
+        "0.30",
+        39,
+        196_608,
+        65_536,
+        ("json_schema",),
+    ),
     Offer("sim-alpha", "text-standard", "sim/standard-a", "0.03", "0.06", 20, 128_000, 65_536),
-    Offer("sim-gamma", "text-max", "sim/max-g", "1.20", "4.80", 55, 1_000_000, 128_000,
-          ("tools", "json_schema", "logprobs", "vision")),
+    # the cheapest text-standard offer needs a credential the gateway holds and callers never see
+    Offer("sim-delta", "text-standard", "sim/standard-d", "0.02", "0.05", 20, 128_000, 65_536),
+    Offer(
+        "sim-gamma",
+        "text-max",
+        "sim/max-g",
+        "1.20",
+        "4.80",
+        55,
+        1_000_000,
+        128_000,
+        ("tools", "json_schema", "logprobs", "vision"),
+    ),
 ]
 
 
@@ -35,12 +57,23 @@ def bg() -> Iterator[BackgroundLoop]:
 
 
 @pytest.fixture(scope="session")
-def gateway(bg: BackgroundLoop, tmp_path_factory: pytest.TempPathFactory) -> Iterator[GatewayProcess]:
-    """One `gridgate serve` process for the session, over three simulators (no delays)."""
-    with simulators(bg, ["sim-alpha", "sim-beta", "sim-gamma"], realtime=False) as sims:
+def gateway(
+    bg: BackgroundLoop, tmp_path_factory: pytest.TempPathFactory
+) -> Iterator[GatewayProcess]:
+    """One `gridgate serve` process for the session, over four simulators answering as fast as
+    they can (a prompt directive can still slow one down)."""
+    with (
+        simulators(bg, ["sim-alpha", "sim-beta", "sim-gamma"]) as sims,
+        simulators(bg, ["sim-delta"], api_key=SIM_DELTA_SECRET) as secured,
+    ):
+        sims = {**sims, **secured}
         gw = start_gateway(
-            tmp_path_factory.mktemp("gateway"), bg,
-            {name: sim.base_url for name, sim in sims.items()}, E2E_OFFERS,
+            tmp_path_factory.mktemp("gateway"),
+            bg,
+            {name: sim.base_url for name, sim in sims.items()},
+            E2E_OFFERS,
+            env={"SIM_DELTA_KEY": SIM_DELTA_SECRET},
+            key_envs={"sim-delta": "SIM_DELTA_KEY"},
         )
         gw.sims = sims
         try:

@@ -82,8 +82,13 @@ class Offer:
 
 
 def config_toml(
-    *, data_dir: Path, port: int, suppliers: dict[str, str], offers: list[Offer],
+    *,
+    data_dir: Path,
+    port: int,
+    suppliers: dict[str, str],
+    offers: list[Offer],
     extra: str = "",
+    key_envs: dict[str, str] | None = None,
 ) -> str:
     lines = [
         f'data_dir = "{data_dir}"',
@@ -99,6 +104,8 @@ def config_toml(
     ]
     for name, url in suppliers.items():
         lines += ["[[suppliers]]", f'name = "{name}"', f'base_url = "{url}"']
+        if key_envs and name in key_envs:
+            lines.append(f'api_key_env = "{key_envs[name]}"')
     for o in offers:
         caps = ", ".join(f'"{c}"' for c in o.capabilities)
         lines += [
@@ -157,26 +164,41 @@ class GatewayProcess:
     def cli(self, *args: str) -> subprocess.CompletedProcess[str]:
         return subprocess.run(
             [sys.executable, "-m", "gridgate", *args, "--config", str(self.config)],
-            capture_output=True, text=True, timeout=60, check=False,
+            capture_output=True,
+            text=True,
+            timeout=60,
+            check=False,
         )
 
 
 def start_gateway(
-    tmp: Path, bg: BackgroundLoop, suppliers: dict[str, str], offers: list[Offer],
-    extra_config: str = "", env: dict[str, str] | None = None,
+    tmp: Path,
+    bg: BackgroundLoop,
+    suppliers: dict[str, str],
+    offers: list[Offer],
+    extra_config: str = "",
+    env: dict[str, str] | None = None,
+    key_envs: dict[str, str] | None = None,
 ) -> GatewayProcess:
     port = free_port()
     data_dir = tmp / "data"
     config = tmp / "gridgate.toml"
     config.write_text(
-        config_toml(data_dir=data_dir, port=port, suppliers=suppliers, offers=offers,
-                    extra=extra_config)
+        config_toml(
+            data_dir=data_dir,
+            port=port,
+            suppliers=suppliers,
+            offers=offers,
+            extra=extra_config,
+            key_envs=key_envs,
+        )
     )
     log_path = tmp / "gateway.log"
     with log_path.open("wb") as log:
         process = subprocess.Popen(
             [sys.executable, "-m", "gridgate", "serve", "--config", str(config)],
-            stdout=subprocess.PIPE, stderr=log,
+            stdout=subprocess.PIPE,
+            stderr=log,
             env={**os.environ, **(env or {}), "PYTHONUNBUFFERED": "1"},
         )
     killer = threading.Timer(60, process.kill)
@@ -192,8 +214,14 @@ def start_gateway(
     store = SqlStore(f"sqlite:///{data_dir / 'gridgate.db'}")
     bg.run(store.open())
     return GatewayProcess(
-        base_url=f"http://127.0.0.1:{port}/v1", config=config, data_dir=data_dir,
-        process=process, bg=bg, store=store, log_path=log_path, offers=offers,
+        base_url=f"http://127.0.0.1:{port}/v1",
+        config=config,
+        data_dir=data_dir,
+        process=process,
+        bg=bg,
+        store=store,
+        log_path=log_path,
+        offers=offers,
     )
 
 

@@ -82,13 +82,23 @@ def _lifespan(
                 "openai": OpenAIAdapter(http, settings.upstream, environ),
             }
             exchange = Exchange(
-                catalog=catalog.get, billing=billing, adapters=adapters, usage=usage,
-                clock=clock, upstream=settings.upstream,
+                catalog=catalog.get,
+                billing=billing,
+                adapters=adapters,
+                usage=usage,
+                clock=clock,
+                upstream=settings.upstream,
             )
             app[STATE] = AppState(
-                settings=settings, store=store, clock=clock, catalog=catalog,
+                settings=settings,
+                store=store,
+                clock=clock,
+                catalog=catalog,
                 auth=Authenticator(store, clock, settings.auth.cache_seconds),
-                billing=billing, usage=usage, exchange=exchange, http=http,
+                billing=billing,
+                usage=usage,
+                exchange=exchange,
+                http=http,
             )
             usage.start()
             sweeper = asyncio.create_task(

@@ -109,7 +109,8 @@ def cmd_accounts(args: argparse.Namespace, settings: Settings) -> int:
         if "keys" in result:
             line += "".join(
                 f"\n  {k['id']}  {k['key_prefix']}…  {'active' if k['is_active'] else 'inactive'}"
-                f"  {k['name']}" for k in result["keys"]
+                f"  {k['name']}"
+                for k in result["keys"]
             )
         return line
 
@@ -134,7 +135,8 @@ def cmd_keys(args: argparse.Namespace, settings: Settings) -> int:
         if isinstance(result, list):
             return "\n".join(
                 f"{k['id']}  {k['key_prefix']}…  {'active  ' if k['is_active'] else 'inactive'}"
-                f"  {k['account_id']}  {k['name']}" for k in result
+                f"  {k['account_id']}  {k['name']}"
+                for k in result
             )
         if "key" in result:
             return (
@@ -155,8 +157,11 @@ def cmd_migrate(args: argparse.Namespace, settings: Settings) -> int:
         await store.close()
 
     asyncio.run(run())
-    _print({"migrated": True, "database": _safe_url(settings.database_url)}, args.json,
-           lambda: f"database ready: {_safe_url(settings.database_url)}")
+    _print(
+        {"migrated": True, "database": _safe_url(settings.database_url)},
+        args.json,
+        lambda: f"database ready: {_safe_url(settings.database_url)}",
+    )
     return 0
 
 
@@ -192,15 +197,21 @@ def cmd_simulate(args: argparse.Namespace, settings: Settings) -> int:
 def _common(parser: argparse.ArgumentParser, *, suppress: bool) -> None:
     default: Any = argparse.SUPPRESS if suppress else None
     parser.add_argument(
-        "--config", default=default, metavar="PATH",
+        "--config",
+        default=default,
+        metavar="PATH",
         help="TOML config file (default: $GRIDGATE_CONFIG, else embedded defaults)",
     )
     parser.add_argument(
-        "--data-dir", default=default, metavar="DIR",
+        "--data-dir",
+        default=default,
+        metavar="DIR",
         help="where the embedded SQLite database lives (default: $GRIDGATE_DATA_DIR or .gridgate)",
     )
     parser.add_argument(
-        "--json", action="store_true", default=argparse.SUPPRESS if suppress else False,
+        "--json",
+        action="store_true",
+        default=argparse.SUPPRESS if suppress else False,
         help="print machine-readable JSON",
     )
 
@@ -229,7 +240,9 @@ def build_parser() -> argparse.ArgumentParser:
         return p
 
     add("serve", "run the gateway (host/port/workers from the config's [server])", cmd_serve)
-    demo = add("demo", "run a demo: gateway on SQLite + simulated suppliers + a funded key", cmd_demo)
+    demo = add(
+        "demo", "run a demo: gateway on SQLite + simulated suppliers + a funded key", cmd_demo
+    )
     demo.add_argument("--port", type=int, default=8080, help="gateway port (default 8080)")
     add("migrate", "create or upgrade the database and seed the catalog", cmd_migrate)
 
@@ -245,8 +258,9 @@ def build_parser() -> argparse.ArgumentParser:
     p = acc.add_parser("credit", help="add prepaid credit (USD, decimal)")
     p.add_argument("account")
     p.add_argument("usd")
-    p.add_argument("--idempotency-key", default=None,
-                   help="a retried credit with the same key is applied once")
+    p.add_argument(
+        "--idempotency-key", default=None, help="a retried credit with the same key is applied once"
+    )
     p = acc.add_parser("show", help="an account's balance and keys")
     p.add_argument("account")
     acc.add_parser("list", help="all accounts")
@@ -256,8 +270,12 @@ def build_parser() -> argparse.ArgumentParser:
     p = ks.add_parser("create", help="create a key (the secret is shown once)")
     p.add_argument("--account", required=True)
     p.add_argument("--name", required=True)
-    p.add_argument("--expires-at", default=None, metavar="ISO",
-                   help="ISO 8601 time after which the key stops working")
+    p.add_argument(
+        "--expires-at",
+        default=None,
+        metavar="ISO",
+        help="ISO 8601 time after which the key stops working",
+    )
     p = ks.add_parser("list", help="list keys")
     p.add_argument("--account", default=None)
     p = ks.add_parser("revoke", help="revoke a key (effective on the next request)")

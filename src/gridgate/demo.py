@@ -42,12 +42,64 @@ class _DemoOffer:
 
 
 DEMO_OFFERS = (
-    _DemoOffer("sim-alpha", "text-standard", "sim/standard-a", "0.03", "0.06", 20, 128_000, 65_536, tuple(_ALL)),
-    _DemoOffer("sim-beta", "text-standard", "sim/standard-b", "0.02", "0.05", 19, 128_000, 32_768, ("json_schema",)),
-    _DemoOffer("sim-alpha", "text-prime", "sim/prime-a", "0.10", "0.40", 40, 196_608, 131_072, tuple(_ALL)),
-    _DemoOffer("sim-beta", "text-prime", "sim/prime-b", "0.08", "0.30", 39, 196_608, 65_536, ("json_schema",)),
-    _DemoOffer("sim-gamma", "text-max", "sim/max-g", "1.20", "4.80", 55, 1_000_000, 128_000, (*_ALL, "vision")),
-    _DemoOffer("sim-alpha", "text-max", "sim/max-a", "1.50", "6.00", 54, 1_000_000, 128_000, (*_ALL, "vision")),
+    _DemoOffer(
+        "sim-alpha",
+        "text-standard",
+        "sim/standard-a",
+        "0.03",
+        "0.06",
+        20,
+        128_000,
+        65_536,
+        tuple(_ALL),
+    ),
+    _DemoOffer(
+        "sim-beta",
+        "text-standard",
+        "sim/standard-b",
+        "0.02",
+        "0.05",
+        19,
+        128_000,
+        32_768,
+        ("json_schema",),
+    ),
+    _DemoOffer(
+        "sim-alpha", "text-prime", "sim/prime-a", "0.10", "0.40", 40, 196_608, 131_072, tuple(_ALL)
+    ),
+    _DemoOffer(
+        "sim-beta",
+        "text-prime",
+        "sim/prime-b",
+        "0.08",
+        "0.30",
+        39,
+        196_608,
+        65_536,
+        ("json_schema",),
+    ),
+    _DemoOffer(
+        "sim-gamma",
+        "text-max",
+        "sim/max-g",
+        "1.20",
+        "4.80",
+        55,
+        1_000_000,
+        128_000,
+        (*_ALL, "vision"),
+    ),
+    _DemoOffer(
+        "sim-alpha",
+        "text-max",
+        "sim/max-a",
+        "1.50",
+        "6.00",
+        54,
+        1_000_000,
+        128_000,
+        (*_ALL, "vision"),
+    ),
 )
 DEMO_SUPPLIERS = ("sim-alpha", "sim-beta", "sim-gamma")
 
@@ -58,9 +110,14 @@ def demo_settings(base: Settings, simulators: dict[str, RunningSimulator], port:
     ]
     offers = [
         OfferSettings(
-            supplier=o.supplier, instrument=o.instrument, model=o.model,
-            input_usd_per_m=Decimal(o.usd_in), output_usd_per_m=Decimal(o.usd_out),
-            quality=o.quality, context=o.context, max_output=o.max_output,
+            supplier=o.supplier,
+            instrument=o.instrument,
+            model=o.model,
+            input_usd_per_m=Decimal(o.usd_in),
+            output_usd_per_m=Decimal(o.usd_out),
+            quality=o.quality,
+            context=o.context,
+            max_output=o.max_output,
             capabilities=list(o.capabilities),  # type: ignore[arg-type]
         )
         for o in DEMO_OFFERS

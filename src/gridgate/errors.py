@@ -159,8 +159,9 @@ class UpstreamRejected(UpstreamError):
     openai_type = "invalid_request_error"
     anthropic_type = "invalid_request_error"
 
-    def __init__(self, message: str, *, status: int, param: str | None = None,
-                 code: str | None = None) -> None:
+    def __init__(
+        self, message: str, *, status: int, param: str | None = None, code: str | None = None
+    ) -> None:
         super().__init__(message, param=param, code=code)
         self.upstream_status = status
 

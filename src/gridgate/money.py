@@ -25,7 +25,7 @@ class MoneyError(ValueError):
 
 def usd_to_nanos(amount: str | Decimal | int) -> int:
     """Exact USD → nano-dollars. Raises MoneyError for non-numbers, NaN/inf or sub-nano precision."""
-    if isinstance(amount, bool) or isinstance(amount, float):
+    if isinstance(amount, bool | float):
         raise MoneyError("amounts must be given as decimal strings or integers, not floats")
     try:
         value = Decimal(amount) if not isinstance(amount, Decimal) else amount

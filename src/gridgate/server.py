@@ -29,8 +29,11 @@ def _use_uvloop() -> None:
 
 
 async def run_gateway(
-    settings: Settings, *, reuse_port: bool = False,
-    ready: Callable[[str], None] | None = None, stop: asyncio.Event | None = None,
+    settings: Settings,
+    *,
+    reuse_port: bool = False,
+    ready: Callable[[str], None] | None = None,
+    stop: asyncio.Event | None = None,
 ) -> None:
     """Serve until ``stop`` is set (or SIGINT/SIGTERM when no event is given)."""
     app = build_app(settings)

@@ -67,19 +67,27 @@ def test_wrong_path_and_method_are_enveloped(http: httpx.Client) -> None:
 
 
 def test_body_over_the_limit_is_413(http: httpx.Client) -> None:
-    big = b'{"model": "text-prime", "messages": [{"role": "user", "content": "' + (
-        b"x" * (17 * 1024 * 1024)
-    ) + b'"}]}'
+    big = (
+        b'{"model": "text-prime", "messages": [{"role": "user", "content": "'
+        + (b"x" * (17 * 1024 * 1024))
+        + b'"}]}'
+    )
     assert_envelope(http.post("/v1/chat/completions", content=big), 413)
 
 
 def test_instrument_limits_are_422_naming_the_field(http: httpx.Client) -> None:
-    body = {"model": "text-standard", "messages": [{"role": "user", "content": "hi"}],
-            "max_completion_tokens": 70_000}
+    body = {
+        "model": "text-standard",
+        "messages": [{"role": "user", "content": "hi"}],
+        "max_completion_tokens": 70_000,
+    }
     response = http.post("/v1/chat/completions", json=body)
     assert assert_envelope(response, 422)["error"]["param"] == "max_completion_tokens"
-    body = {"model": "text-prime", "messages": [{"role": "user", "content": "hi"}],
-            "reasoning_effort": "xhigh"}
+    body = {
+        "model": "text-prime",
+        "messages": [{"role": "user", "content": "hi"}],
+        "reasoning_effort": "xhigh",
+    }
     response = http.post("/v1/chat/completions", json=body)
     assert assert_envelope(response, 422)["error"]["param"] == "reasoning_effort"
     image = {"type": "image_url", "image_url": {"url": "https://example.com/cat.png"}}
@@ -95,25 +103,56 @@ def test_a_prompt_over_the_instruments_max_input_is_422(http: httpx.Client) -> N
 
 
 json_values = st.recursive(
-    st.none() | st.booleans() | st.integers() | st.floats(allow_nan=False, allow_infinity=False)
+    st.none()
+    | st.booleans()
+    | st.integers()
+    | st.floats(allow_nan=False, allow_infinity=False)
     | st.text(max_size=20),
-    lambda children: st.lists(children, max_size=4)
-    | st.dictionaries(st.text(max_size=12), children, max_size=4),
+    lambda children: (
+        st.lists(children, max_size=4) | st.dictionaries(st.text(max_size=12), children, max_size=4)
+    ),
     max_leaves=20,
 )
 FIELDS = [
-    "model", "messages", "max_tokens", "max_completion_tokens", "temperature", "top_p", "n",
-    "stream", "stream_options", "stop", "logprobs", "top_logprobs", "response_format", "tools",
-    "tool_choice", "parallel_tool_calls", "frequency_penalty", "presence_penalty", "seed",
-    "service_tier", "reasoning_effort", "provider", "route", "user", "metadata", "logit_bias",
+    "model",
+    "messages",
+    "max_tokens",
+    "max_completion_tokens",
+    "temperature",
+    "top_p",
+    "n",
+    "stream",
+    "stream_options",
+    "stop",
+    "logprobs",
+    "top_logprobs",
+    "response_format",
+    "tools",
+    "tool_choice",
+    "parallel_tool_calls",
+    "frequency_penalty",
+    "presence_penalty",
+    "seed",
+    "service_tier",
+    "reasoning_effort",
+    "provider",
+    "route",
+    "user",
+    "metadata",
+    "logit_bias",
 ]
 
 
-@settings(max_examples=150, deadline=None, suppress_health_check=[HealthCheck.function_scoped_fixture])
+@settings(
+    max_examples=150, deadline=None, suppress_health_check=[HealthCheck.function_scoped_fixture]
+)
 @given(overrides=st.dictionaries(st.sampled_from(FIELDS), json_values, max_size=4))
 def test_fuzzed_bodies_never_500(http: httpx.Client, overrides: dict[str, Any]) -> None:
-    body: dict[str, Any] = {"model": "text-prime", "messages": [{"role": "user", "content": "hi"}],
-                            "max_tokens": 4}
+    body: dict[str, Any] = {
+        "model": "text-prime",
+        "messages": [{"role": "user", "content": "hi"}],
+        "max_tokens": 4,
+    }
     body.update(overrides)
     response = http.post("/v1/chat/completions", content=json.dumps(body).encode())
     assert response.status_code < 500 or response.status_code in (502, 503), response.text
@@ -121,7 +160,9 @@ def test_fuzzed_bodies_never_500(http: httpx.Client, overrides: dict[str, Any]) 
         assert_envelope(response, response.status_code)
 
 
-@settings(max_examples=60, deadline=None, suppress_health_check=[HealthCheck.function_scoped_fixture])
+@settings(
+    max_examples=60, deadline=None, suppress_health_check=[HealthCheck.function_scoped_fixture]
+)
 @given(raw=st.binary(max_size=200))
 def test_fuzzed_bytes_never_500(http: httpx.Client, raw: bytes) -> None:
     response = http.post("/v1/chat/completions", content=raw)

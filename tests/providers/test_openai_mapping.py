@@ -15,8 +15,15 @@ from gridgate.storage.records import OfferRecord, SupplierRecord
 
 SUPPLIER = SupplierRecord(name="s", wire="openai", base_url="http://127.0.0.1:1/v1")
 OFFER = OfferRecord(
-    id="s/text-prime/up-model", supplier="s", instrument="text-prime", model="up-model",
-    input_per_m=1, output_per_m=1, quality=40, context=200_000, max_output=64_000,
+    id="s/text-prime/up-model",
+    supplier="s",
+    instrument="text-prime",
+    model="up-model",
+    input_per_m=1,
+    output_per_m=1,
+    quality=40,
+    context=200_000,
+    max_output=64_000,
 )
 
 # as OpenAI documents a chat completion (trimmed of nothing that matters to metering)
@@ -25,14 +32,31 @@ COMPLETION = {
     "object": "chat.completion",
     "created": 1741569952,
     "model": "gpt-4.1-2025-04-14",
-    "choices": [{"index": 0, "message": {"role": "assistant", "content": "Hello! How can I "
-                 "assist you today?", "refusal": None, "annotations": []},
-                 "logprobs": None, "finish_reason": "stop"}],
-    "usage": {"prompt_tokens": 19, "completion_tokens": 10, "total_tokens": 29,
-              "prompt_tokens_details": {"cached_tokens": 3, "audio_tokens": 0},
-              "completion_tokens_details": {"reasoning_tokens": 4, "audio_tokens": 0,
-                                            "accepted_prediction_tokens": 0,
-                                            "rejected_prediction_tokens": 0}},
+    "choices": [
+        {
+            "index": 0,
+            "message": {
+                "role": "assistant",
+                "content": "Hello! How can I assist you today?",
+                "refusal": None,
+                "annotations": [],
+            },
+            "logprobs": None,
+            "finish_reason": "stop",
+        }
+    ],
+    "usage": {
+        "prompt_tokens": 19,
+        "completion_tokens": 10,
+        "total_tokens": 29,
+        "prompt_tokens_details": {"cached_tokens": 3, "audio_tokens": 0},
+        "completion_tokens_details": {
+            "reasoning_tokens": 4,
+            "audio_tokens": 0,
+            "accepted_prediction_tokens": 0,
+            "rejected_prediction_tokens": 0,
+        },
+    },
     "service_tier": "default",
 }
 STREAM = (
@@ -55,28 +79,45 @@ STREAM = (
 
 def call(body: dict[str, object], *, stream: bool = False, cap: int = 100) -> UpstreamCall:
     request = decode_chat_request(json.dumps(body).encode())
-    return UpstreamCall(supplier=SUPPLIER, offer=OFFER, request=request, max_output_tokens=cap,
-                        stream=stream, prompt_estimate=7)
+    return UpstreamCall(
+        supplier=SUPPLIER,
+        offer=OFFER,
+        request=request,
+        max_output_tokens=cap,
+        stream=stream,
+        prompt_estimate=7,
+    )
 
 
 def test_request_drops_gateway_fields_and_sets_model_and_cap() -> None:
-    body = {"model": "Text-Prime", "messages": [{"role": "user", "content": "hi"}],
-            "provider": {"order": ["x"]}, "route": "fallback", "temperature": 0.5,
-            "unknown_thing": 1}
+    body = {
+        "model": "Text-Prime",
+        "messages": [{"role": "user", "content": "hi"}],
+        "provider": {"order": ["x"]},
+        "route": "fallback",
+        "temperature": 0.5,
+        "unknown_thing": 1,
+    }
     sent = json.loads(map_request(call(body, cap=321)))
-    assert sent == {"model": "up-model", "messages": [{"role": "user", "content": "hi"}],
-                    "temperature": 0.5, "max_completion_tokens": 321}
+    assert sent == {
+        "model": "up-model",
+        "messages": [{"role": "user", "content": "hi"}],
+        "temperature": 0.5,
+        "max_completion_tokens": 321,
+    }
 
 
 def test_request_keeps_the_callers_max_tokens_field() -> None:
-    body = {"model": "text-prime", "messages": [{"role": "user", "content": "hi"}],
-            "max_tokens": 500}
+    body = {
+        "model": "text-prime",
+        "messages": [{"role": "user", "content": "hi"}],
+        "max_tokens": 500,
+    }
     assert json.loads(map_request(call(body, cap=200)))["max_tokens"] == 200
 
 
 def test_streamed_request_always_asks_for_usage() -> None:
-    body = {"model": "text-prime", "messages": [{"role": "user", "content": "hi"}],
-            "stream": True}
+    body = {"model": "text-prime", "messages": [{"role": "user", "content": "hi"}], "stream": True}
     sent = json.loads(map_request(call(body, stream=True)))
     assert sent["stream"] is True and sent["stream_options"] == {"include_usage": True}
 
@@ -96,7 +137,10 @@ def test_response_without_usage_is_counted_and_marked_estimated() -> None:
     assert completion.usage.estimated
     assert completion.usage.prompt_tokens == 12
     assert completion.usage.completion_tokens == -(-len(b"Hello! How can I assist you today?") // 4)
-    assert json.loads(completion.body)["usage"]["total_tokens"] == 12 + completion.usage.completion_tokens
+    assert (
+        json.loads(completion.body)["usage"]["total_tokens"]
+        == 12 + completion.usage.completion_tokens
+    )
 
 
 @pytest.mark.parametrize("body", [b"not json", b'{"choices": []}', b'{"id": 1}'])
@@ -120,7 +164,9 @@ def test_usage_null_is_dropped_when_the_caller_did_not_ask_for_usage() -> None:
     events = SSEParser().feed(STREAM)
     chunk = map_stream_event(events[1], include_usage=False)
     assert b"usage" not in chunk.raw
-    assert json.loads(chunk.raw.removeprefix(b"data: "))["choices"][0]["delta"] == {"content": "Hello"}
+    assert json.loads(chunk.raw.removeprefix(b"data: "))["choices"][0]["delta"] == {
+        "content": "Hello"
+    }
 
 
 def test_error_and_garbage_events_are_the_suppliers_fault() -> None:
@@ -131,16 +177,27 @@ def test_error_and_garbage_events_are_the_suppliers_fault() -> None:
 
 @pytest.mark.parametrize(
     ("status", "kind"),
-    [(400, UpstreamRejected), (422, UpstreamRejected), (413, UpstreamRejected),
-     (401, SupplierFailed), (403, SupplierFailed), (404, SupplierFailed), (429, SupplierFailed),
-     (500, SupplierFailed), (502, SupplierFailed), (503, SupplierFailed),
-     (408, SupplierTimeout), (504, SupplierTimeout)],
+    [
+        (400, UpstreamRejected),
+        (422, UpstreamRejected),
+        (413, UpstreamRejected),
+        (401, SupplierFailed),
+        (403, SupplierFailed),
+        (404, SupplierFailed),
+        (429, SupplierFailed),
+        (500, SupplierFailed),
+        (502, SupplierFailed),
+        (503, SupplierFailed),
+        (408, SupplierTimeout),
+        (504, SupplierTimeout),
+    ],
 )
 def test_upstream_status_is_split_into_caller_and_supplier_faults(
     status: int, kind: type[Exception]
 ) -> None:
-    body = json.dumps({"error": {"message": "context too long for sk-secret123",
-                                 "type": "invalid_request_error"}}).encode()
+    body = json.dumps(
+        {"error": {"message": "context too long for sk-secret123", "type": "invalid_request_error"}}
+    ).encode()
     error = upstream_error(status, body, secret="sk-secret123")
     assert type(error) is kind
     if isinstance(error, UpstreamRejected):

@@ -34,7 +34,8 @@ async def chat_completions(request: web.Request) -> web.StreamResponse:
     if not chat.is_stream:
         completion, served = await state.exchange.complete(key, chat, request_id)
         return web.Response(
-            body=completion.body, content_type="application/json",
+            body=completion.body,
+            content_type="application/json",
             headers=_served_headers(state, request_id, served),
         )
     session = await state.exchange.open_stream(key, chat, request_id)

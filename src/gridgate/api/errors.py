@@ -36,7 +36,9 @@ def new_request_id() -> str:
 def error_response(error: GridgateError, request_id: str) -> web.Response:
     headers = {"x-request-id": request_id, **error.headers}
     return web.Response(
-        body=error.render(), status=http_status(error), content_type="application/json",
+        body=error.render(),
+        status=http_status(error),
+        content_type="application/json",
         headers=headers,
     )
 
@@ -57,8 +59,7 @@ def _translate(exc: web.HTTPException, request: web.Request) -> GridgateError:
         return NotFound(f"no such endpoint: {request.method} {request.path}")
     if exc.status == 400:
         return BadRequest(exc.reason or "bad request")
-    generic = GridgateError(exc.reason or "error")
-    return generic
+    return GridgateError(exc.reason or "error")
 
 
 @web.middleware

@@ -70,8 +70,11 @@ def _entry(catalog: Catalog, instrument: InstrumentRecord) -> dict[str, Any]:
 
 
 def render_models(catalog: Catalog) -> bytes:
-    data = [_entry(catalog, i) for i in sorted(catalog.instruments.values(), key=lambda i: i.id)
-            if i.enabled]
+    data = [
+        _entry(catalog, i)
+        for i in sorted(catalog.instruments.values(), key=lambda i: i.id)
+        if i.enabled
+    ]
     return msgspec.json.encode({"object": "list", "data": data})
 
 

@@ -24,7 +24,9 @@ def parse_expiry(text: str, *, now_us: int) -> int:
     try:
         moment = datetime.fromisoformat(text)
     except ValueError as exc:
-        raise ValidationFailed(f"expires_at: not an ISO 8601 time: {text!r}", param="expires_at") from exc
+        raise ValidationFailed(
+            f"expires_at: not an ISO 8601 time: {text!r}", param="expires_at"
+        ) from exc
     if moment.tzinfo is None:
         moment = moment.replace(tzinfo=UTC)
     micros = int(moment.timestamp() * 1_000_000)
@@ -53,7 +55,11 @@ class Accounts:
         return await self._store.list_accounts()
 
     async def credit(
-        self, account_id: str, usd: str, *, idempotency_key: str | None = None,
+        self,
+        account_id: str,
+        usd: str,
+        *,
+        idempotency_key: str | None = None,
         memo: str | None = None,
     ) -> tuple[LedgerEntry, AccountRecord]:
         try:
@@ -77,8 +83,11 @@ class Accounts:
         minted = mint_key()
         try:
             record = await self._store.create_key(
-                account_id=account_id, name=name, prefix=minted.prefix,
-                secret_hash=minted.secret_hash, expires_us=expires_us,
+                account_id=account_id,
+                name=name,
+                prefix=minted.prefix,
+                secret_hash=minted.secret_hash,
+                expires_us=expires_us,
             )
         except NotFoundInStore as exc:
             raise NotFound(f"no account {account_id!r}") from exc

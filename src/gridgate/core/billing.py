@@ -73,22 +73,28 @@ class Billing:
 
     @staticmethod
     def _floor_cost(quote: Quote, floor: int) -> int:
-        return quote.price.cost(quote.prompt_tokens_bound, quote.n * min(floor, quote.max_output_tokens))
+        return quote.price.cost(
+            quote.prompt_tokens_bound, quote.n * min(floor, quote.max_output_tokens)
+        )
 
-    async def _place(
-        self, hold_id: str, account_id: str, key_id: str, amount: int
-    ) -> HoldResult:
+    async def _place(self, hold_id: str, account_id: str, key_id: str, amount: int) -> HoldResult:
         now = self._clock.now_us()
         return await self._store.place_hold(
-            hold_id=hold_id, account_id=account_id, key_id=key_id, amount=amount,
-            expires_us=now + self._settings.hold_ttl_seconds * 1_000_000, now_us=now,
+            hold_id=hold_id,
+            account_id=account_id,
+            key_id=key_id,
+            amount=amount,
+            expires_us=now + self._settings.hold_ttl_seconds * 1_000_000,
+            now_us=now,
         )
 
     async def settle(self, hold_id: str, charge: int) -> SettleResult | None:
         try:
             return await self._store.settle_hold(hold_id, charge, now_us=self._clock.now_us())
         except StorageError:
-            log.exception("settle failed; the hold will expire and be released", extra={"hold_id": hold_id})
+            log.exception(
+                "settle failed; the hold will expire and be released", extra={"hold_id": hold_id}
+            )
             return None
 
     async def release(self, hold_id: str) -> SettleResult | None:

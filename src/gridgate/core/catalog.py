@@ -33,7 +33,9 @@ class Catalog:
 
     @classmethod
     def build(
-        cls, instruments: Iterable[InstrumentRecord], suppliers: Iterable[SupplierRecord],
+        cls,
+        instruments: Iterable[InstrumentRecord],
+        suppliers: Iterable[SupplierRecord],
         offers: Iterable[OfferRecord],
     ) -> Catalog:
         inst = {i.id.lower(): i for i in instruments}
@@ -95,8 +97,12 @@ def records_from_settings(
     ]
     suppliers = [
         SupplierRecord(
-            name=s.name, wire=s.wire, base_url=s.base_url.rstrip("/"), api_key_env=s.api_key_env,
-            zero_retention=s.zero_retention, enabled=s.enabled,
+            name=s.name,
+            wire=s.wire,
+            base_url=s.base_url.rstrip("/"),
+            api_key_env=s.api_key_env,
+            zero_retention=s.zero_retention,
+            enabled=s.enabled,
         )
         for s in settings.suppliers
     ]

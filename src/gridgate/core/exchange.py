@@ -34,7 +34,13 @@ from gridgate.protocol.openai_chat import ChatRequest
 from gridgate.protocol.tokens import measure_prompt
 from gridgate.providers.base import Adapter, Chunk, Completion, UpstreamCall, Usage
 from gridgate.settings import UpstreamSettings
-from gridgate.storage.records import Capability, HoldRecord, InstrumentRecord, KeyRecord, UsageRecord
+from gridgate.storage.records import (
+    Capability,
+    HoldRecord,
+    InstrumentRecord,
+    KeyRecord,
+    UsageRecord,
+)
 
 log = logging.getLogger("gridgate.exchange")
 
@@ -78,6 +84,7 @@ class _Attempt:
     hold: HoldRecord | None = None
     quote: Quote | None = None
     attempts: int = 0
+    hold_id: str | None = None  # the last hold placed, for the usage record
     errors: list[str] = field(default_factory=list)
 
 
@@ -266,6 +273,7 @@ class Exchange:
                 quote=quote,
                 requested=plan.requested_max,
             )
+            state.hold_id = state.hold.id
         else:
             # the standing hold covers this offer's worst case at the same or a lower cap
             held_cap = state.quote.max_output_tokens
@@ -310,12 +318,27 @@ class Exchange:
             outcome, status = "upstream_error", http_status(error)
         else:
             outcome, status = "rejected", http_status(error)
-        self._record(state, None, Usage(), 0, outcome=outcome, status=status,
-                     error=error.message if error else None)
+        self._record(
+            state,
+            None,
+            Usage(),
+            0,
+            outcome=outcome,
+            status=status,
+            error=error.message if error else None,
+        )
 
     def _record(
-        self, state: _Attempt, offer: PricedOffer | None, usage: Usage, charged: int, *,
-        outcome: str, status: int, error: str | None = None, ttft_us: int | None = None,
+        self,
+        state: _Attempt,
+        offer: PricedOffer | None,
+        usage: Usage,
+        charged: int,
+        *,
+        outcome: str,
+        status: int,
+        error: str | None = None,
+        ttft_us: int | None = None,
     ) -> None:
         duration = int((self._clock.monotonic() - state.started) * 1_000_000)
         self._usage.submit(
@@ -337,6 +360,7 @@ class Exchange:
                 price_input_per_m=offer.price.input_per_m if offer else 0,
                 price_output_per_m=offer.price.output_per_m if offer else 0,
                 cost=charged,
+                hold_id=state.hold_id,
                 ttft_us=ttft_us,
                 duration_us=duration,
                 outcome=outcome,
@@ -353,8 +377,13 @@ class StreamSession:
     client going away, cancellation)."""
 
     def __init__(
-        self, exchange: Exchange, state: _Attempt, offer: PricedOffer,
-        upstream: AsyncIterator[Chunk], first: Chunk, include_usage: bool,
+        self,
+        exchange: Exchange,
+        state: _Attempt,
+        offer: PricedOffer,
+        upstream: AsyncIterator[Chunk],
+        first: Chunk,
+        include_usage: bool,
     ) -> None:
         self._exchange = exchange
         self._state = state
@@ -409,8 +438,16 @@ class StreamSession:
         cost = self._offer.price.cost(usage.prompt_tokens, usage.completion_tokens)
         ex = self._exchange
         charged = await ex._settle(self._state, cost)
-        ex._record(self._state, self._offer, usage, charged, outcome=outcome, status=status,
-                   error=error, ttft_us=self._ttft_us)
+        ex._record(
+            self._state,
+            self._offer,
+            usage,
+            charged,
+            outcome=outcome,
+            status=status,
+            error=error,
+            ttft_us=self._ttft_us,
+        )
         return True
 
 

@@ -21,7 +21,11 @@ log = logging.getLogger("gridgate.usage")
 
 class UsageWriter:
     def __init__(
-        self, store: Store, *, batch_size: int = 500, flush_seconds: float = 0.05,
+        self,
+        store: Store,
+        *,
+        batch_size: int = 500,
+        flush_seconds: float = 0.05,
         max_retries: int = 5,
     ) -> None:
         self._store = store

@@ -100,10 +100,14 @@ _USAGE_NULL = (b',"usage":null', b'"usage":null,', b', "usage": null', b'"usage"
 def map_request(call: UpstreamCall) -> bytes:
     """The upstream body: the caller's fields, the offer's model, the held max output tokens."""
     req: ChatRequest = call.request
-    changes: dict[str, Any] = {"model": call.offer.model, "provider": msgspec.UNSET,
-                               "route": msgspec.UNSET}
+    changes: dict[str, Any] = {
+        "model": call.offer.model,
+        "provider": msgspec.UNSET,
+        "route": msgspec.UNSET,
+    }
     if req.max_tokens not in (None, msgspec.UNSET) and req.max_completion_tokens in (
-        None, msgspec.UNSET,
+        None,
+        msgspec.UNSET,
     ):
         changes["max_tokens"] = call.max_output_tokens
     else:
@@ -123,9 +127,11 @@ def _usage(raw: _Usage) -> Usage:
         prompt_tokens=raw.prompt_tokens,
         completion_tokens=raw.completion_tokens,
         reasoning_tokens=(raw.completion_tokens_details.reasoning_tokens or 0)
-        if raw.completion_tokens_details else 0,
+        if raw.completion_tokens_details
+        else 0,
         cached_tokens=(raw.prompt_tokens_details.cached_tokens or 0)
-        if raw.prompt_tokens_details else 0,
+        if raw.prompt_tokens_details
+        else 0,
     )
 
 
@@ -155,8 +161,9 @@ def map_response(body: bytes, *, prompt_estimate: int) -> Completion:
     if parsed.usage is not None:
         return Completion(body=body, usage=_usage(parsed.usage), model=parsed.model)
     out_bytes = sum(_text_bytes(c.message) for c in parsed.choices)
-    usage = Usage(prompt_tokens=prompt_estimate, completion_tokens=-(-out_bytes // 4),
-                  estimated=True)
+    usage = Usage(
+        prompt_tokens=prompt_estimate, completion_tokens=-(-out_bytes // 4), estimated=True
+    )
     document = msgspec.json.decode(body)
     document["usage"] = {
         "prompt_tokens": usage.prompt_tokens,
@@ -199,13 +206,27 @@ def map_stream_event(event: SSEEvent, *, include_usage: bool) -> Chunk:
     )
 
 
-def upstream_error(status: int, body: bytes, *, secret: str | None) -> SupplierFailed | UpstreamRejected:
+def upstream_error(
+    status: int, body: bytes, *, secret: str | None
+) -> SupplierFailed | UpstreamRejected:
     """Translate a non-200 answer. The caller's fault (a 4xx other than 401/403/404/408/409/429)
     is surfaced with the upstream's message; everything else is the supplier's."""
-    if status in (400, 413, 415, 422) or (400 <= status < 500 and status not in (
-        401, 402, 403, 404, 408, 409, 429,
-    )):
-        message = _error_message(body, secret) or f"the supplier rejected the request (HTTP {status})"
+    if status in (400, 413, 415, 422) or (
+        400 <= status < 500
+        and status
+        not in (
+            401,
+            402,
+            403,
+            404,
+            408,
+            409,
+            429,
+        )
+    ):
+        message = (
+            _error_message(body, secret) or f"the supplier rejected the request (HTTP {status})"
+        )
         return UpstreamRejected(message, status=status if status != 415 else 400)
     if status in (408, 504):
         return SupplierTimeout(f"the supplier timed out (HTTP {status})")
@@ -250,7 +271,9 @@ def translate_errors() -> Iterator[None]:
 # -- the adapter -------------------------------------------------------------------------------
 class OpenAIAdapter:
     def __init__(
-        self, session: aiohttp.ClientSession, settings: UpstreamSettings,
+        self,
+        session: aiohttp.ClientSession,
+        settings: UpstreamSettings,
         environ: Mapping[str, str] | None = None,
     ) -> None:
         self._session = session
@@ -275,7 +298,9 @@ class OpenAIAdapter:
         with translate_errors():
             async with asyncio.timeout(self._settings.total_timeout_seconds):
                 async with self._session.post(
-                    url, data=map_request(call), headers=self._headers(call.supplier),
+                    url,
+                    data=map_request(call),
+                    headers=self._headers(call.supplier),
                     timeout=self._connect,
                 ) as response:
                     body = await response.read()

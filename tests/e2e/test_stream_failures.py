@@ -1,0 +1,124 @@
+"""What a caller sees and pays when things go wrong after the first byte, and that supplier
+credentials never reach a caller."""
+
+from __future__ import annotations
+
+import hashlib
+import json
+
+import httpx
+import openai
+import pytest
+from openai import OpenAI
+
+from tests.conftest import SIM_DELTA_SECRET
+from tests.harness import GatewayProcess, nanos, wait_until
+
+
+def sim_stats(gateway: GatewayProcess, name: str) -> dict[str, object]:
+    root = gateway.sims[name].base_url.removesuffix("/v1")
+    return httpx.get(f"{root}/sim/stats", timeout=10).json()  # type: ignore[no-any-return]
+
+
+def test_a_stream_cut_mid_way_ends_with_an_error_and_charges_what_was_delivered(
+    gateway: GatewayProcess,
+) -> None:
+    account_id, secret = gateway.new_account("1")
+    client = OpenAI(base_url=gateway.base_url, api_key=secret, max_retries=0)
+    stream = client.chat.completions.create(
+        model="text-prime",
+        max_tokens=50,
+        stream=True,
+        messages=[{"role": "user", "content": "go [[sim:mode=drop,after=4]]"}],
+    )
+    received = []
+
+    def consume() -> None:
+        for chunk in stream:
+            received.append(chunk)
+
+    with pytest.raises(openai.APIError):
+        consume()
+    assert received, "the first chunks arrived before the cut"
+    record = wait_until(lambda: gateway.usage(account_id))[0]
+    assert record.outcome == "stream_error"
+    assert record.usage_estimated
+    assert 0 < record.output_tokens < 50
+    assert record.cost > 0 and record.billed
+    assert gateway.balance(account_id) == nanos("1") - record.cost
+
+
+def test_a_client_that_leaves_mid_stream_stops_the_upstream_and_pays_only_for_what_it_got(
+    gateway: GatewayProcess,
+) -> None:
+    account_id, secret = gateway.new_account("1")
+    before = sim_stats(gateway, "sim-beta")["client_disconnects"]
+    body = {
+        "model": "text-prime",
+        "max_tokens": 400,
+        "stream": True,
+        "messages": [{"role": "user", "content": "long [[sim:mode=slow,tokens_per_second=40]]"}],
+    }
+    with httpx.stream(
+        "POST",
+        f"{gateway.base_url}/chat/completions",
+        json=body,
+        headers={"Authorization": f"Bearer {secret}"},
+        timeout=30,
+    ) as response:
+        assert response.status_code == 200
+        events: list[str] = []
+        for line in response.iter_lines():
+            if line.startswith("data: "):
+                events.append(line)
+            if len(events) == 3:
+                break
+    # the response is closed: the gateway must notice, close the upstream and settle
+    wait_until(lambda: sim_stats(gateway, "sim-beta")["client_disconnects"] > before)
+    record = wait_until(lambda: gateway.usage(account_id))[0]
+    assert record.outcome == "cancelled"
+    assert 0 < record.output_tokens < 400
+    assert gateway.balance(account_id) == nanos("1") - record.cost
+    hold = gateway.run(gateway.store.get_hold(record.hold_id or ""))
+    assert hold is not None and hold.status == "settled" and hold.charged == record.cost
+
+
+def test_malformed_stream_event_ends_the_stream_with_an_error(gateway: GatewayProcess) -> None:
+    account_id, secret = gateway.new_account("1")
+    client = OpenAI(base_url=gateway.base_url, api_key=secret, max_retries=0)
+    with pytest.raises(openai.APIError):
+        list(
+            client.chat.completions.create(
+                model="text-prime",
+                max_tokens=30,
+                stream=True,
+                messages=[{"role": "user", "content": "x [[sim:mode=malformed,after=3]]"}],
+            )
+        )
+    record = wait_until(lambda: gateway.usage(account_id))[0]
+    assert record.outcome == "stream_error"
+    assert gateway.balance(account_id) == nanos("1") - record.cost
+
+
+def test_supplier_credentials_are_sent_upstream_and_never_shown(gateway: GatewayProcess) -> None:
+    _, secret = gateway.new_account("1")
+    raw = httpx.post(
+        f"{gateway.base_url}/chat/completions",
+        timeout=30,
+        headers={"Authorization": f"Bearer {secret}"},
+        json={
+            "model": "text-standard",
+            "max_tokens": 3,
+            "messages": [{"role": "user", "content": "hi"}],
+        },
+    )
+    assert raw.status_code == 200
+    assert raw.headers["x-gridgate-supplier"] == "sim-delta"
+    assert SIM_DELTA_SECRET not in raw.text and SIM_DELTA_SECRET not in str(raw.headers)
+    auth = sim_stats(gateway, "sim-delta")["authorization"]
+    assert isinstance(auth, dict)
+    assert json.dumps(auth).find(hashlib.sha256(SIM_DELTA_SECRET.encode()).hexdigest()) >= 0
+    # and the caller's own key is never forwarded to a supplier
+    assert json.dumps(auth).find(hashlib.sha256(secret.encode()).hexdigest()) < 0
+    log = gateway.log_path.read_text()
+    assert SIM_DELTA_SECRET not in log and secret not in log
