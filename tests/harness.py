@@ -210,6 +210,9 @@ def start_gateway(
         killer.cancel()
     if "serving on" not in line:
         process.kill()
+        process.wait()
+        if process.stdout is not None:
+            process.stdout.close()
         raise RuntimeError(f"gateway did not start: {line!r}\n{log_path.read_text()}")
     store = SqlStore(f"sqlite:///{data_dir / 'gridgate.db'}")
     bg.run(store.open())

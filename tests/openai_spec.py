@@ -6,8 +6,8 @@ keyword JSON Schema ignores), so those nodes are rewritten to ``anyOf [node, nul
 
 from __future__ import annotations
 
-from dataclasses import dataclass, field
 import os
+from dataclasses import dataclass, field
 from pathlib import Path
 from typing import Any
 
@@ -18,7 +18,11 @@ from referencing.jsonschema import DRAFT202012
 
 # shared/ sits beside the repository (as in CI); GRIDGATE_SPECS_DIR overrides.
 SPEC_PATH = (
-    Path(os.environ.get("GRIDGATE_SPECS_DIR", Path(__file__).resolve().parents[2] / "shared" / "specs"))
+    Path(
+        os.environ.get(
+            "GRIDGATE_SPECS_DIR", Path(__file__).resolve().parents[2] / "shared" / "specs"
+        )
+    )
     / "openai-openapi.yaml"
 )
 _BASE = "urn:openai-openapi"

@@ -1,1 +1,11 @@
+"""A supplier simulator: a real HTTP server speaking OpenAI Chat Completions exactly.
 
+It is the upstream the demo, the tests and the benchmark run against: deterministic text,
+tool calls and structured outputs that validate, realistic timing (TTFT, tokens/s), and fault
+injection (``[[sim:...]]`` directives or ``POST /sim/faults``, see :mod:`.faults`).
+"""
+
+from gridgate.simulator.options import SimulatorOptions
+from gridgate.simulator.server import RunningSimulator, build_simulator_app, start_simulator
+
+__all__ = ["RunningSimulator", "SimulatorOptions", "build_simulator_app", "start_simulator"]
