@@ -1,0 +1,215 @@
+"""``POST /v1/chat/completions`` and ``GET /v1/models``: the supplier side of the wire."""
+
+from __future__ import annotations
+
+import asyncio
+import hmac
+import os
+import time
+from typing import Any
+
+import msgspec
+from aiohttp import web
+
+from gridgate.simulator.completion import Completion, plan_completion
+from gridgate.simulator.errors import SimulatorError, error_response
+from gridgate.simulator.faults import NO_FAULTS, Fault, FaultPlan, combine, parse_directives
+from gridgate.simulator.prompt import read_prompt
+from gridgate.simulator.request import ChatRequest, decode_body, read_request
+from gridgate.simulator.response import completion_body
+from gridgate.simulator.stall import stall
+from gridgate.simulator.state import STATE, SimulatorState
+from gridgate.simulator.stream import ChunkEncoder, Pace, StreamSender, stream_chunks
+
+_DEFAULT_MESSAGES = {
+    429: "Rate limit reached for requests (simulated). Please try again later.",
+    500: "The server had an error while processing your request (simulated).",
+    502: "Bad gateway (simulated).",
+    503: "The engine is currently overloaded, please try again later (simulated).",
+    504: "Gateway timeout (simulated).",
+}
+_MODEL_CREATED = 1_700_000_000
+
+
+def _check_auth(state: SimulatorState, request: web.Request) -> None:
+    expected = state.options.api_key
+    if expected is None:
+        return
+    supplied = request.headers.get("Authorization", "")
+    token = supplied[7:] if supplied[:7].lower() == "bearer " else ""
+    if not token or not hmac.compare_digest(token.encode(), expected.encode()):
+        shown = f"{token[:3]}...{token[-4:]}" if len(token) > 8 else "***"
+        message = (
+            f"Incorrect API key provided: {shown}."
+            if token
+            else "You didn't provide an API key. You need to provide your API key in an Authorization header using Bearer auth."
+        )
+        raise SimulatorError(401, message, code="invalid_api_key")
+
+
+async def chat_completions(request: web.Request) -> web.StreamResponse:
+    state = request.app[STATE]
+    task = asyncio.current_task()
+    if task is not None:
+        state.active.add(task)
+    stats = state.stats
+    stats.record_request(None, request.headers)
+    try:
+        return await _answer(state, request)
+    except SimulatorError as exc:
+        stats.record_outcome(exc.status)
+        return exc.response()
+    except ConnectionResetError:
+        stats.client_disconnects += 1
+        return web.Response(status=499)  # nobody reads it: the connection is gone
+    except asyncio.CancelledError:
+        if not state.closing:
+            stats.client_disconnects += 1
+        raise
+    finally:
+        if task is not None:
+            state.active.discard(task)
+
+
+async def _answer(state: SimulatorState, request: web.Request) -> web.StreamResponse:
+    _check_auth(state, request)
+    raw = await request.read()
+    try:
+        body = decode_body(raw)
+    except SimulatorError:
+        state.stats.last_request_body = raw.decode(errors="replace")
+        raise
+    state.stats.last_request_body = body
+    chat = read_request(body)
+    if state.models is not None and chat.model not in state.models:
+        raise SimulatorError(
+            404,
+            f"The model `{chat.model}` does not exist or you do not have access to it.",
+            code="model_not_found",
+        )
+    prompt = read_prompt(chat.messages)
+    faults = parse_directives(prompt.last_user_text)
+    standing = state.faults.take(chat.model)
+    plan = combine([*faults, *standing]) if faults or standing else NO_FAULTS
+    failure = plan.failure
+    if failure is not None:
+        if failure.seconds and not state.options.realtime:
+            failure = msgspec.structs.replace(failure, seconds=0.0)
+        early = await _early_failure(state, request, chat, failure)
+        if early is not None:
+            return early
+        if failure.mode == "hang" and (failure.after is None or not chat.stream):
+            failure = None  # hung for `seconds`, now answers normally
+    options = state.options
+    completion = plan_completion(
+        chat, prompt, salt=options.seed_salt, default_length=options.default_max_tokens
+    )
+    pace = _pace(state, plan)
+    completion_id = f"chatcmpl-{os.urandom(12).hex()}"
+    created = int(time.time())
+    if chat.stream:
+        return await _stream(
+            state, request, chat, completion, plan, failure, pace, completion_id, created
+        )
+    if pace.ttft or pace.interval:
+        await asyncio.sleep(pace.ttft + completion.longest * pace.interval)
+    body = completion_body(
+        completion,
+        completion_id=completion_id,
+        created=created,
+        model=chat.model,
+        fingerprint=state.fingerprint,
+        logprobs=chat.logprobs,
+        usage=not plan.no_usage,
+    )
+    if failure is not None and failure.mode == "malformed":
+        body = body[: len(body) // 2]
+    state.stats.record_outcome(200)
+    return web.Response(body=body, content_type="application/json")
+
+
+async def _early_failure(
+    state: SimulatorState, request: web.Request, chat: ChatRequest, failure: Fault
+) -> web.StreamResponse | None:
+    """Answer the failures that happen before any answer exists; ``None``: go on."""
+    if failure.mode == "status":
+        headers = {}
+        retry_after = (
+            failure.retry_after
+            if failure.retry_after is not None
+            else (1 if failure.status == 429 else None)
+        )
+        if retry_after is not None:
+            headers["retry-after"] = f"{retry_after:g}"
+        state.stats.record_outcome(failure.status)
+        message = failure.message or _DEFAULT_MESSAGES.get(
+            failure.status, f"Simulated error {failure.status}."
+        )
+        return error_response(failure.status, message, code=failure.code, headers=headers)
+    if failure.mode == "hang" and (failure.after is None or not chat.stream):
+        await stall(request, failure.seconds)
+        return None
+    if failure.mode == "drop" and not chat.stream:
+        state.stats.record_outcome("dropped")
+        transport = request.transport
+        if transport is not None:
+            transport.abort()
+        return web.Response(status=499)  # never sent: the connection is gone
+    return None
+
+
+def _pace(state: SimulatorState, plan: FaultPlan) -> Pace:
+    options = state.options
+    ttft_ms = options.ttft_ms if plan.ttft_ms is None else plan.ttft_ms
+    rate = options.tokens_per_second if plan.tokens_per_second is None else plan.tokens_per_second
+    if not options.realtime:
+        return Pace(0.0, 0.0)
+    return Pace(ttft_ms / 1000, 1 / rate if rate else 0.0)
+
+
+async def _stream(
+    state: SimulatorState,
+    request: web.Request,
+    chat: ChatRequest,
+    completion: Completion,
+    plan: FaultPlan,
+    failure: Fault | None,
+    pace: Pace,
+    completion_id: str,
+    created: int,
+) -> web.StreamResponse:
+    encoder = ChunkEncoder(
+        completion_id=completion_id,
+        created=created,
+        model=chat.model,
+        fingerprint=state.fingerprint,
+        include_usage=chat.include_usage,
+    )
+    chunks = stream_chunks(
+        completion, encoder, logprobs=chat.logprobs, usage=chat.include_usage and not plan.no_usage
+    )
+    stats = state.stats
+    sender = StreamSender(request, pace, failure, stats)
+    try:
+        completed = await sender.send(chunks)
+    except ConnectionResetError:
+        stats.client_disconnects += 1
+        return sender.response
+    if completed:
+        stats.streams_completed += 1
+    return sender.response
+
+
+async def list_models(request: web.Request) -> web.Response:
+    """The configured models; an empty list when the simulator accepts any model name."""
+    state = request.app[STATE]
+    try:
+        _check_auth(state, request)
+    except SimulatorError as exc:
+        return exc.response()
+    names = sorted(state.models or ())
+    data: list[dict[str, Any]] = [
+        {"id": name, "object": "model", "created": _MODEL_CREATED, "owned_by": state.options.name}
+        for name in names
+    ]
+    return web.json_response({"object": "list", "data": data})

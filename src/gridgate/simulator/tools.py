@@ -1,0 +1,84 @@
+"""Which tools an answer calls, from ``tools``, ``tool_choice`` and the conversation.
+
+- ``tool_choice: "none"`` (or no function tools): no call.
+- ``"required"``: the first tool.
+- ``{"type": "function", "function": {"name": N}}``: tool ``N`` (400 if there is none).
+- ``{"type": "allowed_tools", "allowed_tools": {"mode", "tools"}}``: as ``required`` / ``auto``
+  over the listed tools.
+- ``"auto"`` or absent: no call when the last message is a tool result (the answer then quotes
+  it); otherwise the tools the last user message names (all of them when
+  ``parallel_tool_calls`` is not ``false``, else the first), or the first tool when it says
+  the word "tool"; otherwise no call.
+"""
+
+from __future__ import annotations
+
+import re
+from collections.abc import Sequence
+from typing import Any
+
+from gridgate.simulator.errors import SimulatorError
+from gridgate.simulator.prompt import Prompt
+from gridgate.simulator.request import ChatRequest
+
+_TOOL_WORD = re.compile(r"\btools?\b", re.IGNORECASE)
+
+
+def tool_name(tool: dict[str, Any]) -> str:
+    return str(tool["function"]["name"])
+
+
+def _listed_name(entry: object) -> str | None:
+    """The name in an ``allowed_tools`` entry (``{"type": "function", "function": {"name"}}``)."""
+    if not isinstance(entry, dict):
+        return None
+    function = entry.get("function")
+    name = function.get("name") if isinstance(function, dict) else entry.get("name")
+    return name if isinstance(name, str) else None
+
+
+def choose_tools(request: ChatRequest, prompt: Prompt) -> tuple[dict[str, Any], ...]:
+    tools = request.tools
+    choice = request.tool_choice
+    if not tools or choice == "none":
+        return ()
+    if choice == "required":
+        return tools[:1]
+    if isinstance(choice, dict):
+        kind = choice.get("type")
+        if kind == "function":
+            function = choice.get("function")
+            name = function.get("name") if isinstance(function, dict) else None
+            for tool in tools:
+                if tool_name(tool) == name:
+                    return (tool,)
+            raise SimulatorError(
+                400,
+                f"Invalid value for 'tool_choice': no function named {name!r} is in 'tools'.",
+                param="tool_choice",
+            )
+        if kind == "allowed_tools":
+            allowed = choice.get("allowed_tools")
+            allowed = allowed if isinstance(allowed, dict) else {}
+            names = {_listed_name(t) for t in allowed.get("tools") or []}
+            subset = tuple(t for t in tools if tool_name(t) in names)
+            if allowed.get("mode") == "required":
+                return subset[:1] or tools[:1]
+            return _auto(subset, request, prompt)
+    return _auto(tools, request, prompt)
+
+
+def _auto(
+    tools: Sequence[dict[str, Any]], request: ChatRequest, prompt: Prompt
+) -> tuple[dict[str, Any], ...]:
+    if not tools or prompt.last_role == "tool":
+        return ()
+    text = prompt.last_user_text
+    named = tuple(
+        t for t in tools if re.search(rf"(?<![\w]){re.escape(tool_name(t))}(?![\w])", text)
+    )
+    if named:
+        return named if request.parallel_tool_calls else named[:1]
+    if _TOOL_WORD.search(text):
+        return (tools[0],)
+    return ()
