@@ -80,8 +80,13 @@ class Store(Protocol):
     async def list_accounts(self) -> list[AccountRecord]: ...
 
     async def credit(
-        self, account_id: str, amount: int, *, idempotency_key: str | None = None,
-        memo: str | None = None, kind: Literal["credit", "adjustment"] = "credit",
+        self,
+        account_id: str,
+        amount: int,
+        *,
+        idempotency_key: str | None = None,
+        memo: str | None = None,
+        kind: Literal["credit", "adjustment"] = "credit",
     ) -> LedgerEntry:
         """Append a credit (amount > 0) or adjustment (any sign; may not take the balance below
         zero → ValueError). A repeated idempotency key with the same account/amount/kind returns
@@ -90,7 +95,12 @@ class Store(Protocol):
 
     # -- keys ------------------------------------------------------------------------------
     async def create_key(
-        self, *, account_id: str, name: str, prefix: str, secret_hash: str,
+        self,
+        *,
+        account_id: str,
+        name: str,
+        prefix: str,
+        secret_hash: str,
         expires_us: int | None,
     ) -> KeyRecord:
         """Unknown account → NotFoundInStore."""
@@ -109,8 +119,14 @@ class Store(Protocol):
 
     # -- ledger ----------------------------------------------------------------------------
     async def place_hold(
-        self, *, hold_id: str, account_id: str, key_id: str | None, amount: int,
-        expires_us: int, now_us: int,
+        self,
+        *,
+        hold_id: str,
+        account_id: str,
+        key_id: str | None,
+        amount: int,
+        expires_us: int,
+        now_us: int,
     ) -> HoldResult:
         """Atomically: if the key (when given) is active at ``now_us`` and the balance covers
         ``amount``, subtract it, append a ``hold`` entry (−amount) and a hold row. Otherwise
@@ -130,7 +146,11 @@ class Store(Protocol):
     async def get_hold(self, hold_id: str) -> HoldRecord | None: ...
 
     async def entries(
-        self, account_id: str, *, since_us: int | None = None, until_us: int | None = None,
+        self,
+        account_id: str,
+        *,
+        since_us: int | None = None,
+        until_us: int | None = None,
     ) -> list[LedgerEntry]: ...
 
     async def verify_ledger(self) -> VerifyReport: ...
@@ -140,13 +160,18 @@ class Store(Protocol):
         """Batch insert; a record whose request_id exists already is ignored (idempotent)."""
 
     async def list_usage(
-        self, *, account_id: str | None = None, limit: int = 100,
+        self,
+        *,
+        account_id: str | None = None,
+        limit: int = 100,
     ) -> list[UsageRecord]:
         """Newest first."""
 
     # -- catalog ---------------------------------------------------------------------------
     async def upsert_catalog(
-        self, instruments: Sequence[InstrumentRecord], suppliers: Sequence[SupplierRecord],
+        self,
+        instruments: Sequence[InstrumentRecord],
+        suppliers: Sequence[SupplierRecord],
         offers: Sequence[OfferRecord],
     ) -> None:
         """Insert or replace by primary key (instrument id, supplier name, offer id)."""

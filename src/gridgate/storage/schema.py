@@ -1,0 +1,170 @@
+"""The tables, as SQLAlchemy Core objects, at the newest migration version.
+
+Conventions: times are unix microseconds (``BIGINT``), money is nano-dollars (``BIGINT``),
+ids are text. Tuples (capabilities, reasoning efforts) are stored as JSON text arrays.
+The same definitions serve SQLite and PostgreSQL; ``migrations.py`` creates them.
+"""
+
+from __future__ import annotations
+
+from sqlalchemy import (
+    BigInteger,
+    Boolean,
+    Column,
+    Double,
+    ForeignKey,
+    Index,
+    Integer,
+    MetaData,
+    Table,
+    Text,
+)
+
+metadata = MetaData()
+
+# SQLite only auto-increments an ``INTEGER PRIMARY KEY`` (the rowid alias), never ``BIGINT``.
+_BigSerial = BigInteger().with_variant(Integer(), "sqlite")
+
+schema_migrations = Table(
+    "schema_migrations",
+    metadata,
+    Column("version", Integer, primary_key=True, autoincrement=False),
+    Column("name", Text, nullable=False),
+    Column("applied_us", BigInteger, nullable=False),
+)
+
+accounts = Table(
+    "accounts",
+    metadata,
+    Column("id", Text, primary_key=True),
+    Column("name", Text, nullable=False),
+    Column("balance", BigInteger, nullable=False),
+    Column("created_us", BigInteger, nullable=False),
+)
+
+api_keys = Table(
+    "api_keys",
+    metadata,
+    Column("id", Text, primary_key=True),
+    Column("account_id", Text, ForeignKey("accounts.id"), nullable=False),
+    Column("name", Text, nullable=False),
+    Column("prefix", Text, nullable=False),
+    Column("secret_hash", Text, nullable=False, unique=True),
+    Column("created_us", BigInteger, nullable=False),
+    Column("expires_us", BigInteger, nullable=True),
+    Column("revoked_us", BigInteger, nullable=True),
+    Column("last_used_us", BigInteger, nullable=True),
+    Index("ix_api_keys_account_id", "account_id"),
+)
+
+holds = Table(
+    "holds",
+    metadata,
+    Column("id", Text, primary_key=True),
+    Column("account_id", Text, ForeignKey("accounts.id"), nullable=False),
+    Column("key_id", Text, ForeignKey("api_keys.id"), nullable=True),
+    Column("amount", BigInteger, nullable=False),
+    Column("charged", BigInteger, nullable=True),
+    Column("status", Text, nullable=False),
+    Column("created_us", BigInteger, nullable=False),
+    Column("expires_us", BigInteger, nullable=False),
+    Column("closed_us", BigInteger, nullable=True),
+    Index("ix_holds_status_expires", "status", "expires_us"),
+)
+
+# Append-only. The original parameters of an idempotent credit are the row itself
+# (account_id, amount, kind), so a replay is compared against it.
+ledger_entries = Table(
+    "ledger_entries",
+    metadata,
+    Column("id", _BigSerial, primary_key=True, autoincrement=True),
+    Column("account_id", Text, ForeignKey("accounts.id"), nullable=False),
+    Column("kind", Text, nullable=False),
+    Column("amount", BigInteger, nullable=False),
+    Column("hold_id", Text, ForeignKey("holds.id"), nullable=True),
+    Column("idempotency_key", Text, nullable=True, unique=True),
+    Column("memo", Text, nullable=True),
+    Column("created_us", BigInteger, nullable=False),
+    Index("ix_ledger_entries_account_created", "account_id", "created_us"),
+    Index("ix_ledger_entries_hold_id", "hold_id"),
+)
+
+# A log: no foreign keys, so a batch never fails on a reference.
+usage_records = Table(
+    "usage_records",
+    metadata,
+    Column("request_id", Text, primary_key=True),
+    Column("created_us", BigInteger, nullable=False),
+    Column("account_id", Text, nullable=False),
+    Column("key_id", Text, nullable=False),
+    Column("instrument", Text, nullable=False),
+    Column("supplier", Text, nullable=True),
+    Column("offer_id", Text, nullable=True),
+    Column("upstream_model", Text, nullable=True),
+    Column("stream", Boolean, nullable=False),
+    Column("input_tokens", BigInteger, nullable=False),
+    Column("output_tokens", BigInteger, nullable=False),
+    Column("reasoning_tokens", BigInteger, nullable=False),
+    Column("cached_tokens", BigInteger, nullable=False),
+    Column("usage_estimated", Boolean, nullable=False),
+    Column("price_input_per_m", BigInteger, nullable=False),
+    Column("price_output_per_m", BigInteger, nullable=False),
+    Column("cost", BigInteger, nullable=False),
+    Column("hold_id", Text, nullable=True),
+    Column("ttft_us", BigInteger, nullable=True),
+    Column("duration_us", BigInteger, nullable=False),
+    Column("outcome", Text, nullable=False),
+    Column("status", Integer, nullable=False),
+    Column("billed", Boolean, nullable=False),
+    Column("error", Text, nullable=True),
+    Index("ix_usage_records_account_created", "account_id", "created_us"),
+    Index("ix_usage_records_created", "created_us"),
+)
+
+instruments = Table(
+    "instruments",
+    metadata,
+    Column("id", Text, primary_key=True),
+    Column("display_name", Text, nullable=False),
+    Column("quality_floor", Double, nullable=False),
+    Column("ttft_ceiling_ms", BigInteger, nullable=True),
+    Column("throughput_floor_tps", Double, nullable=True),
+    Column("context_floor", BigInteger, nullable=False),
+    Column("max_output_floor", BigInteger, nullable=False),
+    Column("context_length", BigInteger, nullable=False),
+    Column("max_input_tokens", BigInteger, nullable=False),
+    Column("max_completion_tokens", BigInteger, nullable=False),
+    Column("image_input", Boolean, nullable=False),
+    Column("reasoning_efforts", Text, nullable=False),  # JSON array of strings
+    Column("default_reasoning_effort", Text, nullable=True),
+    Column("enabled", Boolean, nullable=False),
+)
+
+suppliers = Table(
+    "suppliers",
+    metadata,
+    Column("name", Text, primary_key=True),
+    Column("wire", Text, nullable=False),
+    Column("base_url", Text, nullable=False),
+    Column("api_key_env", Text, nullable=True),
+    Column("zero_retention", Boolean, nullable=False),
+    Column("enabled", Boolean, nullable=False),
+)
+
+# No foreign keys to suppliers / instruments: the catalog is replaced row by row from config,
+# and core decides what a dangling offer means.
+offers = Table(
+    "offers",
+    metadata,
+    Column("id", Text, primary_key=True),
+    Column("supplier", Text, nullable=False),
+    Column("instrument", Text, nullable=False),
+    Column("model", Text, nullable=False),
+    Column("input_per_m", BigInteger, nullable=False),
+    Column("output_per_m", BigInteger, nullable=False),
+    Column("quality", Double, nullable=False),
+    Column("context", BigInteger, nullable=False),
+    Column("max_output", BigInteger, nullable=False),
+    Column("capabilities", Text, nullable=False),  # JSON array of strings
+    Column("enabled", Boolean, nullable=False),
+)

@@ -1,0 +1,1006 @@
+"""The one SQL store: SQLAlchemy Core over SQLite and PostgreSQL.
+
+Every operation is a transaction function (plain SQLAlchemy Core over a ``Connection``), written
+once for both databases and run in one hop by ``runner.py``. The exception is the hot path on
+PostgreSQL: hold, settle and release are each ONE statement of data-modifying CTEs run in
+autocommit — one round trip, and the account row stays locked only while that statement runs
+(a BEGIN … COMMIT keeps it locked across five round trips, which caps how many holds per second
+one account can take). They match the SQLite transactions ``_place_hold`` / ``_close_hold``
+condition for condition and row for row; the contract suite runs both.
+
+Money never moves by read-then-write. Every balance change is a conditional
+``UPDATE accounts SET balance = balance ± :amt WHERE id = :id AND <balance stays ≥ 0>`` whose
+``RETURNING`` says whether it happened, atomically with its ledger row. On PostgreSQL (READ
+COMMITTED) that UPDATE re-checks its WHERE clause against the newest row version after waiting
+for a concurrent writer; on SQLite writers are serialised by ``BEGIN IMMEDIATE``. Hot-path
+statements are built once, with bind parameters, at import.
+
+Driver exceptions become ``StorageError`` in one place, ``_translate``.
+"""
+
+from __future__ import annotations
+
+import contextlib
+import secrets
+import sqlite3
+import time
+from collections.abc import Iterator, Sequence
+from types import TracebackType
+from typing import TYPE_CHECKING, Any, Literal, Self, TypeVar, cast
+
+import msgspec
+from sqlalchemy import (
+    BigInteger,
+    Connection,
+    Insert,
+    Integer,
+    Row,
+    Select,
+    Table,
+    Text,
+    Update,
+    and_,
+    bindparam,
+    case,
+    exists,
+    func,
+    insert,
+    literal,
+    or_,
+    select,
+    true,
+    update,
+)
+from sqlalchemy.dialects import postgresql as pg_dialect
+from sqlalchemy.dialects import sqlite as sqlite_dialect
+from sqlalchemy.exc import SQLAlchemyError
+
+from gridgate.storage import migrations
+from gridgate.storage.ports import (
+    HoldRefusal,
+    HoldResult,
+    IdempotencyConflict,
+    NotFoundInStore,
+    SettleResult,
+    StorageError,
+    Store,
+    VerifyReport,
+)
+from gridgate.storage.records import (
+    AccountRecord,
+    Capability,
+    EntryKind,
+    HoldRecord,
+    HoldStatus,
+    InstrumentRecord,
+    KeyRecord,
+    LedgerEntry,
+    OfferRecord,
+    SupplierRecord,
+    UsageRecord,
+    WireFormat,
+)
+from gridgate.storage.runner import Dialect, Runner, TxFunction, driver_url, make_runner
+from gridgate.storage.schema import (
+    accounts,
+    api_keys,
+    holds,
+    ledger_entries,
+    usage_records,
+)
+from gridgate.storage.schema import instruments as instruments_t
+from gridgate.storage.schema import offers as offers_t
+from gridgate.storage.schema import suppliers as suppliers_t
+
+T = TypeVar("T")
+
+
+def _now_us() -> int:
+    return time.time_ns() // 1000
+
+
+@contextlib.contextmanager
+def _translate() -> Iterator[None]:
+    """The storage boundary: driver and SQLAlchemy errors become ``StorageError``."""
+    try:
+        yield
+    except (SQLAlchemyError, sqlite3.Error, OSError) as exc:
+        orig = getattr(exc, "orig", None)
+        detail = f"{type(orig).__name__}: {orig}" if orig is not None else f"{exc}"
+        raise StorageError(f"database error: {detail}") from exc
+
+
+class _Replay(Exception):
+    """A concurrent credit with the same idempotency key won; roll back and compare with it."""
+
+
+# -- statements, built once -----------------------------------------------------------------
+# Bind parameter names start with ``p_`` (names of columns being SET are reserved).
+
+_p_account = bindparam("p_account", type_=Text)
+_p_key = bindparam("p_key", type_=Text)
+_p_hold = bindparam("p_hold", type_=Text)
+_p_status = bindparam("p_status", type_=Text)
+_p_amount = bindparam("p_amount", type_=BigInteger)
+_p_charge = bindparam("p_charge", type_=BigInteger)
+_p_now = bindparam("p_now", type_=BigInteger)
+
+_KEY_ACTIVE = and_(
+    api_keys.c.revoked_us.is_(None),
+    or_(api_keys.c.expires_us.is_(None), api_keys.c.expires_us > _p_now),
+)
+
+_TAKE = (
+    update(accounts)
+    .where(accounts.c.id == _p_account, accounts.c.balance >= _p_amount)
+    .values(balance=accounts.c.balance - _p_amount)
+    .returning(accounts.c.balance)
+)
+_TAKE_WITH_KEY = _TAKE.where(
+    exists().where(
+        api_keys.c.id == _p_key,
+        api_keys.c.account_id == accounts.c.id,
+        _KEY_ACTIVE,
+    )
+)
+_ADD = (
+    update(accounts)
+    .where(accounts.c.id == _p_account, accounts.c.balance + _p_amount >= 0)
+    .values(balance=accounts.c.balance + _p_amount)
+    .returning(accounts.c.balance)
+)
+_REFUND = (
+    update(accounts)
+    .where(accounts.c.id == _p_account)
+    .values(balance=accounts.c.balance + _p_amount)
+)
+_BALANCE = select(accounts.c.balance).where(accounts.c.id == _p_account)
+_INSERT_HOLD = insert(holds)
+_INSERT_ENTRY = insert(ledger_entries)
+_CLOSE_HOLD = (
+    update(holds)
+    .where(holds.c.id == _p_hold, holds.c.status == "held")
+    .values(
+        status=_p_status,
+        charged=case((holds.c.amount < _p_charge, holds.c.amount), else_=_p_charge),
+        closed_us=_p_now,
+    )
+    .returning(holds.c.account_id, holds.c.amount, holds.c.charged)
+)
+_HOLD_OUTCOME = select(holds.c.amount, holds.c.charged).where(holds.c.id == _p_hold)
+_DUE_HOLDS = (
+    select(holds.c.id)
+    .where(holds.c.status == "held", holds.c.expires_us <= _p_now)
+    .order_by(holds.c.expires_us, holds.c.id)
+    .limit(bindparam("p_limit", type_=Integer))
+    .with_for_update(skip_locked=True)  # PostgreSQL; SQLite's writer holds the database lock
+)
+_EXPIRE = (
+    update(holds)
+    .where(holds.c.id.in_(_DUE_HOLDS.scalar_subquery()), holds.c.status == "held")
+    .values(status="expired", charged=0, closed_us=_p_now)
+    .returning(holds.c.id, holds.c.account_id, holds.c.amount)
+)
+_ACTIVE_KEY_OF = select(api_keys.c.id).where(
+    api_keys.c.id == _p_key,
+    api_keys.c.account_id == _p_account,
+    _KEY_ACTIVE,
+)
+_ENTRY_BY_IDEMPOTENCY_KEY = select(ledger_entries).where(ledger_entries.c.idempotency_key == _p_key)
+_TOUCH_KEY = (
+    update(api_keys)
+    .where(
+        api_keys.c.id == _p_key,
+        or_(api_keys.c.last_used_us.is_(None), api_keys.c.last_used_us < _p_now),
+    )
+    .values(last_used_us=_p_now)
+)
+_REVOKE_KEY = (
+    update(api_keys)
+    .where(api_keys.c.id == _p_key)
+    .values(revoked_us=func.coalesce(api_keys.c.revoked_us, _p_now))
+    .returning(*api_keys.c)
+)
+
+# PostgreSQL's hot path: one statement each (see the module docstring).
+_p_expires = bindparam("p_expires", type_=BigInteger)
+_p_kind = bindparam("p_kind", type_=Text)
+
+
+def _pg_place_hold(take: Update) -> Select[int]:
+    taken = take.returning(accounts.c.id).cte("taken")
+    hold = (
+        insert(holds)
+        .from_select(
+            ["id", "account_id", "key_id", "amount", "status", "created_us", "expires_us"],
+            select(
+                _p_hold, taken.c.id, _p_key, _p_amount, literal("held"), _p_now, _p_expires
+            ).select_from(taken),
+        )
+        .returning(holds.c.id)
+        .cte("hold")
+    )
+    entry = insert(ledger_entries).from_select(
+        ["account_id", "kind", "amount", "hold_id", "created_us"],
+        select(taken.c.id, literal("hold"), -_p_amount, hold.c.id, _p_now).select_from(
+            taken.join(hold, true())
+        ),
+    )
+    return select(taken.c.balance).add_cte(hold, entry.cte("entry"))
+
+
+def _pg_close_hold() -> Select[int, int]:
+    closed = _CLOSE_HOLD.cte("closed")
+    refund = (
+        update(accounts)
+        .where(accounts.c.id == closed.c.account_id, closed.c.amount > closed.c.charged)
+        .values(balance=accounts.c.balance + (closed.c.amount - closed.c.charged))
+    )
+    entry = insert(ledger_entries).from_select(
+        ["account_id", "kind", "amount", "hold_id", "created_us"],
+        select(
+            closed.c.account_id, _p_kind, closed.c.amount - closed.c.charged, _p_hold, _p_now
+        ).select_from(closed),
+    )
+    return select(closed.c.amount, closed.c.charged).add_cte(
+        refund.cte("refund"), entry.cte("entry")
+    )
+
+
+_PG_TAKE = _pg_place_hold(_TAKE)
+_PG_TAKE_WITH_KEY = _pg_place_hold(_TAKE_WITH_KEY)
+_PG_CLOSE_HOLD = _pg_close_hold()
+
+
+# -- rows → records -------------------------------------------------------------------------
+
+
+def _account(row: Row[Any]) -> AccountRecord:
+    return AccountRecord(
+        id=row.id, name=row.name, balance=int(row.balance), created_us=int(row.created_us)
+    )
+
+
+def _key(row: Row[Any]) -> KeyRecord:
+    return KeyRecord(
+        id=row.id,
+        account_id=row.account_id,
+        name=row.name,
+        prefix=row.prefix,
+        secret_hash=row.secret_hash,
+        created_us=row.created_us,
+        expires_us=row.expires_us,
+        revoked_us=row.revoked_us,
+        last_used_us=row.last_used_us,
+    )
+
+
+def _entry(row: Row[Any]) -> LedgerEntry:
+    return LedgerEntry(
+        id=int(row.id),
+        account_id=row.account_id,
+        kind=cast(EntryKind, row.kind),
+        amount=int(row.amount),
+        hold_id=row.hold_id,
+        idempotency_key=row.idempotency_key,
+        memo=row.memo,
+        created_us=int(row.created_us),
+    )
+
+
+def _hold(row: Row[Any]) -> HoldRecord:
+    return HoldRecord(
+        id=row.id,
+        account_id=row.account_id,
+        key_id=row.key_id,
+        amount=int(row.amount),
+        charged=None if row.charged is None else int(row.charged),
+        status=cast(HoldStatus, row.status),
+        created_us=int(row.created_us),
+        expires_us=int(row.expires_us),
+    )
+
+
+_USAGE_FIELDS: tuple[str, ...] = UsageRecord.__struct_fields__
+
+
+def _usage(row: Row[Any]) -> UsageRecord:
+    m = row._mapping
+    return UsageRecord(
+        request_id=m["request_id"],
+        created_us=m["created_us"],
+        account_id=m["account_id"],
+        key_id=m["key_id"],
+        instrument=m["instrument"],
+        supplier=m["supplier"],
+        offer_id=m["offer_id"],
+        upstream_model=m["upstream_model"],
+        stream=bool(m["stream"]),
+        input_tokens=m["input_tokens"],
+        output_tokens=m["output_tokens"],
+        reasoning_tokens=m["reasoning_tokens"],
+        cached_tokens=m["cached_tokens"],
+        usage_estimated=bool(m["usage_estimated"]),
+        price_input_per_m=m["price_input_per_m"],
+        price_output_per_m=m["price_output_per_m"],
+        cost=m["cost"],
+        hold_id=m["hold_id"],
+        ttft_us=m["ttft_us"],
+        duration_us=m["duration_us"],
+        outcome=m["outcome"],
+        status=m["status"],
+        billed=bool(m["billed"]),
+        error=m["error"],
+    )
+
+
+def _instrument_values(r: InstrumentRecord) -> dict[str, Any]:
+    return {
+        "id": r.id,
+        "display_name": r.display_name,
+        "quality_floor": r.quality_floor,
+        "ttft_ceiling_ms": r.ttft_ceiling_ms,
+        "throughput_floor_tps": r.throughput_floor_tps,
+        "context_floor": r.context_floor,
+        "max_output_floor": r.max_output_floor,
+        "context_length": r.context_length,
+        "max_input_tokens": r.max_input_tokens,
+        "max_completion_tokens": r.max_completion_tokens,
+        "image_input": r.image_input,
+        "reasoning_efforts": msgspec.json.encode(list(r.reasoning_efforts)).decode(),
+        "default_reasoning_effort": r.default_reasoning_effort,
+        "enabled": r.enabled,
+    }
+
+
+def _instrument(row: Row[Any]) -> InstrumentRecord:
+    return InstrumentRecord(
+        id=row.id,
+        display_name=row.display_name,
+        quality_floor=float(row.quality_floor),
+        ttft_ceiling_ms=row.ttft_ceiling_ms,
+        throughput_floor_tps=(
+            None if row.throughput_floor_tps is None else float(row.throughput_floor_tps)
+        ),
+        context_floor=row.context_floor,
+        max_output_floor=row.max_output_floor,
+        context_length=row.context_length,
+        max_input_tokens=row.max_input_tokens,
+        max_completion_tokens=row.max_completion_tokens,
+        image_input=bool(row.image_input),
+        reasoning_efforts=msgspec.json.decode(row.reasoning_efforts, type=tuple[str, ...]),
+        default_reasoning_effort=row.default_reasoning_effort,
+        enabled=bool(row.enabled),
+    )
+
+
+def _supplier_values(r: SupplierRecord) -> dict[str, Any]:
+    return {
+        "name": r.name,
+        "wire": r.wire,
+        "base_url": r.base_url,
+        "api_key_env": r.api_key_env,
+        "zero_retention": r.zero_retention,
+        "enabled": r.enabled,
+    }
+
+
+def _supplier(row: Row[Any]) -> SupplierRecord:
+    return SupplierRecord(
+        name=row.name,
+        wire=cast(WireFormat, row.wire),
+        base_url=row.base_url,
+        api_key_env=row.api_key_env,
+        zero_retention=bool(row.zero_retention),
+        enabled=bool(row.enabled),
+    )
+
+
+def _offer_values(r: OfferRecord) -> dict[str, Any]:
+    return {
+        "id": r.id,
+        "supplier": r.supplier,
+        "instrument": r.instrument,
+        "model": r.model,
+        "input_per_m": r.input_per_m,
+        "output_per_m": r.output_per_m,
+        "quality": r.quality,
+        "context": r.context,
+        "max_output": r.max_output,
+        "capabilities": msgspec.json.encode(list(r.capabilities)).decode(),
+        "enabled": r.enabled,
+    }
+
+
+def _offer(row: Row[Any]) -> OfferRecord:
+    return OfferRecord(
+        id=row.id,
+        supplier=row.supplier,
+        instrument=row.instrument,
+        model=row.model,
+        input_per_m=int(row.input_per_m),
+        output_per_m=int(row.output_per_m),
+        quality=float(row.quality),
+        context=row.context,
+        max_output=row.max_output,
+        capabilities=msgspec.json.decode(row.capabilities, type=tuple[Capability, ...]),
+        enabled=bool(row.enabled),
+    )
+
+
+# -- the store ------------------------------------------------------------------------------
+# -- the store ------------------------------------------------------------------------------
+
+
+class SqlStore:
+    """``Store`` over SQLite or PostgreSQL. ``await open()`` before use (or ``async with``)."""
+
+    def __init__(
+        self, url: str, *, pool_size: int | None = None, max_overflow: int | None = None
+    ) -> None:
+        """``url``: ``sqlite:///path.db``, ``sqlite:///:memory:`` or ``postgresql://…``.
+        ``pool_size`` / ``max_overflow`` size the connection pool (PostgreSQL: 10 + 5;
+        SQLite: 4 + 0, one worker thread per connection; ``:memory:`` has one connection)."""
+        _, self._dialect = driver_url(url)  # a bad URL fails here, not at open()
+        self._url = url
+        self._pool_size = pool_size
+        self._max_overflow = max_overflow
+        self._runner: Runner | None = None
+        self._entry_once = self._insert_ignoring(ledger_entries, "idempotency_key").returning(
+            ledger_entries.c.id
+        )
+        self._usage_once = self._insert_ignoring(usage_records, "request_id")
+        self._upsert_instrument = self._upsert(instruments_t, "id")
+        self._upsert_supplier = self._upsert(suppliers_t, "name")
+        self._upsert_offer = self._upsert(offers_t, "id")
+
+    @property
+    def dialect(self) -> Dialect:
+        return self._dialect
+
+    async def __aenter__(self) -> Self:
+        await self.open()
+        return self
+
+    async def __aexit__(
+        self,
+        exc_type: type[BaseException] | None,
+        exc: BaseException | None,
+        tb: TracebackType | None,
+    ) -> None:
+        await self.close()
+
+    # -- lifecycle --------------------------------------------------------------------------
+
+    async def open(self) -> None:
+        try:
+            if self._runner is None:
+                self._runner = make_runner(
+                    self._url, pool_size=self._pool_size, max_overflow=self._max_overflow
+                )
+                with _translate():
+                    await self._runner.prepare()
+            await self._write(migrations.apply_migrations)
+        except BaseException:
+            await self.close()
+            raise
+
+    async def close(self) -> None:
+        runner, self._runner = self._runner, None
+        if runner is not None:
+            with _translate():
+                await runner.close()
+
+    async def schema_version(self) -> int:
+        """The newest migration applied to the database (0 when never migrated)."""
+        return max(await self._read(migrations.applied_versions), default=0)
+
+    def _require_runner(self) -> Runner:
+        if self._runner is None:
+            raise StorageError("the store is not open")
+        return self._runner
+
+    async def _read(self, fn: TxFunction[T], *, snapshot: bool = False) -> T:
+        runner = self._require_runner()
+        with _translate():
+            return await runner.read(fn, snapshot=snapshot)
+
+    async def _write(self, fn: TxFunction[T]) -> T:
+        """Run ``fn`` as one write transaction: committed on return, rolled back on raise."""
+        runner = self._require_runner()
+        with _translate():
+            return await runner.write(fn)
+
+    async def _write_statement(self, fn: TxFunction[T]) -> T:
+        """Run ``fn``, which executes exactly one statement, atomically."""
+        runner = self._require_runner()
+        with _translate():
+            return await runner.write_statement(fn)
+
+    # -- dialect-specific statements --------------------------------------------------------
+
+    def _insert_ignoring(self, table: Table, conflict: str) -> Insert:
+        if self._dialect == "postgresql":
+            return pg_dialect.insert(table).on_conflict_do_nothing(index_elements=[conflict])
+        return sqlite_dialect.insert(table).on_conflict_do_nothing(index_elements=[conflict])
+
+    def _upsert(self, table: Table, key: str) -> Insert:
+        cols = [c.name for c in table.columns if c.name != key]
+        if self._dialect == "postgresql":
+            pg = pg_dialect.insert(table)
+            return pg.on_conflict_do_update(
+                index_elements=[key], set_={c: pg.excluded[c] for c in cols}
+            )
+        lite = sqlite_dialect.insert(table)
+        return lite.on_conflict_do_update(
+            index_elements=[key], set_={c: lite.excluded[c] for c in cols}
+        )
+
+    # -- accounts ---------------------------------------------------------------------------
+
+    async def create_account(self, name: str) -> AccountRecord:
+        record = AccountRecord(
+            id="acct_" + secrets.token_hex(12), name=name, balance=0, created_us=_now_us()
+        )
+        values = {"id": record.id, "name": name, "balance": 0, "created_us": record.created_us}
+        await self._write(lambda conn: conn.execute(insert(accounts), values))
+        return record
+
+    async def get_account(self, account_id: str) -> AccountRecord | None:
+        stmt = select(accounts).where(accounts.c.id == account_id)
+        row = await self._read(lambda conn: conn.execute(stmt).first())
+        return None if row is None else _account(row)
+
+    async def list_accounts(self) -> list[AccountRecord]:
+        stmt = select(accounts).order_by(accounts.c.created_us, accounts.c.id)
+        return await self._read(lambda conn: [_account(r) for r in conn.execute(stmt)])
+
+    async def credit(
+        self,
+        account_id: str,
+        amount: int,
+        *,
+        idempotency_key: str | None = None,
+        memo: str | None = None,
+        kind: Literal["credit", "adjustment"] = "credit",
+    ) -> LedgerEntry:
+        if kind not in ("credit", "adjustment"):
+            raise ValueError(f"credit kind must be 'credit' or 'adjustment', not {kind!r}")
+        if kind == "credit" and amount <= 0:
+            raise ValueError("a credit must be a positive amount")
+        now = _now_us()
+
+        def tx(conn: Connection) -> LedgerEntry:
+            if idempotency_key is not None:
+                original = _entry_by_idempotency_key(conn, idempotency_key)
+                if original is not None:
+                    return _replayed(original, account_id, amount, kind)
+            params = {"p_account": account_id, "p_amount": amount}
+            if conn.execute(_ADD, params).first() is None:
+                if conn.execute(_BALANCE, params).first() is None:
+                    raise NotFoundInStore(f"no account {account_id!r}")
+                raise ValueError("an adjustment may not take the balance below zero")
+            values = {
+                "account_id": account_id,
+                "kind": kind,
+                "amount": amount,
+                "hold_id": None,
+                "idempotency_key": idempotency_key,
+                "memo": memo,
+                "created_us": now,
+            }
+            stmt = _INSERT_ENTRY.returning(ledger_entries.c.id)
+            if idempotency_key is not None:
+                stmt = self._entry_once
+            entry_id = conn.execute(stmt, values).scalar_one_or_none()
+            if entry_id is None:
+                raise _Replay  # a concurrent credit took the key: roll back the balance change
+            return LedgerEntry(
+                id=int(entry_id),
+                account_id=account_id,
+                kind=kind,
+                amount=amount,
+                hold_id=None,
+                idempotency_key=idempotency_key,
+                memo=memo,
+                created_us=now,
+            )
+
+        try:
+            return await self._write(tx)
+        except _Replay:
+            pass
+        assert idempotency_key is not None
+        key = idempotency_key
+        original = await self._read(lambda conn: _entry_by_idempotency_key(conn, key))
+        if original is None:  # pragma: no cover - a conflicting row cannot vanish
+            raise StorageError("idempotency key conflicted but its entry is gone")
+        return _replayed(original, account_id, amount, kind)
+
+    # -- keys -------------------------------------------------------------------------------
+
+    async def create_key(
+        self,
+        *,
+        account_id: str,
+        name: str,
+        prefix: str,
+        secret_hash: str,
+        expires_us: int | None,
+    ) -> KeyRecord:
+        record = KeyRecord(
+            id="key_" + secrets.token_hex(12),
+            account_id=account_id,
+            name=name,
+            prefix=prefix,
+            secret_hash=secret_hash,
+            created_us=_now_us(),
+            expires_us=expires_us,
+        )
+        values = {f: getattr(record, f) for f in record.__struct_fields__}
+
+        def tx(conn: Connection) -> None:
+            if conn.execute(_BALANCE, {"p_account": account_id}).first() is None:
+                raise NotFoundInStore(f"no account {account_id!r}")
+            conn.execute(insert(api_keys), values)
+
+        await self._write(tx)
+        return record
+
+    async def get_key_by_hash(self, secret_hash: str) -> KeyRecord | None:
+        stmt = select(api_keys).where(api_keys.c.secret_hash == secret_hash)
+        row = await self._read(lambda conn: conn.execute(stmt).first())
+        return None if row is None else _key(row)
+
+    async def get_key(self, key_id: str) -> KeyRecord | None:
+        stmt = select(api_keys).where(api_keys.c.id == key_id)
+        row = await self._read(lambda conn: conn.execute(stmt).first())
+        return None if row is None else _key(row)
+
+    async def list_keys(self, account_id: str | None = None) -> list[KeyRecord]:
+        stmt = select(api_keys).order_by(api_keys.c.created_us, api_keys.c.id)
+        if account_id is not None:
+            stmt = stmt.where(api_keys.c.account_id == account_id)
+        return await self._read(lambda conn: [_key(r) for r in conn.execute(stmt)])
+
+    async def revoke_key(self, key_id: str) -> KeyRecord:
+        params = {"p_key": key_id, "p_now": _now_us()}
+        row = await self._write(lambda conn: conn.execute(_REVOKE_KEY, params).first())
+        if row is None:
+            raise NotFoundInStore(f"no key {key_id!r}")
+        return _key(row)
+
+    async def touch_keys(self, last_used: dict[str, int]) -> None:
+        if not last_used:
+            return
+        # a fixed row order, so that two batches never wait on each other in a cycle
+        params = [{"p_key": k, "p_now": v} for k, v in sorted(last_used.items())]
+        await self._write(lambda conn: conn.execute(_TOUCH_KEY, params))
+
+    # -- ledger -----------------------------------------------------------------------------
+
+    async def place_hold(
+        self,
+        *,
+        hold_id: str,
+        account_id: str,
+        key_id: str | None,
+        amount: int,
+        expires_us: int,
+        now_us: int,
+    ) -> HoldResult:
+        if amount < 0:
+            raise ValueError("a hold cannot be negative")
+        params = {
+            "p_account": account_id,
+            "p_amount": amount,
+            "p_key": key_id,
+            "p_now": now_us,
+            "p_hold": hold_id,
+            "p_expires": expires_us,
+        }
+        if self._dialect == "postgresql":
+            one = _PG_TAKE if key_id is None else _PG_TAKE_WITH_KEY
+            balance = await self._write_statement(
+                lambda conn: conn.execute(one, params).scalar_one_or_none()
+            )
+        else:
+            balance = await self._write(lambda conn: _place_hold(conn, params, key_id is not None))
+        if balance is None:
+            refused, found = await self._read(
+                lambda conn: _hold_refusal(conn, account_id, key_id, now_us)
+            )
+            return HoldResult(hold=None, refused=refused, balance=found)
+        hold = HoldRecord(
+            id=hold_id,
+            account_id=account_id,
+            key_id=key_id,
+            amount=amount,
+            charged=None,
+            status="held",
+            created_us=now_us,
+            expires_us=expires_us,
+        )
+        return HoldResult(hold=hold, refused=None, balance=int(balance))
+
+    async def settle_hold(self, hold_id: str, charge: int, *, now_us: int) -> SettleResult:
+        if charge < 0:
+            raise ValueError("a charge cannot be negative")
+        return await self._close_hold(hold_id, charge, "settled", "settle", now_us)
+
+    async def release_hold(self, hold_id: str, *, now_us: int) -> SettleResult:
+        return await self._close_hold(hold_id, 0, "released", "release", now_us)
+
+    async def _close_hold(
+        self, hold_id: str, charge: int, status: HoldStatus, kind: EntryKind, now_us: int
+    ) -> SettleResult:
+        params = {
+            "p_hold": hold_id,
+            "p_status": status,
+            "p_charge": charge,
+            "p_now": now_us,
+            "p_kind": kind,
+        }
+        if self._dialect == "postgresql":
+            row = await self._write_statement(
+                lambda conn: conn.execute(_PG_CLOSE_HOLD, params).first()
+            )
+            outcome = None if row is None else (int(row.amount), int(row.charged))
+        else:
+            outcome = await self._write(lambda conn: _close_hold(conn, params))
+        if outcome is not None:
+            amount, charged = outcome
+            return SettleResult(
+                hold_id=hold_id, charged=charged, released=amount - charged, already_settled=False
+            )
+        # closed before (or unknown): report what was done
+        prior = await self._read(lambda conn: conn.execute(_HOLD_OUTCOME, params).first())
+        if prior is None:
+            raise NotFoundInStore(f"no hold {hold_id!r}")
+        done = int(prior.charged or 0)
+        return SettleResult(
+            hold_id=hold_id, charged=done, released=int(prior.amount) - done, already_settled=True
+        )
+
+    async def expire_holds(self, now_us: int, *, limit: int = 1000) -> list[SettleResult]:
+        def tx(conn: Connection) -> list[tuple[str, str, int]]:
+            closed = sorted(
+                (str(r.id), str(r.account_id), int(r.amount))
+                for r in conn.execute(_EXPIRE, {"p_now": now_us, "p_limit": limit})
+            )
+            if not closed:
+                return []
+            refunds: dict[str, int] = {}
+            for _, account_id, amount in closed:
+                refunds[account_id] = refunds.get(account_id, 0) + amount
+            for account_id in sorted(refunds):  # a fixed lock order across processes
+                if refunds[account_id]:
+                    conn.execute(
+                        _REFUND, {"p_account": account_id, "p_amount": refunds[account_id]}
+                    )
+            conn.execute(
+                _INSERT_ENTRY,
+                [
+                    {
+                        "account_id": account_id,
+                        "kind": "release",
+                        "amount": amount,
+                        "hold_id": hold_id,
+                        "idempotency_key": None,
+                        "memo": "expired",
+                        "created_us": now_us,
+                    }
+                    for hold_id, account_id, amount in closed
+                ],
+            )
+            return closed
+
+        return [
+            SettleResult(hold_id=hold_id, charged=0, released=amount, already_settled=False)
+            for hold_id, _, amount in await self._write(tx)
+        ]
+
+    async def get_hold(self, hold_id: str) -> HoldRecord | None:
+        stmt = select(holds).where(holds.c.id == hold_id)
+        row = await self._read(lambda conn: conn.execute(stmt).first())
+        return None if row is None else _hold(row)
+
+    async def entries(
+        self,
+        account_id: str,
+        *,
+        since_us: int | None = None,
+        until_us: int | None = None,
+    ) -> list[LedgerEntry]:
+        """Oldest first; ``since_us`` inclusive, ``until_us`` exclusive."""
+        stmt = (
+            select(ledger_entries)
+            .where(ledger_entries.c.account_id == account_id)
+            .order_by(ledger_entries.c.id)
+        )
+        if since_us is not None:
+            stmt = stmt.where(ledger_entries.c.created_us >= since_us)
+        if until_us is not None:
+            stmt = stmt.where(ledger_entries.c.created_us < until_us)
+        return await self._read(lambda conn: [_entry(r) for r in conn.execute(stmt)])
+
+    async def verify_ledger(self) -> VerifyReport:
+        total = func.coalesce(func.sum(ledger_entries.c.amount), 0)
+        stmt = (
+            select(accounts.c.id, accounts.c.balance, total.label("total"))
+            .select_from(
+                accounts.outerjoin(ledger_entries, ledger_entries.c.account_id == accounts.c.id)
+            )
+            .group_by(accounts.c.id, accounts.c.balance)
+            .order_by(accounts.c.id)
+        )
+        rows = await self._read(
+            lambda conn: [(str(r.id), int(r.balance), int(r.total)) for r in conn.execute(stmt)]
+        )
+        return VerifyReport(
+            accounts_checked=len(rows),
+            mismatches=tuple((a, b, s) for a, b, s in rows if b != s),
+            negative=tuple(a for a, b, _ in rows if b < 0),
+        )
+
+    # -- usage ------------------------------------------------------------------------------
+
+    async def insert_usage(self, records: Sequence[UsageRecord]) -> None:
+        if not records:
+            return
+        rows = [{f: getattr(r, f) for f in _USAGE_FIELDS} for r in records]
+        await self._write(lambda conn: conn.execute(self._usage_once, rows))
+
+    async def list_usage(
+        self,
+        *,
+        account_id: str | None = None,
+        limit: int = 100,
+    ) -> list[UsageRecord]:
+        """Newest first."""
+        stmt = (
+            select(usage_records)
+            .order_by(usage_records.c.created_us.desc(), usage_records.c.request_id.desc())
+            .limit(limit)
+        )
+        if account_id is not None:
+            stmt = stmt.where(usage_records.c.account_id == account_id)
+        return await self._read(lambda conn: [_usage(r) for r in conn.execute(stmt)])
+
+    # -- catalog ----------------------------------------------------------------------------
+
+    async def upsert_catalog(
+        self,
+        instruments: Sequence[InstrumentRecord],
+        suppliers: Sequence[SupplierRecord],
+        offers: Sequence[OfferRecord],
+    ) -> None:
+        batches = [
+            (self._upsert_instrument, [_instrument_values(r) for r in instruments]),
+            (self._upsert_supplier, [_supplier_values(r) for r in suppliers]),
+            (self._upsert_offer, [_offer_values(r) for r in offers]),
+        ]
+
+        def tx(conn: Connection) -> None:
+            for stmt, rows in batches:
+                if rows:
+                    conn.execute(stmt, rows)
+
+        await self._write(tx)
+
+    async def load_catalog(
+        self,
+    ) -> tuple[list[InstrumentRecord], list[SupplierRecord], list[OfferRecord]]:
+        def tx(
+            conn: Connection,
+        ) -> tuple[list[InstrumentRecord], list[SupplierRecord], list[OfferRecord]]:
+            by_id = select(instruments_t).order_by(instruments_t.c.id)
+            by_name = select(suppliers_t).order_by(suppliers_t.c.name)
+            offers = select(offers_t).order_by(offers_t.c.id)
+            return (
+                [_instrument(r) for r in conn.execute(by_id)],
+                [_supplier(r) for r in conn.execute(by_name)],
+                [_offer(r) for r in conn.execute(offers)],
+            )
+
+        return await self._read(tx, snapshot=True)
+
+
+# -- transaction helpers --------------------------------------------------------------------
+
+
+def _entry_by_idempotency_key(conn: Connection, key: str) -> LedgerEntry | None:
+    row = conn.execute(_ENTRY_BY_IDEMPOTENCY_KEY, {"p_key": key}).first()
+    return None if row is None else _entry(row)
+
+
+def _replayed(original: LedgerEntry, account_id: str, amount: int, kind: str) -> LedgerEntry:
+    if (original.account_id, original.amount, original.kind) != (account_id, amount, kind):
+        raise IdempotencyConflict(
+            f"idempotency key {original.idempotency_key!r} was used for a different "
+            f"{original.kind} ({original.account_id}, {original.amount})"
+        )
+    return original
+
+
+def _place_hold(conn: Connection, params: dict[str, Any], with_key: bool) -> int | None:
+    """The hold as three statements in one transaction (SQLite): take, hold row, entry."""
+    balance = conn.execute(_TAKE_WITH_KEY if with_key else _TAKE, params).scalar_one_or_none()
+    if balance is None:
+        return None
+    conn.execute(
+        _INSERT_HOLD,
+        {
+            "id": params["p_hold"],
+            "account_id": params["p_account"],
+            "key_id": params["p_key"],
+            "amount": params["p_amount"],
+            "charged": None,
+            "status": "held",
+            "created_us": params["p_now"],
+            "expires_us": params["p_expires"],
+            "closed_us": None,
+        },
+    )
+    conn.execute(
+        _INSERT_ENTRY,
+        {
+            "account_id": params["p_account"],
+            "kind": "hold",
+            "amount": -params["p_amount"],
+            "hold_id": params["p_hold"],
+            "idempotency_key": None,
+            "memo": None,
+            "created_us": params["p_now"],
+        },
+    )
+    return int(balance)
+
+
+def _close_hold(conn: Connection, params: dict[str, Any]) -> tuple[int, int] | None:
+    """Close a held hold in one transaction (SQLite); None when it was not ``held``."""
+    row = conn.execute(_CLOSE_HOLD, params).first()
+    if row is None:
+        return None
+    amount, charged = int(row.amount), int(row.charged)
+    if amount > charged:
+        conn.execute(_REFUND, {"p_account": row.account_id, "p_amount": amount - charged})
+    conn.execute(
+        _INSERT_ENTRY,
+        {
+            "account_id": row.account_id,
+            "kind": params["p_kind"],
+            "amount": amount - charged,
+            "hold_id": params["p_hold"],
+            "idempotency_key": None,
+            "memo": None,
+            "created_us": params["p_now"],
+        },
+    )
+    return amount, charged
+
+
+def _hold_refusal(
+    conn: Connection, account_id: str, key_id: str | None, now_us: int
+) -> tuple[HoldRefusal, int]:
+    """Why a hold was refused (the cold path: a read after the UPDATE matched nothing)."""
+    params = {"p_account": account_id, "p_key": key_id, "p_now": now_us}
+    balance = conn.execute(_BALANCE, params).scalar_one_or_none()
+    if balance is None:
+        return "account_missing", 0
+    if key_id is not None and conn.execute(_ACTIVE_KEY_OF, params).first() is None:
+        return "key_inactive", int(balance)
+    return "insufficient_balance", int(balance)
+
+
+def open_store(
+    url: str, *, pool_size: int | None = None, max_overflow: int | None = None
+) -> SqlStore:
+    """The store for a database URL (not yet opened: ``await store.open()`` or ``async with``)."""
+    return SqlStore(url, pool_size=pool_size, max_overflow=max_overflow)
+
+
+if TYPE_CHECKING:
+
+    def _conforms(store: SqlStore) -> Store:  # mypy proves SqlStore implements the port
+        return store

@@ -1,0 +1,612 @@
+"""The ``Store`` contract, run against SQLite and PostgreSQL (see conftest.py)."""
+
+from __future__ import annotations
+
+import re
+import secrets
+
+import pytest
+
+from gridgate.storage.ports import IdempotencyConflict, NotFoundInStore, Store
+from gridgate.storage.records import (
+    AccountRecord,
+    InstrumentRecord,
+    KeyRecord,
+    OfferRecord,
+    SupplierRecord,
+    UsageRecord,
+)
+from gridgate.storage.sql import SqlStore
+from tests.storage.conftest import raw_sql
+
+NOW = 1_700_000_000_000_000
+LATER = NOW + 60_000_000
+
+
+def _hash() -> str:
+    return secrets.token_hex(32)
+
+
+async def _funded(store: Store, amount: int) -> AccountRecord:
+    account = await store.create_account("acme")
+    if amount:
+        await store.credit(account.id, amount)
+    return account
+
+
+async def _key(store: Store, account_id: str, *, expires_us: int | None = None) -> KeyRecord:
+    return await store.create_key(
+        account_id=account_id,
+        name="k",
+        prefix="gg-abc",
+        secret_hash=_hash(),
+        expires_us=expires_us,
+    )
+
+
+async def _balance(store: Store, account_id: str) -> int:
+    account = await store.get_account(account_id)
+    assert account is not None
+    return account.balance
+
+
+async def _ledger_sum(store: Store, account_id: str) -> int:
+    return sum(e.amount for e in await store.entries(account_id))
+
+
+def test_sql_store_is_a_store() -> None:
+    store: Store = SqlStore("sqlite:///:memory:")
+    assert isinstance(store, SqlStore)
+
+
+# -- accounts ---------------------------------------------------------------------------------
+
+
+async def test_create_get_list_accounts(store: SqlStore) -> None:
+    a = await store.create_account("alpha")
+    b = await store.create_account("beta")
+    assert re.fullmatch(r"acct_[0-9a-f]{24}", a.id)
+    assert a.balance == 0
+    assert a.name == "alpha"
+    assert await store.get_account(a.id) == a
+    assert await store.get_account("acct_missing") is None
+    listed = await store.list_accounts()
+    assert [x.id for x in listed] == [a.id, b.id]
+
+
+async def test_credit_appends_and_moves_balance(store: SqlStore) -> None:
+    a = await store.create_account("a")
+    entry = await store.credit(a.id, 5_000, memo="top-up")
+    assert (entry.kind, entry.amount, entry.memo, entry.account_id) == (
+        "credit",
+        5_000,
+        "top-up",
+        a.id,
+    )
+    await store.credit(a.id, 7)
+    assert await _balance(store, a.id) == 5_007
+    assert await store.entries(a.id) == [entry, (await store.entries(a.id))[1]]
+    assert await _ledger_sum(store, a.id) == 5_007
+
+
+async def test_credit_validation(store: SqlStore) -> None:
+    a = await store.create_account("a")
+    with pytest.raises(ValueError, match="positive"):
+        await store.credit(a.id, 0)
+    with pytest.raises(ValueError, match="positive"):
+        await store.credit(a.id, -5)
+    with pytest.raises(NotFoundInStore):
+        await store.credit("acct_nope", 10)
+    with pytest.raises(NotFoundInStore):
+        await store.credit("acct_nope", -10, kind="adjustment")
+    assert await store.entries(a.id) == []
+
+
+async def test_credit_idempotency(store: SqlStore) -> None:
+    a = await store.create_account("a")
+    b = await store.create_account("b")
+    first = await store.credit(a.id, 1_000, idempotency_key="pay-1")
+    again = await store.credit(a.id, 1_000, idempotency_key="pay-1", memo="other memo")
+    assert again == first
+    assert await _balance(store, a.id) == 1_000
+    with pytest.raises(IdempotencyConflict):
+        await store.credit(a.id, 2_000, idempotency_key="pay-1")
+    with pytest.raises(IdempotencyConflict):
+        await store.credit(b.id, 1_000, idempotency_key="pay-1")
+    with pytest.raises(IdempotencyConflict):
+        await store.credit(a.id, 1_000, idempotency_key="pay-1", kind="adjustment")
+    assert await _balance(store, a.id) == 1_000
+    assert await _balance(store, b.id) == 0
+    assert len(await store.entries(a.id)) == 1
+
+
+async def test_concurrent_replays_of_one_idempotency_key_credit_once(store: SqlStore) -> None:
+    import asyncio
+
+    a = await store.create_account("a")
+    results = await asyncio.gather(
+        *(store.credit(a.id, 300, idempotency_key="same") for _ in range(8))
+    )
+    assert len({r.id for r in results}) == 1
+    assert await _balance(store, a.id) == 300
+    assert (await store.verify_ledger()).ok
+
+
+async def test_adjustment_any_sign_but_never_below_zero(store: SqlStore) -> None:
+    a = await _funded(store, 100)
+    down = await store.credit(a.id, -60, kind="adjustment", memo="goodwill reversal")
+    assert (down.kind, down.amount) == ("adjustment", -60)
+    with pytest.raises(ValueError, match="below zero"):
+        await store.credit(a.id, -41, kind="adjustment")
+    assert await _balance(store, a.id) == 40
+    await store.credit(a.id, -40, kind="adjustment")
+    assert await _balance(store, a.id) == 0
+    assert await _ledger_sum(store, a.id) == 0
+
+
+# -- keys -------------------------------------------------------------------------------------
+
+
+async def test_keys_create_get_list(store: SqlStore) -> None:
+    a = await store.create_account("a")
+    b = await store.create_account("b")
+    k1 = await store.create_key(
+        account_id=a.id, name="prod", prefix="gg-AbCd", secret_hash="h1", expires_us=LATER
+    )
+    k2 = await store.create_key(
+        account_id=b.id, name="dev", prefix="gg-EfGh", secret_hash="h2", expires_us=None
+    )
+    assert re.fullmatch(r"key_[0-9a-f]{24}", k1.id)
+    assert (k1.account_id, k1.name, k1.prefix, k1.expires_us) == (a.id, "prod", "gg-AbCd", LATER)
+    assert k1.revoked_us is None
+    assert k1.last_used_us is None
+    assert await store.get_key(k1.id) == k1
+    assert await store.get_key_by_hash("h2") == k2
+    assert await store.get_key_by_hash("nope") is None
+    assert await store.get_key("key_nope") is None
+    assert await store.list_keys(a.id) == [k1]
+    assert await store.list_keys() == [k1, k2]
+    with pytest.raises(NotFoundInStore):
+        await _key(store, "acct_nope")
+
+
+async def test_revoke_key_is_idempotent(store: SqlStore) -> None:
+    a = await store.create_account("a")
+    k = await _key(store, a.id)
+    first = await store.revoke_key(k.id)
+    assert first.revoked_us is not None
+    assert not first.active_at(NOW)
+    again = await store.revoke_key(k.id)
+    assert again.revoked_us == first.revoked_us
+    assert await store.get_key(k.id) == first
+    with pytest.raises(NotFoundInStore):
+        await store.revoke_key("key_nope")
+
+
+async def test_touch_keys_only_moves_forward(store: SqlStore) -> None:
+    a = await store.create_account("a")
+    k1, k2 = await _key(store, a.id), await _key(store, a.id)
+    await store.touch_keys({})
+    await store.touch_keys({k1.id: 200, k2.id: 100, "key_unknown": 5})
+    await store.touch_keys({k1.id: 150, k2.id: 300})
+    got1, got2 = await store.get_key(k1.id), await store.get_key(k2.id)
+    assert got1 is not None
+    assert got2 is not None
+    assert (got1.last_used_us, got2.last_used_us) == (200, 300)
+
+
+# -- holds ------------------------------------------------------------------------------------
+
+
+async def test_place_hold_success(store: SqlStore) -> None:
+    a = await _funded(store, 1_000)
+    k = await _key(store, a.id)
+    result = await store.place_hold(
+        hold_id="h1", account_id=a.id, key_id=k.id, amount=300, expires_us=LATER, now_us=NOW
+    )
+    assert result.refused is None
+    assert result.balance == 700
+    assert result.hold is not None
+    assert (result.hold.id, result.hold.amount, result.hold.status) == ("h1", 300, "held")
+    assert await store.get_hold("h1") == result.hold
+    assert await store.get_hold("nope") is None
+    entries = await store.entries(a.id)
+    assert [(e.kind, e.amount, e.hold_id) for e in entries][-1] == ("hold", -300, "h1")
+    assert await _balance(store, a.id) == 700 == await _ledger_sum(store, a.id)
+    # no key at all (internal callers)
+    keyless = await store.place_hold(
+        hold_id="h2", account_id=a.id, key_id=None, amount=700, expires_us=LATER, now_us=NOW
+    )
+    assert keyless.hold is not None
+    assert keyless.balance == 0
+
+
+async def test_place_hold_exact_balance_then_insufficient(store: SqlStore) -> None:
+    a = await _funded(store, 500)
+    ok = await store.place_hold(
+        hold_id="h1", account_id=a.id, key_id=None, amount=500, expires_us=LATER, now_us=NOW
+    )
+    assert ok.hold is not None
+    assert ok.balance == 0
+    refused = await store.place_hold(
+        hold_id="h2", account_id=a.id, key_id=None, amount=1, expires_us=LATER, now_us=NOW
+    )
+    assert (refused.hold, refused.refused, refused.balance) == (None, "insufficient_balance", 0)
+    assert await store.get_hold("h2") is None
+    assert len(await store.entries(a.id)) == 2
+
+
+@pytest.mark.parametrize("case", ["revoked", "expired", "other_account", "unknown_key"])
+async def test_place_hold_refuses_inactive_key(store: SqlStore, case: str) -> None:
+    a = await _funded(store, 1_000)
+    other = await _funded(store, 1_000)
+    if case == "revoked":
+        key_id = (await _key(store, a.id)).id
+        await store.revoke_key(key_id)
+    elif case == "expired":
+        key_id = (await _key(store, a.id, expires_us=NOW)).id  # expiry is exclusive
+    elif case == "other_account":
+        key_id = (await _key(store, other.id)).id
+    else:
+        key_id = "key_unknown"
+    result = await store.place_hold(
+        hold_id="h1", account_id=a.id, key_id=key_id, amount=10, expires_us=LATER, now_us=NOW
+    )
+    assert (result.hold, result.refused, result.balance) == (None, "key_inactive", 1_000)
+    assert await _balance(store, a.id) == 1_000
+    assert await store.get_hold("h1") is None
+
+
+async def test_place_hold_key_valid_until_expiry(store: SqlStore) -> None:
+    a = await _funded(store, 1_000)
+    k = await _key(store, a.id, expires_us=NOW + 1)
+    result = await store.place_hold(
+        hold_id="h1", account_id=a.id, key_id=k.id, amount=10, expires_us=LATER, now_us=NOW
+    )
+    assert result.hold is not None
+
+
+async def test_place_hold_unknown_account(store: SqlStore) -> None:
+    result = await store.place_hold(
+        hold_id="h1", account_id="acct_nope", key_id=None, amount=1, expires_us=LATER, now_us=NOW
+    )
+    assert (result.hold, result.refused, result.balance) == (None, "account_missing", 0)
+
+
+async def test_place_hold_rejects_negative_amount(store: SqlStore) -> None:
+    a = await _funded(store, 10)
+    with pytest.raises(ValueError, match="negative"):
+        await store.place_hold(
+            hold_id="h1", account_id=a.id, key_id=None, amount=-1, expires_us=LATER, now_us=NOW
+        )
+
+
+# -- settle / release / expire ----------------------------------------------------------------
+
+
+async def _held(store: Store, amount: int, hold_id: str = "h1", fund: int = 1_000) -> str:
+    a = await _funded(store, fund)
+    result = await store.place_hold(
+        hold_id=hold_id,
+        account_id=a.id,
+        key_id=None,
+        amount=amount,
+        expires_us=LATER,
+        now_us=NOW,
+    )
+    assert result.hold is not None
+    return a.id
+
+
+async def test_settle_below_hold_refunds_the_rest(store: SqlStore) -> None:
+    account_id = await _held(store, 400)
+    result = await store.settle_hold("h1", 150, now_us=NOW + 1)
+    assert (result.charged, result.released, result.already_settled) == (150, 250, False)
+    assert await _balance(store, account_id) == 850 == await _ledger_sum(store, account_id)
+    hold = await store.get_hold("h1")
+    assert hold is not None
+    assert (hold.status, hold.charged) == ("settled", 150)
+    last = (await store.entries(account_id))[-1]
+    assert (last.kind, last.amount, last.hold_id) == ("settle", 250, "h1")
+
+
+async def test_settle_above_hold_is_clamped(store: SqlStore) -> None:
+    account_id = await _held(store, 400)
+    result = await store.settle_hold("h1", 10_000, now_us=NOW + 1)
+    assert (result.charged, result.released, result.already_settled) == (400, 0, False)
+    assert await _balance(store, account_id) == 600 == await _ledger_sum(store, account_id)
+
+
+async def test_double_settle_is_idempotent(store: SqlStore) -> None:
+    account_id = await _held(store, 400)
+    first = await store.settle_hold("h1", 100, now_us=NOW + 1)
+    second = await store.settle_hold("h1", 300, now_us=NOW + 2)
+    assert (second.charged, second.released, second.already_settled) == (100, 300, True)
+    assert first.already_settled is False
+    assert await _balance(store, account_id) == 900 == await _ledger_sum(store, account_id)
+    assert len(await store.entries(account_id)) == 3
+    with pytest.raises(NotFoundInStore):
+        await store.settle_hold("nope", 1, now_us=NOW)
+    with pytest.raises(ValueError, match="negative"):
+        await store.settle_hold("h1", -1, now_us=NOW)
+
+
+async def test_concurrent_settles_settle_once(store: SqlStore) -> None:
+    import asyncio
+
+    account_id = await _held(store, 400)
+    results = await asyncio.gather(*(store.settle_hold("h1", 100, now_us=NOW) for _ in range(6)))
+    assert sum(not r.already_settled for r in results) == 1
+    assert {(r.charged, r.released) for r in results} == {(100, 300)}
+    assert await _balance(store, account_id) == 900 == await _ledger_sum(store, account_id)
+
+
+async def test_release_then_settle_is_a_no_op(store: SqlStore) -> None:
+    account_id = await _held(store, 400)
+    released = await store.release_hold("h1", now_us=NOW + 1)
+    assert (released.charged, released.released, released.already_settled) == (0, 400, False)
+    assert await _balance(store, account_id) == 1_000
+    hold = await store.get_hold("h1")
+    assert hold is not None
+    assert hold.status == "released"
+    late = await store.settle_hold("h1", 200, now_us=NOW + 2)
+    assert (late.charged, late.released, late.already_settled) == (0, 400, True)
+    again = await store.release_hold("h1", now_us=NOW + 3)
+    assert again.already_settled is True
+    assert await _balance(store, account_id) == 1_000 == await _ledger_sum(store, account_id)
+    kinds = [(e.kind, e.amount) for e in await store.entries(account_id)]
+    assert kinds == [("credit", 1_000), ("hold", -400), ("release", 400)]
+    with pytest.raises(NotFoundInStore):
+        await store.release_hold("nope", now_us=NOW)
+
+
+async def test_settle_released_hold_after_settle_keeps_charge(store: SqlStore) -> None:
+    await _held(store, 400)
+    await store.settle_hold("h1", 400, now_us=NOW + 1)
+    result = await store.release_hold("h1", now_us=NOW + 2)
+    assert (result.charged, result.released, result.already_settled) == (400, 0, True)
+
+
+async def test_expire_holds(store: SqlStore) -> None:
+    a = await _funded(store, 1_000)
+    b = await _funded(store, 1_000)
+    for hold_id, account, expires in [
+        ("a1", a, NOW + 10),
+        ("a2", a, NOW + 20),
+        ("b1", b, NOW + 10),
+        ("a3", a, NOW + 99),
+        ("a4", a, NOW + 5),
+    ]:
+        placed = await store.place_hold(
+            hold_id=hold_id,
+            account_id=account.id,
+            key_id=None,
+            amount=100,
+            expires_us=expires,
+            now_us=NOW,
+        )
+        assert placed.hold is not None
+    await store.settle_hold("a4", 50, now_us=NOW + 1)  # closed before expiry: untouched
+
+    assert await store.expire_holds(NOW + 9) == []
+    first = await store.expire_holds(NOW + 20, limit=2)
+    assert {r.hold_id for r in first} == {"a1", "b1"}
+    assert all((r.charged, r.released, r.already_settled) == (0, 100, False) for r in first)
+    rest = await store.expire_holds(NOW + 20)
+    assert [r.hold_id for r in rest] == ["a2"]
+    assert await store.expire_holds(NOW + 20) == []
+
+    hold = await store.get_hold("a1")
+    assert hold is not None
+    assert (hold.status, hold.charged) == ("expired", 0)
+    still = await store.get_hold("a3")
+    assert still is not None
+    assert still.status == "held"
+    late = await store.settle_hold("a2", 80, now_us=NOW + 30)
+    assert (late.charged, late.released, late.already_settled) == (0, 100, True)
+
+    assert await _balance(store, a.id) == 1_000 - 100 - 50 == await _ledger_sum(store, a.id)
+    assert await _balance(store, b.id) == 1_000 == await _ledger_sum(store, b.id)
+    expired = [e for e in await store.entries(a.id) if e.memo == "expired"]
+    assert [(e.kind, e.amount) for e in expired] == [("release", 100), ("release", 100)]
+    assert (await store.verify_ledger()).ok
+
+
+# -- ledger -----------------------------------------------------------------------------------
+
+
+async def test_entries_time_window(store: SqlStore) -> None:
+    a = await _funded(store, 1_000)
+    for i, t in enumerate([NOW, NOW + 10, NOW + 20]):
+        await store.place_hold(
+            hold_id=f"h{i}", account_id=a.id, key_id=None, amount=1, expires_us=LATER, now_us=t
+        )
+    window = await store.entries(a.id, since_us=NOW + 10, until_us=NOW + 20)
+    assert [e.hold_id for e in window] == ["h1"]
+    # the credit (first entry) is stamped with the wall clock, later than NOW
+    assert [e.hold_id for e in await store.entries(a.id, since_us=NOW + 10)] == [None, "h1", "h2"]
+    assert [e.hold_id for e in await store.entries(a.id, until_us=NOW + 10)] == ["h0"]
+    assert await store.entries("acct_nope") == []
+
+
+async def test_verify_ledger_ok_and_detects_tampering(store: SqlStore, db_url: str) -> None:
+    empty = await store.verify_ledger()
+    assert (empty.accounts_checked, empty.ok) == (0, True)
+    a = await _funded(store, 1_000)
+    b = await store.create_account("empty")
+    await store.place_hold(
+        hold_id="h1", account_id=a.id, key_id=None, amount=300, expires_us=LATER, now_us=NOW
+    )
+    report = await store.verify_ledger()
+    assert (report.accounts_checked, report.ok) == (2, True)
+
+    await raw_sql(db_url, "UPDATE accounts SET balance = balance + 5 WHERE id = :id", {"id": a.id})
+    await raw_sql(db_url, "UPDATE accounts SET balance = -7 WHERE id = :id", {"id": b.id})
+    report = await store.verify_ledger()
+    assert not report.ok
+    assert sorted(report.mismatches) == sorted([(a.id, 705, 700), (b.id, -7, 0)])
+    assert report.negative == (b.id,)
+
+
+# -- usage ------------------------------------------------------------------------------------
+
+
+def _usage(
+    request_id: str, created_us: int, account_id: str = "acct_x", **kw: object
+) -> UsageRecord:
+    return UsageRecord(
+        request_id=request_id,
+        created_us=created_us,
+        account_id=account_id,
+        key_id="key_x",
+        instrument="text-prime",
+        supplier=None,
+        offer_id=None,
+        upstream_model=None,
+        stream=False,
+        **kw,  # type: ignore[arg-type]
+    )
+
+
+async def test_usage_batch_insert_ignores_duplicates_and_lists_newest_first(
+    store: SqlStore,
+) -> None:
+    full = UsageRecord(
+        request_id="r-full",
+        created_us=NOW + 5,
+        account_id="acct_a",
+        key_id="key_a",
+        instrument="text-prime",
+        supplier="sim-a",
+        offer_id="sim-a/text-prime",
+        upstream_model="sim-large",
+        stream=True,
+        input_tokens=1_234,
+        output_tokens=567,
+        reasoning_tokens=89,
+        cached_tokens=10,
+        usage_estimated=True,
+        price_input_per_m=30_200_000,
+        price_output_per_m=2**40,
+        cost=987_654_321,
+        hold_id="h-full",
+        ttft_us=12_345,
+        duration_us=678_901,
+        outcome="cancelled",
+        status=499,
+        billed=False,
+        error="client went away",
+    )
+    await store.insert_usage([])
+    await store.insert_usage(
+        [_usage("r1", NOW + 1, "acct_a"), full, _usage("r2", NOW + 2, "acct_b")]
+    )
+    changed = _usage("r1", NOW + 100, "acct_a", cost=1)
+    await store.insert_usage([changed, _usage("r3", NOW + 3, "acct_a"), _usage("r3", NOW + 3)])
+
+    everything = await store.list_usage()
+    assert [u.request_id for u in everything] == ["r-full", "r3", "r2", "r1"]
+    assert everything[0] == full
+    assert everything[-1] == _usage("r1", NOW + 1, "acct_a")  # the duplicate was ignored
+    assert [u.request_id for u in await store.list_usage(account_id="acct_a")] == [
+        "r-full",
+        "r3",
+        "r1",
+    ]
+    assert [u.request_id for u in await store.list_usage(limit=2)] == ["r-full", "r3"]
+
+
+# -- catalog ----------------------------------------------------------------------------------
+
+
+async def test_catalog_upsert_and_load_round_trip(store: SqlStore) -> None:
+    assert await store.load_catalog() == ([], [], [])
+    prime = InstrumentRecord(
+        id="text-prime",
+        display_name="Text Prime",
+        quality_floor=0.1 + 0.2,  # not representable in decimal: must round-trip bit-exact
+        ttft_ceiling_ms=1_500,
+        throughput_floor_tps=33.333333333333336,
+        context_floor=128_000,
+        max_output_floor=8_192,
+        context_length=131_072,
+        max_input_tokens=120_000,
+        max_completion_tokens=16_384,
+        image_input=True,
+        reasoning_efforts=("low", "medium", "high"),
+        default_reasoning_effort="medium",
+    )
+    lite = InstrumentRecord(
+        id="text-lite",
+        display_name='Text Lite, "quoted"',
+        quality_floor=0.0,
+        ttft_ceiling_ms=None,
+        throughput_floor_tps=None,
+        context_floor=8_000,
+        max_output_floor=1_000,
+        context_length=8_192,
+        max_input_tokens=7_000,
+        max_completion_tokens=1_024,
+        enabled=False,
+    )
+    sup_a = SupplierRecord(name="sim-a", wire="openai", base_url="http://127.0.0.1:9/v1")
+    sup_b = SupplierRecord(
+        name="sim-b",
+        wire="anthropic",
+        base_url="http://x",
+        api_key_env="SIM_B_KEY",
+        zero_retention=False,
+        enabled=False,
+    )
+    offer_1 = OfferRecord(
+        id="sim-a/text-prime",
+        supplier="sim-a",
+        instrument="text-prime",
+        model="sim-large",
+        input_per_m=30_200_000,
+        output_per_m=2**53 + 1,
+        quality=0.875,
+        context=131_072,
+        max_output=16_384,
+        capabilities=("tools", "json_schema", "vision", "logprobs"),
+    )
+    offer_2 = OfferRecord(
+        id="sim-b/text-lite",
+        supplier="sim-b",
+        instrument="text-lite",
+        model="sim-small",
+        input_per_m=0,
+        output_per_m=1,
+        quality=1e-300,
+        context=8_192,
+        max_output=1_024,
+        enabled=False,
+    )
+    await store.upsert_catalog([prime, lite], [sup_b, sup_a], [offer_2, offer_1])
+    assert await store.load_catalog() == ([lite, prime], [sup_a, sup_b], [offer_1, offer_2])
+
+    cheaper = OfferRecord(
+        id="sim-a/text-prime",
+        supplier="sim-a",
+        instrument="text-prime",
+        model="sim-large-2",
+        input_per_m=1,
+        output_per_m=2,
+        quality=0.5,
+        context=1,
+        max_output=1,
+        capabilities=(),
+        enabled=False,
+    )
+    prime_off = InstrumentRecord(
+        **{
+            **{f: getattr(prime, f) for f in prime.__struct_fields__},
+            "enabled": False,
+            "reasoning_efforts": (),
+        },
+    )
+    await store.upsert_catalog([prime_off], [], [cheaper])
+    instruments, suppliers, offers = await store.load_catalog()
+    assert instruments == [lite, prime_off]
+    assert suppliers == [sup_a, sup_b]
+    assert offers == [cheaper, offer_2]

@@ -1,0 +1,172 @@
+"""Migrations, URLs, lifecycle and error translation."""
+
+from __future__ import annotations
+
+import asyncio
+import hashlib
+import json
+from pathlib import Path
+
+import pytest
+from sqlalchemy import inspect
+
+from gridgate.storage import migrations, schema
+from gridgate.storage.ports import StorageError
+from gridgate.storage.runner import driver_url
+from gridgate.storage.sql import SqlStore, open_store
+from tests.storage.conftest import raw_sql, run_sql
+
+# The shape version 1 creates. If this test fails you changed schema.py: freeze the version-1
+# tables inside migrations.py, add a migration step for the change, then update the fingerprint.
+V1_FINGERPRINT = "5d50d8ee7001e4149688e3f4a073680545651fe4626de312877a86be70fc659f"
+
+
+def _shape() -> list[object]:
+    shape: list[object] = []
+    for table in sorted(schema.metadata.tables.values(), key=lambda t: t.name):
+        columns = [
+            (c.name, type(c.type).__name__, c.nullable, c.primary_key, c.unique or False)
+            for c in table.columns
+        ]
+        fks = sorted((fk.parent.name, fk.target_fullname) for fk in table.foreign_keys)
+        indexes = sorted((str(ix.name), [c.name for c in ix.columns]) for ix in table.indexes)
+        shape.append([table.name, columns, fks, indexes])
+    return shape
+
+
+def test_schema_matches_the_released_version_1() -> None:
+    digest = hashlib.sha256(json.dumps(_shape()).encode()).hexdigest()
+    assert digest == V1_FINGERPRINT, (
+        "schema.py changed: freeze version 1 in migrations.py, add a migration, "
+        f"then set V1_FINGERPRINT = {digest!r}"
+    )
+
+
+async def _versions(url: str) -> list[tuple[int, str]]:
+    rows = await raw_sql(url, "SELECT version, name FROM schema_migrations ORDER BY version")
+    return [(int(r[0]), str(r[1])) for r in rows]
+
+
+async def test_open_migrates_once_and_is_idempotent(db_url: str) -> None:
+    store = SqlStore(db_url)
+    await store.open()
+    await store.open()
+    assert await store.schema_version() == migrations.LATEST_VERSION
+    await store.close()
+    await store.close()
+    async with SqlStore(db_url) as again:
+        assert await again.schema_version() == migrations.LATEST_VERSION
+    assert await _versions(db_url) == [(m.version, m.name) for m in migrations.MIGRATIONS]
+
+
+async def test_migrated_database_has_every_table_and_column(store: SqlStore, db_url: str) -> None:
+    found = await run_sql(
+        db_url,
+        lambda c: {
+            t: {col["name"] for col in inspect(c).get_columns(t)}
+            for t in inspect(c).get_table_names()
+        },
+    )
+    expected = {t.name: {c.name for c in t.columns} for t in schema.metadata.tables.values()}
+    assert found == expected
+
+
+async def test_two_stores_opening_a_fresh_database_at_once(db_url: str) -> None:
+    stores = [SqlStore(db_url) for _ in range(3)]
+    try:
+        await asyncio.gather(*(s.open() for s in stores))
+        accounts = await asyncio.gather(*(s.create_account(f"s{i}") for i, s in enumerate(stores)))
+    finally:
+        await asyncio.gather(*(s.close() for s in stores))
+    assert await _versions(db_url) == [(m.version, m.name) for m in migrations.MIGRATIONS]
+    async with SqlStore(db_url) as store:
+        assert {a.id for a in await store.list_accounts()} == {a.id for a in accounts}
+
+
+async def test_a_newer_schema_is_refused(db_url: str) -> None:
+    async with SqlStore(db_url):
+        pass
+    await raw_sql(
+        db_url,
+        "INSERT INTO schema_migrations (version, name, applied_us) VALUES (999, 'future', 0)",
+    )
+    store = SqlStore(db_url)
+    with pytest.raises(StorageError, match="newer"):
+        await store.open()
+    await store.close()
+
+
+async def test_store_must_be_open() -> None:
+    store = SqlStore("sqlite:///:memory:")
+    with pytest.raises(StorageError, match="not open"):
+        await store.list_accounts()
+
+
+async def test_driver_errors_become_storage_errors(tmp_path: Path) -> None:
+    junk = tmp_path / "junk.db"
+    junk.write_bytes(b"this is not a database" * 100)
+    store = SqlStore(f"sqlite:///{junk}")
+    with pytest.raises(StorageError, match="not a database") as info:
+        await store.open()
+    assert info.value.__cause__ is not None
+    await store.close()
+    nowhere = SqlStore(f"sqlite:///{tmp_path / 'no' / 'such' / 'dir.db'}")
+    with pytest.raises(StorageError, match="unable to open") as info:
+        await nowhere.open()
+    assert info.value.__cause__ is not None
+
+
+async def test_duplicate_hold_id_is_a_storage_error(store: SqlStore) -> None:
+    account = await store.create_account("a")
+    await store.credit(account.id, 100)
+    kw = {"account_id": account.id, "key_id": None, "amount": 10, "expires_us": 9, "now_us": 1}
+    await store.place_hold(hold_id="dup", **kw)  # type: ignore[arg-type]
+    with pytest.raises(StorageError):
+        await store.place_hold(hold_id="dup", **kw)  # type: ignore[arg-type]
+    assert (await store.get_account(account.id)).balance == 90  # type: ignore[union-attr]
+
+
+async def test_memory_database_works_with_concurrent_tasks() -> None:
+    async with open_store("sqlite:///:memory:") as store:
+        account = await store.create_account("m")
+        await store.credit(account.id, 50)
+        results = await asyncio.gather(
+            *(
+                store.place_hold(
+                    hold_id=f"h{i}",
+                    account_id=account.id,
+                    key_id=None,
+                    amount=10,
+                    expires_us=9,
+                    now_us=1,
+                )
+                for i in range(12)
+            )
+        )
+        assert sum(r.hold is not None for r in results) == 5
+        assert (await store.verify_ledger()).ok
+
+
+@pytest.mark.parametrize(
+    ("url", "driver", "database"),
+    [
+        ("sqlite:///relative/path.db", "sqlite+pysqlite", "relative/path.db"),
+        ("sqlite:////abs/path.db", "sqlite+pysqlite", "/abs/path.db"),
+        ("sqlite:///:memory:", "sqlite+pysqlite", ":memory:"),
+        ("sqlite+aiosqlite:///x.db", "sqlite+pysqlite", "x.db"),
+        ("postgresql://postgres@127.0.0.1:5432/test", "postgresql+asyncpg", "test"),
+        ("postgresql+asyncpg://u:p@h/db", "postgresql+asyncpg", "db"),
+    ],
+)
+def test_driver_url(url: str, driver: str, database: str) -> None:
+    mapped, dialect = driver_url(url)
+    assert (mapped.drivername, mapped.database) == (driver, database)
+    assert dialect == driver.split("+")[0]
+
+
+@pytest.mark.parametrize("url", ["mysql://x/y", "not a url", ""])
+def test_driver_url_rejects_other_databases(url: str) -> None:
+    with pytest.raises(ValueError, match="URL"):
+        driver_url(url)
+    with pytest.raises(ValueError, match="URL"):
+        SqlStore(url)
