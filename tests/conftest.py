@@ -79,7 +79,8 @@ def gateway(
         try:
             yield gw
         finally:
-            stop_gateway(gw)
+            code = stop_gateway(gw)
+        assert code == 0, f"gridgate serve did not shut down cleanly: {gw.log_path.read_text()}"
 
 
 @pytest.fixture(scope="session")

@@ -41,6 +41,9 @@ async def run_gateway(
         app,
         access_log=logging.getLogger("aiohttp.access") if settings.server.access_log else None,
         shutdown_timeout=SHUTDOWN_GRACE_SECONDS,
+        # a caller that goes away cancels its handler at once, even while the upstream is
+        # silent: the upstream connection is closed and the request settled for what it got
+        handler_cancellation=True,
     )
     await runner.setup()
     host, port = settings.server.host, settings.server.port

@@ -122,3 +122,44 @@ def test_supplier_credentials_are_sent_upstream_and_never_shown(gateway: Gateway
     assert json.dumps(auth).find(hashlib.sha256(secret.encode()).hexdigest()) < 0
     log = gateway.log_path.read_text()
     assert SIM_DELTA_SECRET not in log and secret not in log
+
+
+def test_chunks_are_relayed_as_they_arrive(gateway: GatewayProcess) -> None:
+    """The supplier sends three chunks and then stalls without end: a buffering gateway would
+    show the caller nothing."""
+    account_id, secret = gateway.new_account("1")
+    before = sim_stats(gateway, "sim-beta")["client_disconnects"]
+    body = {
+        "model": "text-prime",
+        "max_tokens": 50,
+        "stream": True,
+        "messages": [{"role": "user", "content": "x [[sim:mode=hang,after=3]]"}],
+    }
+    with httpx.stream(
+        "POST",
+        f"{gateway.base_url}/chat/completions",
+        json=body,
+        headers={"Authorization": f"Bearer {secret}"},
+        timeout=20,
+    ) as response:
+        events: list[str] = []
+        for line in response.iter_lines():
+            if line.startswith("data: "):
+                events.append(line)
+            if len(events) == 3:
+                break
+    assert len(events) == 3
+    # leaving while the supplier is silent still closes the upstream and settles at once
+    wait_until(lambda: sim_stats(gateway, "sim-beta")["client_disconnects"] > before)
+    record = wait_until(lambda: gateway.usage(account_id))[0]
+    assert record.outcome == "cancelled"
+    assert gateway.balance(account_id) == nanos("1") - record.cost
+
+
+def test_a_keys_last_use_is_recorded(gateway: GatewayProcess) -> None:
+    account_id, secret = gateway.new_account("1")
+    assert gateway.run(gateway.store.list_keys(account_id))[0].last_used_us is None
+    OpenAI(base_url=gateway.base_url, api_key=secret, max_retries=0).chat.completions.create(
+        model="text-prime", max_tokens=2, messages=[{"role": "user", "content": "hi"}]
+    )
+    wait_until(lambda: gateway.run(gateway.store.list_keys(account_id))[0].last_used_us)

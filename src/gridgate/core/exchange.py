@@ -14,6 +14,7 @@ import asyncio
 import logging
 from collections.abc import AsyncGenerator, AsyncIterator, Callable, Mapping
 from dataclasses import dataclass, field
+from typing import Any
 
 import msgspec
 
@@ -105,6 +106,7 @@ class Exchange:
         self._usage = usage
         self._clock = clock
         self._max_attempts = upstream.max_attempts
+        self._background: set[asyncio.Future[Any]] = set()
 
     # -- planning ------------------------------------------------------------------------
     def plan(self, request: ChatRequest) -> Plan:
@@ -266,13 +268,7 @@ class Exchange:
             if state.hold is not None:
                 await self._billing.release(state.hold.id)
                 state.hold = None
-            state.hold, state.quote = await self._billing.hold(
-                hold_id=f"hold_{state.request_id.removeprefix('req_')}_{state.attempts}",
-                account_id=state.caller.account_id,
-                key_id=state.caller.id,
-                quote=quote,
-                requested=plan.requested_max,
-            )
+            state.hold, state.quote = await self._hold(state, quote)
             state.hold_id = state.hold.id
         else:
             # the standing hold covers this offer's worst case at the same or a lower cap
@@ -286,6 +282,32 @@ class Exchange:
             stream=state.stream,
             prompt_estimate=plan.prompt_estimate,
         )
+
+    async def _hold(self, state: _Attempt, quote: Quote) -> tuple[HoldRecord, Quote]:
+        """Place the hold so that a cancellation (the caller left) cannot strand it: the write
+        finishes regardless, and a hold that lands after its request was cancelled is released."""
+        placing = asyncio.ensure_future(
+            self._billing.hold(
+                hold_id=f"hold_{state.request_id.removeprefix('req_')}_{state.attempts}",
+                account_id=state.caller.account_id,
+                key_id=state.caller.id,
+                quote=quote,
+                requested=state.plan.requested_max,
+            )
+        )
+        try:
+            return await asyncio.shield(placing)
+        except asyncio.CancelledError:
+            placing.add_done_callback(self._release_orphan)
+            raise
+
+    def _release_orphan(self, placing: asyncio.Future[tuple[HoldRecord, Quote]]) -> None:
+        if placing.cancelled() or placing.exception() is not None:
+            return
+        hold, _ = placing.result()
+        task = asyncio.ensure_future(self._billing.release(hold.id))
+        self._background.add(task)
+        task.add_done_callback(self._background.discard)
 
     def _exhausted(self, state: _Attempt) -> SupplierFailed:
         if state.errors:
