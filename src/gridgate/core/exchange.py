@@ -194,11 +194,7 @@ class Exchange:
                 except SupplierFailed as exc:
                     state.errors.append(f"{offer.offer.id}: {exc.message}")
                     continue
-                cost = offer.price.cost(
-                    completion.usage.prompt_tokens, completion.usage.completion_tokens
-                )
-                charged = await self._settle(state, cost)
-                self._record(state, offer, completion.usage, charged, outcome="ok", status=200)
+                await self.settle(state, offer, completion.usage, outcome="ok", status=200)
                 return completion, Served(offer.supplier.name, offer.offer.id, completion.model)
             raise self._exhausted(state)
         except GridgateError as exc:
@@ -320,12 +316,37 @@ class Exchange:
             f"({state.attempts} tried); the request was not charged"
         )
 
-    async def _settle(self, state: _Attempt, cost: int) -> int:
+    async def settle(
+        self,
+        state: _Attempt,
+        offer: PricedOffer,
+        usage: Usage,
+        *,
+        outcome: str,
+        status: int,
+        error: str | None = None,
+        ttft_us: int | None = None,
+    ) -> None:
+        """Charge what ``usage`` costs at ``offer``'s price (never more than the hold), release
+        the rest, and queue the usage record."""
         assert state.hold is not None
-        hold = state.hold
-        state.hold = None
+        hold, state.hold = state.hold, None
+        cost = offer.price.cost(usage.prompt_tokens, usage.completion_tokens)
         result = await asyncio.shield(self._billing.settle(hold.id, cost))
-        return result.charged if result is not None else 0
+        charged = result.charged if result is not None else 0
+        self._record(
+            state,
+            offer,
+            usage,
+            charged,
+            outcome=outcome,
+            status=status,
+            error=error,
+            ttft_us=ttft_us,
+        )
+
+    def elapsed_us(self, state: _Attempt) -> int:
+        return int((self._clock.monotonic() - state.started) * 1_000_000)
 
     async def _fail(self, state: _Attempt, error: GridgateError | None) -> None:
         """Release the hold (charging nothing) and record the failure."""
@@ -362,7 +383,7 @@ class Exchange:
         error: str | None = None,
         ttft_us: int | None = None,
     ) -> None:
-        duration = int((self._clock.monotonic() - state.started) * 1_000_000)
+        duration = self.elapsed_us(state)
         self._usage.submit(
             UsageRecord(
                 request_id=state.request_id,
@@ -413,7 +434,7 @@ class StreamSession:
         self._upstream = upstream
         self._first = first
         self._include_usage = include_usage
-        self._ttft_us = int((exchange._clock.monotonic() - state.started) * 1_000_000)
+        self._ttft_us = exchange.elapsed_us(state)
         self._usage: Usage | None = None
         self._output_bytes = 0
         self.served = Served(offer.supplier.name, offer.offer.id, offer.offer.model)
@@ -457,14 +478,10 @@ class StreamSession:
                 completion_tokens=estimate_tokens(self._output_bytes),
                 estimated=True,
             )
-        cost = self._offer.price.cost(usage.prompt_tokens, usage.completion_tokens)
-        ex = self._exchange
-        charged = await ex._settle(self._state, cost)
-        ex._record(
+        await self._exchange.settle(
             self._state,
             self._offer,
             usage,
-            charged,
             outcome=outcome,
             status=status,
             error=error,
