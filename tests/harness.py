@@ -154,9 +154,18 @@ class GatewayProcess:
         return self.run(make())
 
     def balance(self, account_id: str) -> int:
-        account = self.run(self.store.get_account(account_id))
-        assert account is not None
-        return account.balance
+        """What the account has left after every charge recorded so far."""
+        balance = self.run(self.store.account_balance(account_id))
+        assert balance is not None
+        return balance.effective
+
+    def assert_balance(self, account_id: str, expected: int, timeout: float = 10.0) -> None:
+        """The balance reaches ``expected`` once the request's usage record is written (the
+        usage writer flushes every ~50 ms), and stays there."""
+        deadline = time.monotonic() + timeout
+        while (actual := self.balance(account_id)) != expected:
+            assert time.monotonic() < deadline, f"balance {actual}, expected {expected}"
+            time.sleep(0.02)
 
     def usage(self, account_id: str) -> list[Any]:
         return self.run(self.store.list_usage(account_id=account_id, limit=1000))

@@ -24,6 +24,7 @@ from gridgate.core.usage_writer import UsageWriter
 from gridgate.providers.base import Adapter
 from gridgate.providers.openai import OpenAIAdapter
 from gridgate.settings import Settings
+from gridgate.storage.ports import Store
 from gridgate.storage.sql import SqlStore
 
 log = logging.getLogger("gridgate")
@@ -69,6 +70,7 @@ def _lifespan(
         store = await open_store(settings)
         http: aiohttp.ClientSession | None = None
         usage: UsageWriter | None = None
+        billing: Billing | None = None
         sweeper: asyncio.Task[None] | None = None
         try:
             catalog = CatalogRef(Catalog.build(*await store.load_catalog()))
@@ -102,7 +104,7 @@ def _lifespan(
             )
             usage.start()
             sweeper = asyncio.create_task(
-                _sweep(billing, settings.billing.sweep_interval_seconds), name="gridgate-sweeper"
+                _upkeep(billing, store, clock, settings), name="gridgate-upkeep"
             )
             yield
         finally:
@@ -112,6 +114,8 @@ def _lifespan(
                     await sweeper
             if usage is not None:
                 await usage.close()
+            if billing is not None:
+                await billing.leases.close()
             if http is not None:
                 await http.close()
             await store.close()
@@ -119,13 +123,19 @@ def _lifespan(
     return lifespan
 
 
-async def _sweep(billing: Billing, interval: float) -> None:
-    """Release holds left behind by crashed processes."""
+async def _upkeep(billing: Billing, store: Store, clock: Clock, settings: Settings) -> None:
+    """Keep leases fresh (renew, close idle ones) and release the holds of crashed processes."""
+    tick = settings.billing.lease_tick_seconds
+    sweep_every = max(1, round(settings.billing.sweep_interval_seconds / tick))
+    rounds = 0
     while True:
         try:
-            released = await billing.sweep()
-            if released:
-                log.info("released %d expired holds", released)
+            await billing.leases.tick()
+            if rounds % sweep_every == 0:
+                expired = await store.expire_holds(clock.now_us())
+                if expired:
+                    log.info("closed %d expired holds", len(expired))
         except Exception:
-            log.exception("hold sweep failed")
-        await asyncio.sleep(interval)
+            log.exception("lease upkeep failed")
+        rounds += 1
+        await asyncio.sleep(tick)

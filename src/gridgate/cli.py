@@ -16,7 +16,7 @@ from gridgate.core.clock import SystemClock
 from gridgate.errors import GridgateError
 from gridgate.money import format_usd
 from gridgate.settings import Settings, SettingsError, load_settings
-from gridgate.storage.ports import StorageError
+from gridgate.storage.ports import AccountBalance, StorageError
 from gridgate.storage.records import AccountRecord, KeyRecord, LedgerEntry
 
 
@@ -26,12 +26,15 @@ def _iso(us: int | None) -> str | None:
     return datetime.fromtimestamp(us / 1_000_000, tz=UTC).isoformat().replace("+00:00", "Z")
 
 
-def account_json(account: AccountRecord) -> dict[str, Any]:
+def account_json(account: AccountRecord, balance: AccountBalance) -> dict[str, Any]:
+    """``balance`` is what the account has left after every charge recorded so far;
+    ``leased`` is the part of it that running gateway processes hold as leases right now."""
     return {
         "id": account.id,
         "name": account.name,
-        "balance_usd": format_usd(account.balance),
-        "balance_nanos": account.balance,
+        "balance_usd": format_usd(balance.effective),
+        "balance_nanos": balance.effective,
+        "leased_usd": format_usd(balance.held - balance.recorded),
         "created_at": _iso(account.created_us),
     }
 
@@ -86,18 +89,21 @@ def cmd_accounts(args: argparse.Namespace, settings: Settings) -> int:
     now = SystemClock().now_us()
 
     async def action(accounts: Accounts) -> dict[str, Any] | list[Any]:
+        async def described(account: AccountRecord) -> dict[str, Any]:
+            return account_json(account, await accounts.balance(account.id))
+
         if args.action == "create":
-            return account_json(await accounts.create(args.name))
+            return await described(await accounts.create(args.name))
         if args.action == "credit":
             entry, account = await accounts.credit(
                 args.account, args.usd, idempotency_key=args.idempotency_key
             )
-            return {"entry": entry_json(entry), "account": account_json(account)}
+            return {"entry": entry_json(entry), "account": await described(account)}
         if args.action == "show":
             account = await accounts.get(args.account)
             keys = await accounts.list_keys(account.id)
-            return {**account_json(account), "keys": [key_json(k, now) for k in keys]}
-        return [account_json(a) for a in await accounts.list_all()]
+            return {**await described(account), "keys": [key_json(k, now) for k in keys]}
+        return [await described(a) for a in await accounts.list_all()]
 
     result = asyncio.run(_with_accounts(settings, action))
 

@@ -48,12 +48,24 @@ class DatabaseSettings(_Strict, frozen=True, kw_only=True, forbid_unknown_fields
 
 
 class BillingSettings(_Strict, frozen=True, kw_only=True, forbid_unknown_fields=True):
-    # a hold not settled within this time (a crashed process) is released by the sweeper
-    hold_ttl_seconds: int = 900
+    # a lease (a hold a process serves requests from) lives this long unless its process renews
+    # it; a crashed process's leases expire after it and are charged the usage they recorded
+    hold_ttl_seconds: int = 120
+    # the slice of an account's balance a process leases at a time (at least 16 worst cases)
+    lease_usd: Decimal = Decimal("1")
+    # a lease with nothing in flight for this long is closed (its rest returns to the ledger)
+    lease_idle_seconds: float = 2.0
+    # a lease is retired after this long even when busy, so charges reach the ledger steadily
+    lease_max_age_seconds: float = 60.0
+    lease_tick_seconds: float = 0.5
     # when the balance cannot afford the requested (or default) max tokens, the upstream max
     # tokens is clamped to what it affords; below this many output tokens the answer is 402
     min_output_tokens: int = 256
     sweep_interval_seconds: float = 30.0
+
+    @property
+    def lease_nanos(self) -> int:
+        return usd_to_nanos(self.lease_usd)
 
 
 class UpstreamSettings(_Strict, frozen=True, kw_only=True, forbid_unknown_fields=True):
@@ -67,9 +79,10 @@ class UpstreamSettings(_Strict, frozen=True, kw_only=True, forbid_unknown_fields
 
 
 class AuthSettings(_Strict, frozen=True, kw_only=True, forbid_unknown_fields=True):
-    # how long a verified key stays in the per-process cache (revocation is also checked
-    # atomically by every hold, so a revoked key fails at once whatever this says)
-    cache_seconds: float = 30.0
+    # how long a verified key may be served from the per-process cache. 0 (the default) looks
+    # the key up on every request, so a revocation or expiry takes effect on the very next
+    # request; on SQLite that lookup is a local indexed read of a few microseconds
+    cache_seconds: float = 0.0
 
 
 class InstrumentSettings(_Strict, frozen=True, kw_only=True, forbid_unknown_fields=True):
@@ -174,8 +187,13 @@ def _check(settings: Settings, source: str) -> None:
         fail("server.workers", "must be at least 1")
     if settings.server.max_body_bytes < 1024:
         fail("server.max_body_bytes", "must be at least 1024")
-    if settings.billing.hold_ttl_seconds < 1:
-        fail("billing.hold_ttl_seconds", "must be at least 1")
+    try:
+        if usd_to_nanos(settings.billing.lease_usd) <= 0:
+            fail("billing.lease_usd", "must be positive")
+    except MoneyError as exc:
+        fail("billing.lease_usd", str(exc))
+    if settings.billing.hold_ttl_seconds < 10:
+        fail("billing.hold_ttl_seconds", "must be at least 10 (leases renew at half of it)")
     if settings.billing.min_output_tokens < 1:
         fail("billing.min_output_tokens", "must be at least 1")
     if settings.upstream.max_attempts < 1:

@@ -13,7 +13,9 @@ import openai
 import pytest
 from openai import AsyncOpenAI, OpenAI
 
-from gridgate.money import Price
+from gridgate.money import Price, format_usd
+from gridgate.protocol.openai_chat import decode_chat_request
+from gridgate.protocol.tokens import measure_prompt
 from tests.harness import GatewayProcess, nanos, wait_until
 from tests.openai_spec import OpenAISpec
 
@@ -258,7 +260,7 @@ def test_balance_drops_by_exactly_the_reported_cost(
         completion.usage.prompt_tokens, completion.usage.completion_tokens
     )
     assert cost > 0
-    assert gateway.balance(account_id) == before - cost
+    gateway.assert_balance(account_id, before - cost)
     record = wait_until(lambda: gateway.usage(account_id))[0]
     assert record.cost == cost and record.billed
     assert record.supplier == "sim-beta" and record.upstream_model == "sim/prime-b"
@@ -268,7 +270,7 @@ def test_balance_drops_by_exactly_the_reported_cost(
     assert record.instrument == "text-prime" and not record.usage_estimated
 
 
-def test_streamed_balance_is_final_when_the_stream_ends(
+def test_a_streamed_answer_costs_exactly_its_reported_usage(
     gateway: GatewayProcess, client: OpenAI, funded: tuple[str, str]
 ) -> None:
     account_id = funded[0]
@@ -284,7 +286,7 @@ def test_streamed_balance_is_final_when_the_stream_ends(
     cost = price_of(gateway, "sim-beta", "text-prime").cost(
         usage.prompt_tokens, usage.completion_tokens
     )
-    assert gateway.balance(account_id) == before - cost
+    gateway.assert_balance(account_id, before - cost)
 
 
 def test_402_when_the_balance_is_too_low(gateway: GatewayProcess) -> None:
@@ -298,12 +300,21 @@ def test_402_when_the_balance_is_too_low(gateway: GatewayProcess) -> None:
 
 
 def test_max_tokens_is_clamped_to_what_the_balance_affords(gateway: GatewayProcess) -> None:
-    # $0.00005 affords ~166 output tokens at $0.30/M (after the prompt's bound), not 1,000
-    account_id, secret = gateway.new_account("0.00005")
+    """A balance that affords exactly 40 output tokens (after the prompt's upper bound) at
+    sim-beta's price gets a 40-token answer cut for length, not a 402 and not 1,000 tokens."""
+    body = {"model": "text-prime", "messages": USER, "max_tokens": 1000}
+    bound = measure_prompt(decode_chat_request(json.dumps(body).encode())).upper_bound
+    price = price_of(gateway, "sim-beta", "text-prime")
+    balance = price.cost(bound, 40)
+    assert price.cost(bound, 41) > balance
+    account_id, secret = gateway.new_account(format_usd(balance))
     client = OpenAI(base_url=gateway.base_url, api_key=secret, max_retries=0)
     completion = client.chat.completions.create(model="text-prime", messages=USER, max_tokens=1000)
     assert completion.usage is not None
-    assert completion.usage.completion_tokens < 1000
+    assert completion.usage.completion_tokens == 40
+    assert completion.choices[0].finish_reason == "length"
+    record = wait_until(lambda: gateway.usage(account_id))[0]
+    gateway.assert_balance(account_id, balance - record.cost)
     assert gateway.balance(account_id) >= 0
 
 
@@ -337,7 +348,7 @@ def test_failover_before_the_first_byte_is_invisible(gateway: GatewayProcess) ->
     cost = price_of(gateway, "sim-alpha", "text-prime").cost(
         completion.usage.prompt_tokens, completion.usage.completion_tokens
     )
-    assert gateway.balance(account_id) == nanos("1") - cost
+    gateway.assert_balance(account_id, nanos("1") - cost)
 
 
 async def beta_fault(base_url: str, fault: dict[str, Any]) -> None:

@@ -5,6 +5,9 @@ python hold_worker.py open URL
 python hold_worker.py hold URL ACCOUNT_ID KEY_ID AMOUNT ATTEMPTS TAG
     open the store, print "ready", wait for a line on stdin (the start signal), then place
     ATTEMPTS holds of AMOUNT concurrently and print a JSON summary.
+python hold_worker.py revoke URL KEY_ID NEW_HASH
+    open the store, revoke KEY_ID, create a key on the same account with secret hash NEW_HASH,
+    print both as JSON, close.
 """
 
 from __future__ import annotations
@@ -12,6 +15,8 @@ from __future__ import annotations
 import asyncio
 import json
 import sys
+
+import msgspec
 
 from gridgate.storage.sql import SqlStore
 
@@ -51,12 +56,27 @@ async def _hold(
     print(json.dumps({"held": held, "refused": refused}), flush=True)
 
 
+async def _revoke(url: str, key_id: str, new_hash: str) -> None:
+    async with SqlStore(url, pool_size=1, max_overflow=0) as store:
+        revoked = await store.revoke_key(key_id)
+        created = await store.create_key(
+            account_id=revoked.account_id,
+            name="from another process",
+            prefix="gg-other",
+            secret_hash=new_hash,
+            expires_us=None,
+        )
+    print(msgspec.json.encode({"revoked": revoked, "created": created}).decode(), flush=True)
+
+
 def main(argv: list[str]) -> None:
     match argv:
         case ["open", url]:
             asyncio.run(_open(url))
         case ["hold", url, account_id, key_id, amount, attempts, tag]:
             asyncio.run(_hold(url, account_id, key_id, int(amount), int(attempts), tag))
+        case ["revoke", url, key_id, new_hash]:
+            asyncio.run(_revoke(url, key_id, new_hash))
         case _:
             raise SystemExit(__doc__)
 

@@ -4,10 +4,18 @@ from __future__ import annotations
 
 import re
 import secrets
+import sqlite3
+from pathlib import Path
 
 import pytest
 
-from gridgate.storage.ports import IdempotencyConflict, NotFoundInStore, Store
+from gridgate.storage.ports import (
+    AccountBalance,
+    IdempotencyConflict,
+    NotFoundInStore,
+    StorageError,
+    Store,
+)
 from gridgate.storage.records import (
     AccountRecord,
     InstrumentRecord,
@@ -168,6 +176,79 @@ async def test_keys_create_get_list(store: SqlStore) -> None:
     assert await store.list_keys() == [k1, k2]
     with pytest.raises(NotFoundInStore):
         await _key(store, "acct_nope")
+
+
+async def test_key_lookup_sees_another_stores_writes_at_once(store: SqlStore, db_url: str) -> None:
+    a = await store.create_account("a")
+    k = await _key(store, a.id)
+    assert await store.get_key_by_hash(k.secret_hash) == k
+    async with SqlStore(db_url) as other:
+        revoked = await other.revoke_key(k.id)
+        assert await store.get_key_by_hash(k.secret_hash) == revoked
+        created = await _key(other, a.id)
+        assert await store.get_key_by_hash(created.secret_hash) == created
+        await other.touch_keys({created.id: NOW})
+        touched = await store.get_key_by_hash(created.secret_hash)
+        assert touched is not None
+        assert touched.last_used_us == NOW
+
+
+async def test_sqlite_key_lookup_runs_in_the_calling_thread(tmp_path: Path) -> None:
+    path = tmp_path / "keys.db"
+    async with SqlStore(f"sqlite:///{path}") as store:
+        a = await store.create_account("a")
+        k = await _key(store, a.id)
+        for secret_hash, expected in [(k.secret_hash, k), ("unknown", None)]:
+            lookup = store.get_key_by_hash(secret_hash)
+            with pytest.raises(StopIteration) as done:  # finished without ever suspending
+                lookup.send(None)
+            assert done.value.value == expected
+
+        # No read transaction outlives a lookup (it would pin an old snapshot and keep the WAL
+        # from being reset): a TRUNCATE checkpoint, which waits for every reader, goes through.
+        def truncate_checkpoint_is_blocked() -> bool:
+            probe = sqlite3.connect(path, isolation_level=None)
+            try:
+                probe.execute("PRAGMA busy_timeout = 0")
+                busy, _, _ = probe.execute("PRAGMA wal_checkpoint(TRUNCATE)").fetchone()
+                return bool(busy)
+            finally:
+                probe.close()
+
+        await store.revoke_key(k.id)  # something in the WAL
+        pinned = sqlite3.connect(path, isolation_level=None)  # the control: a lingering reader
+        try:
+            pinned.execute("BEGIN")
+            pinned.execute("SELECT count(*) FROM api_keys").fetchall()
+            assert truncate_checkpoint_is_blocked()
+        finally:
+            pinned.close()
+        assert (await store.get_key_by_hash(k.secret_hash)) is not None
+        assert await store.get_key_by_hash("unknown") is None
+        assert not truncate_checkpoint_is_blocked()
+
+
+async def test_sqlite_key_lookup_falls_back_to_the_workers_when_busy(
+    tmp_path: Path, monkeypatch: pytest.MonkeyPatch
+) -> None:
+    class Busy:
+        def execute(self, *_: object) -> None:
+            raise sqlite3.OperationalError("database is locked")
+
+    class Broken:
+        def execute(self, *_: object) -> None:
+            raise sqlite3.DatabaseError("database disk image is malformed")
+
+    async with SqlStore(f"sqlite:///{tmp_path / 'busy.db'}") as store:
+        a = await store.create_account("a")
+        k = await _key(store, a.id)
+        monkeypatch.setattr(store, "_reader", Busy())
+        assert await store.get_key_by_hash(k.secret_hash) == k
+        monkeypatch.setattr(store, "_reader", Broken())
+        with pytest.raises(StorageError, match="malformed"):
+            await store.get_key_by_hash(k.secret_hash)
+    with pytest.raises(StorageError, match="not open"):
+        await store.get_key_by_hash(k.secret_hash)
 
 
 async def test_revoke_key_is_idempotent(store: SqlStore) -> None:
@@ -408,8 +489,170 @@ async def test_expire_holds(store: SqlStore) -> None:
     assert await _balance(store, a.id) == 1_000 - 100 - 50 == await _ledger_sum(store, a.id)
     assert await _balance(store, b.id) == 1_000 == await _ledger_sum(store, b.id)
     expired = [e for e in await store.entries(a.id) if e.memo == "expired"]
-    assert [(e.kind, e.amount) for e in expired] == [("release", 100), ("release", 100)]
+    assert [(e.kind, e.amount) for e in expired] == [("settle", 100), ("settle", 100)]
     assert (await store.verify_ledger()).ok
+
+
+async def test_expire_charges_the_usage_recorded_against_each_hold(store: SqlStore) -> None:
+    a = await _funded(store, 10_000)
+    b = await _funded(store, 10_000)
+    # hold id → account, amount, expiry, costs of the usage records written against it
+    leases = {
+        "none": (a, 1_000, NOW + 10, []),
+        "zero": (a, 300, NOW + 10, [0, 0]),
+        "part": (a, 1_000, NOW + 10, [100, 250]),
+        "over": (b, 1_000, NOW + 5, [800, 700]),
+        "exact": (b, 500, NOW + 10, [500]),
+        "live": (a, 200, LATER, [50]),  # not due: untouched
+    }
+    usage = [_usage("no-hold", NOW, a.id, cost=999)]  # against no hold: never charged here
+    for hold_id, (account, amount, expires, costs) in leases.items():
+        placed = await store.place_hold(
+            hold_id=hold_id,
+            account_id=account.id,
+            key_id=None,
+            amount=amount,
+            expires_us=expires,
+            now_us=NOW,
+        )
+        assert placed.hold is not None
+        usage += [
+            _usage(f"{hold_id}-{n}", NOW + n, account.id, cost=c, hold_id=hold_id)
+            for n, c in enumerate(costs)
+        ]
+    await store.insert_usage(usage)
+
+    results = await store.expire_holds(NOW + 10)
+    assert [r.hold_id for r in results] == sorted(["none", "zero", "part", "over", "exact"])
+    assert {r.hold_id: (r.charged, r.released, r.already_settled) for r in results} == {
+        "none": (0, 1_000, False),
+        "zero": (0, 300, False),
+        "part": (350, 650, False),
+        "over": (1_000, 0, False),  # capped at the hold
+        "exact": (500, 0, False),
+    }
+    for r in results:
+        hold = await store.get_hold(r.hold_id)
+        assert hold is not None
+        assert (hold.status, hold.charged) == ("expired", r.charged)
+    live = await store.get_hold("live")
+    assert live is not None
+    assert (live.status, live.charged) == ("held", None)
+
+    assert await _balance(store, a.id) == 10_000 - 350 - 200 == await _ledger_sum(store, a.id)
+    assert await _balance(store, b.id) == 10_000 - 1_000 - 500 == await _ledger_sum(store, b.id)
+    closing = [
+        (e.hold_id, e.kind, e.amount, e.memo)
+        for account in (a, b)
+        for e in await store.entries(account.id)
+        if e.kind not in ("credit", "hold")
+    ]
+    assert sorted(closing, key=str) == sorted(
+        [
+            ("none", "settle", 1_000, "expired"),
+            ("zero", "settle", 300, "expired"),
+            ("part", "settle", 650, "expired"),
+            ("over", "settle", 0, "expired"),
+            ("exact", "settle", 0, "expired"),
+        ],
+        key=str,
+    )
+    assert (await store.verify_ledger()).ok
+
+    # the owner's settle comes too late: told what the expiry charged, nothing moves
+    late = await store.settle_hold("part", 900, now_us=NOW + 11)
+    assert (late.charged, late.released, late.already_settled) == (350, 650, True)
+    assert await store.expire_holds(NOW + 10) == []
+    assert await _balance(store, a.id) == 10_000 - 350 - 200
+
+
+async def test_extend_holds_moves_only_open_holds_and_only_later(store: SqlStore) -> None:
+    a = await _funded(store, 1_000)
+    for hold_id, expires in [("h1", NOW + 10), ("h2", NOW + 10), ("h3", NOW + 10), ("h4", LATER)]:
+        placed = await store.place_hold(
+            hold_id=hold_id, account_id=a.id, key_id=None, amount=10, expires_us=expires, now_us=NOW
+        )
+        assert placed.hold is not None
+    await store.settle_hold("h3", 5, now_us=NOW + 1)
+
+    assert await store.extend_holds([], NOW + 1_000) == 0
+    extended = await store.extend_holds(["h1", "h2", "h3", "h4", "h_unknown", "h1"], NOW + 1_000)
+    assert extended == 2  # h1, h2; h3 is closed, h4 already expires later
+
+    async def expiry(hold_id: str) -> tuple[str, int]:
+        hold = await store.get_hold(hold_id)
+        assert hold is not None
+        return hold.status, hold.expires_us
+
+    assert await expiry("h1") == ("held", NOW + 1_000)
+    assert await expiry("h2") == ("held", NOW + 1_000)
+    assert await expiry("h3") == ("settled", NOW + 10)
+    assert await expiry("h4") == ("held", LATER)  # never moved back
+    assert await store.extend_holds(["h1"], NOW + 500) == 0  # nor h1
+    assert await store.extend_holds(["h1"], NOW + 1_000) == 0  # same expiry: nothing to do
+
+    assert await store.expire_holds(NOW + 999) == []
+    assert {r.hold_id for r in await store.expire_holds(NOW + 1_000)} == {"h1", "h2"}
+    assert await store.extend_holds(["h1", "h2"], LATER + 1) == 0  # a lease lost to expiry
+    assert await expiry("h1") == ("expired", NOW + 1_000)
+    assert (await store.verify_ledger()).ok
+
+
+async def test_extend_holds_of_nothing_needs_no_database() -> None:
+    assert await SqlStore("sqlite:///:memory:").extend_holds([], NOW) == 0  # not even open
+
+
+async def test_account_balance_counts_usage_recorded_on_open_holds(store: SqlStore) -> None:
+    assert await store.account_balance("acct_nope") is None
+    a = await _funded(store, 10_000)
+    b = await _funded(store, 10_000)
+    assert await store.account_balance(a.id) == AccountBalance(
+        account_id=a.id, ledger=10_000, held=0, recorded=0
+    )
+
+    for hold_id, account, amount in [("L1", a, 3_000), ("L2", a, 2_000), ("B1", b, 1_000)]:
+        placed = await store.place_hold(
+            hold_id=hold_id,
+            account_id=account.id,
+            key_id=None,
+            amount=amount,
+            expires_us=NOW + 10,
+            now_us=NOW,
+        )
+        assert placed.hold is not None
+    opened = await store.account_balance(a.id)
+    assert opened == AccountBalance(account_id=a.id, ledger=5_000, held=5_000, recorded=0)
+    assert opened.effective == 10_000
+
+    await store.insert_usage(
+        [
+            _usage("r1", NOW + 1, a.id, cost=400, hold_id="L1"),
+            _usage("r2", NOW + 2, a.id, cost=600, hold_id="L1"),
+            _usage("r3", NOW + 3, a.id, cost=2_500, hold_id="L2"),  # beyond the lease
+            _usage("r4", NOW + 4, a.id, cost=77),  # against no hold
+            _usage("r5", NOW + 5, b.id, cost=300, hold_id="B1"),  # another account's lease
+        ]
+    )
+    spent = await store.account_balance(a.id)
+    # L2 counts what closing it can charge: its amount
+    assert spent == AccountBalance(account_id=a.id, ledger=5_000, held=5_000, recorded=3_000)
+    assert spent.effective == 10_000 - 1_000 - 2_000
+    other = await store.account_balance(b.id)
+    assert other == AccountBalance(account_id=b.id, ledger=9_000, held=1_000, recorded=300)
+
+    await store.settle_hold("L1", 1_000, now_us=NOW + 6)  # the owner settles what it served
+    settled = await store.account_balance(a.id)
+    assert settled == AccountBalance(account_id=a.id, ledger=7_000, held=2_000, recorded=2_000)
+    assert settled.effective == 7_000
+
+    expired = await store.expire_holds(NOW + 10)  # L2's owner died: charged from its usage
+    assert {(r.hold_id, r.charged) for r in expired} == {("L2", 2_000), ("B1", 300)}
+    closed = await store.account_balance(a.id)
+    assert closed == AccountBalance(account_id=a.id, ledger=7_000, held=0, recorded=0)
+    assert closed.effective == 7_000 == await _ledger_sum(store, a.id)
+    assert (await store.account_balance(b.id)) == AccountBalance(
+        account_id=b.id, ledger=9_700, held=0, recorded=0
+    )
 
 
 # -- ledger -----------------------------------------------------------------------------------

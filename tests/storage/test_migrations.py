@@ -8,7 +8,7 @@ import json
 from pathlib import Path
 
 import pytest
-from sqlalchemy import inspect
+from sqlalchemy import Connection, MetaData, insert, inspect
 
 from gridgate.storage import migrations, schema
 from gridgate.storage.ports import StorageError
@@ -16,14 +16,16 @@ from gridgate.storage.runner import driver_url
 from gridgate.storage.sql import SqlStore, open_store
 from tests.storage.conftest import raw_sql, run_sql
 
-# The shape version 1 creates. If this test fails you changed schema.py: freeze the version-1
-# tables inside migrations.py, add a migration step for the change, then update the fingerprint.
+# The shape version 1 created when released: migrations.V1_METADATA must never change.
 V1_FINGERPRINT = "5d50d8ee7001e4149688e3f4a073680545651fe4626de312877a86be70fc659f"
+# The shape of schema.py (the newest version). If this fails you changed schema.py: add a
+# migration step for the change (literal DDL in migrations.py), then update the fingerprint.
+LATEST_FINGERPRINT = "a88704b7a1c0da26c7b9b074942e265bbf6cb0ab68daffb49e4b4fe4d149eead"
 
 
-def _shape() -> list[object]:
+def _shape(metadata: MetaData) -> list[object]:
     shape: list[object] = []
-    for table in sorted(schema.metadata.tables.values(), key=lambda t: t.name):
+    for table in sorted(metadata.tables.values(), key=lambda t: t.name):
         columns = [
             (c.name, type(c.type).__name__, c.nullable, c.primary_key, c.unique or False)
             for c in table.columns
@@ -34,12 +36,66 @@ def _shape() -> list[object]:
     return shape
 
 
-def test_schema_matches_the_released_version_1() -> None:
-    digest = hashlib.sha256(json.dumps(_shape()).encode()).hexdigest()
-    assert digest == V1_FINGERPRINT, (
-        "schema.py changed: freeze version 1 in migrations.py, add a migration, "
-        f"then set V1_FINGERPRINT = {digest!r}"
+def _fingerprint(metadata: MetaData) -> str:
+    return hashlib.sha256(json.dumps(_shape(metadata)).encode()).hexdigest()
+
+
+def test_version_1_is_frozen_as_released() -> None:
+    assert _fingerprint(migrations.V1_METADATA) == V1_FINGERPRINT, (
+        "migrations.V1_METADATA changed: version 1 is released and must create what it did"
     )
+
+
+def test_schema_matches_the_latest_migration() -> None:
+    digest = _fingerprint(schema.metadata)
+    assert digest == LATEST_FINGERPRINT, (
+        "schema.py changed: add a migration step for the change, "
+        f"then set LATEST_FINGERPRINT = {digest!r}"
+    )
+
+
+def _indexes(conn: Connection) -> dict[str, tuple[str, tuple[str, ...]]]:
+    """Our named indexes in the database: name → (table, columns)."""
+    return {
+        str(ix["name"]): (table, tuple(str(c) for c in ix["column_names"]))
+        for table in inspect(conn).get_table_names()
+        for ix in inspect(conn).get_indexes(table)
+        if str(ix["name"]).startswith("ix_")
+    }
+
+
+_DECLARED_INDEXES = {
+    str(ix.name): (t.name, tuple(c.name for c in ix.columns))
+    for t in schema.metadata.tables.values()
+    for ix in t.indexes
+}
+
+
+async def test_migrated_database_has_every_declared_index(store: SqlStore, db_url: str) -> None:
+    assert await run_sql(db_url, _indexes) == _DECLARED_INDEXES
+
+
+async def test_a_version_1_database_is_upgraded_in_place(db_url: str) -> None:
+    def create_version_1(conn: Connection) -> None:
+        schema.schema_migrations.create(conn)
+        migrations.MIGRATIONS[0].apply(conn)
+        conn.execute(
+            insert(schema.schema_migrations).values(version=1, name="initial", applied_us=0)
+        )
+        conn.execute(
+            insert(schema.accounts).values(id="acct_old", name="old", balance=0, created_us=1)
+        )
+
+    await run_sql(db_url, create_version_1)
+    assert "ix_usage_records_hold_id" not in await run_sql(db_url, _indexes)
+    async with SqlStore(db_url) as store:
+        assert await store.schema_version() == migrations.LATEST_VERSION
+        await store.credit("acct_old", 50)
+        balance = await store.account_balance("acct_old")
+        assert balance is not None
+        assert balance.effective == 50
+    assert await _versions(db_url) == [(m.version, m.name) for m in migrations.MIGRATIONS]
+    assert await run_sql(db_url, _indexes) == _DECLARED_INDEXES
 
 
 async def _versions(url: str) -> list[tuple[int, str]]:
@@ -130,6 +186,10 @@ async def test_memory_database_works_with_concurrent_tasks() -> None:
     async with open_store("sqlite:///:memory:") as store:
         account = await store.create_account("m")
         await store.credit(account.id, 50)
+        key = await store.create_key(  # no loop-thread reader for :memory:: the worker path
+            account_id=account.id, name="k", prefix="gg-", secret_hash="m", expires_us=None
+        )
+        assert await store.get_key_by_hash("m") == key
         results = await asyncio.gather(
             *(
                 store.place_hold(

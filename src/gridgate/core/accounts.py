@@ -9,7 +9,7 @@ from gridgate.core.clock import Clock
 from gridgate.core.keys import mint_key
 from gridgate.errors import NotFound, ValidationFailed
 from gridgate.money import MoneyError, usd_to_nanos
-from gridgate.storage.ports import NotFoundInStore, Store
+from gridgate.storage.ports import AccountBalance, NotFoundInStore, Store
 from gridgate.storage.records import AccountRecord, KeyRecord, LedgerEntry
 
 
@@ -50,6 +50,12 @@ class Accounts:
         if account is None:
             raise NotFound(f"no account {account_id!r}")
         return account
+
+    async def balance(self, account_id: str) -> AccountBalance:
+        balance = await self._store.account_balance(account_id)
+        if balance is None:
+            raise NotFound(f"no account {account_id!r}")
+        return balance
 
     async def list_all(self) -> list[AccountRecord]:
         return await self._store.list_accounts()

@@ -1,30 +1,25 @@
-"""Billing: the worst-case hold before dispatch and the exact settle after.
+"""Billing: the worst-case reservation before dispatch and the exact charge after.
 
-The hold is the worst case of the request at the chosen offer: the prompt's token upper bound at
-the input price plus ``n × max output tokens`` at the output price, rounded up once. The upstream
-is always sent that max output, so the supplier cannot run past the money. When the balance
-cannot cover the worst case, the max output is clamped to what the balance affords, provided that
-leaves at least ``billing.min_output_tokens`` (or what the caller asked for, if less); otherwise
-the request is refused with 402.
+The worst case of a request at an offer is the prompt's token upper bound at the input price
+plus ``n × max output tokens`` at the output price, rounded up once. The upstream is always sent
+that max output, so the supplier cannot run past the money. When the balance cannot cover the
+worst case, the max output is clamped to what the balance affords, provided that leaves at least
+``billing.min_output_tokens`` (or what the caller asked for, if less); otherwise 402.
 
-Settle charges the metered cost (never more than the hold) and gives back the rest; it is
-idempotent in the store. A failed delivery is released (charged nothing). A store failure while
-settling leaves the hold to expire, which releases it: a consumer is never charged twice.
+Reservations and charges are made against per-process balance leases (``core/leases.py``): in
+memory on the hot path, with every lease an atomic hold in the ledger.
 """
 
 from __future__ import annotations
 
-import logging
 from dataclasses import dataclass
 
 from gridgate.core.clock import Clock
+from gridgate.core.leases import LeaseBook, Reservation
 from gridgate.errors import InsufficientBalance, Unauthorized
 from gridgate.money import Price, format_usd
 from gridgate.settings import BillingSettings
-from gridgate.storage.ports import HoldResult, SettleResult, StorageError, Store
-from gridgate.storage.records import HoldRecord
-
-log = logging.getLogger("gridgate.billing")
+from gridgate.storage.ports import Store
 
 
 @dataclass(frozen=True, slots=True)
@@ -43,67 +38,42 @@ class Quote:
 
 class Billing:
     def __init__(self, store: Store, clock: Clock, settings: BillingSettings) -> None:
-        self._store = store
-        self._clock = clock
         self._settings = settings
+        self.leases = LeaseBook(store, clock, settings)
 
-    async def hold(
-        self, *, hold_id: str, account_id: str, key_id: str, quote: Quote, requested: int | None
-    ) -> tuple[HoldRecord, Quote]:
-        """Reserve the worst case, clamping max output to the balance when allowed.
-        Returns the hold and the quote it covers (possibly clamped)."""
-        result = await self._place(hold_id, account_id, key_id, quote.amount)
-        if result.hold is not None:
-            return result.hold, quote
-        if result.refused != "insufficient_balance":
+    async def reserve(
+        self, *, account_id: str, key_id: str, quote: Quote, requested: int | None
+    ) -> tuple[Reservation, Quote]:
+        """Reserve the worst case, clamping max output to the balance when allowed. Returns the
+        reservation and the quote it covers (possibly clamped)."""
+        reservation, refusal = await self.leases.reserve(account_id, key_id, quote.amount)
+        if reservation is not None:
+            return reservation, quote
+        if refusal is None or refusal.refused != "insufficient_balance":
             raise Unauthorized("API key revoked or expired", code="revoked_api_key")
-        affordable = quote.price.output_tokens_affordable(result.balance, quote.prompt_tokens_bound)
+        balance = refusal.balance
+        affordable = quote.price.output_tokens_affordable(balance, quote.prompt_tokens_bound)
         per_choice = affordable // quote.n
         floor = min(self._settings.min_output_tokens, requested or self._settings.min_output_tokens)
-        if per_choice >= floor and per_choice < quote.max_output_tokens:
+        if floor <= per_choice < quote.max_output_tokens:
             clamped = Quote(quote.price, quote.prompt_tokens_bound, per_choice, quote.n)
-            retry = await self._place(hold_id, account_id, key_id, clamped.amount)
-            if retry.hold is not None:
-                return retry.hold, clamped
-            result = retry
-        raise InsufficientBalance(
-            f"balance too low: this request needs up to ${format_usd(self._floor_cost(quote, floor))}"
-            f" and the account balance is ${format_usd(max(result.balance, 0))}"
-        )
-
-    @staticmethod
-    def _floor_cost(quote: Quote, floor: int) -> int:
-        return quote.price.cost(
+            reservation, refusal = await self.leases.reserve(account_id, key_id, clamped.amount)
+            if reservation is not None:
+                return reservation, clamped
+            if refusal is not None:
+                balance = refusal.balance
+        needed = quote.price.cost(
             quote.prompt_tokens_bound, quote.n * min(floor, quote.max_output_tokens)
         )
-
-    async def _place(self, hold_id: str, account_id: str, key_id: str, amount: int) -> HoldResult:
-        now = self._clock.now_us()
-        return await self._store.place_hold(
-            hold_id=hold_id,
-            account_id=account_id,
-            key_id=key_id,
-            amount=amount,
-            expires_us=now + self._settings.hold_ttl_seconds * 1_000_000,
-            now_us=now,
+        raise InsufficientBalance(
+            f"balance too low: this request needs up to ${format_usd(needed)}"
+            f" and the account balance is ${format_usd(max(balance, 0))}"
         )
 
-    async def settle(self, hold_id: str, charge: int) -> SettleResult | None:
-        try:
-            return await self._store.settle_hold(hold_id, charge, now_us=self._clock.now_us())
-        except StorageError:
-            log.exception(
-                "settle failed; the hold will expire and be released", extra={"hold_id": hold_id}
-            )
-            return None
+    def settle(self, reservation: Reservation, cost: int) -> int:
+        """Charge the metered cost (never more than reserved); returns what was charged."""
+        return self.leases.settle(reservation, cost)
 
-    async def release(self, hold_id: str) -> SettleResult | None:
-        try:
-            return await self._store.release_hold(hold_id, now_us=self._clock.now_us())
-        except StorageError:
-            log.exception("release failed; the hold will expire", extra={"hold_id": hold_id})
-            return None
-
-    async def sweep(self) -> int:
-        """Release expired holds (left by crashed processes); returns how many."""
-        return len(await self._store.expire_holds(self._clock.now_us()))
+    def release(self, reservation: Reservation) -> None:
+        """A failed delivery: charge nothing."""
+        self.leases.settle(reservation, 0)

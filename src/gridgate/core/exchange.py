@@ -10,17 +10,16 @@ and answers leave in the canonical OpenAI form.
 
 from __future__ import annotations
 
-import asyncio
 import logging
 from collections.abc import AsyncGenerator, AsyncIterator, Callable, Mapping
 from dataclasses import dataclass, field
-from typing import Any
 
 import msgspec
 
 from gridgate.core.billing import Billing, Quote
 from gridgate.core.catalog import Catalog, PricedOffer
 from gridgate.core.clock import Clock
+from gridgate.core.leases import Reservation
 from gridgate.core.routing import Needs, rank
 from gridgate.core.usage_writer import UsageWriter
 from gridgate.errors import (
@@ -37,7 +36,6 @@ from gridgate.providers.base import Adapter, Chunk, Completion, UpstreamCall, Us
 from gridgate.settings import UpstreamSettings
 from gridgate.storage.records import (
     Capability,
-    HoldRecord,
     InstrumentRecord,
     KeyRecord,
     UsageRecord,
@@ -82,10 +80,10 @@ class _Attempt:
     started: float
     created_us: int
     stream: bool
-    hold: HoldRecord | None = None
+    reservation: Reservation | None = None
     quote: Quote | None = None
     attempts: int = 0
-    hold_id: str | None = None  # the last hold placed, for the usage record
+    hold_id: str | None = None  # the lease the last reservation was on, for the usage record
     errors: list[str] = field(default_factory=list)
 
 
@@ -106,7 +104,6 @@ class Exchange:
         self._usage = usage
         self._clock = clock
         self._max_attempts = upstream.max_attempts
-        self._background: set[asyncio.Future[Any]] = set()
 
     # -- planning ------------------------------------------------------------------------
     def plan(self, request: ChatRequest) -> Plan:
@@ -194,14 +191,14 @@ class Exchange:
                 except SupplierFailed as exc:
                     state.errors.append(f"{offer.offer.id}: {exc.message}")
                     continue
-                await self.settle(state, offer, completion.usage, outcome="ok", status=200)
+                self.settle(state, offer, completion.usage, outcome="ok", status=200)
                 return completion, Served(offer.supplier.name, offer.offer.id, completion.model)
             raise self._exhausted(state)
         except GridgateError as exc:
-            await self._fail(state, exc)
+            self._fail(state, exc)
             raise
         except BaseException:
-            await self._fail(state, None)
+            self._fail(state, None)
             raise
 
     # -- streamed -----------------------------------------------------------------------------
@@ -229,10 +226,10 @@ class Exchange:
                 return StreamSession(self, state, offer, chunks, first, request.include_usage)
             raise self._exhausted(state)
         except GridgateError as exc:
-            await self._fail(state, exc)
+            self._fail(state, exc)
             raise
         except BaseException:
-            await self._fail(state, None)
+            self._fail(state, None)
             raise
 
     # -- shared steps ---------------------------------------------------------------------------
@@ -260,14 +257,20 @@ class Exchange:
         per_choice = min(plan.requested_max, cap) if plan.requested_max is not None else cap
         quote = Quote(offer.price, plan.prompt_bound, per_choice, plan.n)
         state.attempts += 1
-        if state.hold is None or state.quote is None or quote.amount > state.hold.amount:
-            if state.hold is not None:
-                await self._billing.release(state.hold.id)
-                state.hold = None
-            state.hold, state.quote = await self._hold(state, quote)
-            state.hold_id = state.hold.id
+        held = state.reservation
+        if held is None or state.quote is None or quote.amount > held.amount:
+            if held is not None:
+                self._billing.release(held)
+                state.reservation = None
+            state.reservation, state.quote = await self._billing.reserve(
+                account_id=state.caller.account_id,
+                key_id=state.caller.id,
+                quote=quote,
+                requested=plan.requested_max,
+            )
+            state.hold_id = state.reservation.hold_id
         else:
-            # the standing hold covers this offer's worst case at the same or a lower cap
+            # the standing reservation covers this offer's worst case at the same or a lower cap
             held_cap = state.quote.max_output_tokens
             state.quote = Quote(offer.price, plan.prompt_bound, min(per_choice, held_cap), plan.n)
         return UpstreamCall(
@@ -278,32 +281,6 @@ class Exchange:
             stream=state.stream,
             prompt_estimate=plan.prompt_estimate,
         )
-
-    async def _hold(self, state: _Attempt, quote: Quote) -> tuple[HoldRecord, Quote]:
-        """Place the hold so that a cancellation (the caller left) cannot strand it: the write
-        finishes regardless, and a hold that lands after its request was cancelled is released."""
-        placing = asyncio.ensure_future(
-            self._billing.hold(
-                hold_id=f"hold_{state.request_id.removeprefix('req_')}_{state.attempts}",
-                account_id=state.caller.account_id,
-                key_id=state.caller.id,
-                quote=quote,
-                requested=state.plan.requested_max,
-            )
-        )
-        try:
-            return await asyncio.shield(placing)
-        except asyncio.CancelledError:
-            placing.add_done_callback(self._release_orphan)
-            raise
-
-    def _release_orphan(self, placing: asyncio.Future[tuple[HoldRecord, Quote]]) -> None:
-        if placing.cancelled() or placing.exception() is not None:
-            return
-        hold, _ = placing.result()
-        task = asyncio.ensure_future(self._billing.release(hold.id))
-        self._background.add(task)
-        task.add_done_callback(self._background.discard)
 
     def _exhausted(self, state: _Attempt) -> SupplierFailed:
         if state.errors:
@@ -316,7 +293,7 @@ class Exchange:
             f"({state.attempts} tried); the request was not charged"
         )
 
-    async def settle(
+    def settle(
         self,
         state: _Attempt,
         offer: PricedOffer,
@@ -329,11 +306,10 @@ class Exchange:
     ) -> None:
         """Charge what ``usage`` costs at ``offer``'s price (never more than the hold), release
         the rest, and queue the usage record."""
-        assert state.hold is not None
-        hold, state.hold = state.hold, None
+        assert state.reservation is not None
+        reservation, state.reservation = state.reservation, None
         cost = offer.price.cost(usage.prompt_tokens, usage.completion_tokens)
-        result = await asyncio.shield(self._billing.settle(hold.id, cost))
-        charged = result.charged if result is not None else 0
+        charged = self._billing.settle(reservation, cost)
         self._record(
             state,
             offer,
@@ -348,11 +324,11 @@ class Exchange:
     def elapsed_us(self, state: _Attempt) -> int:
         return int((self._clock.monotonic() - state.started) * 1_000_000)
 
-    async def _fail(self, state: _Attempt, error: GridgateError | None) -> None:
+    def _fail(self, state: _Attempt, error: GridgateError | None) -> None:
         """Release the hold (charging nothing) and record the failure."""
-        if state.hold is not None:
-            hold, state.hold = state.hold, None
-            await asyncio.shield(self._billing.release(hold.id))
+        if state.reservation is not None:
+            reservation, state.reservation = state.reservation, None
+            self._billing.release(reservation)
         if error is None:
             outcome, status = "cancelled", 499
         elif isinstance(error, UpstreamRejected):
@@ -478,7 +454,7 @@ class StreamSession:
                 completion_tokens=estimate_tokens(self._output_bytes),
                 estimated=True,
             )
-        await self._exchange.settle(
+        self._exchange.settle(
             self._state,
             self._offer,
             usage,

@@ -5,10 +5,11 @@ SHA-256 is stored (a fast hash is right here: the secret has 256 bits of entropy
 nothing to brute-force), together with a visible prefix (``gg_`` + 8 characters) that identifies it
 in listings. The secret is returned once, at creation.
 
-Verified keys are cached per process for ``auth.cache_seconds``. The cache can only make a key
-*look* valid for a while; it can never make it spend: every hold re-checks, atomically and in the
-same transaction, that the key is neither revoked nor expired. So a revoked key fails on the very
-next request even while a stale cache entry exists.
+By default every request looks its key up (``auth.cache_seconds = 0``): on SQLite that is a local
+indexed read, so a revoked or expired key fails on the very next request. A positive
+``auth.cache_seconds`` trades that for fewer reads (for a remote database): a revocation then takes
+up to that long to reach every process. Every lease a process takes still re-checks the key in
+the same transaction as the hold.
 """
 
 from __future__ import annotations
@@ -87,9 +88,10 @@ class Authenticator:
             if found is None:
                 raise Unauthorized("unknown API key")
             key = found
-            if len(self._cache) >= MAX_CACHED_KEYS:
-                self._cache.clear()
-            self._cache[digest] = (key, now + self._ttl)
+            if self._ttl > 0:
+                if len(self._cache) >= MAX_CACHED_KEYS:
+                    self._cache.clear()
+                self._cache[digest] = (key, now + self._ttl)
         if key.revoked_us is not None:
             raise Unauthorized("API key revoked", code="revoked_api_key")
         if key.expires_us is not None and key.expires_us <= self._clock.now_us():

@@ -7,10 +7,11 @@ are serialised: on PostgreSQL by ``pg_advisory_xact_lock``, on SQLite by the ``B
 the caller's write transaction starts with. Steps are synchronous SQLAlchemy Core functions, run
 like every other transaction by ``runner.py``.
 
-Version 1 builds its DDL from ``schema.py`` because ``schema.py`` still describes version 1.
-Before the first change to ``schema.py``, copy the version-1 table shapes into this module so
-that step 1 keeps creating exactly what it created when released, then add step 2 with the
-change (``tests/storage`` holds a fingerprint of the version-1 shape that fails as a reminder).
+``schema.py`` describes the newest version; a step never reads it. Version 1 creates the tables
+from its own frozen copy below (``V1_METADATA``, exactly what version 1 created when released),
+and every later step is literal DDL. ``tests/storage`` holds a fingerprint of the frozen version
+1 (which must never change) and one of ``schema.py`` (which fails as a reminder to add a step),
+and checks that migrating a database yields the indexes ``schema.py`` declares.
 """
 
 from __future__ import annotations
@@ -19,7 +20,22 @@ import time
 from collections.abc import Callable
 from dataclasses import dataclass
 
-from sqlalchemy import Connection, insert, select, text
+from sqlalchemy import (
+    BigInteger,
+    Boolean,
+    Column,
+    Connection,
+    Double,
+    ForeignKey,
+    Index,
+    Integer,
+    MetaData,
+    Table,
+    Text,
+    insert,
+    select,
+    text,
+)
 
 from gridgate.storage import schema
 from gridgate.storage.ports import StorageError
@@ -35,12 +51,175 @@ class Migration:
     apply: Callable[[Connection], None]
 
 
+# -- version 1, frozen: the tables as released. Never edit (the fingerprint test guards it). --
+
+V1_METADATA = MetaData()
+_V1_BIG_SERIAL = BigInteger().with_variant(Integer(), "sqlite")
+
+Table(
+    "schema_migrations",
+    V1_METADATA,
+    Column("version", Integer, primary_key=True, autoincrement=False),
+    Column("name", Text, nullable=False),
+    Column("applied_us", BigInteger, nullable=False),
+)
+
+Table(
+    "accounts",
+    V1_METADATA,
+    Column("id", Text, primary_key=True),
+    Column("name", Text, nullable=False),
+    Column("balance", BigInteger, nullable=False),
+    Column("created_us", BigInteger, nullable=False),
+)
+
+Table(
+    "api_keys",
+    V1_METADATA,
+    Column("id", Text, primary_key=True),
+    Column("account_id", Text, ForeignKey("accounts.id"), nullable=False),
+    Column("name", Text, nullable=False),
+    Column("prefix", Text, nullable=False),
+    Column("secret_hash", Text, nullable=False, unique=True),
+    Column("created_us", BigInteger, nullable=False),
+    Column("expires_us", BigInteger, nullable=True),
+    Column("revoked_us", BigInteger, nullable=True),
+    Column("last_used_us", BigInteger, nullable=True),
+    Index("ix_api_keys_account_id", "account_id"),
+)
+
+Table(
+    "holds",
+    V1_METADATA,
+    Column("id", Text, primary_key=True),
+    Column("account_id", Text, ForeignKey("accounts.id"), nullable=False),
+    Column("key_id", Text, ForeignKey("api_keys.id"), nullable=True),
+    Column("amount", BigInteger, nullable=False),
+    Column("charged", BigInteger, nullable=True),
+    Column("status", Text, nullable=False),
+    Column("created_us", BigInteger, nullable=False),
+    Column("expires_us", BigInteger, nullable=False),
+    Column("closed_us", BigInteger, nullable=True),
+    Index("ix_holds_status_expires", "status", "expires_us"),
+)
+
+# Append-only. The original parameters of an idempotent credit are the row itself
+# (account_id, amount, kind), so a replay is compared against it.
+Table(
+    "ledger_entries",
+    V1_METADATA,
+    Column("id", _V1_BIG_SERIAL, primary_key=True, autoincrement=True),
+    Column("account_id", Text, ForeignKey("accounts.id"), nullable=False),
+    Column("kind", Text, nullable=False),
+    Column("amount", BigInteger, nullable=False),
+    Column("hold_id", Text, ForeignKey("holds.id"), nullable=True),
+    Column("idempotency_key", Text, nullable=True, unique=True),
+    Column("memo", Text, nullable=True),
+    Column("created_us", BigInteger, nullable=False),
+    Index("ix_ledger_entries_account_created", "account_id", "created_us"),
+    Index("ix_ledger_entries_hold_id", "hold_id"),
+)
+
+# A log: no foreign keys, so a batch never fails on a reference.
+Table(
+    "usage_records",
+    V1_METADATA,
+    Column("request_id", Text, primary_key=True),
+    Column("created_us", BigInteger, nullable=False),
+    Column("account_id", Text, nullable=False),
+    Column("key_id", Text, nullable=False),
+    Column("instrument", Text, nullable=False),
+    Column("supplier", Text, nullable=True),
+    Column("offer_id", Text, nullable=True),
+    Column("upstream_model", Text, nullable=True),
+    Column("stream", Boolean, nullable=False),
+    Column("input_tokens", BigInteger, nullable=False),
+    Column("output_tokens", BigInteger, nullable=False),
+    Column("reasoning_tokens", BigInteger, nullable=False),
+    Column("cached_tokens", BigInteger, nullable=False),
+    Column("usage_estimated", Boolean, nullable=False),
+    Column("price_input_per_m", BigInteger, nullable=False),
+    Column("price_output_per_m", BigInteger, nullable=False),
+    Column("cost", BigInteger, nullable=False),
+    Column("hold_id", Text, nullable=True),
+    Column("ttft_us", BigInteger, nullable=True),
+    Column("duration_us", BigInteger, nullable=False),
+    Column("outcome", Text, nullable=False),
+    Column("status", Integer, nullable=False),
+    Column("billed", Boolean, nullable=False),
+    Column("error", Text, nullable=True),
+    Index("ix_usage_records_account_created", "account_id", "created_us"),
+    Index("ix_usage_records_created", "created_us"),
+)
+
+Table(
+    "instruments",
+    V1_METADATA,
+    Column("id", Text, primary_key=True),
+    Column("display_name", Text, nullable=False),
+    Column("quality_floor", Double, nullable=False),
+    Column("ttft_ceiling_ms", BigInteger, nullable=True),
+    Column("throughput_floor_tps", Double, nullable=True),
+    Column("context_floor", BigInteger, nullable=False),
+    Column("max_output_floor", BigInteger, nullable=False),
+    Column("context_length", BigInteger, nullable=False),
+    Column("max_input_tokens", BigInteger, nullable=False),
+    Column("max_completion_tokens", BigInteger, nullable=False),
+    Column("image_input", Boolean, nullable=False),
+    Column("reasoning_efforts", Text, nullable=False),  # JSON array of strings
+    Column("default_reasoning_effort", Text, nullable=True),
+    Column("enabled", Boolean, nullable=False),
+)
+
+Table(
+    "suppliers",
+    V1_METADATA,
+    Column("name", Text, primary_key=True),
+    Column("wire", Text, nullable=False),
+    Column("base_url", Text, nullable=False),
+    Column("api_key_env", Text, nullable=True),
+    Column("zero_retention", Boolean, nullable=False),
+    Column("enabled", Boolean, nullable=False),
+)
+
+# No foreign keys to suppliers / instruments: the catalog is replaced row by row from config,
+# and core decides what a dangling offer means.
+Table(
+    "offers",
+    V1_METADATA,
+    Column("id", Text, primary_key=True),
+    Column("supplier", Text, nullable=False),
+    Column("instrument", Text, nullable=False),
+    Column("model", Text, nullable=False),
+    Column("input_per_m", BigInteger, nullable=False),
+    Column("output_per_m", BigInteger, nullable=False),
+    Column("quality", Double, nullable=False),
+    Column("context", BigInteger, nullable=False),
+    Column("max_output", BigInteger, nullable=False),
+    Column("capabilities", Text, nullable=False),  # JSON array of strings
+    Column("enabled", Boolean, nullable=False),
+)
+
+
 def _v1_initial(conn: Connection) -> None:
-    tables = [t for t in schema.metadata.sorted_tables if t is not schema.schema_migrations]
-    schema.metadata.create_all(conn, tables=tables, checkfirst=False)
+    tables = [t for t in V1_METADATA.sorted_tables if t.name != "schema_migrations"]
+    V1_METADATA.create_all(conn, tables=tables, checkfirst=False)
 
 
-MIGRATIONS: tuple[Migration, ...] = (Migration(1, "initial", _v1_initial),)
+# -- version 2: balance leases -------------------------------------------------------------
+
+
+def _v2_lease_indexes(conn: Connection) -> None:
+    """``expire_holds`` sums the usage recorded against each hold; ``account_balance`` reads an
+    account's open holds."""
+    conn.execute(text("CREATE INDEX ix_usage_records_hold_id ON usage_records (hold_id)"))
+    conn.execute(text("CREATE INDEX ix_holds_account_status ON holds (account_id, status)"))
+
+
+MIGRATIONS: tuple[Migration, ...] = (
+    Migration(1, "initial", _v1_initial),
+    Migration(2, "lease_indexes", _v2_lease_indexes),
+)
 
 LATEST_VERSION = MIGRATIONS[-1].version
 

@@ -63,6 +63,27 @@ class VerifyReport(msgspec.Struct, frozen=True, kw_only=True):
         return not self.mismatches and not self.negative
 
 
+class AccountBalance(msgspec.Struct, frozen=True, kw_only=True):
+    """An account's money as the store knows it.
+
+    ``ledger`` is the balance column (= the sum of ledger entries): what new holds can take.
+    ``held`` is the total of the account's open (``held``) holds — per-process leases included.
+    ``recorded`` is the cost of the usage records already written against those open holds:
+    money spent but not yet settled into the ledger. What the account has spent is therefore
+    exact as soon as a request's usage record is written, whichever process holds the lease.
+    """
+
+    account_id: str
+    ledger: int
+    held: int
+    recorded: int
+
+    @property
+    def effective(self) -> int:
+        """The balance a person should see: credits minus everything charged or recorded."""
+        return self.ledger + self.held - self.recorded
+
+
 class Store(Protocol):
     """Everything persistent. Implementations are safe to share across tasks of one process and
     across processes on the same database."""
@@ -105,7 +126,9 @@ class Store(Protocol):
     ) -> KeyRecord:
         """Unknown account → NotFoundInStore."""
 
-    async def get_key_by_hash(self, secret_hash: str) -> KeyRecord | None: ...
+    async def get_key_by_hash(self, secret_hash: str) -> KeyRecord | None:
+        """On the hot path for every request: must be cheap (on SQLite an indexed read in the
+        calling thread, no hop to a worker thread)."""
 
     async def get_key(self, key_id: str) -> KeyRecord | None: ...
 
@@ -141,7 +164,17 @@ class Store(Protocol):
         """Close a ``held`` hold charging nothing (entry kind ``release``). Idempotent."""
 
     async def expire_holds(self, now_us: int, *, limit: int = 1000) -> list[SettleResult]:
-        """Release every ``held`` hold whose ``expires_us`` ≤ now (status ``expired``)."""
+        """Close every ``held`` hold whose ``expires_us`` ≤ now (status ``expired``), charging
+        what the usage records written against it cost (capped at the hold; kind ``settle``,
+        memo ``expired``) and releasing the rest: a crashed process's delivered work is still
+        paid for, and nothing else."""
+
+    async def extend_holds(self, hold_ids: Sequence[str], expires_us: int) -> int:
+        """Move the expiry of those holds that are still ``held`` to ``expires_us`` (a process
+        renewing its leases while it lives). Returns how many were extended."""
+
+    async def account_balance(self, account_id: str) -> AccountBalance | None:
+        """The account's ledger balance, open holds and usage recorded against them."""
 
     async def get_hold(self, hold_id: str) -> HoldRecord | None: ...
 

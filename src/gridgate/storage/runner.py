@@ -18,6 +18,14 @@ executes the whole function as one transaction:
   (a deferred transaction that upgrades to writing fails with "database is locked" instead of
   waiting for another process). Writers of one process queue on an ``asyncio.Lock`` rather than
   in SQLite's sleeping busy handler; other processes are waited for by ``busy_timeout``.
+
+  A file database also gets ``reader``: one more connection, for the few point reads that run on
+  every request (``SqlStore.get_key_by_hash``) in the calling thread — the thread hop alone
+  costs more than an indexed read. It is read-only (``query_only``), in autocommit (the driver
+  never opens a transaction, so each statement is its own WAL read transaction and sees the
+  latest commit of any process), and its busy timeout is short: a reader in WAL mode is only
+  ever kept waiting by rare events (another connection recovering the WAL), and the caller is
+  the event loop; on "busy" it falls back to the worker threads.
 """
 
 from __future__ import annotations
@@ -47,6 +55,7 @@ _WRITE = "gridgate_write"
 SQLITE_BUSY_TIMEOUT_MS = 10_000
 PG_POOL_SIZE, PG_MAX_OVERFLOW = 10, 5
 SQLITE_POOL_SIZE, SQLITE_MAX_OVERFLOW = 4, 0
+SQLITE_READER_BUSY_TIMEOUT_MS = 20
 
 
 def driver_url(url: str) -> tuple[URL, Dialect]:
@@ -181,6 +190,8 @@ class SqliteRunner:
             max_workers=threads, thread_name_prefix="gridgate-sqlite"
         )
         self._write_lock = asyncio.Lock()
+        # point reads in the calling thread (see the module docstring); None for ``:memory:``
+        self.reader: sqlite3.Connection | None = None
 
     async def _in_thread(self, fn: Callable[[], T]) -> T:
         return await asyncio.get_running_loop().run_in_executor(self._threads, fn)
@@ -188,6 +199,21 @@ class SqliteRunner:
     async def prepare(self) -> None:
         if not self._memory:
             await self._in_thread(self._enable_wal)
+            # opened here, not in a thread: nothing to cancel between connect and keeping it
+            self.reader = self._open_reader()
+
+    def _open_reader(self) -> sqlite3.Connection:
+        # the file (or ``file:`` URI) exactly as the engine's own connections open it
+        args, kwargs = self._engine.dialect.create_connect_args(self._engine.url)
+        options: dict[str, Any] = {**kwargs, "check_same_thread": False, "isolation_level": None}
+        reader: sqlite3.Connection = sqlite3.connect(str(args[0]), **options)
+        try:
+            reader.execute(f"PRAGMA busy_timeout = {SQLITE_READER_BUSY_TIMEOUT_MS}")
+            reader.execute("PRAGMA query_only = ON")
+        except BaseException:
+            reader.close()
+            raise
+        return reader
 
     def _enable_wal(self) -> None:
         """Switch the file to WAL (persistent; a no-op once done).
@@ -236,4 +262,7 @@ class SqliteRunner:
         self._engine.dispose()
 
     async def close(self) -> None:
+        reader, self.reader = self.reader, None
+        if reader is not None:
+            reader.close()
         await asyncio.get_running_loop().run_in_executor(None, self._shutdown)

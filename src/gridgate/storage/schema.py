@@ -2,7 +2,8 @@
 
 Conventions: times are unix microseconds (``BIGINT``), money is nano-dollars (``BIGINT``),
 ids are text. Tuples (capabilities, reasoning efforts) are stored as JSON text arrays.
-The same definitions serve SQLite and PostgreSQL; ``migrations.py`` creates them.
+The same definitions serve SQLite and PostgreSQL. ``migrations.py`` creates them (version 1 from
+its own frozen copy, later versions by DDL steps): a change here needs a new migration step.
 """
 
 from __future__ import annotations
@@ -70,6 +71,7 @@ holds = Table(
     Column("expires_us", BigInteger, nullable=False),
     Column("closed_us", BigInteger, nullable=True),
     Index("ix_holds_status_expires", "status", "expires_us"),
+    Index("ix_holds_account_status", "account_id", "status"),  # version 2
 )
 
 # Append-only. The original parameters of an idempotent credit are the row itself
@@ -119,6 +121,7 @@ usage_records = Table(
     Column("error", Text, nullable=True),
     Index("ix_usage_records_account_created", "account_id", "created_us"),
     Index("ix_usage_records_created", "created_us"),
+    Index("ix_usage_records_hold_id", "hold_id"),  # version 2
 )
 
 instruments = Table(

@@ -6,7 +6,9 @@ PostgreSQL: hold, settle and release are each ONE statement of data-modifying CT
 autocommit — one round trip, and the account row stays locked only while that statement runs
 (a BEGIN … COMMIT keeps it locked across five round trips, which caps how many holds per second
 one account can take). They match the SQLite transactions ``_place_hold`` / ``_close_hold``
-condition for condition and row for row; the contract suite runs both.
+condition for condition and row for row; the contract suite runs both. And on SQLite,
+``get_key_by_hash`` (every request) is plain DB-API on the runner's read-only ``reader``
+connection in the calling thread: no thread hop, no SQLAlchemy.
 
 Money never moves by read-then-write. Every balance change is a conditional
 ``UPDATE accounts SET balance = balance ± :amt WHERE id = :id AND <balance stays ≥ 0>`` whose
@@ -15,7 +17,7 @@ COMMITTED) that UPDATE re-checks its WHERE clause against the newest row version
 for a concurrent writer; on SQLite writers are serialised by ``BEGIN IMMEDIATE``. Hot-path
 statements are built once, with bind parameters, at import.
 
-Driver exceptions become ``StorageError`` in one place, ``_translate``.
+Driver exceptions become ``StorageError`` in one place, ``_translate`` (inline on that fast path).
 """
 
 from __future__ import annotations
@@ -40,6 +42,7 @@ from sqlalchemy import (
     Text,
     Update,
     and_,
+    any_,
     bindparam,
     case,
     exists,
@@ -57,6 +60,7 @@ from sqlalchemy.exc import SQLAlchemyError
 
 from gridgate.storage import migrations
 from gridgate.storage.ports import (
+    AccountBalance,
     HoldRefusal,
     HoldResult,
     IdempotencyConflict,
@@ -80,7 +84,14 @@ from gridgate.storage.records import (
     UsageRecord,
     WireFormat,
 )
-from gridgate.storage.runner import Dialect, Runner, TxFunction, driver_url, make_runner
+from gridgate.storage.runner import (
+    Dialect,
+    Runner,
+    SqliteRunner,
+    TxFunction,
+    driver_url,
+    make_runner,
+)
 from gridgate.storage.schema import (
     accounts,
     api_keys,
@@ -124,6 +135,7 @@ _p_status = bindparam("p_status", type_=Text)
 _p_amount = bindparam("p_amount", type_=BigInteger)
 _p_charge = bindparam("p_charge", type_=BigInteger)
 _p_now = bindparam("p_now", type_=BigInteger)
+_p_expires = bindparam("p_expires", type_=BigInteger)
 
 _KEY_ACTIVE = and_(
     api_keys.c.revoked_us.is_(None),
@@ -175,12 +187,43 @@ _DUE_HOLDS = (
     .limit(bindparam("p_limit", type_=Integer))
     .with_for_update(skip_locked=True)  # PostgreSQL; SQLite's writer holds the database lock
 )
+# What a hold's usage records cost, capped at the hold: what closing it on expiry charges.
+# (Correlated to the ``holds`` row of the enclosing statement; the sum is computed once.)
+_recorded = func.coalesce(func.sum(usage_records.c.cost), 0)
+_CHARGEABLE = (
+    select(case((_recorded < holds.c.amount, _recorded), else_=holds.c.amount))
+    .where(usage_records.c.hold_id == holds.c.id)
+    .correlate(holds)
+    .scalar_subquery()
+)
 _EXPIRE = (
     update(holds)
     .where(holds.c.id.in_(_DUE_HOLDS.scalar_subquery()), holds.c.status == "held")
-    .values(status="expired", charged=0, closed_us=_p_now)
-    .returning(holds.c.id, holds.c.account_id, holds.c.amount)
+    .values(status="expired", charged=_CHARGEABLE, closed_us=_p_now)
+    .returning(holds.c.id, holds.c.account_id, holds.c.amount, holds.c.charged)
 )
+_EXTEND = (
+    update(holds)
+    .where(holds.c.status == "held", holds.c.expires_us < _p_expires)  # only ever later
+    .values(expires_us=_p_expires)
+)
+_EXTEND_SQLITE = _EXTEND.where(holds.c.id.in_(bindparam("p_ids", expanding=True)))
+# PostgreSQL: one array parameter, so every batch size is the same prepared statement
+_EXTEND_PG = _EXTEND.where(holds.c.id == any_(bindparam("p_ids", type_=pg_dialect.ARRAY(Text))))
+_open_holds = and_(holds.c.account_id == accounts.c.id, holds.c.status == "held")
+_ACCOUNT_BALANCE = select(
+    accounts.c.balance,
+    select(func.coalesce(func.sum(holds.c.amount), 0))
+    .where(_open_holds)
+    .correlate(accounts)
+    .scalar_subquery()
+    .label("held"),
+    select(func.coalesce(func.sum(_CHARGEABLE), 0))
+    .where(_open_holds)
+    .correlate(accounts)
+    .scalar_subquery()
+    .label("recorded"),
+).where(accounts.c.id == _p_account)
 _ACTIVE_KEY_OF = select(api_keys.c.id).where(
     api_keys.c.id == _p_key,
     api_keys.c.account_id == _p_account,
@@ -203,7 +246,6 @@ _REVOKE_KEY = (
 )
 
 # PostgreSQL's hot path: one statement each (see the module docstring).
-_p_expires = bindparam("p_expires", type_=BigInteger)
 _p_kind = bindparam("p_kind", type_=Text)
 
 
@@ -272,6 +314,27 @@ def _key(row: Row[Any]) -> KeyRecord:
         expires_us=row.expires_us,
         revoked_us=row.revoked_us,
         last_used_us=row.last_used_us,
+    )
+
+
+# The SQLite fast path of ``get_key_by_hash``: plain DB-API on the runner's ``reader``.
+_KEY_BY_HASH_SQL = (
+    "SELECT id, account_id, name, prefix, secret_hash, created_us, expires_us, revoked_us,"
+    " last_used_us FROM api_keys WHERE secret_hash = ?"
+)
+
+
+def _key_from_tuple(r: tuple[Any, ...]) -> KeyRecord:
+    return KeyRecord(
+        id=r[0],
+        account_id=r[1],
+        name=r[2],
+        prefix=r[3],
+        secret_hash=r[4],
+        created_us=r[5],
+        expires_us=r[6],
+        revoked_us=r[7],
+        last_used_us=r[8],
     )
 
 
@@ -446,6 +509,7 @@ class SqlStore:
         self._pool_size = pool_size
         self._max_overflow = max_overflow
         self._runner: Runner | None = None
+        self._reader: sqlite3.Connection | None = None  # SQLite file: the loop-thread reader
         self._entry_once = self._insert_ignoring(ledger_entries, "idempotency_key").returning(
             ledger_entries.c.id
         )
@@ -481,11 +545,14 @@ class SqlStore:
                 with _translate():
                     await self._runner.prepare()
             await self._write(migrations.apply_migrations)
+            if isinstance(self._runner, SqliteRunner):
+                self._reader = self._runner.reader
         except BaseException:
             await self.close()
             raise
 
     async def close(self) -> None:
+        self._reader = None
         runner, self._runner = self._runner, None
         if runner is not None:
             with _translate():
@@ -648,6 +715,20 @@ class SqlStore:
         return record
 
     async def get_key_by_hash(self, secret_hash: str) -> KeyRecord | None:
+        """SQLite (a file): an indexed read on the runner's ``reader``, in this thread, with no
+        await — a few microseconds instead of a hop to a worker thread. In autocommit, fully
+        fetched: no read transaction outlives the call, so the next call sees every commit.
+        Synchronous, so concurrent tasks never interleave on the connection."""
+        reader = self._reader
+        if reader is not None:
+            try:
+                rows = reader.execute(_KEY_BY_HASH_SQL, (secret_hash,)).fetchall()
+            except sqlite3.OperationalError:
+                pass  # busy (rare in WAL mode): the worker threads wait for it, below
+            except sqlite3.Error as exc:
+                raise StorageError(f"database error: {type(exc).__name__}: {exc}") from exc
+            else:
+                return _key_from_tuple(rows[0]) if rows else None
         stmt = select(api_keys).where(api_keys.c.secret_hash == secret_hash)
         row = await self._read(lambda conn: conn.execute(stmt).first())
         return None if row is None else _key(row)
@@ -763,16 +844,20 @@ class SqlStore:
         )
 
     async def expire_holds(self, now_us: int, *, limit: int = 1000) -> list[SettleResult]:
-        def tx(conn: Connection) -> list[tuple[str, str, int]]:
+        """One transaction: close the due holds (``WHERE status = 'held'``, so a concurrent
+        settle of the same hold and this never both close it), each charged what its usage
+        records cost (capped at the hold), then refund the rest per account in a fixed order."""
+
+        def tx(conn: Connection) -> list[tuple[str, str, int, int]]:
             closed = sorted(
-                (str(r.id), str(r.account_id), int(r.amount))
+                (str(r.id), str(r.account_id), int(r.amount), int(r.charged))
                 for r in conn.execute(_EXPIRE, {"p_now": now_us, "p_limit": limit})
             )
             if not closed:
                 return []
             refunds: dict[str, int] = {}
-            for _, account_id, amount in closed:
-                refunds[account_id] = refunds.get(account_id, 0) + amount
+            for _, account_id, amount, charged in closed:
+                refunds[account_id] = refunds.get(account_id, 0) + amount - charged
             for account_id in sorted(refunds):  # a fixed lock order across processes
                 if refunds[account_id]:
                     conn.execute(
@@ -783,22 +868,50 @@ class SqlStore:
                 [
                     {
                         "account_id": account_id,
-                        "kind": "release",
-                        "amount": amount,
+                        "kind": "settle",
+                        "amount": amount - charged,
                         "hold_id": hold_id,
                         "idempotency_key": None,
                         "memo": "expired",
                         "created_us": now_us,
                     }
-                    for hold_id, account_id, amount in closed
+                    for hold_id, account_id, amount, charged in closed
                 ],
             )
             return closed
 
         return [
-            SettleResult(hold_id=hold_id, charged=0, released=amount, already_settled=False)
-            for hold_id, _, amount in await self._write(tx)
+            SettleResult(
+                hold_id=hold_id, charged=charged, released=amount - charged, already_settled=False
+            )
+            for hold_id, _, amount, charged in await self._write(tx)
         ]
+
+    async def extend_holds(self, hold_ids: Sequence[str], expires_us: int) -> int:
+        """One statement. Counts the holds moved: not those closed (or expired) meanwhile — how
+        a lease owner learns it lost one — nor those already expiring at ``expires_us`` or
+        later."""
+        ids = sorted(set(hold_ids))
+        if not ids:
+            return 0
+        params: dict[str, Any] = {"p_ids": ids, "p_expires": expires_us}
+        stmt = _EXTEND_PG if self._dialect == "postgresql" else _EXTEND_SQLITE
+        return await self._write_statement(lambda conn: int(conn.execute(stmt, params).rowcount))
+
+    async def account_balance(self, account_id: str) -> AccountBalance | None:
+        """One statement, so one snapshot on both databases. ``recorded`` counts each hold's
+        usage at most up to the hold's amount — what settling or expiring it can charge — so
+        ``effective`` does not move when a hold closes on its recorded usage."""
+        params = {"p_account": account_id}
+        row = await self._read(lambda conn: conn.execute(_ACCOUNT_BALANCE, params).first())
+        if row is None:
+            return None
+        return AccountBalance(
+            account_id=account_id,
+            ledger=int(row.balance),
+            held=int(row.held),
+            recorded=int(row.recorded),
+        )
 
     async def get_hold(self, hold_id: str) -> HoldRecord | None:
         stmt = select(holds).where(holds.c.id == hold_id)

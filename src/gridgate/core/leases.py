@@ -1,0 +1,246 @@
+"""Balance leases: per-process slices of an account's balance, so requests hold and settle in
+memory while the no-overspend guarantee stays in the database.
+
+A process takes a **lease** with one ordinary, atomic ledger hold (``place_hold``: the balance
+must cover it and the key must be active, in one transaction). Requests then reserve their worst
+case against the lease's free amount and settle their exact cost in memory — no database write
+per request. The sum of all open leases never exceeds what the ledger had, so whatever the number
+of processes, nothing can be spent that the balance did not cover.
+
+Every request's usage record is written (batched) with the lease's hold id and its cost. A lease
+is closed with ``settle_hold(lease, charged)`` when it is idle for ``billing.lease_idle_seconds``,
+older than ``billing.lease_max_age_seconds``, too small for the next request, or at shutdown. While
+the process lives it renews its leases' expiry; if it dies, the leases expire after
+``billing.hold_ttl_seconds`` and ``expire_holds`` charges exactly the usage recorded against them.
+
+What an account shows as spent is exact as soon as its usage records are written (~50 ms): see
+``AccountBalance.effective``. With several processes, up to one lease per process may be open on
+an account; a request that finds the rest of the balance leased elsewhere sees the smaller
+balance until those leases go idle and close.
+"""
+
+from __future__ import annotations
+
+import asyncio
+import logging
+import secrets
+from collections.abc import Coroutine
+from dataclasses import dataclass
+from typing import Any
+
+from gridgate.core.clock import Clock
+from gridgate.settings import BillingSettings
+from gridgate.storage.ports import HoldResult, StorageError, Store
+
+log = logging.getLogger("gridgate.leases")
+
+# a new lease covers at least this many requests like the one that asks for it
+REQUESTS_PER_LEASE = 16
+
+
+@dataclass(slots=True)
+class Lease:
+    hold_id: str
+    account_id: str
+    amount: int
+    expires_us: int
+    opened: float
+    last_used: float
+    reserved: int = 0  # worst cases of requests in flight
+    charged: int = 0  # exact costs of requests settled
+    inflight: int = 0
+    closing: bool = False  # takes no new reservations; closes when nothing is in flight
+
+    @property
+    def free(self) -> int:
+        return self.amount - self.reserved - self.charged
+
+
+@dataclass(slots=True)
+class Reservation:
+    """One request's worst case, reserved on a lease."""
+
+    lease: Lease
+    amount: int
+    done: bool = False
+
+    @property
+    def hold_id(self) -> str:
+        return self.lease.hold_id
+
+
+class LeaseBook:
+    def __init__(self, store: Store, clock: Clock, settings: BillingSettings) -> None:
+        self._store = store
+        self._clock = clock
+        self._settings = settings
+        self._target = settings.lease_nanos
+        self._ttl_us = settings.hold_ttl_seconds * 1_000_000
+        self._open: dict[str, Lease] = {}  # account id → the lease new requests use
+        self._closing: dict[str, Lease] = {}  # hold id → retired, waiting for its requests
+        self._locks: dict[str, asyncio.Lock] = {}
+        self._tasks: set[asyncio.Task[None]] = set()
+        self._placing: set[asyncio.Future[HoldResult]] = set()
+
+    # -- the hot path ----------------------------------------------------------------------
+    def try_reserve(self, account_id: str, amount: int) -> Reservation | None:
+        """Reserve in memory on the open lease, or None when it cannot cover ``amount``."""
+        lease = self._open.get(account_id)
+        if lease is None or lease.free < amount:
+            return None
+        if lease.expires_us - self._clock.now_us() < self._ttl_us // 4:
+            return None  # renewal is overdue: do not lean on a lease that may be expired
+        lease.reserved += amount
+        lease.inflight += 1
+        lease.last_used = self._clock.monotonic()
+        return Reservation(lease, amount)
+
+    def settle(self, reservation: Reservation, cost: int) -> int:
+        """Charge ``cost`` (at most the reservation) and free the rest. Idempotent."""
+        if reservation.done:
+            return 0
+        reservation.done = True
+        lease = reservation.lease
+        charged = min(max(cost, 0), reservation.amount)
+        lease.reserved -= reservation.amount
+        lease.charged += charged
+        lease.inflight -= 1
+        if lease.closing and lease.inflight == 0:
+            self._spawn(self._close(lease))
+        return charged
+
+    # -- taking a lease ----------------------------------------------------------------------
+    async def reserve(
+        self, account_id: str, key_id: str, amount: int
+    ) -> tuple[Reservation | None, HoldResult | None]:
+        """Reserve ``amount``, taking a new lease when needed. Returns the reservation, or None
+        with the store's refusal (its ``balance`` is the ledger balance after this process gave
+        back what it could)."""
+        fast = self.try_reserve(account_id, amount)
+        if fast is not None:
+            return fast, None
+        lock = self._locks.setdefault(account_id, asyncio.Lock())
+        async with lock:
+            fast = self.try_reserve(account_id, amount)
+            if fast is not None:
+                return fast, None
+            # the lease in use cannot cover this request: retire it (its unused part goes back
+            # to the ledger now, if nothing is in flight on it) and take a bigger one
+            await self._retire(account_id)
+            size = max(amount * REQUESTS_PER_LEASE, self._target)
+            result = await self._place(account_id, key_id, size)
+            if (
+                result.hold is None
+                and result.refused == "insufficient_balance"
+                and result.balance >= amount
+            ):
+                # leave the rest of a small balance to the account's other processes
+                result = await self._place(account_id, key_id, max(amount, result.balance // 2))
+            if result.hold is None:
+                return None, result
+            return self.try_reserve(account_id, amount), result
+
+    async def _place(self, account_id: str, key_id: str, amount: int) -> HoldResult:
+        now = self._clock.now_us()
+        hold_id = "lease_" + secrets.token_hex(12)
+        placing = asyncio.ensure_future(
+            self._store.place_hold(
+                hold_id=hold_id,
+                account_id=account_id,
+                key_id=key_id,
+                amount=amount,
+                expires_us=now + self._ttl_us,
+                now_us=now,
+            )
+        )
+        # a caller that goes away while the lease is being written must not strand it: the
+        # write completes and the lease is registered, to be closed when idle
+        self._placing.add(placing)
+        placing.add_done_callback(self._placing.discard)
+        placing.add_done_callback(self._register)
+        return await asyncio.shield(placing)
+
+    def _register(self, placing: asyncio.Future[HoldResult]) -> None:
+        if placing.cancelled() or placing.exception() is not None:
+            return
+        hold = placing.result().hold
+        if hold is None:
+            return
+        now = self._clock.monotonic()
+        lease = Lease(hold.id, hold.account_id, hold.amount, hold.expires_us, now, now)
+        previous = self._open.get(hold.account_id)
+        if previous is not None:
+            self._retire_now(previous)
+        self._open[hold.account_id] = lease
+
+    # -- closing ------------------------------------------------------------------------------
+    async def _retire(self, account_id: str) -> None:
+        lease = self._open.pop(account_id, None)
+        if lease is None:
+            return
+        lease.closing = True
+        if lease.inflight == 0:
+            await self._close(lease)
+        else:
+            self._closing[lease.hold_id] = lease
+
+    def _retire_now(self, lease: Lease) -> None:
+        if self._open.get(lease.account_id) is lease:
+            del self._open[lease.account_id]
+        lease.closing = True
+        if lease.inflight == 0:
+            self._spawn(self._close(lease))
+        else:
+            self._closing[lease.hold_id] = lease
+
+    async def _close(self, lease: Lease) -> None:
+        self._closing.pop(lease.hold_id, None)
+        try:
+            await self._store.settle_hold(lease.hold_id, lease.charged, now_us=self._clock.now_us())
+        except StorageError:
+            # leave it to expiry, which charges the usage recorded against it
+            log.exception("closing a lease failed; it will expire", extra={"hold": lease.hold_id})
+
+    def _spawn(self, coro: Coroutine[Any, Any, None]) -> None:
+        task = asyncio.ensure_future(coro)
+        self._tasks.add(task)
+        task.add_done_callback(self._tasks.discard)
+
+    # -- upkeep ---------------------------------------------------------------------------------
+    async def tick(self) -> None:
+        """Close idle and old leases; renew the expiry of the ones in use."""
+        now = self._clock.monotonic()
+        for lease in list(self._open.values()):
+            idle = (
+                lease.inflight == 0 and now - lease.last_used >= self._settings.lease_idle_seconds
+            )
+            old = now - lease.opened >= self._settings.lease_max_age_seconds
+            if idle or old:
+                self._retire_now(lease)
+        live = [*self._open.values(), *self._closing.values()]
+        now_us = self._clock.now_us()
+        due = [lease for lease in live if lease.expires_us - now_us < self._ttl_us // 2]
+        if due:
+            expires = now_us + self._ttl_us
+            try:
+                await self._store.extend_holds([lease.hold_id for lease in due], expires)
+            except StorageError:
+                log.exception("renewing leases failed")
+            else:
+                for lease in due:
+                    lease.expires_us = expires
+
+    async def close(self) -> None:
+        """Close every lease (at shutdown, after in-flight requests have drained)."""
+        if self._placing:  # leases still being written land first, then close with the rest
+            await asyncio.gather(*list(self._placing), return_exceptions=True)
+        for lease in list(self._open.values()):
+            self._retire_now(lease)
+        for lease in list(self._closing.values()):
+            self._spawn(self._close(lease))
+        while self._tasks:
+            await asyncio.gather(*list(self._tasks), return_exceptions=True)
+
+    @property
+    def open_leases(self) -> int:
+        return len(self._open) + len(self._closing)
