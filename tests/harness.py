@@ -89,12 +89,14 @@ def config_toml(
     offers: list[Offer],
     extra: str = "",
     key_envs: dict[str, str] | None = None,
+    workers: int = 1,
 ) -> str:
     lines = [
         f'data_dir = "{data_dir}"',
         "[server]",
         'host = "127.0.0.1"',
         f"port = {port}",
+        f"workers = {workers}",
         "[billing]",
         "min_output_tokens = 16",
         "[upstream]",
@@ -188,6 +190,7 @@ def start_gateway(
     extra_config: str = "",
     env: dict[str, str] | None = None,
     key_envs: dict[str, str] | None = None,
+    workers: int = 1,
 ) -> GatewayProcess:
     port = free_port()
     data_dir = tmp / "data"
@@ -200,6 +203,7 @@ def start_gateway(
             offers=offers,
             extra=extra_config,
             key_envs=key_envs,
+            workers=workers,
         )
     )
     log_path = tmp / "gateway.log"

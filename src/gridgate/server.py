@@ -11,6 +11,7 @@ import multiprocessing
 import signal
 import sys
 from collections.abc import Callable
+from multiprocessing.synchronize import Event as EventType
 
 from aiohttp import web
 
@@ -62,10 +63,10 @@ async def run_gateway(
         await runner.cleanup()
 
 
-def _worker(settings: Settings, reuse_port: bool) -> None:
+def _worker(settings: Settings, reuse_port: bool, listening: EventType) -> None:
     logging.basicConfig(level=logging.INFO, format="%(asctime)s %(levelname)s %(name)s %(message)s")
     _use_uvloop()
-    asyncio.run(run_gateway(settings, reuse_port=reuse_port))
+    asyncio.run(run_gateway(settings, reuse_port=reuse_port, ready=lambda _: listening.set()))
 
 
 def serve(settings: Settings) -> int:
@@ -85,12 +86,23 @@ def serve(settings: Settings) -> int:
         )
         return 0
     context = multiprocessing.get_context("spawn")
+    listening = [context.Event() for _ in range(workers)]
     processes = [
-        context.Process(target=_worker, args=(settings, True), name=f"gridgate-worker-{i}")
+        context.Process(
+            target=_worker, args=(settings, True, listening[i]), name=f"gridgate-worker-{i}"
+        )
         for i in range(workers)
     ]
     for process in processes:
         process.start()
+    # announce the address only once every worker accepts connections on it
+    for process, event in zip(processes, listening, strict=True):
+        while not event.wait(0.1):
+            if not process.is_alive():
+                for other in processes:
+                    other.terminate()
+                print(f"gridgate: {process.name} failed to start", file=sys.stderr)
+                return 1
     print(f"gridgate serving on {url}/v1 with {workers} workers", flush=True)
 
     def forward(signum: int, _frame: object) -> None:

@@ -1,0 +1,147 @@
+"""The money guarantees on the optimised path (balance leases), with two worker processes:
+concurrent requests against a small balance never overspend, and a graceful shutdown drains
+in-flight streams and writes every usage record and lease."""
+
+from __future__ import annotations
+
+import asyncio
+import json
+import signal
+from collections.abc import Iterator
+
+import aiohttp
+import pytest
+
+from gridgate.money import Price
+from gridgate.protocol.openai_chat import decode_chat_request
+from gridgate.protocol.tokens import measure_prompt
+from tests.harness import (
+    BackgroundLoop,
+    GatewayProcess,
+    Offer,
+    simulators,
+    start_gateway,
+    wait_until,
+)
+
+OFFERS = [Offer("sim-one", "text-prime", "sim/one", "0.10", "0.40", 40, 196_608, 131_072)]
+PRICE = Price(100_000_000, 400_000_000)
+BODY = {
+    "model": "text-prime",
+    "max_tokens": 64,
+    "messages": [{"role": "user", "content": "Tell me something."}],
+}
+
+
+@pytest.fixture(scope="module")
+def two_workers(
+    bg: BackgroundLoop, tmp_path_factory: pytest.TempPathFactory
+) -> Iterator[GatewayProcess]:
+    with simulators(bg, ["sim-one"]) as sims:
+        gw = start_gateway(
+            tmp_path_factory.mktemp("two"),
+            bg,
+            {"sim-one": sims["sim-one"].base_url},
+            OFFERS,
+            workers=2,
+        )
+        gw.sims = sims
+        try:
+            yield gw
+        finally:
+            gw.run(gw.store.close())
+            if gw.process.poll() is None:
+                gw.process.terminate()
+                gw.process.wait(30)
+            if gw.process.stdout is not None:
+                gw.process.stdout.close()
+
+
+async def fire(
+    base_url: str, key: str, count: int, body: dict[str, object], concurrency: int = 64
+) -> list[tuple[int, bytes]]:
+    limit = asyncio.Semaphore(concurrency)
+    headers = {"Authorization": f"Bearer {key}"}
+
+    async def one(session: aiohttp.ClientSession) -> tuple[int, bytes]:
+        async with (
+            limit,
+            session.post(f"{base_url}/chat/completions", json=body, headers=headers) as response,
+        ):
+            return response.status, await response.read()
+
+    async with aiohttp.ClientSession(timeout=aiohttp.ClientTimeout(total=60)) as session:
+        return await asyncio.gather(*(one(session) for _ in range(count)))
+
+
+def test_concurrent_requests_on_a_small_balance_never_overspend(
+    two_workers: GatewayProcess,
+) -> None:
+    gw = two_workers
+    bound = measure_prompt(decode_chat_request(json.dumps(BODY).encode())).upper_bound
+    worst = PRICE.cost(bound, 64)
+    k = 10
+    account_id, key = gw.new_account(f"{worst * k / 1e9:.9f}")
+    funded = gw.balance(account_id)
+    assert funded == worst * k
+
+    results = gw.run(fire(gw.base_url, key, 20 * k, BODY))
+    statuses = [status for status, _ in results]
+    assert set(statuses) <= {200, 402}, statuses
+    served = statuses.count(200)
+    # the first lease alone (half the balance) covers k/2 worst cases at once
+    assert served >= k // 2
+
+    wait_until(lambda: len(gw.usage(account_id)) == len(results), timeout=15)
+    charged = sum(r.cost for r in gw.usage(account_id))
+    assert charged <= funded
+    assert served * PRICE.cost(1, 1) <= charged  # every served answer was charged
+    gw.assert_balance(account_id, funded - charged)
+    assert gw.balance(account_id) >= 0
+    assert gw.run(gw.store.verify_ledger()).ok
+
+
+def test_a_graceful_shutdown_drains_streams_and_writes_every_record(
+    two_workers: GatewayProcess,
+) -> None:
+    gw = two_workers
+    account_id, key = gw.new_account("5")
+    body = {
+        **BODY,
+        "stream": True,
+        "max_tokens": 30,
+        "messages": [{"role": "user", "content": "slow [[sim:mode=slow,tokens_per_second=60]]"}],
+    }
+
+    async def streams_across_a_shutdown() -> list[tuple[int, str]]:
+        headers = {"Authorization": f"Bearer {key}"}
+        started = asyncio.Event()
+        begun = 0
+
+        async def one(session: aiohttp.ClientSession) -> tuple[int, str]:
+            nonlocal begun
+            async with session.post(
+                f"{gw.base_url}/chat/completions", json=body, headers=headers
+            ) as response:
+                first = await response.content.readline()
+                begun += 1
+                if begun == 12:
+                    started.set()
+                rest = await response.read()
+                return response.status, (first + rest).decode()
+
+        async with aiohttp.ClientSession(timeout=aiohttp.ClientTimeout(total=60)) as session:
+            tasks = [asyncio.ensure_future(one(session)) for _ in range(12)]
+            await started.wait()  # every stream has its first bytes …
+            gw.process.send_signal(signal.SIGTERM)  # … when the gateway is told to stop
+            return await asyncio.gather(*tasks)
+
+    answers = gw.run(streams_across_a_shutdown())
+    assert gw.process.wait(60) == 0
+    assert all(status == 200 and text.rstrip().endswith("data: [DONE]") for status, text in answers)
+    records = gw.usage(account_id)
+    assert len(records) == 12 and all(r.outcome == "ok" and r.cost > 0 for r in records)
+    balance = gw.run(gw.store.account_balance(account_id))
+    assert balance is not None and balance.held == 0  # every lease closed at shutdown
+    assert balance.ledger == 5_000_000_000 - sum(r.cost for r in records)
+    assert gw.run(gw.store.verify_ledger()).ok
