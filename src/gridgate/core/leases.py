@@ -138,7 +138,14 @@ class LeaseBook:
                 result = await self._place(account_id, key_id, max(amount, result.balance // 2))
             if result.hold is None:
                 return None, result
-            return self.try_reserve(account_id, amount), result
+            reservation = self.try_reserve(account_id, amount)
+            if reservation is None:
+                # requests that arrived meanwhile used the new lease up: as good as refused
+                refused = HoldResult(
+                    hold=None, refused="insufficient_balance", balance=result.balance
+                )
+                return None, refused
+            return reservation, result
 
     async def _place(self, account_id: str, key_id: str, amount: int) -> HoldResult:
         now = self._clock.now_us()
@@ -196,10 +203,21 @@ class LeaseBook:
     async def _close(self, lease: Lease) -> None:
         self._closing.pop(lease.hold_id, None)
         try:
-            await self._store.settle_hold(lease.hold_id, lease.charged, now_us=self._clock.now_us())
+            result = await self._store.settle_hold(
+                lease.hold_id, lease.charged, now_us=self._clock.now_us()
+            )
         except StorageError:
             # leave it to expiry, which charges the usage recorded against it
             log.exception("closing a lease failed; it will expire", extra={"hold": lease.hold_id})
+            return
+        if result.already_settled and result.charged != lease.charged:
+            # it expired first (its renewals failed): expiry charged the usage recorded by then
+            log.warning(
+                "lease %s expired before it was closed: charged %d of %d",
+                lease.hold_id,
+                result.charged,
+                lease.charged,
+            )
 
     def _spawn(self, coro: Coroutine[Any, Any, None]) -> None:
         task = asyncio.ensure_future(coro)
