@@ -12,7 +12,7 @@ import aiohttp
 from aiohttp import web
 
 from gridgate.api.chat import chat_completions
-from gridgate.api.errors import error_middleware
+from gridgate.api.errors import REQUEST_IDS, RequestIds, error_middleware
 from gridgate.api.models import get_model, list_models
 from gridgate.api.state import STATE, AppState, CatalogRef
 from gridgate.core.billing import Billing
@@ -55,6 +55,7 @@ def build_app(
     app = web.Application(
         client_max_size=settings.server.max_body_bytes, middlewares=[error_middleware]
     )
+    app[REQUEST_IDS] = RequestIds()
     app.router.add_post("/v1/chat/completions", chat_completions)
     app.router.add_get("/v1/models", list_models)
     app.router.add_get("/v1/models/{model}", get_model)

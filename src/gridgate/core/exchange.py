@@ -400,8 +400,8 @@ class StreamSession:
         exchange: Exchange,
         state: _Attempt,
         offer: PricedOffer,
-        upstream: AsyncIterator[Chunk],
-        first: Chunk,
+        upstream: AsyncIterator[list[Chunk]],
+        first: list[Chunk],
         include_usage: bool,
     ) -> None:
         self._exchange = exchange
@@ -416,23 +416,28 @@ class StreamSession:
         self.served = Served(offer.supplier.name, offer.offer.id, offer.offer.model)
 
     async def chunks(self) -> AsyncGenerator[bytes, None]:
-        """The bytes to relay. The charge is settled before the terminating event is sent, so
-        a caller that has seen the end of the stream sees its final balance."""
+        """The bytes to relay, one piece per upstream read. The charge is settled before the
+        terminating event is sent, so a caller that has seen the end of the stream is done."""
         settled = False
         try:
-            chunk = self._first
+            batch = self._first
             while True:
-                if chunk.usage is not None:
-                    self._usage = chunk.usage
-                self._output_bytes += chunk.output_bytes
-                if chunk.done:
-                    settled = await self._finish("ok", 200, None)
-                    yield chunk.raw
-                    return
-                if chunk.raw and (self._include_usage or not chunk.usage_only):
-                    yield chunk.raw
+                out: list[bytes] = []
+                for chunk in batch:
+                    if chunk.usage is not None:
+                        self._usage = chunk.usage
+                    self._output_bytes += chunk.output_bytes
+                    if chunk.done:
+                        settled = await self._finish("ok", 200, None)
+                        out.append(chunk.raw)
+                        yield b"".join(out)
+                        return
+                    if chunk.raw and (self._include_usage or not chunk.usage_only):
+                        out.append(chunk.raw)
+                if out:
+                    yield out[0] if len(out) == 1 else b"".join(out)
                 try:
-                    chunk = await anext(self._upstream)
+                    batch = await anext(self._upstream)
                 except StopAsyncIteration:
                     settled = await self._finish("ok", 200, None)
                     yield _DONE_EVENT
@@ -473,7 +478,7 @@ def _error_event(exc: GridgateError) -> bytes:
     return b"data: " + exc.render() + b"\n\n"
 
 
-async def _aclose(iterator: AsyncIterator[Chunk]) -> None:
+async def _aclose(iterator: AsyncIterator[list[Chunk]]) -> None:
     close = getattr(iterator, "aclose", None)
     if close is not None:
         await close()

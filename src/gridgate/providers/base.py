@@ -61,7 +61,9 @@ class Adapter(Protocol):
     async def complete(self, call: UpstreamCall) -> Completion:
         """The whole answer. Raises SupplierFailed / UpstreamRejected."""
 
-    def stream(self, call: UpstreamCall) -> AsyncIterator[Chunk]:
-        """The answer as chunks. Raises SupplierFailed / UpstreamRejected — before the first
-        chunk (core fails over) or later (core ends the stream and settles what was delivered).
-        Closing the iterator early closes the upstream connection."""
+    def stream(self, call: UpstreamCall) -> AsyncIterator[list[Chunk]]:
+        """The answer as batches of chunks, one batch per read from the upstream (so a relay
+        writes once for what arrived together, never holding back what has arrived). Raises
+        SupplierFailed / UpstreamRejected — before the first batch (core fails over) or later
+        (core ends the stream and settles what was delivered). Closing the iterator early
+        closes the upstream connection."""

@@ -309,7 +309,7 @@ class OpenAIAdapter:
             raise upstream_error(status, body, secret=self._secret(call.supplier))
         return map_response(body, prompt_estimate=call.prompt_estimate)
 
-    async def stream(self, call: UpstreamCall) -> AsyncIterator[Chunk]:
+    async def stream(self, call: UpstreamCall) -> AsyncIterator[list[Chunk]]:
         url = call.supplier.base_url + "/chat/completions"
         headers = self._headers(call.supplier)
         headers["Accept"] = "text/event-stream"
@@ -339,20 +339,21 @@ class OpenAIAdapter:
                         except StopAsyncIteration:
                             break
                 wait = settings.idle_timeout_seconds
-                for event in parser.feed(piece):
-                    if not event.data:
-                        continue
-                    chunk = map_stream_event(event, include_usage=include_usage)
-                    finished = finished or chunk.finish_reason is not None
-                    yield chunk
-                    if chunk.done:
+                batch, error = _batch(parser.feed(piece), include_usage)
+                if batch:
+                    finished = finished or any(c.finish_reason is not None for c in batch)
+                    yield batch
+                    if batch[-1].done:
                         completed = True
                         return
-            for event in parser.flush():
-                if event.data:
-                    chunk = map_stream_event(event, include_usage=include_usage)
-                    finished = finished or chunk.finish_reason is not None
-                    yield chunk
+                if error is not None:
+                    raise error
+            batch, error = _batch(parser.flush(), include_usage)
+            if batch:
+                finished = finished or any(c.finish_reason is not None for c in batch)
+                yield batch
+            if error is not None:
+                raise error
             if not finished:
                 raise SupplierFailed("the supplier's stream ended before the answer did")
             completed = True
@@ -361,3 +362,22 @@ class OpenAIAdapter:
                 response.release()
             else:
                 response.close()  # stop the upstream: it sees the connection go
+
+
+def _batch(
+    events: list[SSEEvent], include_usage: bool
+) -> tuple[list[Chunk], SupplierFailed | None]:
+    """The chunks of the events that arrived together, up to and including ``[DONE]``; and the
+    failure that ended them early, if one did (what came before it is still relayed)."""
+    batch: list[Chunk] = []
+    for event in events:
+        if not event.data:
+            continue
+        try:
+            chunk = map_stream_event(event, include_usage=include_usage)
+        except SupplierFailed as exc:
+            return batch, exc
+        batch.append(chunk)
+        if chunk.done:
+            break
+    return batch, None

@@ -365,6 +365,10 @@ def _hold(row: Row[Any]) -> HoldRecord:
 
 
 _USAGE_FIELDS: tuple[str, ...] = UsageRecord.__struct_fields__
+_SQLITE_INSERT_USAGE = (
+    f"INSERT OR IGNORE INTO usage_records ({', '.join(_USAGE_FIELDS)}) "
+    f"VALUES ({', '.join('?' for _ in _USAGE_FIELDS)})"
+)
 
 
 def _usage(row: Row[Any]) -> UsageRecord:
@@ -960,6 +964,13 @@ class SqlStore:
 
     async def insert_usage(self, records: Sequence[UsageRecord]) -> None:
         if not records:
+            return
+        if self._dialect == "sqlite":
+            # the usage writer's batches run in a worker thread but hold the GIL for as long
+            # as Python touches each parameter; plain tuples through the driver's executemany
+            # keep the event loop's stalls short (measured: p99 at 1 connection)
+            tuples = [tuple(getattr(r, f) for f in _USAGE_FIELDS) for r in records]
+            await self._write(lambda conn: conn.exec_driver_sql(_SQLITE_INSERT_USAGE, tuples))
             return
         rows = [{f: getattr(r, f) for f in _USAGE_FIELDS} for r in records]
         await self._write(lambda conn: conn.execute(self._usage_once, rows))
