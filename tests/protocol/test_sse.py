@@ -195,3 +195,23 @@ def test_encode_event() -> None:
     assert [e.data for e in parse(encode_event(b" lead"))] == [b" lead"]
     with pytest.raises(ValueError, match=re.escape("line break")):
         encode_event(b"x", "a\nb")
+
+
+@given(
+    st.lists(
+        st.binary(min_size=0, max_size=40).filter(lambda b: b"\n" not in b and b"\r" not in b),
+        min_size=1,
+        max_size=12,
+    ),
+    st.booleans(),
+)
+def test_the_fast_path_agrees_with_the_general_parser(payloads: list[bytes], spaced: bool) -> None:
+    """A read of whole one-line data events takes the fast path; fed byte by byte, the same
+    bytes take the general path. Both give the same events, raw bytes included."""
+    sep = b"data: " if spaced else b"data:"
+    body = b"".join(sep + p + b"\n\n" for p in payloads)
+    fast = SSEParser().feed(body)
+    general = SSEParser()
+    slow = [e for i in range(len(body)) for e in general.feed(body[i : i + 1])]
+    assert fast == slow
+    assert b"".join(e.raw for e in fast) == body

@@ -73,6 +73,10 @@ class SSEParser:
         self._max = max_event_size
 
     def feed(self, chunk: bytes) -> list[SSEEvent]:
+        if not self._buf and chunk.endswith(b"\n\n"):
+            simple = self._feed_simple(chunk)
+            if simple is not None:
+                return simple
         buf = self._buf
         buf += chunk
         pos = self._pos
@@ -114,6 +118,24 @@ class SSEParser:
         self._pos = pos
         if self._max is not None and len(buf) > self._max:
             raise SSEFormatError(f"an SSE event exceeded {self._max} bytes")
+        return events
+
+    def _feed_simple(self, chunk: bytes) -> list[SSEEvent] | None:
+        """The common case, fast: nothing pending and a read of whole one-line ``data:`` events
+        with LF line ends (what OpenAI-compatible servers send). None: use the general path."""
+        if self._skip_lf or self._data is not None or self._event is not None or b"\r" in chunk:
+            return None
+        if not self._started and chunk.startswith(_BOM):
+            return None
+        parts = chunk.split(b"\n\n")
+        parts.pop()  # the empty tail after the final blank line
+        events: list[SSEEvent] = []
+        for part in parts:
+            if not part.startswith(b"data:") or b"\n" in part:
+                return None
+            data = part[6:] if part[5:6] == b" " else part[5:]
+            events.append(SSEEvent(event=None, data=data, raw=part + b"\n\n"))
+        self._started = True
         return events
 
     def flush(self) -> list[SSEEvent]:
