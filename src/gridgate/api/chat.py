@@ -44,10 +44,13 @@ async def chat_completions(request: web.Request) -> web.StreamResponse:
     )
     chunks = session.chunks()
     try:
-        await response.prepare(request)
+        await response.prepare(request)  # the headers leave with the first piece
         async for piece in chunks:
-            await response.write(piece)
-        await response.write_eof()
+            if session.ended:  # the last piece and the end of the body in one write
+                await response.write_eof(piece)
+            else:
+                await response.write(piece)
+        await response.write_eof()  # a no-op once the last piece has ended the body
     except (ConnectionResetError, ConnectionError):
         pass  # the client went away; the session settles for what was delivered
     finally:

@@ -414,6 +414,7 @@ class StreamSession:
         self._usage: Usage | None = None
         self._output_bytes = 0
         self.served = Served(offer.supplier.name, offer.offer.id, offer.offer.model)
+        self.ended = False  # set just before the last piece is yielded
 
     async def chunks(self) -> AsyncGenerator[bytes, None]:
         """The bytes to relay, one piece per upstream read. The charge is settled before the
@@ -430,6 +431,7 @@ class StreamSession:
                     if chunk.done:
                         settled = await self._finish("ok", 200, None)
                         out.append(chunk.raw)
+                        self.ended = True
                         yield b"".join(out)
                         return
                     if chunk.raw and (self._include_usage or not chunk.usage_only):
@@ -440,10 +442,12 @@ class StreamSession:
                     batch = await anext(self._upstream)
                 except StopAsyncIteration:
                     settled = await self._finish("ok", 200, None)
+                    self.ended = True
                     yield _DONE_EVENT
                     return
                 except SupplierFailed as exc:
                     settled = await self._finish("stream_error", http_status(exc), exc.message)
+                    self.ended = True
                     yield _error_event(exc)
                     return
         finally:

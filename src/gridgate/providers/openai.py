@@ -135,17 +135,23 @@ def _usage(raw: _Usage) -> Usage:
     )
 
 
+def _utf8_len(text: str | None) -> int:
+    if not text:
+        return 0
+    return len(text) if text.isascii() else len(text.encode("utf-8", "surrogatepass"))
+
+
 def _text_bytes(message: _Message | None) -> int:
     if message is None:
         return 0
-    total = 0
-    for text in (message.content, message.reasoning_content, message.refusal):
-        if text:
-            total += len(text.encode("utf-8"))
+    total = (
+        _utf8_len(message.content)
+        + _utf8_len(message.reasoning_content)
+        + _utf8_len(message.refusal)
+    )
     for call in message.tool_calls or ():
         if call.function is not None:
-            total += len((call.function.arguments or "").encode("utf-8"))
-            total += len((call.function.name or "").encode("utf-8"))
+            total += _utf8_len(call.function.arguments) + _utf8_len(call.function.name)
     return total
 
 
@@ -332,12 +338,15 @@ class OpenAIAdapter:
             wait = settings.first_byte_timeout_seconds
             finished = False
             while True:
-                with translate_errors():
+                try:
                     async with asyncio.timeout(wait):
-                        try:
-                            piece = await anext(pieces)
-                        except StopAsyncIteration:
-                            break
+                        piece = await anext(pieces)
+                except StopAsyncIteration:
+                    break
+                except TimeoutError as exc:
+                    raise SupplierTimeout("the supplier went silent mid-answer") from exc
+                except (aiohttp.ClientError, OSError) as exc:
+                    raise SupplierFailed("the supplier connection failed mid-answer") from exc
                 wait = settings.idle_timeout_seconds
                 batch, error = _batch(parser.feed(piece), include_usage)
                 if batch:
