@@ -1,0 +1,1 @@
+"""gridgate's benchmark harness: ``bench/run`` (see bench/README.md)."""

@@ -1,0 +1,36 @@
+"""The request bodies every target gets (the same bytes for direct, bare proxy and gridgate)."""
+
+from __future__ import annotations
+
+import json
+from pathlib import Path
+from typing import Any
+
+PROMPT = "Say hello in one short sentence."
+
+
+def chat_request(model: str, *, stream: bool) -> dict[str, Any]:
+    body: dict[str, Any] = {
+        "model": model,
+        "messages": [{"role": "user", "content": PROMPT}],
+        "max_tokens": 64,
+        "stream": stream,
+    }
+    if stream:
+        body["stream_options"] = {"include_usage": True}
+    return body
+
+
+def encode(body: dict[str, Any]) -> bytes:
+    return json.dumps(body, separators=(",", ":")).encode()
+
+
+def write_bodies(directory: Path) -> dict[str, Path]:
+    """``plain`` and ``stream`` body files for wrk."""
+    paths = {
+        "plain": directory / "plain.json",
+        "stream": directory / "stream.json",
+    }
+    paths["plain"].write_bytes(encode(chat_request("bench-plain", stream=False)))
+    paths["stream"].write_bytes(encode(chat_request("bench-stream", stream=True)))
+    return paths

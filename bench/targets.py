@@ -1,0 +1,295 @@
+"""The figures derived from a run (ratios, added latency, memory, soak, ledger) and the issue's
+targets, each PASS or FAIL."""
+
+from __future__ import annotations
+
+from typing import Any
+
+TARGETS = ("direct", "bare", "gridgate")
+MODES = ("plain", "stream")
+SHARE_OF_BARE = 0.40  # gridgate throughput at 64 connections ≥ 40% of the bare proxy's
+ADDED_P50_MS = 0.5
+ADDED_P99_MS = 2.0
+RSS_LIMIT_MB = 150.0
+SOAK_GROWTH = 0.10
+UPSTREAM_MARGIN = 5.0
+# a popular Python gateway on this machine (DESIGN.md): 175 plain / 55 streamed req/s
+POPULAR = {"plain": 175.0, "stream": 55.0}
+POPULAR_FACTOR = 20.0
+CONTENDED_CORES = 0.25  # other processes busy above this during a run: its figures are suspect
+
+
+def run_of(results: dict[str, Any], target: str, mode: str, connections: int) -> dict[str, Any]:
+    for run in results["runs"]:
+        if (run["target"], run["mode"], run["connections"]) == (target, mode, connections):
+            found: dict[str, Any] = run
+            return found
+    raise KeyError(f"no run {target} {mode} c={connections}")
+
+
+def _all_runs(results: dict[str, Any]) -> list[dict[str, Any]]:
+    """Every wrk run: measured, warm-up, soak and profiled ones."""
+    runs = [*results["runs"], *results.get("warmup", [])]
+    runs += [d for r in results["runs"] for d in r.get("discarded", [])]
+    if results.get("soak"):
+        runs.append(results["soak"]["run"])
+    runs += [p["run"] for p in results.get("profile", {}).values() if p.get("run")]
+    return runs
+
+
+def _ratio(a: float, b: float) -> float | None:
+    return round(a / b, 3) if b else None
+
+
+def derive(results: dict[str, Any]) -> dict[str, Any]:
+    conns = results["meta"]["settings"]["connections"]
+    low, high = min(conns), max(conns)
+    out: dict[str, Any] = {"low_connections": low, "high_connections": high}
+    added: dict[str, Any] = {}
+    for mode in MODES:
+        direct = run_of(results, "direct", mode, low)["latency_us"]
+        for target in ("bare", "gridgate"):
+            lat = run_of(results, target, mode, low)["latency_us"]
+            added[f"{target}/{mode}"] = {
+                "p50_ms": round((lat["p50"] - direct["p50"]) / 1000, 3),
+                "p99_ms": round((lat["p99"] - direct["p99"]) / 1000, 3),
+            }
+    out["added_latency_low"] = added
+    ttfb = results.get("ttfb", {})
+    if ttfb:
+        d = ttfb["direct"]
+        out["ttfb_added"] = {
+            t: {
+                "p50_ms": round((ttfb[t]["p50_us"] - d["p50_us"]) / 1000, 3),
+                "p99_ms": round((ttfb[t]["p99_us"] - d["p99_us"]) / 1000, 3),
+            }
+            for t in ("bare", "gridgate")
+        }
+    ratios: dict[str, Any] = {}
+    for mode in MODES:
+        rps = {t: run_of(results, t, mode, high)["rps"] for t in TARGETS}
+        ratios[mode] = {
+            "gridgate_over_bare": _ratio(rps["gridgate"], rps["bare"]),
+            "gridgate_over_direct": _ratio(rps["gridgate"], rps["direct"]),
+            "bare_over_direct": _ratio(rps["bare"], rps["direct"]),
+            "direct_over_gridgate": _ratio(rps["direct"], rps["gridgate"]),
+            "gridgate_over_popular": _ratio(rps["gridgate"], POPULAR[mode]),
+        }
+    out["ratios_high"] = ratios
+    cpu: dict[str, Any] = {}
+    for run in results["runs"]:
+        own = run["cpu_s"].get(run["target"], 0.0)
+        key = f"{run['target']}/{run['mode']}@{run['connections']}"
+        cpu[key] = {
+            "server_cpu_s": own,
+            "upstream_cpu_s": run["cpu_s"]["direct"] if run["target"] != "direct" else 0.0,
+            "wrk_cpu_s": run["wrk_cpu_s"],
+            "other_cpu_s": run["cpu_s"]["other"],
+            "irq_cores": round(run["cpu_s"]["machine_irq"] / run["duration_s"], 2)
+            if run["duration_s"]
+            else 0.0,
+            "steal_cores": round(run["cpu_s"]["machine_steal"] / run["duration_s"], 2)
+            if run["duration_s"]
+            else 0.0,
+            "other_cores": round(run["cpu_s"]["other"] / run["duration_s"], 2)
+            if run["duration_s"]
+            else 0.0,
+            "server_cpu_us_per_request": round(own * 1e6 / run["requests"], 1)
+            if run["requests"]
+            else None,
+            "cores_busy": round(
+                (run["cpu_s"]["machine_tasks"] + run["cpu_s"]["machine_irq"]) / run["duration_s"],
+                2,
+            )
+            if run["duration_s"]
+            else None,
+        }
+    out["cpu"] = cpu
+    out["errors"] = [
+        f"{r['target']}/{r['mode']}@{r['connections']}: {r['errors']} "
+        f"(non-2xx {r['non2xx']} {r['non2xx_by_status']}, socket {r['socket_errors']})"
+        for r in _all_runs(results)
+        if r["errors"]
+    ]
+    out["memory_mb"] = {
+        name: [
+            {"pid": m["pid"], "role": m["role"], "peak_mb": round(m["hwm_kb"] / 1024, 1)}
+            for m in procs
+        ]
+        for name, procs in results.get("memory", {}).items()
+    }
+    out["soak"] = _soak(results.get("soak"))
+    out["ledger"] = _ledger(results.get("ledger"))
+    return out
+
+
+def _soak(soak: dict[str, Any] | None) -> dict[str, Any] | None:
+    if not soak:
+        return None
+    samples = soak["samples"]
+    ref_at = soak["reference_at_s"]
+    reference = next((s for s in samples if s["t_s"] >= ref_at), samples[-1])
+    end = samples[-1]
+    per_process = []
+    for pid, role in soak["roles"].items():
+        if role == "helper":
+            continue
+        ref_kb, end_kb = reference["rss_kb"].get(pid), end["rss_kb"].get(pid)
+        if not ref_kb or not end_kb:
+            continue
+        per_process.append(
+            {
+                "pid": int(pid),
+                "role": role,
+                "ref_mb": round(ref_kb / 1024, 1),
+                "end_mb": round(end_kb / 1024, 1),
+                "growth": round(end_kb / ref_kb - 1, 4),
+            }
+        )
+    return {
+        "reference_t_s": reference["t_s"],
+        "end_t_s": end["t_s"],
+        "processes": per_process,
+        "flat": bool(per_process) and all(p["growth"] < SOAK_GROWTH for p in per_process),
+    }
+
+
+def _ledger(ledger: dict[str, Any] | None) -> dict[str, Any] | None:
+    if not ledger:
+        return None
+    records, ok = ledger["usage_records"], ledger["ok_answers"]
+    open_holds = ledger["holds_by_status"].get("held", 0)
+    return {
+        "balance_non_negative": ledger["balance_nanos"] >= 0,
+        "balance_equals_ledger_sum": ledger["balance_nanos"] == ledger["ledger_sum_nanos"],
+        "charged_nanos": ledger["credit_nanos"] - ledger["balance_nanos"],
+        "charged_minus_recorded_nanos": ledger["credit_nanos"]
+        - ledger["balance_nanos"]
+        - ledger["recorded_cost_nanos"],
+        "open_holds": open_holds,
+        "records_minus_ok": records - ok,
+        # wrk stops with up to `connections` requests in flight per run; gridgate still
+        # records those (as served or cancelled), wrk never counts them
+        "records_match": 0 <= records - ok <= ledger["max_in_flight_at_run_ends"],
+    }
+
+
+def _check(name: str, value: str, ok: bool | None) -> dict[str, Any]:
+    return {"target": name, "measured": value, "pass": ok}
+
+
+def evaluate(results: dict[str, Any], derived: dict[str, Any]) -> list[dict[str, Any]]:
+    low, high = derived["low_connections"], derived["high_connections"]
+    checks = []
+    for mode in MODES:
+        ratio = derived["ratios_high"][mode]["gridgate_over_bare"]
+        label = "non-streaming" if mode == "plain" else "streaming"
+        checks.append(
+            _check(
+                f"{label} throughput at {high} conns ≥ 40% of bare proxy's",
+                f"{ratio:.0%} of bare" if ratio is not None else "n/a",
+                ratio is not None and ratio >= SHARE_OF_BARE,
+            )
+        )
+    for mode in MODES:
+        added = derived["added_latency_low"][f"gridgate/{mode}"]
+        checks.append(
+            _check(
+                f"added p50 at {low} conn ≤ {ADDED_P50_MS} ms over direct ({mode})",
+                f"{added['p50_ms']:+.3f} ms",
+                added["p50_ms"] <= ADDED_P50_MS,
+            )
+        )
+        checks.append(
+            _check(
+                f"added p99 at {low} conn ≤ {ADDED_P99_MS} ms over direct ({mode})",
+                f"{added['p99_ms']:+.3f} ms",
+                added["p99_ms"] <= ADDED_P99_MS,
+            )
+        )
+    gw_mem = derived["memory_mb"].get("gridgate", [])
+    peak = max((m["peak_mb"] for m in gw_mem if m["role"] != "helper"), default=0.0)
+    checks.append(
+        _check(
+            f"peak RSS ≤ {RSS_LIMIT_MB:.0f} MB per gridgate process",
+            f"max {peak:.1f} MB over {len(gw_mem)} processes",
+            bool(gw_mem) and peak <= RSS_LIMIT_MB,
+        )
+    )
+    soak = derived["soak"]
+    if soak is not None:
+        worst = max((p["growth"] for p in soak["processes"]), default=0.0)
+        checks.append(
+            _check(
+                f"RSS flat across the soak (growth < {SOAK_GROWTH:.0%}, "
+                f"t={soak['reference_t_s']:.0f} s → {soak['end_t_s']:.0f} s)",
+                f"worst growth {worst:+.1%}",
+                soak["flat"],
+            )
+        )
+    for mode in MODES:
+        margin = derived["ratios_high"][mode]["direct_over_gridgate"]
+        checks.append(
+            _check(
+                f"upstream ≥ {UPSTREAM_MARGIN:.0f}× gridgate ({mode}, {high} conns)",
+                f"{margin:.1f}×" if margin is not None else "n/a",
+                margin is not None and margin >= UPSTREAM_MARGIN,
+            )
+        )
+    for mode in MODES:
+        factor = derived["ratios_high"][mode]["gridgate_over_popular"]
+        checks.append(
+            _check(
+                f"> {POPULAR_FACTOR:.0f}× a popular Python gateway ({mode}: "
+                f"{POPULAR[mode]:.0f} req/s → needs > {POPULAR[mode] * POPULAR_FACTOR:.0f})",
+                f"{factor:.1f}×" if factor is not None else "n/a",
+                factor is not None and factor > POPULAR_FACTOR,
+            )
+        )
+    gw_errors = [e for e in derived["errors"] if e.startswith("gridgate/")]
+    checks.append(
+        _check(
+            "no errors (non-2xx, socket errors, timeouts) from gridgate under load",
+            "; ".join(gw_errors) or "none",
+            not gw_errors,
+        )
+    )
+    gw_log = results.get("logs", {}).get("gridgate")
+    if gw_log is not None:
+        checks.append(
+            _check(
+                "no traceback in gridgate's log",
+                f"{gw_log['tracebacks']} tracebacks, {gw_log['error_lines']} ERROR lines",
+                gw_log["tracebacks"] == 0,
+            )
+        )
+    ledger = derived["ledger"]
+    if ledger is not None:
+        raw = results["ledger"]
+        checks.append(
+            _check(
+                "ledger: balance ≥ 0 and = Σ ledger rows; no hold open after a graceful stop",
+                f"balance {raw['balance_nanos']:,} nanos, Σ rows {raw['ledger_sum_nanos']:,}, "
+                f"open holds {ledger['open_holds']}",
+                ledger["balance_non_negative"]
+                and ledger["balance_equals_ledger_sum"]
+                and ledger["open_holds"] == 0,
+            )
+        )
+        checks.append(
+            _check(
+                "every charge has its usage record: credit − balance = Σ usage-record costs",
+                f"charged {ledger['charged_nanos']:,} nanos, recorded "
+                f"{raw['recorded_cost_nanos']:,} ({ledger['charged_minus_recorded_nanos']:+,})",
+                ledger["charged_minus_recorded_nanos"] == 0,
+            )
+        )
+        checks.append(
+            _check(
+                "usage records = 2xx answers (+ ≤ requests in flight when wrk stopped)",
+                f"{raw['usage_records']} records, {raw['ok_answers']} 2xx "
+                f"({ledger['records_minus_ok']:+d})",
+                ledger["records_match"],
+            )
+        )
+    return checks
