@@ -20,6 +20,27 @@ def sim_stats(gateway: GatewayProcess, name: str) -> dict[str, object]:
     return httpx.get(f"{root}/sim/stats", timeout=10).json()  # type: ignore[no-any-return]
 
 
+def first_events(
+    gateway: GatewayProcess, secret: str, body: dict[str, object], count: int
+) -> list[str]:
+    """Read the first ``count`` events of a streamed answer, then hang up."""
+    events: list[str] = []
+    with httpx.stream(
+        "POST",
+        f"{gateway.base_url}/chat/completions",
+        json=body,
+        headers={"Authorization": f"Bearer {secret}"},
+        timeout=30,
+    ) as response:
+        assert response.status_code == 200
+        for line in response.iter_lines():
+            if line.startswith("data: "):
+                events.append(line)
+            if len(events) == count:
+                break
+    return events
+
+
 def test_a_stream_cut_mid_way_ends_with_an_error_and_charges_what_was_delivered(
     gateway: GatewayProcess,
 ) -> None:
@@ -59,20 +80,7 @@ def test_a_client_that_leaves_mid_stream_stops_the_upstream_and_pays_only_for_wh
         "stream": True,
         "messages": [{"role": "user", "content": "long [[sim:mode=slow,tokens_per_second=40]]"}],
     }
-    with httpx.stream(
-        "POST",
-        f"{gateway.base_url}/chat/completions",
-        json=body,
-        headers={"Authorization": f"Bearer {secret}"},
-        timeout=30,
-    ) as response:
-        assert response.status_code == 200
-        events: list[str] = []
-        for line in response.iter_lines():
-            if line.startswith("data: "):
-                events.append(line)
-            if len(events) == 3:
-                break
+    assert len(first_events(gateway, secret, body, 3)) == 3
     # the response is closed: the gateway must notice, close the upstream and settle
     wait_until(lambda: sim_stats(gateway, "sim-beta")["client_disconnects"] > before)
     record = wait_until(lambda: gateway.usage(account_id))[0]
@@ -142,20 +150,7 @@ def test_chunks_are_relayed_as_they_arrive(gateway: GatewayProcess) -> None:
         "stream": True,
         "messages": [{"role": "user", "content": "x [[sim:mode=hang,after=3]]"}],
     }
-    with httpx.stream(
-        "POST",
-        f"{gateway.base_url}/chat/completions",
-        json=body,
-        headers={"Authorization": f"Bearer {secret}"},
-        timeout=20,
-    ) as response:
-        events: list[str] = []
-        for line in response.iter_lines():
-            if line.startswith("data: "):
-                events.append(line)
-            if len(events) == 3:
-                break
-    assert len(events) == 3
+    assert len(first_events(gateway, secret, body, 3)) == 3
     # leaving while the supplier is silent still closes the upstream and settles at once
     wait_until(lambda: sim_stats(gateway, "sim-beta")["client_disconnects"] > before)
     record = wait_until(lambda: gateway.usage(account_id))[0]

@@ -8,7 +8,7 @@ edit of the file. A snapshot is immutable; a reload replaces it whole.
 from __future__ import annotations
 
 from collections.abc import Iterable
-from dataclasses import dataclass, field
+from dataclasses import dataclass
 
 from gridgate.money import Price, usd_to_nanos
 from gridgate.settings import Settings, default_instruments, offer_id
@@ -29,7 +29,6 @@ class Catalog:
     instruments: dict[str, InstrumentRecord]  # by lower-case id
     suppliers: dict[str, SupplierRecord]
     offers: dict[str, tuple[PricedOffer, ...]]  # by instrument id, enabled only, sorted by id
-    _all_offers: tuple[OfferRecord, ...] = field(default=())
 
     @classmethod
     def build(
@@ -54,7 +53,6 @@ class Catalog:
             instruments=inst,
             suppliers=sups,
             offers={k: tuple(v) for k, v in by_instrument.items()},
-            _all_offers=all_offers,
         )
 
     def instrument(self, name: str) -> InstrumentRecord | None:
@@ -64,10 +62,6 @@ class Catalog:
 
     def offers_for(self, instrument_id: str) -> tuple[PricedOffer, ...]:
         return self.offers.get(instrument_id, ())
-
-    @property
-    def all_offers(self) -> tuple[OfferRecord, ...]:
-        return self._all_offers
 
 
 def records_from_settings(

@@ -31,7 +31,7 @@ from gridgate.errors import (
     http_status,
 )
 from gridgate.protocol.openai_chat import ChatRequest
-from gridgate.protocol.tokens import measure_prompt
+from gridgate.protocol.tokens import measure_prompt, tokens_for_bytes
 from gridgate.providers.base import Adapter, Chunk, Completion, UpstreamCall, Usage
 from gridgate.settings import UpstreamSettings
 from gridgate.storage.records import (
@@ -42,13 +42,6 @@ from gridgate.storage.records import (
 )
 
 log = logging.getLogger("gridgate.exchange")
-
-BYTES_PER_TOKEN_ESTIMATE = 4
-
-
-def estimate_tokens(text_bytes: int) -> int:
-    """Self-metering when an upstream reports no usage: ⌈UTF-8 bytes / 4⌉ (documented in README)."""
-    return -(-text_bytes // BYTES_PER_TOKEN_ESTIMATE)
 
 
 @dataclass(frozen=True, slots=True)
@@ -460,7 +453,7 @@ class StreamSession:
         if usage is None:
             usage = Usage(
                 prompt_tokens=self._state.plan.prompt_estimate,
-                completion_tokens=estimate_tokens(self._output_bytes),
+                completion_tokens=tokens_for_bytes(self._output_bytes),
                 estimated=True,
             )
         self._exchange.settle(

@@ -97,9 +97,3 @@ class Authenticator:
         if key.expires_us is not None and key.expires_us <= self._clock.now_us():
             raise Unauthorized("API key expired", code="expired_api_key")
         return key
-
-    def forget(self, key_id: str) -> None:
-        """Drop a key from the cache (after a hold found it revoked or expired)."""
-        for digest, (key, _) in list(self._cache.items()):
-            if key.id == key_id:
-                del self._cache[digest]

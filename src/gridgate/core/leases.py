@@ -258,7 +258,3 @@ class LeaseBook:
             self._spawn(self._close(lease))
         while self._tasks:
             await asyncio.gather(*list(self._tasks), return_exceptions=True)
-
-    @property
-    def open_leases(self) -> int:
-        return len(self._open) + len(self._closing)

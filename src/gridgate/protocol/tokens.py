@@ -71,6 +71,7 @@ __all__ = [
     "measure_prompt",
     "prompt_token_estimate",
     "prompt_token_upper_bound",
+    "tokens_for_bytes",
     "utf8_length",
 ]
 
@@ -115,10 +116,15 @@ def utf8_length(text: str) -> int:
     return len(text) if text.isascii() else len(text.encode("utf-8", "surrogatepass"))
 
 
-def count_text_tokens_estimate(text: str) -> int:
+def tokens_for_bytes(size: int) -> int:
     """``ceil(utf8 bytes / 4)``: about right to slightly high for English with modern BPE
-    tokenizers, high for code; used to meter a stream whose upstream sent no usage."""
-    return -(-utf8_length(text) // BYTES_PER_TOKEN_ESTIMATE)
+    tokenizers, high for code; how gridgate meters an answer whose upstream sent no usage."""
+    return -(-size // BYTES_PER_TOKEN_ESTIMATE)
+
+
+def count_text_tokens_estimate(text: str) -> int:
+    """``tokens_for_bytes`` of the text's UTF-8 length."""
+    return tokens_for_bytes(utf8_length(text))
 
 
 def prompt_token_upper_bound(req: ChatRequest) -> int:

@@ -21,6 +21,7 @@ import msgspec
 from gridgate.errors import SupplierFailed, SupplierTimeout, UpstreamRejected
 from gridgate.protocol.openai_chat import ChatRequest, StreamOptions
 from gridgate.protocol.sse import SSEEvent, SSEParser
+from gridgate.protocol.tokens import tokens_for_bytes, utf8_length
 from gridgate.providers.base import Chunk, Completion, UpstreamCall, Usage
 from gridgate.settings import UpstreamSettings
 from gridgate.storage.records import SupplierRecord
@@ -136,9 +137,7 @@ def _usage(raw: _Usage) -> Usage:
 
 
 def _utf8_len(text: str | None) -> int:
-    if not text:
-        return 0
-    return len(text) if text.isascii() else len(text.encode("utf-8", "surrogatepass"))
+    return utf8_length(text) if text else 0
 
 
 def _text_bytes(message: _Message | None) -> int:
@@ -168,7 +167,7 @@ def map_response(body: bytes, *, prompt_estimate: int) -> Completion:
         return Completion(body=body, usage=_usage(parsed.usage), model=parsed.model)
     out_bytes = sum(_text_bytes(c.message) for c in parsed.choices)
     usage = Usage(
-        prompt_tokens=prompt_estimate, completion_tokens=-(-out_bytes // 4), estimated=True
+        prompt_tokens=prompt_estimate, completion_tokens=tokens_for_bytes(out_bytes), estimated=True
     )
     document = msgspec.json.decode(body)
     document["usage"] = {
