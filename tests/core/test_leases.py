@@ -108,14 +108,52 @@ async def test_a_lease_too_small_for_the_next_request_is_replaced(store: SqlStor
     assert first is not None and first.status == "settled" and first.charged == 10
 
 
-async def test_a_small_balance_is_leased_by_halves_and_refused_beyond(store: SqlStore) -> None:
+async def test_a_balance_too_small_to_slice_is_held_exactly_per_request(store: SqlStore) -> None:
     account, key = await funded(store, 1_000)
     book = LeaseBook(store, ManualClock(), settings(lease_usd=Decimal("1")))
     reservation, _ = await book.reserve(account, key, 300)
-    assert reservation is not None and reservation.lease.amount == 500
+    assert reservation is not None and reservation.lease.amount == 300  # exactly its worst case
+    assert book.try_reserve(account, 1) is None  # a single-use hold is nobody else's
     refused, refusal = await book.reserve(account, key, 800)
     assert refused is None and refusal is not None
     assert refusal.refused == "insufficient_balance"
+    book.settle(reservation, 250)
+    await book.close()
+    balance = await store.account_balance(account)
+    assert balance is not None and (balance.ledger, balance.held) == (750, 0)
+
+
+async def test_a_large_balance_is_leased_by_halves(store: SqlStore) -> None:
+    account, key = await funded(store, 100_000)
+    book = LeaseBook(store, ManualClock(), settings(lease_usd=Decimal("1")))
+    reservation, _ = await book.reserve(account, key, 1_000)  # 32 worst cases fit: a half lease
+    assert reservation is not None and reservation.lease.amount == 50_000
+    book.settle(reservation, 10)
+    await book.close()
+
+
+async def test_k_worst_cases_serve_exactly_k_requests_under_contention(store: SqlStore) -> None:
+    """Funded for exactly K worst cases, each costing its worst case: 20 × K concurrent requests
+    on two lease books (two processes) are served exactly K times, never more."""
+    worst, k = 1_000, 8
+    account, key = await funded(store, worst * k)
+    books = [LeaseBook(store, ManualClock(), settings(lease_usd=Decimal("1"))) for _ in range(2)]
+
+    async def request(book: LeaseBook) -> bool:
+        reservation, _ = await book.reserve(account, key, worst)
+        if reservation is None:
+            return False
+        await asyncio.sleep(0)  # in flight while others ask
+        book.settle(reservation, worst)
+        return True
+
+    served = await asyncio.gather(*(request(books[i % 2]) for i in range(20 * k)))
+    for book in books:
+        await book.close()
+    assert sum(served) == k
+    balance = await store.account_balance(account)
+    assert balance is not None and (balance.ledger, balance.held) == (0, 0)
+    assert (await store.verify_ledger()).ok
 
 
 async def test_a_revoked_key_cannot_take_a_lease(store: SqlStore) -> None:

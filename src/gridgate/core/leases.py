@@ -129,13 +129,13 @@ class LeaseBook:
             await self._retire(account_id)
             size = max(amount * REQUESTS_PER_LEASE, self._target)
             result = await self._place(account_id, key_id, size)
-            if (
-                result.hold is None
-                and result.refused == "insufficient_balance"
-                and result.balance >= amount
-            ):
-                # leave the rest of a small balance to the account's other processes
-                result = await self._place(account_id, key_id, max(amount, result.balance // 2))
+            if result.refused == "insufficient_balance" and result.balance >= amount:
+                if result.balance >= 2 * REQUESTS_PER_LEASE * amount:
+                    # lease half and leave the rest to the account's other processes
+                    result = await self._place(account_id, key_id, result.balance // 2)
+                else:
+                    # too small a balance to slice: this request holds exactly its worst case
+                    return await self._reserve_exactly(account_id, key_id, amount)
             if result.hold is None:
                 return None, result
             reservation = self.try_reserve(account_id, amount)
@@ -147,7 +147,22 @@ class LeaseBook:
                 return None, refused
             return reservation, result
 
-    async def _place(self, account_id: str, key_id: str, amount: int) -> HoldResult:
+    async def _reserve_exactly(
+        self, account_id: str, key_id: str, amount: int
+    ) -> tuple[Reservation | None, HoldResult | None]:
+        """A single-use hold of exactly ``amount``: closed when its one request settles, so a
+        small balance is never parked in one process while another refuses for lack of it."""
+        result = await self._place(account_id, key_id, amount, single_use=True)
+        if result.hold is None:
+            return None, result
+        lease = self._closing[result.hold.id]
+        lease.reserved += amount
+        lease.inflight += 1
+        return Reservation(lease, amount), result
+
+    async def _place(
+        self, account_id: str, key_id: str, amount: int, *, single_use: bool = False
+    ) -> HoldResult:
         now = self._clock.now_us()
         hold_id = "lease_" + secrets.token_hex(12)
         placing = asyncio.ensure_future(
@@ -164,7 +179,7 @@ class LeaseBook:
         # write completes and the lease is registered, to be closed when idle
         self._placing.add(placing)
         placing.add_done_callback(self._placing.discard)
-        placing.add_done_callback(self._register)
+        placing.add_done_callback(self._register_single if single_use else self._register)
         return await asyncio.shield(placing)
 
     def _register(self, placing: asyncio.Future[HoldResult]) -> None:
@@ -179,6 +194,19 @@ class LeaseBook:
         if previous is not None:
             self._retire_now(previous)
         self._open[hold.account_id] = lease
+
+    def _register_single(self, placing: asyncio.Future[HoldResult]) -> None:
+        """A single-use hold is never offered to other requests: it waits, closing, for the one
+        that asked for it (or for the tick to close it, should that request be gone)."""
+        if placing.cancelled() or placing.exception() is not None:
+            return
+        hold = placing.result().hold
+        if hold is None:
+            return
+        now = self._clock.monotonic()
+        lease = Lease(hold.id, hold.account_id, hold.amount, hold.expires_us, now, now)
+        lease.closing = True
+        self._closing[hold.id] = lease
 
     # -- closing ------------------------------------------------------------------------------
     async def _retire(self, account_id: str) -> None:
@@ -235,6 +263,9 @@ class LeaseBook:
             old = now - lease.opened >= self._settings.lease_max_age_seconds
             if idle or old:
                 self._retire_now(lease)
+        for lease in list(self._closing.values()):
+            if lease.inflight == 0 and now - lease.last_used >= self._settings.lease_idle_seconds:
+                self._spawn(self._close(lease))  # a single-use hold whose request went away
         live = [*self._open.values(), *self._closing.values()]
         now_us = self._clock.now_us()
         due = [lease for lease in live if lease.expires_us - now_us < self._ttl_us // 2]
