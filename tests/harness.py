@@ -191,7 +191,9 @@ def start_gateway(
     env: dict[str, str] | None = None,
     key_envs: dict[str, str] | None = None,
     workers: int = 1,
+    database_url: str | None = None,
 ) -> GatewayProcess:
+    """A real ``gridgate serve`` on SQLite in ``tmp`` (or on ``database_url``)."""
     port = free_port()
     data_dir = tmp / "data"
     config = tmp / "gridgate.toml"
@@ -201,7 +203,7 @@ def start_gateway(
             port=port,
             suppliers=suppliers,
             offers=offers,
-            extra=extra_config,
+            extra=extra_config + (f'[database]\nurl = "{database_url}"\n' if database_url else ""),
             key_envs=key_envs,
             workers=workers,
         )
@@ -227,7 +229,7 @@ def start_gateway(
         if process.stdout is not None:
             process.stdout.close()
         raise RuntimeError(f"gateway did not start: {line!r}\n{log_path.read_text()}")
-    store = SqlStore(f"sqlite:///{data_dir / 'gridgate.db'}")
+    store = SqlStore(database_url or f"sqlite:///{data_dir / 'gridgate.db'}")
     bg.run(store.open())
     return GatewayProcess(
         base_url=f"http://127.0.0.1:{port}/v1",

@@ -1,4 +1,5 @@
-"""The money guarantees on the optimised path (balance leases), with two worker processes:
+"""The money guarantees on the optimised path (balance leases), with two worker processes on
+SQLite and on PostgreSQL:
 concurrent requests against a small balance never overspend, and a graceful shutdown drains
 in-flight streams and writes every usage record and lease."""
 
@@ -23,6 +24,7 @@ from tests.harness import (
     start_gateway,
     wait_until,
 )
+from tests.postgres import create_database, drop_database, require_postgres
 
 # input is free, so an answer of exactly max_tokens costs exactly its worst case
 OFFERS = [Offer("sim-one", "text-prime", "sim/one", "0", "0.40", 40, 196_608, 131_072)]
@@ -34,10 +36,15 @@ BODY = {
 }
 
 
-@pytest.fixture(scope="module")
+@pytest.fixture(scope="module", params=["sqlite", "postgresql"])
 def two_workers(
-    bg: BackgroundLoop, tmp_path_factory: pytest.TempPathFactory
+    request: pytest.FixtureRequest, bg: BackgroundLoop, tmp_path_factory: pytest.TempPathFactory
 ) -> Iterator[GatewayProcess]:
+    """Two gateway processes sharing one database: the embedded SQLite, or PostgreSQL."""
+    database_url = None
+    if request.param == "postgresql":
+        require_postgres()
+        database_url = bg.run(create_database())
     with simulators(bg, ["sim-one"]) as sims:
         gw = start_gateway(
             tmp_path_factory.mktemp("two"),
@@ -45,6 +52,7 @@ def two_workers(
             {"sim-one": sims["sim-one"].base_url},
             OFFERS,
             workers=2,
+            database_url=database_url,
         )
         gw.sims = sims
         try:
@@ -56,6 +64,8 @@ def two_workers(
                 gw.process.wait(30)
             if gw.process.stdout is not None:
                 gw.process.stdout.close()
+            if database_url is not None:
+                bg.run(drop_database(database_url))
 
 
 async def fire(
