@@ -11,8 +11,12 @@ import openai
 import pytest
 from openai import OpenAI
 
+from gridgate.money import Price
+from gridgate.protocol.openai_chat import decode_chat_request
+from gridgate.protocol.tokens import measure_prompt
 from tests.conftest import SIM_DELTA_SECRET
 from tests.harness import GatewayProcess, nanos, wait_until
+from tests.openai_spec import OpenAISpec
 
 
 def sim_stats(gateway: GatewayProcess, name: str) -> dict[str, object]:
@@ -165,3 +169,55 @@ def test_a_keys_last_use_is_recorded(gateway: GatewayProcess) -> None:
         model="text-prime", max_tokens=2, messages=[{"role": "user", "content": "hi"}]
     )
     wait_until(lambda: gateway.run(gateway.store.list_keys(account_id))[0].last_used_us)
+
+
+def test_a_supplier_running_past_its_max_tokens_is_cut_at_the_hold(
+    gateway: GatewayProcess, spec: OpenAISpec
+) -> None:
+    """The supplier ignores max_tokens=20 and streams 200 tokens: the caller gets 20, a clean
+    finish for length and [DONE], and is charged no more than the hold covered."""
+    account_id, secret = gateway.new_account("1")
+    client = OpenAI(base_url=gateway.base_url, api_key=secret, max_retries=0)
+    stream = client.chat.completions.create(
+        model="text-prime",
+        max_tokens=20,
+        stream=True,
+        messages=[{"role": "user", "content": "go on [[sim:mode=overrun,length=200]]"}],
+    )
+    chunks = list(stream)
+    for chunk in chunks:
+        spec.chunk(chunk.to_dict())
+    texts = [c.choices[0].delta.content for c in chunks if c.choices and c.choices[0].delta.content]
+    assert len(texts) == 20
+    assert chunks[-1].choices[0].finish_reason == "length"
+    assert chunks[-1].id == chunks[0].id and chunks[-1].model == chunks[0].model
+    record = wait_until(lambda: gateway.usage(account_id))[0]
+    assert record.outcome == "cut_at_hold"
+    messages = [{"role": "user", "content": "go on [[sim:mode=overrun,length=200]]"}]
+    request = {"model": "text-prime", "max_tokens": 20, "stream": True, "messages": messages}
+    bound = measure_prompt(decode_chat_request(json.dumps(request).encode())).upper_bound
+    assert 0 < record.cost <= Price(nanos("0.08"), nanos("0.30")).cost(bound, 20)
+    gateway.assert_balance(account_id, nanos("1") - record.cost)
+
+
+def test_a_plain_answer_past_its_max_tokens_is_charged_no_more_than_the_hold(
+    gateway: GatewayProcess,
+) -> None:
+    """A whole answer cannot be cut, but the charge stops at the hold: the exchange, not the
+    consumer, pays for what the supplier ran past."""
+    account_id, secret = gateway.new_account("1")
+    client = OpenAI(base_url=gateway.base_url, api_key=secret, max_retries=0)
+    messages = [{"role": "user", "content": "go on [[sim:mode=overrun,length=5000]]"}]
+    completion = client.chat.completions.create(
+        model="text-prime", max_tokens=20, messages=messages
+    )
+    assert completion.usage is not None and completion.usage.completion_tokens == 5000
+    request = decode_chat_request(
+        json.dumps({"model": "text-prime", "max_tokens": 20, "messages": messages}).encode()
+    )
+    bound = measure_prompt(request).upper_bound
+    hold = Price(nanos("0.08"), nanos("0.30")).cost(bound, 20)  # sim-beta's price
+    record = wait_until(lambda: gateway.usage(account_id))[0]
+    assert record.cost == hold
+    assert record.output_tokens == 5000
+    gateway.assert_balance(account_id, nanos("1") - hold)

@@ -13,6 +13,7 @@ from __future__ import annotations
 import logging
 from collections.abc import AsyncGenerator, AsyncIterator, Callable, Mapping
 from dataclasses import dataclass, field
+from typing import Any
 
 import msgspec
 
@@ -31,6 +32,7 @@ from gridgate.errors import (
     http_status,
 )
 from gridgate.protocol.openai_chat import ChatRequest
+from gridgate.protocol.sse import SSEParser
 from gridgate.protocol.tokens import measure_prompt, tokens_for_bytes
 from gridgate.providers.base import Adapter, Chunk, Completion, UpstreamCall, Usage
 from gridgate.settings import UpstreamSettings
@@ -406,6 +408,10 @@ class StreamSession:
         self._ttft_us = exchange.elapsed_us(state)
         self._usage: Usage | None = None
         self._output_bytes = 0
+        self._deltas = 0  # chunks of generated text relayed: a lower bound on tokens
+        assert state.quote is not None
+        self._token_cap = state.quote.max_output_tokens * state.plan.n
+        self._last_raw = b""
         self.served = Served(offer.supplier.name, offer.offer.id, offer.offer.model)
         self.ended = False  # set just before the last piece is yielded
 
@@ -420,6 +426,17 @@ class StreamSession:
                 for chunk in batch:
                     if chunk.usage is not None:
                         self._usage = chunk.usage
+                    if chunk.deltas:
+                        self._deltas += chunk.deltas
+                        if self._deltas > self._token_cap:
+                            # the supplier is running past the max tokens it was told (what
+                            # the money covers): end the answer here, cleanly, for length
+                            settled = await self._finish("cut_at_hold", 200, None)
+                            out.append(_length_cutoff(self._last_raw, self._state.plan.n))
+                            self.ended = True
+                            yield b"".join(out)
+                            return
+                        self._last_raw = chunk.raw
                     self._output_bytes += chunk.output_bytes
                     if chunk.done:
                         settled = await self._finish("ok", 200, None)
@@ -469,6 +486,26 @@ class StreamSession:
 
 
 _DONE_EVENT = b"data: [DONE]\n\n"
+
+
+def _length_cutoff(last_raw: bytes, n: int) -> bytes:
+    """Closing events for an answer cut at its hold: a ``length`` finish for every choice, in
+    the identity (id, created, model) of the chunks relayed so far, then ``[DONE]``."""
+    events = SSEParser().feed(last_raw) if last_raw else []
+    head: dict[str, Any] = {}
+    if events:
+        try:
+            head = msgspec.json.decode(events[0].data)
+        except msgspec.DecodeError:
+            head = {}
+    chunk: dict[str, Any] = {
+        key: head[key] for key in ("id", "created", "model", "system_fingerprint") if key in head
+    }
+    chunk["object"] = "chat.completion.chunk"
+    chunk["choices"] = [
+        {"index": i, "delta": {}, "logprobs": None, "finish_reason": "length"} for i in range(n)
+    ]
+    return b"data: " + msgspec.json.encode(chunk) + b"\n\n" + _DONE_EVENT
 
 
 def _error_event(exc: GridgateError) -> bytes:

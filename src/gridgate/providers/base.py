@@ -53,6 +53,7 @@ class Chunk:
     usage: Usage | None = None  # set on the chunk that carries the upstream's usage
     usage_only: bool = False  # a chunk with no choices that exists only to carry usage
     output_bytes: int = 0  # UTF-8 bytes of generated text in this chunk (for self-metering)
+    deltas: int = 0  # choices that carry generated text here: each holds at least one token
     finish_reason: str | None = None
     done: bool = False  # the terminator ``data: [DONE]``
 

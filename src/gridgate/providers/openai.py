@@ -197,8 +197,12 @@ def map_stream_event(event: SSEEvent, *, include_usage: bool) -> Chunk:
                 break
     finish = None
     out_bytes = 0
+    deltas = 0
     for choice in parsed.choices:
-        out_bytes += _text_bytes(choice.delta)
+        size = _text_bytes(choice.delta)
+        if size:
+            out_bytes += size
+            deltas += 1
         if choice.finish_reason is not None:
             finish = choice.finish_reason
     usage = _usage(parsed.usage) if parsed.usage is not None else None
@@ -207,6 +211,7 @@ def map_stream_event(event: SSEEvent, *, include_usage: bool) -> Chunk:
         usage=usage,
         usage_only=usage is not None and not parsed.choices,
         output_bytes=out_bytes,
+        deltas=deltas,
         finish_reason=finish,
     )
 

@@ -3,6 +3,7 @@
 from __future__ import annotations
 
 import asyncio
+import dataclasses
 import hmac
 import os
 import time
@@ -101,9 +102,11 @@ async def _answer(state: SimulatorState, request: web.Request) -> web.StreamResp
         if failure.mode == "hang" and (failure.after is None or not chat.stream):
             failure = None  # hung for `seconds`, now answers normally
     options = state.options
-    completion = plan_completion(
-        chat, prompt, salt=options.seed_salt, default_length=options.default_max_tokens
-    )
+    length = options.default_max_tokens
+    if plan.overrun is not None:  # a supplier that does not honour max tokens
+        chat = dataclasses.replace(chat, max_tokens=None)
+        length = plan.overrun
+    completion = plan_completion(chat, prompt, salt=options.seed_salt, default_length=length)
     pace = _pace(state, plan)
     completion_id = f"chatcmpl-{os.urandom(12).hex()}"
     created = int(time.time())

@@ -21,6 +21,7 @@ directive is answered with 400 naming it. Examples::
     [[sim:malformed]]                       plain: 200 with a body that is not JSON
     [[sim:mode=slow,ttft_ms=800,tokens_per_second=5]]
     [[sim:no_usage]]                        no ``usage`` (plain) / no usage chunk (stream)
+    [[sim:mode=overrun,length=500]]         ignore max tokens: answer 500 tokens regardless
 
 **Standing faults** through the control endpoint: ``POST /sim/faults`` with the same keys as
 JSON (``{"mode": "status", "status": 500, "count": 2}``) plus ``count`` (how many requests it
@@ -48,8 +49,8 @@ import msgspec
 
 from gridgate.simulator.errors import SimulatorError
 
-FaultMode = Literal["status", "hang", "drop", "malformed", "slow", "no_usage"]
-_MODES = frozenset(("status", "hang", "drop", "malformed", "slow", "no_usage"))
+FaultMode = Literal["status", "hang", "drop", "malformed", "slow", "no_usage", "overrun"]
+_MODES = frozenset(("status", "hang", "drop", "malformed", "slow", "no_usage", "overrun"))
 _FAILURES = frozenset(("status", "hang", "drop", "malformed"))
 _ALIASES = {"tps": "tokens_per_second"}
 _DIRECTIVE = re.compile(r"\[\[sim:([^\]]*)\]\]")
@@ -68,6 +69,8 @@ class Fault(msgspec.Struct, frozen=True, kw_only=True, forbid_unknown_fields=Tru
     after: Annotated[int, msgspec.Meta(ge=0)] | None = None
     ttft_ms: _NonNegative | None = None
     tokens_per_second: _NonNegative | None = None
+    length: Annotated[int, msgspec.Meta(ge=1)] | None = None
+    """``overrun``: answer this many tokens whatever max tokens the request set."""
     count: Annotated[int, msgspec.Meta(ge=1)] | None = None
     """Standing faults only: how many requests it hits (``None``: all)."""
     model: str | None = None
@@ -82,6 +85,7 @@ class FaultPlan:
     ttft_ms: float | None = None
     tokens_per_second: float | None = None
     no_usage: bool = False
+    overrun: int | None = None  # answer this many tokens, ignoring the request's max tokens
 
 
 NO_FAULTS = FaultPlan()
@@ -137,6 +141,7 @@ def combine(faults: Iterable[Fault]) -> FaultPlan:
     ttft_ms: float | None = None
     tokens_per_second: float | None = None
     no_usage = False
+    overrun: int | None = None
     for fault in faults:
         if fault.mode in _FAILURES:
             failure = failure or fault
@@ -146,10 +151,22 @@ def combine(faults: Iterable[Fault]) -> FaultPlan:
                 tokens_per_second = fault.tokens_per_second
         elif fault.mode == "no_usage":
             no_usage = True
-    if failure is None and ttft_ms is None and tokens_per_second is None and not no_usage:
+        elif fault.mode == "overrun":
+            overrun = fault.length or 1_000
+    if (
+        failure is None
+        and ttft_ms is None
+        and tokens_per_second is None
+        and not no_usage
+        and overrun is None
+    ):
         return NO_FAULTS
     return FaultPlan(
-        failure=failure, ttft_ms=ttft_ms, tokens_per_second=tokens_per_second, no_usage=no_usage
+        failure=failure,
+        ttft_ms=ttft_ms,
+        tokens_per_second=tokens_per_second,
+        no_usage=no_usage,
+        overrun=overrun,
     )
 
 
