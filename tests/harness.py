@@ -90,6 +90,7 @@ def config_toml(
     extra: str = "",
     key_envs: dict[str, str] | None = None,
     workers: int = 1,
+    billing: str = "",
 ) -> str:
     lines = [
         f'data_dir = "{data_dir}"',
@@ -99,6 +100,7 @@ def config_toml(
         f"workers = {workers}",
         "[billing]",
         "min_output_tokens = 16",
+        billing,
         "[upstream]",
         "first_byte_timeout_seconds = 10",
         "idle_timeout_seconds = 10",
@@ -192,6 +194,7 @@ def start_gateway(
     key_envs: dict[str, str] | None = None,
     workers: int = 1,
     database_url: str | None = None,
+    billing: str = "",
 ) -> GatewayProcess:
     """A real ``gridgate serve`` on SQLite in ``tmp`` (or on ``database_url``)."""
     port = free_port()
@@ -206,6 +209,7 @@ def start_gateway(
             extra=extra_config + (f'[database]\nurl = "{database_url}"\n' if database_url else ""),
             key_envs=key_envs,
             workers=workers,
+            billing=billing,
         )
     )
     log_path = tmp / "gateway.log"

@@ -91,6 +91,7 @@ def _lifespan(
                 usage=usage,
                 clock=clock,
                 upstream=settings.upstream,
+                checkpoint_seconds=settings.billing.checkpoint_seconds,
             )
             app[STATE] = AppState(
                 settings=settings,

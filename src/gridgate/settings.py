@@ -58,6 +58,9 @@ class BillingSettings(_Strict, frozen=True, kw_only=True, forbid_unknown_fields=
     # a lease is retired after this long even when busy, so charges reach the ledger steadily
     lease_max_age_seconds: float = 60.0
     lease_tick_seconds: float = 0.5
+    # a stream records what it has delivered this often, so that if its process dies the
+    # expiry of its lease still charges the delivered part
+    checkpoint_seconds: float = 1.0
     # when the balance cannot afford the requested (or default) max tokens, the upstream max
     # tokens is clamped to what it affords; below this many output tokens the answer is 402
     min_output_tokens: int = 256

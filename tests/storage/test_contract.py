@@ -711,7 +711,7 @@ def _usage(
     )
 
 
-async def test_usage_batch_insert_ignores_duplicates_and_lists_newest_first(
+async def test_usage_batch_insert_replaces_by_request_id_and_lists_newest_first(
     store: SqlStore,
 ) -> None:
     full = UsageRecord(
@@ -748,15 +748,32 @@ async def test_usage_batch_insert_ignores_duplicates_and_lists_newest_first(
     await store.insert_usage([changed, _usage("r3", NOW + 3, "acct_a"), _usage("r3", NOW + 3)])
 
     everything = await store.list_usage()
-    assert [u.request_id for u in everything] == ["r-full", "r3", "r2", "r1"]
-    assert everything[0] == full
-    assert everything[-1] == _usage("r1", NOW + 1, "acct_a")  # the duplicate was ignored
-    assert [u.request_id for u in await store.list_usage(account_id="acct_a")] == [
-        "r-full",
-        "r3",
-        "r1",
-    ]
-    assert [u.request_id for u in await store.list_usage(limit=2)] == ["r-full", "r3"]
+    assert [u.request_id for u in everything] == ["r1", "r-full", "r3", "r2"]
+    assert everything[0] == changed  # the later record of r1 replaced the earlier one
+    assert everything[1] == full
+    assert everything[2] == _usage("r3", NOW + 3)  # within a batch, the last one wins
+    await store.insert_usage([changed, full])  # the same records again: nothing changes
+    assert await store.list_usage() == everything
+    # r3's last record belongs to acct_x
+    assert [u.request_id for u in await store.list_usage(account_id="acct_a")] == ["r1", "r-full"]
+    assert [u.request_id for u in await store.list_usage(limit=2)] == ["r1", "r-full"]
+
+
+async def test_list_usage_time_window_and_no_limit(store: SqlStore) -> None:
+    await store.insert_usage(
+        [_usage(f"r{i}", NOW + i * 10, "acct_a" if i % 2 == 0 else "acct_b") for i in range(6)]
+    )
+
+    def ids(records: list[UsageRecord]) -> list[str]:
+        return [u.request_id for u in records]
+
+    # since inclusive, until exclusive, newest first
+    assert ids(await store.list_usage(since_us=NOW + 10, until_us=NOW + 40)) == ["r3", "r2", "r1"]
+    assert ids(await store.list_usage(account_id="acct_a", since_us=NOW + 20)) == ["r4", "r2"]
+    assert ids(await store.list_usage(account_id="acct_b", until_us=NOW + 30)) == ["r1"]
+    assert ids(await store.list_usage(since_us=NOW + 60)) == []
+    assert ids(await store.list_usage(since_us=NOW, limit=2)) == ["r5", "r4"]
+    assert len(await store.list_usage(limit=None)) == 6
 
 
 # -- catalog ----------------------------------------------------------------------------------

@@ -92,13 +92,16 @@ class Exchange:
         usage: UsageWriter,
         clock: Clock,
         upstream: UpstreamSettings,
+        checkpoint_seconds: float = 1.0,
     ) -> None:
         self._catalog = catalog
         self._billing = billing
         self._adapters = adapters
         self._usage = usage
         self._clock = clock
+        self.clock = clock
         self._max_attempts = upstream.max_attempts
+        self.checkpoint_seconds = checkpoint_seconds
 
     # -- planning ------------------------------------------------------------------------
     def plan(self, request: ChatRequest) -> Plan:
@@ -316,6 +319,24 @@ class Exchange:
             ttft_us=ttft_us,
         )
 
+    def checkpoint(
+        self, state: _Attempt, offer: PricedOffer, usage: Usage, *, ttft_us: int | None
+    ) -> None:
+        """Record what a stream has delivered so far (outcome ``in_progress``, cost capped at its
+        reservation). The final record replaces it; if the process dies first, the expiry of
+        the lease charges this."""
+        assert state.reservation is not None
+        cost = offer.price.cost(usage.prompt_tokens, usage.completion_tokens)
+        self._record(
+            state,
+            offer,
+            usage,
+            min(cost, state.reservation.amount),
+            outcome="in_progress",
+            status=200,
+            ttft_us=ttft_us,
+        )
+
     def elapsed_us(self, state: _Attempt) -> int:
         return int((self._clock.monotonic() - state.started) * 1_000_000)
 
@@ -412,6 +433,7 @@ class StreamSession:
         assert state.quote is not None
         self._token_cap = state.quote.max_output_tokens * state.plan.n
         self._last_raw = b""
+        self._next_checkpoint = exchange.clock.monotonic() + exchange.checkpoint_seconds
         self.served = Served(offer.supplier.name, offer.offer.id, offer.offer.model)
         self.ended = False  # set just before the last piece is yielded
 
@@ -448,6 +470,12 @@ class StreamSession:
                         out.append(chunk.raw)
                 if out:
                     yield out[0] if len(out) == 1 else b"".join(out)
+                now = self._exchange.clock.monotonic()
+                if now >= self._next_checkpoint:
+                    self._next_checkpoint = now + self._exchange.checkpoint_seconds
+                    self._exchange.checkpoint(
+                        self._state, self._offer, self._metered(), ttft_us=self._ttft_us
+                    )
                 try:
                     batch = await anext(self._upstream)
                 except StopAsyncIteration:
@@ -464,15 +492,19 @@ class StreamSession:
             if not settled:
                 await self._finish("cancelled", 499, None)
 
+    def _metered(self) -> Usage:
+        """The upstream's usage when it sent one, else gridgate's own count of what was relayed."""
+        if self._usage is not None:
+            return self._usage
+        return Usage(
+            prompt_tokens=self._state.plan.prompt_estimate,
+            completion_tokens=tokens_for_bytes(self._output_bytes),
+            estimated=True,
+        )
+
     async def _finish(self, outcome: str, status: int, error: str | None) -> bool:
         await _aclose(self._upstream)
-        usage = self._usage
-        if usage is None:
-            usage = Usage(
-                prompt_tokens=self._state.plan.prompt_estimate,
-                completion_tokens=tokens_for_bytes(self._output_bytes),
-                estimated=True,
-            )
+        usage = self._metered()
         self._exchange.settle(
             self._state,
             self._offer,

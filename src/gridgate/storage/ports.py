@@ -190,15 +190,20 @@ class Store(Protocol):
 
     # -- usage -----------------------------------------------------------------------------
     async def insert_usage(self, records: Sequence[UsageRecord]) -> None:
-        """Batch insert; a record whose request_id exists already is ignored (idempotent)."""
+        """Batch write: a record replaces an earlier one of the same request_id (the last one
+        wins, so a stream's provisional checkpoints give way to its final record); writing the
+        same batch twice changes nothing."""
 
     async def list_usage(
         self,
         *,
         account_id: str | None = None,
-        limit: int = 100,
+        since_us: int | None = None,
+        until_us: int | None = None,
+        limit: int | None = 100,
     ) -> list[UsageRecord]:
-        """Newest first."""
+        """Newest first; ``since_us`` inclusive, ``until_us`` exclusive (by ``created_us``);
+        ``limit=None`` returns every matching record."""
 
     # -- catalog ---------------------------------------------------------------------------
     async def upsert_catalog(

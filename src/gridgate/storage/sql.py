@@ -365,9 +365,11 @@ def _hold(row: Row[Any]) -> HoldRecord:
 
 
 _USAGE_FIELDS: tuple[str, ...] = UsageRecord.__struct_fields__
-_SQLITE_INSERT_USAGE = (
-    f"INSERT OR IGNORE INTO usage_records ({', '.join(_USAGE_FIELDS)}) "
-    f"VALUES ({', '.join('?' for _ in _USAGE_FIELDS)})"
+_SQLITE_UPSERT_USAGE = (
+    f"INSERT INTO usage_records ({', '.join(_USAGE_FIELDS)}) "
+    f"VALUES ({', '.join('?' for _ in _USAGE_FIELDS)}) "
+    "ON CONFLICT (request_id) DO UPDATE SET "
+    + ", ".join(f"{f} = excluded.{f}" for f in _USAGE_FIELDS if f != "request_id")
 )
 
 
@@ -517,7 +519,7 @@ class SqlStore:
         self._entry_once = self._insert_ignoring(ledger_entries, "idempotency_key").returning(
             ledger_entries.c.id
         )
-        self._usage_once = self._insert_ignoring(usage_records, "request_id")
+        self._usage_upsert = self._upsert(usage_records, "request_id")
         self._upsert_instrument = self._upsert(instruments_t, "id")
         self._upsert_supplier = self._upsert(suppliers_t, "name")
         self._upsert_offer = self._upsert(offers_t, "id")
@@ -965,30 +967,38 @@ class SqlStore:
     async def insert_usage(self, records: Sequence[UsageRecord]) -> None:
         if not records:
             return
+        # the last record of a request wins (a stream's checkpoints, then its final record)
+        latest = list({r.request_id: r for r in records}.values())
         if self._dialect == "sqlite":
             # the usage writer's batches run in a worker thread but hold the GIL for as long
             # as Python touches each parameter; plain tuples through the driver's executemany
             # keep the event loop's stalls short (measured: p99 at 1 connection)
-            tuples = [tuple(getattr(r, f) for f in _USAGE_FIELDS) for r in records]
-            await self._write(lambda conn: conn.exec_driver_sql(_SQLITE_INSERT_USAGE, tuples))
+            tuples = [tuple(getattr(r, f) for f in _USAGE_FIELDS) for r in latest]
+            await self._write(lambda conn: conn.exec_driver_sql(_SQLITE_UPSERT_USAGE, tuples))
             return
-        rows = [{f: getattr(r, f) for f in _USAGE_FIELDS} for r in records]
-        await self._write(lambda conn: conn.execute(self._usage_once, rows))
+        rows = [{f: getattr(r, f) for f in _USAGE_FIELDS} for r in latest]
+        await self._write(lambda conn: conn.execute(self._usage_upsert, rows))
 
     async def list_usage(
         self,
         *,
         account_id: str | None = None,
-        limit: int = 100,
+        since_us: int | None = None,
+        until_us: int | None = None,
+        limit: int | None = 100,
     ) -> list[UsageRecord]:
-        """Newest first."""
-        stmt = (
-            select(usage_records)
-            .order_by(usage_records.c.created_us.desc(), usage_records.c.request_id.desc())
-            .limit(limit)
+        """Newest first; ``since_us`` inclusive, ``until_us`` exclusive; ``limit=None``: all."""
+        stmt = select(usage_records).order_by(
+            usage_records.c.created_us.desc(), usage_records.c.request_id.desc()
         )
+        if limit is not None:
+            stmt = stmt.limit(limit)
         if account_id is not None:
             stmt = stmt.where(usage_records.c.account_id == account_id)
+        if since_us is not None:
+            stmt = stmt.where(usage_records.c.created_us >= since_us)
+        if until_us is not None:
+            stmt = stmt.where(usage_records.c.created_us < until_us)
         return await self._read(lambda conn: [_usage(r) for r in conn.execute(stmt)])
 
     # -- catalog ----------------------------------------------------------------------------
