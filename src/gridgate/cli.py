@@ -4,6 +4,8 @@ from __future__ import annotations
 
 import argparse
 import asyncio
+import csv
+import io
 import json
 import logging
 import sys
@@ -11,13 +13,13 @@ from collections.abc import Awaitable, Callable, Sequence
 from datetime import UTC, datetime
 from typing import Any
 
-from gridgate.core.accounts import Accounts
+from gridgate.core.accounts import Accounts, Statement, parse_time
 from gridgate.core.clock import SystemClock
 from gridgate.errors import GridgateError
 from gridgate.money import format_usd
 from gridgate.settings import Settings, SettingsError, load_settings
-from gridgate.storage.ports import AccountBalance, StorageError
-from gridgate.storage.records import AccountRecord, KeyRecord, LedgerEntry
+from gridgate.storage.ports import AccountBalance, StorageError, VerifyReport
+from gridgate.storage.records import AccountRecord, KeyRecord, LedgerEntry, UsageRecord
 
 
 def _iso(us: int | None) -> str | None:
@@ -60,8 +62,140 @@ def entry_json(entry: LedgerEntry) -> dict[str, Any]:
         "kind": entry.kind,
         "amount_usd": format_usd(entry.amount),
         "amount_nanos": entry.amount,
+        "hold_id": entry.hold_id,
         "idempotency_key": entry.idempotency_key,
+        "memo": entry.memo,
         "created_at": _iso(entry.created_us),
+    }
+
+
+def usage_json(usage: UsageRecord) -> dict[str, Any]:
+    return {
+        "request_id": usage.request_id,
+        "created_at": _iso(usage.created_us),
+        "key_id": usage.key_id,
+        "instrument": usage.instrument,
+        "supplier": usage.supplier,
+        "upstream_model": usage.upstream_model,
+        "input_tokens": usage.input_tokens,
+        "output_tokens": usage.output_tokens,
+        "reasoning_tokens": usage.reasoning_tokens,
+        "cached_tokens": usage.cached_tokens,
+        "estimated": usage.usage_estimated,
+        "cost_usd": format_usd(usage.cost),
+        "cost_nanos": usage.cost,
+        "outcome": usage.outcome,
+        "status": usage.status,
+        "billed": usage.billed,
+        "hold_id": usage.hold_id,
+    }
+
+
+_LEASE_KINDS = frozenset({"hold", "settle", "release", "refund"})
+
+STATEMENT_NOTES = (
+    "Balances are the ledger's: closing = opening + the sum of the entries in the window "
+    "[from, to). Per-request charges are the usage records; with balance leases, a lease's hold "
+    "entry reserves money and its settle entry gives back what its requests did not cost, so the "
+    "lease entries net to the sum of its requests' costs once it is closed. A lease still open at "
+    "'to' (or closed after it) shows its whole hold in lease_net, and usage_cost need not equal "
+    "-lease_net for a window that cuts through a lease."
+)
+
+
+def _money(prefix: str, nanos: int) -> dict[str, Any]:
+    return {f"{prefix}_usd": format_usd(nanos), f"{prefix}_nanos": nanos}
+
+
+def statement_json(statement: Statement, balance: AccountBalance) -> dict[str, Any]:
+    def total(kinds: frozenset[str]) -> int:
+        return sum(e.amount for e in statement.entries if e.kind in kinds)
+
+    net = sum(e.amount for e in statement.entries)
+    billed = [u for u in statement.usage if u.billed]
+    return {
+        "account": account_json(statement.account, balance),
+        "from": _iso(statement.since_us),
+        "to": _iso(statement.until_us),
+        "totals": {
+            **_money("opening_balance", statement.opening),
+            **_money("closing_balance", statement.closing),
+            **_money("net", net),
+            **_money("credits", total(frozenset({"credit"}))),
+            **_money("adjustments", total(frozenset({"adjustment"}))),
+            **_money("lease_net", total(_LEASE_KINDS)),
+            **_money("usage_cost", sum(u.cost for u in billed)),
+            "entries": len(statement.entries),
+            "requests": len(statement.usage),
+            "billed_requests": len(billed),
+        },
+        "entries": [entry_json(e) for e in statement.entries],
+        "usage": [usage_json(u) for u in statement.usage],
+        "notes": STATEMENT_NOTES,
+    }
+
+
+_ENTRY_COLUMNS = (
+    "id",
+    "created_at",
+    "kind",
+    "amount_usd",
+    "amount_nanos",
+    "hold_id",
+    "idempotency_key",
+    "memo",
+)
+_USAGE_COLUMNS = tuple(
+    usage_json(
+        UsageRecord(
+            request_id="",
+            created_us=0,
+            account_id="",
+            key_id="",
+            instrument="",
+            supplier=None,
+            offer_id=None,
+            upstream_model=None,
+            stream=False,
+        )
+    )
+)
+
+
+def statement_csv(document: dict[str, Any]) -> str:
+    """Two sections, each with its header row: the entries, a blank line, the usage records."""
+
+    def cell(value: Any) -> Any:
+        if value is None:
+            return ""
+        if isinstance(value, bool):
+            return "true" if value else "false"
+        return value
+
+    out = io.StringIO()
+    writer = csv.writer(out, lineterminator="\n")
+    writer.writerow(_ENTRY_COLUMNS)
+    writer.writerows([cell(e[c]) for c in _ENTRY_COLUMNS] for e in document["entries"])
+    writer.writerow([])
+    writer.writerow(_USAGE_COLUMNS)
+    writer.writerows([cell(u[c]) for c in _USAGE_COLUMNS] for u in document["usage"])
+    return out.getvalue()
+
+
+def verify_json(report: VerifyReport) -> dict[str, Any]:
+    return {
+        "ok": report.ok,
+        "accounts_checked": report.accounts_checked,
+        "mismatches": [
+            {
+                "account_id": account_id,
+                **_money("balance", column),
+                **_money("sum_of_entries", total),
+                **_money("difference", column - total),
+            }
+            for account_id, column, total in report.mismatches
+        ],
+        "negative_balances": list(report.negative),
     }
 
 
@@ -87,6 +221,9 @@ def _print(result: dict[str, Any] | list[Any], as_json: bool, human: Callable[[]
 
 def cmd_accounts(args: argparse.Namespace, settings: Settings) -> int:
     now = SystemClock().now_us()
+    if args.action == "statement" and args.format == "csv" and args.json:
+        print("gridgate: --json and --format csv contradict each other", file=sys.stderr)
+        return 2
 
     async def action(accounts: Accounts) -> dict[str, Any] | list[Any]:
         async def described(account: AccountRecord) -> dict[str, Any]:
@@ -96,9 +233,21 @@ def cmd_accounts(args: argparse.Namespace, settings: Settings) -> int:
             return await described(await accounts.create(args.name))
         if args.action == "credit":
             entry, account = await accounts.credit(
-                args.account, args.usd, idempotency_key=args.idempotency_key
+                args.account, args.usd, idempotency_key=args.idempotency_key, memo=args.memo
             )
             return {"entry": entry_json(entry), "account": await described(account)}
+        if args.action == "adjust":
+            entry, account = await accounts.adjust(
+                args.account, args.usd, idempotency_key=args.idempotency_key, memo=args.memo
+            )
+            return {"entry": entry_json(entry), "account": await described(account)}
+        if args.action == "statement":
+            statement = await accounts.statement(
+                args.account,
+                since_us=None if args.since is None else parse_time(args.since, param="from"),
+                until_us=None if args.until is None else parse_time(args.until, param="to"),
+            )
+            return statement_json(statement, await accounts.balance(args.account))
         if args.action == "show":
             account = await accounts.get(args.account)
             keys = await accounts.list_keys(account.id)
@@ -106,6 +255,13 @@ def cmd_accounts(args: argparse.Namespace, settings: Settings) -> int:
         return [await described(a) for a in await accounts.list_all()]
 
     result = asyncio.run(_with_accounts(settings, action))
+    if args.action == "statement":
+        if args.format == "csv":
+            assert isinstance(result, dict)
+            sys.stdout.write(statement_csv(result))
+        else:
+            print(json.dumps(result, separators=(",", ":")))
+        return 0
 
     def human() -> str:
         if isinstance(result, list):
@@ -153,6 +309,42 @@ def cmd_keys(args: argparse.Namespace, settings: Settings) -> int:
 
     _print(result, args.json, human)
     return 0
+
+
+def cmd_ledger(args: argparse.Namespace, settings: Settings) -> int:
+    async def action(accounts: Accounts) -> dict[str, Any] | list[Any]:
+        return verify_json(await accounts.verify_ledger())
+
+    result = asyncio.run(_with_accounts(settings, action))
+    assert isinstance(result, dict)
+
+    def human() -> str:
+        lines = [
+            f"ledger {'ok' if result['ok'] else 'NOT OK'}: "
+            f"{result['accounts_checked']} accounts checked, "
+            f"{len(result['mismatches'])} mismatches, "
+            f"{len(result['negative_balances'])} negative balances"
+        ]
+        lines += [
+            f"  mismatch {m['account_id']}: balance {m['balance_usd']} USD, "
+            f"sum of entries {m['sum_of_entries_usd']} USD (off by {m['difference_usd']})"
+            for m in result["mismatches"]
+        ]
+        lines += [f"  negative balance {a}" for a in result["negative_balances"]]
+        return "\n".join(lines)
+
+    _print(result, args.json, human)
+    if result["ok"]:
+        return 0
+    named = sorted(
+        {m["account_id"] for m in result["mismatches"]} | set(result["negative_balances"])
+    )
+    print(
+        "gridgate: ledger verification failed: the balance of "
+        f"{', '.join(named)} does not equal the sum of its entries or is below zero",
+        file=sys.stderr,
+    )
+    return 1
 
 
 def cmd_migrate(args: argparse.Namespace, settings: Settings) -> int:
@@ -265,11 +457,52 @@ def build_parser() -> argparse.ArgumentParser:
     p.add_argument("account")
     p.add_argument("usd")
     p.add_argument(
-        "--idempotency-key", default=None, help="a retried credit with the same key is applied once"
+        "--idempotency-key",
+        default=None,
+        help="recommended: a retried credit with the same key is applied once",
+    )
+    p.add_argument("--memo", default=None, help="why (kept on the ledger entry)")
+    p = acc.add_parser(
+        "adjust", help="adjust a balance (USD, decimal, may be negative; never below zero)"
+    )
+    p.add_argument("account")
+    p.add_argument("usd", help="e.g. 2.5 or -1.5")
+    p.add_argument(
+        "--idempotency-key",
+        required=True,
+        help="required: a retried adjustment with the same key is applied once",
+    )
+    p.add_argument("--memo", default=None, help="why (kept on the ledger entry)")
+    p = acc.add_parser(
+        "statement", help="an account's ledger entries and usage records, with reconciled totals"
+    )
+    p.add_argument("account")
+    p.add_argument(
+        "--from",
+        dest="since",
+        default=None,
+        metavar="ISO",
+        help="ISO 8601 date or time, inclusive; a date is midnight UTC "
+        "(default: the account's creation)",
+    )
+    p.add_argument(
+        "--to",
+        dest="until",
+        default=None,
+        metavar="ISO",
+        help="ISO 8601 date or time, exclusive (default: now)",
+    )
+    p.add_argument(
+        "--format", choices=("json", "csv"), default="json", help="output format (default json)"
     )
     p = acc.add_parser("show", help="an account's balance and keys")
     p.add_argument("account")
     acc.add_parser("list", help="all accounts")
+
+    ledger = add("ledger", "check the ledger", cmd_ledger)
+    _Actions(ledger).add_parser(
+        "verify", help="check that every balance equals the sum of its entries and is not negative"
+    )
 
     keys = add("keys", "manage API keys", cmd_keys)
     ks = _Actions(keys)
