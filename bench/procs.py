@@ -176,6 +176,20 @@ def _socket_inodes(pid: int) -> set[str]:
     return inodes
 
 
+def listening_pid(port: int) -> int | None:
+    """The oldest process holding a listening socket on ``port`` (a server not started here,
+    e.g. PostgreSQL's postmaster), or None when there is none or /proc does not show it."""
+    listening = _listening_inodes(port)
+    if not listening:
+        return None
+    holders = [
+        int(entry.name)
+        for entry in Path("/proc").iterdir()
+        if entry.name.isdigit() and _socket_inodes(int(entry.name)) & listening
+    ]
+    return min(holders, default=None)
+
+
 def wait_listening(service: Service, port: int, workers: int, deadline_s: float) -> list[int]:
     """Poll until ``workers`` processes of the service's tree hold a listening socket on
     ``port`` (each SO_REUSEPORT worker binds its own); return their pids. Bounded."""

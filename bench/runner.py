@@ -1,5 +1,5 @@
-"""One benchmark run: fake upstream (nginx), bare reference proxy and gridgate side by side,
-fixed-concurrency load with wrk, streaming TTFB, memory and CPU, a soak, an optional profile,
+"""One benchmark run: fake upstream (nginx), bare reference proxy and gridgate (on SQLite and
+on PostgreSQL) side by side, fixed-concurrency load with wrk, streaming TTFB, memory and CPU, a soak, an optional profile,
 and a report in bench/results/. Start it with ``bench/run`` (see bench/README.md)."""
 
 from __future__ import annotations
@@ -24,11 +24,22 @@ from datetime import datetime
 from pathlib import Path
 from types import FrameType
 from typing import Any
+from urllib.parse import urlsplit
 
 import aiohttp
 
 from bench import bodies, flame, load, procs, report, ttfb
-from bench.gateway import CREDIT_USD, Gateway, ledger_check, start_gateway
+from bench.gateway import (
+    CREDIT_USD,
+    Gateway,
+    create_database,
+    drop_database,
+    ledger_check,
+    ledger_check_postgres,
+    other_backends,
+    server_version,
+    start_gateway,
+)
 from bench.machine import describe
 from bench.profile import Profiler
 from bench.targets import CONTENDED_CORES
@@ -36,8 +47,8 @@ from bench.upstream import PLAIN_PATH, STREAM_PATH, nginx_binary, start_nginx
 
 REPO = Path(__file__).resolve().parent.parent
 RESULTS = REPO / "bench" / "results"
-TARGETS = ("direct", "bare", "gridgate")
 MODES = ("plain", "stream")
+PG_TARGET = "gridgate-pg"  # gridgate on PostgreSQL beside gridgate on SQLite (--database both)
 
 
 @dataclass(frozen=True)
@@ -92,6 +103,27 @@ def parse_args(argv: list[str]) -> argparse.Namespace:
         default=None,
         help="bench this commit's src/ (exported) instead of the working tree",
     )
+    parser.add_argument(
+        "--database",
+        choices=("both", "sqlite", "postgresql"),
+        default="both",
+        help="gridgate's database: both (default: gridgate on SQLite, plus gridgate on "
+        "PostgreSQL in the load and TTFB runs), sqlite only, or postgresql only (then every "
+        "gridgate run, soak and profile included, is on PostgreSQL)",
+    )
+    parser.add_argument(
+        "--postgres",
+        dest="database",
+        action="store_const",
+        const="postgresql",
+        help="the same as --database postgresql",
+    )
+    parser.add_argument(
+        "--postgres-server",
+        default="postgresql://postgres@127.0.0.1:5432",
+        help="PostgreSQL server (no database): a fresh database is created on it for the run "
+        "and dropped at the end",
+    )
     parser.add_argument("--keep-temp", action="store_true", help="keep the temp dir (logs, db)")
     args = parser.parse_args(argv)
     if args.quick:
@@ -107,12 +139,24 @@ class Bench:
         self.workdir = workdir
         self.stem = stem
         self.services: list[procs.Service] = []
-        self.gateway: Gateway | None = None
+        self.gateway: Gateway | None = None  # "gridgate": soak, profile and the issue's targets
+        self.gateways: dict[str, Gateway] = {}  # every gridgate target
+        # target → database: gridgate on SQLite and/or PostgreSQL
+        self.databases: dict[str, str] = {
+            "both": {"gridgate": "sqlite", PG_TARGET: "postgresql"},
+            "sqlite": {"gridgate": "sqlite"},
+            "postgresql": {"gridgate": "postgresql"},
+        }[args.database]
+        self.target_names = ["direct", "bare", *self.databases]
+        self.pg_databases: list[str] = []  # created on the server: dropped at the end
+        self.pg_pid: int | None = None  # the PostgreSQL server's postmaster, when /proc shows it
         self.targets: dict[str, Target] = {}
         self.worker_pids: dict[str, list[int]] = {}
         self.bodies = bodies.write_bodies(workdir)
-        self.ok_sent = 0  # 2xx answers gridgate gave (each one a usage record)
-        self.max_in_flight = 0  # requests wrk may have left in flight when its runs ended
+        # per gridgate target: 2xx answers it gave (each one a usage record), and requests wrk
+        # may have left in flight when its runs ended
+        self.ok_sent = dict.fromkeys(self.databases, 0)
+        self.max_in_flight = dict.fromkeys(self.databases, 0)
         self.results: dict[str, Any] = {"runs": [], "warmup": [], "profile": {}}
 
     # -- start-up ---------------------------------------------------------------------------------
@@ -128,16 +172,30 @@ class Bench:
         )
 
         command, env = self._gridgate_command()
-        log(f"gridgate on 127.0.0.1:{gw_port} ({args.workers} workers): {shlex.join(command)}")
-        self.gateway = start_gateway(command, env, self.workdir, gw_port, upstream, args.workers)
-        self.services.append(self.gateway.service)
-        gw_url = f"http://127.0.0.1:{gw_port}/v1/chat/completions"
-        self.targets["gridgate"] = Target(
-            "gridgate",
-            self.gateway.service.pid,
-            {"plain": gw_url, "stream": gw_url},
-            self.gateway.key,
-        )
+        for name, database in self.databases.items():
+            url = self._create_database() if database == "postgresql" else None
+            log(
+                f"{name} on 127.0.0.1:{gw_port} ({args.workers} workers, "
+                f"{url or 'SQLite'}): {shlex.join(command)}"
+            )
+            gateway = start_gateway(
+                command,
+                env,
+                self.workdir,
+                gw_port,
+                upstream,
+                args.workers,
+                name=name,
+                database_url=url,
+            )
+            self.gateways[name] = gateway
+            self.services.append(gateway.service)
+            gw_url = f"http://127.0.0.1:{gw_port}/v1/chat/completions"
+            self.targets[name] = Target(
+                name, gateway.service.pid, {"plain": gw_url, "stream": gw_url}, gateway.key
+            )
+            gw_port = free_port()
+        self.gateway = self.gateways["gridgate"]
 
         log(f"bare proxy on 127.0.0.1:{bare_port} ({args.workers} workers)")
         bare = procs.Service(
@@ -169,6 +227,32 @@ class Bench:
             ]
             for name, t in self.targets.items()
         }
+
+    def _create_database(self) -> str:
+        """A fresh database on ``--postgres-server`` for one gridgate target; the PostgreSQL
+        server's processes are then tracked (their CPU is the database's share, not other
+        load) when /proc shows them."""
+        server = self.args.postgres_server.rstrip("/")
+        name = f"gridgate_bench_{os.getpid()}_{int(time.time())}_{len(self.pg_databases)}"
+        self.pg_databases.append(name)  # before creating: an interrupted create is dropped too
+        url = create_database(server, name)
+        log(f"PostgreSQL database {name} created on {server}")
+        self.results["meta"].setdefault("versions", {})["postgresql"] = server_version(server)
+        port = urlsplit(server).port or 5432
+        self.pg_pid = procs.listening_pid(port)
+        if self.pg_pid is None:
+            log(f"PostgreSQL server on port {port} not found in /proc: its CPU counts as other")
+        return url
+
+    def drop_databases(self) -> None:
+        server = self.args.postgres_server.rstrip("/")
+        for name in self.pg_databases:
+            try:
+                drop_database(server, name)
+                log(f"PostgreSQL database {name} dropped")
+            except (RuntimeError, OSError, subprocess.TimeoutExpired) as exc:
+                log(f"could not drop PostgreSQL database {name}: {exc}")
+        self.pg_databases.clear()
 
     def _gridgate_command(self) -> tuple[list[str], dict[str, str]]:
         """gridgate run from a copy of its source taken now, so edits made to the working tree
@@ -209,8 +293,8 @@ class Bench:
                         else '"chat.completion"' in text
                     )
                     outcome[f"{name}/{mode}"] = "ok" if good else f"{r.status} {text[:300]!r}"
-                    if good and name == "gridgate":
-                        self.ok_sent += 1
+                    if good and name in self.ok_sent:
+                        self.ok_sent[name] += 1
         return outcome
 
     def check_alive(self) -> None:
@@ -228,7 +312,17 @@ class Bench:
 
     # -- load -------------------------------------------------------------------------------------
     def _groups(self) -> dict[str, list[int]]:
-        return {name: procs.tree(t.root_pid) for name, t in self.targets.items()}
+        groups = {name: procs.tree(t.root_pid) for name, t in self.targets.items()}
+        if self.pg_pid is not None:
+            # the server's own processes and our databases' backends; not the backends other
+            # users of the server have open (their CPU is other load)
+            server = self.args.postgres_server.rstrip("/")
+            try:
+                others = other_backends(server, self.pg_databases)
+            except (RuntimeError, OSError, subprocess.TimeoutExpired):
+                others = set()
+            groups["postgresql"] = [p for p in procs.tree(self.pg_pid) if p not in others]
+        return groups
 
     @contextlib.contextmanager
     def _cpu(self, into: dict[str, Any]) -> Iterator[None]:
@@ -269,9 +363,9 @@ class Bench:
             run["wrk_cpu_s"] = result.wrk_cpu_s
         run.update(result.summary())
         self.check_alive()
-        if target == "gridgate":
-            self.ok_sent += result.ok
-            self.max_in_flight += connections
+        if target in self.ok_sent:
+            self.ok_sent[target] += result.ok
+            self.max_in_flight[target] += connections
         run["other_cores"] = round(run["cpu_s"]["other"] / max(result.duration_s, 1e-9), 2)
         flag = f"  ERRORS {result.errors}" if result.errors else ""
         if run["other_cores"] > CONTENDED_CORES:
@@ -301,7 +395,7 @@ class Bench:
 
     def warm_up(self) -> None:
         seconds = 1.0 if self.args.quick else 2.0
-        for target in TARGETS:
+        for target in self.target_names:
             for mode in MODES:
                 run = self.wrk(target, mode, max(self.args.connections), seconds)
                 self.results["warmup"].append(run)
@@ -310,13 +404,13 @@ class Bench:
         """Every scenario, the targets interleaved so drift touches them alike."""
         for mode in MODES:
             for connections in self.args.connections:
-                for target in TARGETS:
+                for target in self.target_names:
                     self.results["runs"].append(self.measured_run(target, mode, connections))
 
     def measure_ttfb(self) -> None:
         out: dict[str, Any] = {}
         body = self.bodies["stream"].read_bytes()
-        for name in TARGETS:
+        for name in self.target_names:
             t = self.targets[name]
             result = asyncio.run(
                 ttfb.measure(
@@ -328,8 +422,8 @@ class Bench:
                 )
             )
             out[name] = result.summary()
-            if name == "gridgate":
-                self.ok_sent += result.ok_total
+            if name in self.ok_sent:
+                self.ok_sent[name] += result.ok_total
             s = out[name]
             log(f"ttfb {name:8} n={s['requests']} p50 {s['p50_us']} us p99 {s['p99_us']} us")
         self.results["ttfb"] = out
@@ -415,12 +509,18 @@ class Bench:
         self.services.clear()
 
     def check_ledger(self) -> None:
-        assert self.gateway is not None
-        ledger = ledger_check(self.gateway.db_path, self.gateway.account_id)
-        ledger["credit_nanos"] = int(CREDIT_USD) * 1_000_000_000
-        ledger["ok_answers"] = self.ok_sent
-        ledger["max_in_flight_at_run_ends"] = self.max_in_flight
-        self.results["ledger"] = ledger
+        """Each gridgate target's ledger: ``ledger`` for gridgate, ``ledger_pg`` for the
+        PostgreSQL one beside it."""
+        for name, gateway in self.gateways.items():
+            if gateway.database_url:
+                ledger = ledger_check_postgres(gateway.database_url, gateway.account_id)
+            else:
+                ledger = ledger_check(gateway.db_path, gateway.account_id)
+            ledger["database"] = self.databases[name]
+            ledger["credit_nanos"] = int(CREDIT_USD) * 1_000_000_000
+            ledger["ok_answers"] = self.ok_sent[name]
+            ledger["max_in_flight_at_run_ends"] = self.max_in_flight[name]
+            self.results["ledger" if name == "gridgate" else "ledger_pg"] = ledger
 
 
 def wait_quiet(limit_cores: float, tracked: list[int], deadline_s: float) -> bool:
@@ -484,6 +584,8 @@ def main(argv: list[str] | None = None) -> int:
         "wrk_threads": 1,
         "profile": args.profile,
         "retries": args.retries,
+        "targets": bench.target_names,
+        "databases": bench.databases,
     }
     meta["started"] = datetime.now().isoformat(timespec="seconds")
     bench.results["meta"] = meta
@@ -519,6 +621,7 @@ def main(argv: list[str] | None = None) -> int:
             if completed:
                 bench.check_ledger()  # after the gateway stopped: its usage writer flushed
         finally:
+            bench.drop_databases()
             if args.keep_temp:
                 log(f"temp dir kept: {workdir}")
             else:

@@ -1,12 +1,14 @@
 """The figures derived from a run (ratios, added latency, memory, soak, ledger) and the issue's
-targets, each PASS or FAIL."""
+targets, each PASS or FAIL (gridgate on SQLite), with informational rows for gridgate on
+PostgreSQL when it ran beside it."""
 
 from __future__ import annotations
 
 from typing import Any
 
-TARGETS = ("direct", "bare", "gridgate")
+TARGETS = ("direct", "bare", "gridgate")  # reports from before PostgreSQL ran beside SQLite
 MODES = ("plain", "stream")
+PG_TARGET = "gridgate-pg"
 SHARE_OF_BARE = 0.40  # gridgate throughput at 64 connections ≥ 40% of the bare proxy's
 ADDED_P50_MS = 0.5
 ADDED_P99_MS = 2.0
@@ -17,6 +19,24 @@ UPSTREAM_MARGIN = 5.0
 POPULAR = {"plain": 175.0, "stream": 55.0}
 POPULAR_FACTOR = 20.0
 CONTENDED_CORES = 0.25  # other processes busy above this during a run: its figures are suspect
+
+
+def targets_of(results: dict[str, Any]) -> list[str]:
+    """The targets of the run, in table order."""
+    return list(results["meta"]["settings"].get("targets", TARGETS))
+
+
+def databases_of(results: dict[str, Any]) -> dict[str, str]:
+    """gridgate target → its database (``sqlite`` or ``postgresql``)."""
+    found: dict[str, str] = results["meta"]["settings"].get("databases", {"gridgate": "sqlite"})
+    return found
+
+
+def label(results: dict[str, Any], target: str) -> str:
+    """A target's name in the report: ``gridgate (PostgreSQL)`` for gridgate on PostgreSQL."""
+    if databases_of(results).get(target) == "postgresql":
+        return "gridgate (PostgreSQL)"
+    return target
 
 
 def run_of(results: dict[str, Any], target: str, mode: str, connections: int) -> dict[str, Any]:
@@ -45,10 +65,11 @@ def derive(results: dict[str, Any]) -> dict[str, Any]:
     conns = results["meta"]["settings"]["connections"]
     low, high = min(conns), max(conns)
     out: dict[str, Any] = {"low_connections": low, "high_connections": high}
+    proxies = [t for t in targets_of(results) if t != "direct"]
     added: dict[str, Any] = {}
     for mode in MODES:
         direct = run_of(results, "direct", mode, low)["latency_us"]
-        for target in ("bare", "gridgate"):
+        for target in proxies:
             lat = run_of(results, target, mode, low)["latency_us"]
             added[f"{target}/{mode}"] = {
                 "p50_ms": round((lat["p50"] - direct["p50"]) / 1000, 3),
@@ -63,11 +84,12 @@ def derive(results: dict[str, Any]) -> dict[str, Any]:
                 "p50_ms": round((ttfb[t]["p50_us"] - d["p50_us"]) / 1000, 3),
                 "p99_ms": round((ttfb[t]["p99_us"] - d["p99_us"]) / 1000, 3),
             }
-            for t in ("bare", "gridgate")
+            for t in proxies
+            if t in ttfb
         }
     ratios: dict[str, Any] = {}
     for mode in MODES:
-        rps = {t: run_of(results, t, mode, high)["rps"] for t in TARGETS}
+        rps = {t: run_of(results, t, mode, high)["rps"] for t in targets_of(results)}
         ratios[mode] = {
             "gridgate_over_bare": _ratio(rps["gridgate"], rps["bare"]),
             "gridgate_over_direct": _ratio(rps["gridgate"], rps["direct"]),
@@ -75,13 +97,28 @@ def derive(results: dict[str, Any]) -> dict[str, Any]:
             "direct_over_gridgate": _ratio(rps["direct"], rps["gridgate"]),
             "gridgate_over_popular": _ratio(rps["gridgate"], POPULAR[mode]),
         }
+        if PG_TARGET in rps:
+            pg = rps[PG_TARGET]
+            ratios[mode] |= {
+                "gridgate_pg_over_bare": _ratio(pg, rps["bare"]),
+                "gridgate_pg_over_direct": _ratio(pg, rps["direct"]),
+                "direct_over_gridgate_pg": _ratio(rps["direct"], pg),
+                "gridgate_pg_over_popular": _ratio(pg, POPULAR[mode]),
+                "gridgate_pg_over_gridgate": _ratio(pg, rps["gridgate"]),
+            }
     out["ratios_high"] = ratios
     cpu: dict[str, Any] = {}
+    on_postgres = {t for t, db in databases_of(results).items() if db == "postgresql"}
     for run in results["runs"]:
         own = run["cpu_s"].get(run["target"], 0.0)
+        # gridgate on PostgreSQL: the database server's processes work for it (SQLite's work is
+        # inside gridgate's own processes), so they count in its server CPU
+        database = run["cpu_s"].get("postgresql", 0.0) if run["target"] in on_postgres else 0.0
+        own += database
         key = f"{run['target']}/{run['mode']}@{run['connections']}"
         cpu[key] = {
             "server_cpu_s": own,
+            "database_cpu_s": database,
             "upstream_cpu_s": run["cpu_s"]["direct"] if run["target"] != "direct" else 0.0,
             "wrk_cpu_s": run["wrk_cpu_s"],
             "other_cpu_s": run["cpu_s"]["other"],
@@ -120,6 +157,7 @@ def derive(results: dict[str, Any]) -> dict[str, Any]:
     }
     out["soak"] = _soak(results.get("soak"))
     out["ledger"] = _ledger(results.get("ledger"))
+    out["ledger_pg"] = _ledger(results.get("ledger_pg"))
     return out
 
 
@@ -174,8 +212,10 @@ def _ledger(ledger: dict[str, Any] | None) -> dict[str, Any] | None:
     }
 
 
-def _check(name: str, value: str, ok: bool | None) -> dict[str, Any]:
-    return {"target": name, "measured": value, "pass": ok}
+def _check(name: str, value: str, ok: bool | None, *, info: bool = False) -> dict[str, Any]:
+    """``info``: not one of the issue's targets, shown for information (PASS when it meets the
+    same threshold, never FAIL)."""
+    return {"target": name, "measured": value, "pass": ok, "info": info}
 
 
 def evaluate(results: dict[str, Any], derived: dict[str, Any]) -> list[dict[str, Any]]:
@@ -263,12 +303,70 @@ def evaluate(results: dict[str, Any], derived: dict[str, Any]) -> list[dict[str,
                 gw_log["tracebacks"] == 0,
             )
         )
-    ledger = derived["ledger"]
-    if ledger is not None:
-        raw = results["ledger"]
+    checks += _ledger_checks(results.get("ledger"), derived["ledger"], "")
+    if PG_TARGET in targets_of(results):
+        checks += _postgres_checks(results, derived)
+    return checks
+
+
+def _postgres_checks(results: dict[str, Any], derived: dict[str, Any]) -> list[dict[str, Any]]:
+    """gridgate on PostgreSQL: the performance rows are informational (the issue's targets are
+    gridgate on SQLite), errors and the ledger are checked as for SQLite."""
+    low, high = derived["low_connections"], derived["high_connections"]
+    pg = " — PostgreSQL"
+    checks = []
+    for mode in MODES:
+        ratio = derived["ratios_high"][mode].get("gridgate_pg_over_bare")
+        label = "non-streaming" if mode == "plain" else "streaming"
         checks.append(
             _check(
-                "ledger: balance ≥ 0 and = Σ ledger rows; no hold open after a graceful stop",
+                f"{label} throughput at {high} conns ≥ 40% of bare proxy's{pg}",
+                f"{ratio:.0%} of bare" if ratio is not None else "n/a",
+                ratio is not None and ratio >= SHARE_OF_BARE,
+                info=True,
+            )
+        )
+    for mode in MODES:
+        added = derived["added_latency_low"][f"{PG_TARGET}/{mode}"]
+        for pct, limit in (("p50", ADDED_P50_MS), ("p99", ADDED_P99_MS)):
+            checks.append(
+                _check(
+                    f"added {pct} at {low} conn ≤ {limit} ms over direct ({mode}){pg}",
+                    f"{added[f'{pct}_ms']:+.3f} ms",
+                    added[f"{pct}_ms"] <= limit,
+                    info=True,
+                )
+            )
+    errors = [e for e in derived["errors"] if e.startswith(f"{PG_TARGET}/")]
+    checks.append(
+        _check(
+            f"no errors (non-2xx, socket errors, timeouts) from gridgate under load{pg}",
+            "; ".join(errors) or "none",
+            not errors,
+        )
+    )
+    log = results.get("logs", {}).get(PG_TARGET)
+    if log is not None:
+        checks.append(
+            _check(
+                f"no traceback in gridgate's log{pg}",
+                f"{log['tracebacks']} tracebacks, {log['error_lines']} ERROR lines",
+                log["tracebacks"] == 0,
+            )
+        )
+    checks += _ledger_checks(results.get("ledger_pg"), derived["ledger_pg"], pg)
+    return checks
+
+
+def _ledger_checks(
+    raw: dict[str, Any] | None, ledger: dict[str, Any] | None, suffix: str
+) -> list[dict[str, Any]]:
+    checks: list[dict[str, Any]] = []
+    if raw is not None and ledger is not None:
+        checks.append(
+            _check(
+                "ledger: balance ≥ 0 and = Σ ledger rows; no hold open after a graceful stop"
+                + suffix,
                 f"balance {raw['balance_nanos']:,} nanos, Σ rows {raw['ledger_sum_nanos']:,}, "
                 f"open holds {ledger['open_holds']}",
                 ledger["balance_non_negative"]
@@ -278,7 +376,8 @@ def evaluate(results: dict[str, Any], derived: dict[str, Any]) -> list[dict[str,
         )
         checks.append(
             _check(
-                "every charge has its usage record: credit − balance = Σ usage-record costs",
+                "every charge has its usage record: credit − balance = Σ usage-record costs"
+                + suffix,
                 f"charged {ledger['charged_nanos']:,} nanos, recorded "
                 f"{raw['recorded_cost_nanos']:,} ({ledger['charged_minus_recorded_nanos']:+,})",
                 ledger["charged_minus_recorded_nanos"] == 0,
@@ -286,7 +385,7 @@ def evaluate(results: dict[str, Any], derived: dict[str, Any]) -> list[dict[str,
         )
         checks.append(
             _check(
-                "usage records = 2xx answers (+ ≤ requests in flight when wrk stopped)",
+                "usage records = 2xx answers (+ ≤ requests in flight when wrk stopped)" + suffix,
                 f"{raw['usage_records']} records, {raw['ok_answers']} 2xx "
                 f"({ledger['records_minus_ok']:+d})",
                 ledger["records_match"],
