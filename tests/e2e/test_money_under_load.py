@@ -85,20 +85,45 @@ async def fire(
         return await asyncio.gather(*(one(session) for _ in range(count)))
 
 
+@pytest.mark.parametrize("stream", [False, True], ids=["plain", "streamed"])
 def test_concurrent_requests_on_a_small_balance_never_overspend(
-    two_workers: GatewayProcess,
+    two_workers: GatewayProcess, stream: bool
 ) -> None:
     gw = two_workers
-    bound = measure_prompt(decode_chat_request(json.dumps(BODY).encode())).upper_bound
+    body: dict[str, object] = dict(BODY)
+    if stream:
+        body.update(stream=True, stream_options={"include_usage": True})
+    bound = measure_prompt(decode_chat_request(json.dumps(body).encode())).upper_bound
     worst = PRICE.cost(bound, 64)
     k = 10
     account_id, key = gw.new_account(f"{worst * k / 1e9:.9f}")
     funded = gw.balance(account_id)
     assert funded == worst * k
 
-    results = gw.run(fire(gw.base_url, key, 20 * k, BODY))
+    async def burst_watching_the_balance() -> tuple[list[tuple[int, bytes]], list[int]]:
+        samples: list[int] = []
+        done = asyncio.Event()
+
+        async def watch() -> None:
+            while not done.is_set():
+                balance = await gw.store.account_balance(account_id)
+                assert balance is not None
+                samples.append(balance.ledger)
+                await asyncio.sleep(0.002)
+
+        watcher = asyncio.ensure_future(watch())
+        try:
+            return await fire(gw.base_url, key, 20 * k, body), samples
+        finally:
+            done.set()
+            await watcher
+
+    results, samples = gw.run(burst_watching_the_balance())
+    assert samples and min(samples) >= 0  # never below zero at any instant observed
     statuses = [status for status, _ in results]
     assert set(statuses) <= {200, 402}, statuses
+    if stream:
+        assert all(text.rstrip().endswith(b"data: [DONE]") for s, text in results if s == 200)
     served = statuses.count(200)
     # each answer is max_tokens long (the simulator's natural length is 64): each costs exactly
     # its worst case, so exactly k are served, across two processes, and not one more
