@@ -50,6 +50,17 @@ class BackgroundLoop:
         self.loop.close()
 
 
+def run_cli(*args: str, data_dir: Path) -> subprocess.CompletedProcess[str]:
+    """``gridgate ARGS --data-dir DIR`` as a separate process."""
+    return subprocess.run(
+        [sys.executable, "-m", "gridgate", *args, "--data-dir", str(data_dir)],
+        capture_output=True,
+        text=True,
+        timeout=60,
+        check=False,
+    )
+
+
 def free_port() -> int:
     with socket.socket() as s:
         s.bind(("127.0.0.1", 0))

@@ -11,17 +11,9 @@ from pathlib import Path
 
 from openai import OpenAI
 
-from tests.harness import free_port
+from tests.harness import free_port, run_cli
 
-
-def gridgate(*args: str, data_dir: Path) -> subprocess.CompletedProcess[str]:
-    return subprocess.run(
-        [sys.executable, "-m", "gridgate", *args, "--data-dir", str(data_dir)],
-        capture_output=True,
-        text=True,
-        timeout=60,
-        check=False,
-    )
+gridgate = run_cli
 
 
 def test_the_demo_serves_a_completion_and_stops_cleanly(tmp_path: Path) -> None:

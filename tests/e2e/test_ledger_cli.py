@@ -8,26 +8,18 @@ import csv
 import io
 import json
 import sqlite3
-import subprocess
-import sys
 from datetime import UTC, datetime
 from pathlib import Path
 from typing import Any
 
 from gridgate.storage.records import UsageRecord
 from gridgate.storage.sql import SqlStore
+from tests.harness import run_cli
 
 NANOS = 1_000_000_000
 
 
-def gridgate(*args: str, data_dir: Path) -> subprocess.CompletedProcess[str]:
-    return subprocess.run(
-        [sys.executable, "-m", "gridgate", *args, "--data-dir", str(data_dir)],
-        capture_output=True,
-        text=True,
-        timeout=60,
-        check=False,
-    )
+gridgate = run_cli
 
 
 def ok_json(*args: str, data_dir: Path) -> Any:

@@ -182,31 +182,33 @@ class LeaseBook:
         placing.add_done_callback(self._register_single if single_use else self._register)
         return await asyncio.shield(placing)
 
-    def _register(self, placing: asyncio.Future[HoldResult]) -> None:
+    def _landed(self, placing: asyncio.Future[HoldResult]) -> Lease | None:
+        """The lease a finished placement granted, if it granted one."""
         if placing.cancelled() or placing.exception() is not None:
-            return
+            return None
         hold = placing.result().hold
         if hold is None:
-            return
+            return None
         now = self._clock.monotonic()
-        lease = Lease(hold.id, hold.account_id, hold.amount, hold.expires_us, now, now)
-        previous = self._open.get(hold.account_id)
+        return Lease(hold.id, hold.account_id, hold.amount, hold.expires_us, now, now)
+
+    def _register(self, placing: asyncio.Future[HoldResult]) -> None:
+        lease = self._landed(placing)
+        if lease is None:
+            return
+        previous = self._open.get(lease.account_id)
         if previous is not None:
             self._retire_now(previous)
-        self._open[hold.account_id] = lease
+        self._open[lease.account_id] = lease
 
     def _register_single(self, placing: asyncio.Future[HoldResult]) -> None:
         """A single-use hold is never offered to other requests: it waits, closing, for the one
         that asked for it (or for the tick to close it, should that request be gone)."""
-        if placing.cancelled() or placing.exception() is not None:
+        lease = self._landed(placing)
+        if lease is None:
             return
-        hold = placing.result().hold
-        if hold is None:
-            return
-        now = self._clock.monotonic()
-        lease = Lease(hold.id, hold.account_id, hold.amount, hold.expires_us, now, now)
         lease.closing = True
-        self._closing[hold.id] = lease
+        self._closing[lease.hold_id] = lease
 
     # -- closing ------------------------------------------------------------------------------
     async def _retire(self, account_id: str) -> None:
