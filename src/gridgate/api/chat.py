@@ -51,7 +51,7 @@ async def chat_completions(request: web.Request) -> web.StreamResponse:
             else:
                 await response.write(piece)
         await response.write_eof()  # a no-op once the last piece has ended the body
-    except (ConnectionResetError, ConnectionError):
+    except ConnectionError:
         pass  # the client went away; the session settles for what was delivered
     finally:
         with contextlib.suppress(Exception):

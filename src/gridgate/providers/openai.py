@@ -292,15 +292,22 @@ class OpenAIAdapter:
         self._connect = aiohttp.ClientTimeout(
             total=None, sock_connect=settings.connect_timeout_seconds
         )
+        # per supplier (and credential variable) and answer kind, built once; never mutated
+        self._header_cache: dict[tuple[str, str | None, bool], dict[str, str]] = {}
 
     def _secret(self, supplier: SupplierRecord) -> str | None:
         return self._environ.get(supplier.api_key_env) if supplier.api_key_env else None
 
-    def _headers(self, supplier: SupplierRecord) -> dict[str, str]:
-        headers = {"Content-Type": "application/json", "Accept": "application/json"}
-        secret = self._secret(supplier)
-        if secret:
-            headers["Authorization"] = f"Bearer {secret}"
+    def _headers(self, supplier: SupplierRecord, *, stream: bool) -> dict[str, str]:
+        key = (supplier.name, supplier.api_key_env, stream)
+        headers = self._header_cache.get(key)
+        if headers is None:
+            accept = "text/event-stream" if stream else "application/json"
+            headers = {"Content-Type": "application/json", "Accept": accept}
+            secret = self._secret(supplier)
+            if secret:
+                headers["Authorization"] = f"Bearer {secret}"
+            self._header_cache[key] = headers
         return headers
 
     async def complete(self, call: UpstreamCall) -> Completion:
@@ -310,7 +317,7 @@ class OpenAIAdapter:
                 async with self._session.post(
                     url,
                     data=map_request(call),
-                    headers=self._headers(call.supplier),
+                    headers=self._headers(call.supplier, stream=False),
                     timeout=self._connect,
                 ) as response:
                     body = await response.read()
@@ -321,8 +328,7 @@ class OpenAIAdapter:
 
     async def stream(self, call: UpstreamCall) -> AsyncIterator[list[Chunk]]:
         url = call.supplier.base_url + "/chat/completions"
-        headers = self._headers(call.supplier)
-        headers["Accept"] = "text/event-stream"
+        headers = self._headers(call.supplier, stream=True)
         include_usage = call.request.include_usage
         settings = self._settings
         with translate_errors():
