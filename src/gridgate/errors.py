@@ -9,6 +9,7 @@ adapter, storage); nothing outside ``gridgate`` leaks to a client, and no messag
     GridgateError                         500 api_error          (never raised for client input)
     ├── BadRequest                        400 malformed JSON, wrong types
     ├── ValidationFailed                  422 value out of range / structurally invalid (names param)
+    │   └── Untranslatable                422 a part the chosen supplier's wire format cannot carry
     ├── Unauthorized                      401 missing, malformed, unknown, expired or revoked key
     ├── InsufficientBalance               402 balance cannot cover the request
     ├── PermissionDenied                  403
@@ -82,6 +83,15 @@ class ValidationFailed(GridgateError):
     status = 422
     openai_type = "invalid_request_error"
     anthropic_type = "invalid_request_error"
+
+
+class Untranslatable(ValidationFailed):
+    """The request has a part that a supplier's wire format cannot carry (an audio part for an
+    Anthropic-format supplier, say). Raised by an adapter's request mapping before anything is
+    sent; the exchange tries the next offer, and surfaces this (naming the part) when no offer
+    could carry the request."""
+
+    default_code = "untranslatable"
 
 
 class Unauthorized(GridgateError):

@@ -8,7 +8,7 @@ from typing import Any
 import msgspec
 import pytest
 
-from gridgate.errors import BadRequest, ValidationFailed
+from gridgate.errors import BadRequest, GridgateError, ValidationFailed
 from gridgate.protocol.openai_chat import (
     AssistantMessage,
     AudioPart,
@@ -780,7 +780,7 @@ def test_unknown_fields_are_accepted_and_dropped() -> None:
         "messages": [
             {
                 "role": "user",
-                "content": [{"type": "text", "text": "x", "cache_control": {}}],
+                "content": [{"type": "text", "text": "x", "annotations": {}}],
                 "extra": 1,
             },
             {"role": "assistant", "content": "y", "function_call": None, "annotations": []},
@@ -798,6 +798,46 @@ def test_unknown_fields_are_accepted_and_dropped() -> None:
         ],
         "tools": [{"type": "function", "function": {"name": "f"}}],
     }
+
+
+def test_extension_fields_are_decoded_and_reencoded() -> None:
+    sent = {
+        "model": "m",
+        "messages": [
+            {
+                "role": "user",
+                "content": [{"type": "text", "text": "x", "cache_control": {"type": "ephemeral"}}],
+            },
+            {
+                "role": "assistant",
+                "content": "y",
+                "reasoning_content": "r",
+                "thinking_blocks": [{"type": "thinking", "thinking": "r", "signature": "s"}],
+            },
+            {"role": "user", "content": "z"},
+        ],
+        "top_k": 5,
+        "thinking": {"type": "enabled", "budget_tokens": 2048},
+    }
+    req = decode_chat_request(json.dumps(sent).encode())
+    assert req.has_extensions
+    assert json.loads(msgspec.json.encode(req)) == sent
+
+
+@pytest.mark.parametrize(
+    ("extra", "status", "param"),
+    [
+        ({"top_k": -1}, 422, "top_k"),
+        ({"thinking": {"type": "enabled", "budget_tokens": 0}}, 422, "thinking.budget_tokens"),
+        ({"thinking": {"type": "sometimes"}}, 422, "thinking.type"),
+        ({"thinking": {"type": "enabled"}}, 422, "thinking.budget_tokens"),
+    ],
+)
+def test_extension_fields_are_validated(extra: dict[str, object], status: int, param: str) -> None:
+    body = {"model": "m", "messages": [{"role": "user", "content": "x"}], **extra}
+    with pytest.raises(GridgateError) as caught:
+        decode_chat_request(json.dumps(body).encode())
+    assert (caught.value.status, caught.value.param) == (status, param)
 
 
 def test_structs_are_typed() -> None:

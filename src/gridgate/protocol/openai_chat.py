@@ -15,6 +15,14 @@ cross-field rules (no copies, one walk over the messages). It raises only:
 Both carry ``param`` (the path of the offending field, e.g. ``messages[1].role``) and a message
 that starts with it: ``"temperature: must be between 0 and 2 (got 3.5)"``.
 
+Extensions: a few fields carry what other wire formats have and OpenAI's lacks, so a request
+translated from the Anthropic Messages surface loses nothing on its way to an Anthropic-format
+supplier, and an OpenAI-surface caller can use them too: ``top_k``, ``thinking`` (a reasoning
+budget), ``cache_control`` on content parts and tools, ``is_error`` on tool messages, and an
+assistant message's earlier reasoning (``reasoning_content`` and ``thinking_blocks``, which
+carry the signatures a supplier needs back). The OpenAI-format adapter drops the ones the
+OpenAI wire has no place for (``thinking`` becomes a ``reasoning_effort``).
+
 Every optional field defaults to ``UNSET``; the structs are encoded with ``omit_defaults``, so
 ``msgspec.json.encode(request)`` emits exactly the fields the client sent (``null`` included where
 a field is nullable) and drops unknown ones. Adapters build the upstream body that way, changing
@@ -39,6 +47,8 @@ __all__ = [
     "AssistantMessage",
     "AudioFormat",
     "AudioPart",
+    "CacheControl",
+    "CacheTTL",
     "ChatRequest",
     "Content",
     "ContentPart",
@@ -56,7 +66,9 @@ __all__ = [
     "Modality",
     "NamedToolChoice",
     "PromptCacheRetention",
+    "ReasoningBlock",
     "ReasoningEffort",
+    "RedactedThinkingBlock",
     "RefusalPart",
     "ResponseFormat",
     "ResponseFormatJSONObject",
@@ -67,6 +79,10 @@ __all__ = [
     "StreamOptions",
     "SystemMessage",
     "TextPart",
+    "Thinking",
+    "ThinkingBlock",
+    "ThinkingDisabled",
+    "ThinkingEnabled",
     "Tool",
     "ToolCall",
     "ToolChoiceFunction",
@@ -90,6 +106,7 @@ Modality = Literal["text", "audio"]
 ImageDetail = Literal["auto", "low", "high"]
 AudioFormat = Literal["wav", "mp3"]
 ToolChoiceMode = Literal["none", "auto", "required"]
+CacheTTL = Literal["5m", "1h"]
 
 
 class _Wire(
@@ -106,8 +123,17 @@ class _Wire(
 # Content parts (tagged by ``type``)
 
 
+class CacheControl(_Wire):
+    """Prompt-caching breakpoint (extension, Anthropic's ``cache_control``); passed to suppliers
+    that cache, dropped for the OpenAI wire."""
+
+    type: Literal["ephemeral"]
+    ttl: CacheTTL | UnsetType = UNSET
+
+
 class TextPart(_Wire, tag="text", tag_field="type"):
     text: str
+    cache_control: CacheControl | UnsetType | None = UNSET  # extension
 
 
 class ImageURL(_Wire):
@@ -117,6 +143,7 @@ class ImageURL(_Wire):
 
 class ImagePart(_Wire, tag="image_url", tag_field="type"):
     image_url: ImageURL
+    cache_control: CacheControl | UnsetType | None = UNSET  # extension
 
 
 class InputAudio(_Wire):
@@ -138,6 +165,7 @@ class FileRef(_Wire):
 
 class FilePart(_Wire, tag="file", tag_field="type"):
     file: FileRef
+    cache_control: CacheControl | UnsetType | None = UNSET  # extension
 
 
 class RefusalPart(_Wire, tag="refusal", tag_field="type"):
@@ -177,17 +205,37 @@ class ToolCall(_Wire):
     function: FunctionCall
 
 
+class ThinkingBlock(_Wire, tag="thinking", tag_field="type"):
+    """A reasoning block as a supplier returned it, with the signature that lets it be sent
+    back (extension: Anthropic's ``thinking`` block)."""
+
+    thinking: str
+    signature: str | UnsetType = UNSET
+
+
+class RedactedThinkingBlock(_Wire, tag="redacted_thinking", tag_field="type"):
+    data: str
+
+
+ReasoningBlock = ThinkingBlock | RedactedThinkingBlock
+
+
 class AssistantMessage(_Wire, tag="assistant", tag_field="role"):
     content: Content | UnsetType | None = UNSET  # parts: text, refusal
     refusal: str | UnsetType | None = UNSET
     name: str | UnsetType = UNSET
     tool_calls: list[ToolCall] | UnsetType | None = UNSET
     audio: dict[str, Any] | UnsetType | None = UNSET  # ``{"id"}`` of an earlier audio answer
+    # extensions: earlier reasoning, sent back (suppliers that take it back; dropped for the
+    # OpenAI wire, whose models never see earlier reasoning)
+    reasoning_content: str | UnsetType | None = UNSET
+    thinking_blocks: list[ReasoningBlock] | UnsetType | None = UNSET
 
 
 class ToolMessage(_Wire, tag="tool", tag_field="role"):
-    content: Content  # parts: text only
+    content: Content  # parts: text only (translated requests may carry images too)
     tool_call_id: str
+    is_error: bool | UnsetType = UNSET  # extension: the tool failed (Anthropic ``is_error``)
 
 
 Message = SystemMessage | DeveloperMessage | UserMessage | AssistantMessage | ToolMessage
@@ -206,6 +254,7 @@ class FunctionDefinition(_Wire):
 class Tool(_Wire):
     type: Literal["function"]
     function: FunctionDefinition
+    cache_control: CacheControl | UnsetType | None = UNSET  # extension
 
 
 class ToolChoiceFunction(_Wire):
@@ -237,6 +286,20 @@ class ResponseFormatJSONSchema(_Wire, tag="json_schema", tag_field="type"):
 
 
 ResponseFormat = ResponseFormatText | ResponseFormatJSONObject | ResponseFormatJSONSchema
+
+
+class ThinkingEnabled(_Wire, tag="enabled", tag_field="type"):
+    """Extension (Anthropic's ``thinking``): reason first, spending at most ``budget_tokens``
+    of the max output tokens. For the OpenAI wire it becomes a ``reasoning_effort``."""
+
+    budget_tokens: int
+
+
+class ThinkingDisabled(_Wire, tag="disabled", tag_field="type"):
+    pass
+
+
+Thinking = ThinkingEnabled | ThinkingDisabled
 
 
 class StreamOptions(_Wire):
@@ -286,6 +349,9 @@ class ChatRequest(_Wire):
     audio: dict[str, Any] | UnsetType | None = UNSET
     prediction: dict[str, Any] | UnsetType | None = UNSET
     web_search_options: dict[str, Any] | UnsetType | None = UNSET
+    # extensions, for suppliers of other wire formats (see the module docstring)
+    top_k: int | UnsetType | None = UNSET
+    thinking: Thinking | UnsetType | None = UNSET
 
     # ---- read-only helpers used by routing and billing ------------------------------------
 
@@ -350,6 +416,31 @@ class ChatRequest(_Wire):
         if isinstance(stop, list):
             return list(stop)
         return []
+
+    @property
+    def has_extensions(self) -> bool:
+        """Any extension field is set (the OpenAI-format adapter then drops or maps them)."""
+        if self.top_k is not UNSET or self.thinking is not UNSET:
+            return True
+        for tool in self.tools or ():
+            if tool.cache_control is not UNSET:
+                return True
+        for message in self.messages:
+            kind = type(message)
+            if kind is AssistantMessage:
+                assert isinstance(message, AssistantMessage)
+                if message.reasoning_content is not UNSET or message.thinking_blocks is not UNSET:
+                    return True
+            elif kind is ToolMessage:
+                assert isinstance(message, ToolMessage)
+                if message.is_error is not UNSET:
+                    return True
+            content = message.content
+            if type(content) is list:
+                for part in content:
+                    if getattr(part, "cache_control", UNSET) is not UNSET:
+                        return True
+        return False
 
     def _has_part(self, kind: type[msgspec.Struct]) -> bool:
         for message in self.messages:
@@ -429,6 +520,10 @@ def _validate(req: ChatRequest) -> None:
     _check_range(req.frequency_penalty, "frequency_penalty", -2, 2)
     _check_range(req.presence_penalty, "presence_penalty", -2, 2)
     _check_int_range(req.seed, "seed", _INT64_MIN, _INT64_MAX)
+    _check_int_range(req.top_k, "top_k", 0, _INT64_MAX)
+    thinking = req.thinking
+    if isinstance(thinking, ThinkingEnabled):
+        _check_int_range(thinking.budget_tokens, "thinking.budget_tokens", 1, _INT64_MAX)
 
     top_logprobs = req.top_logprobs
     if isinstance(top_logprobs, int):
@@ -564,7 +659,7 @@ _INVALID_RE: Final = re.compile(r"Invalid (?:enum )?value (.*)", re.DOTALL)
 _INDEX_RE: Final = re.compile(r"\[\d+\]")
 # Malformed content inside these structured objects is 422, like any other structural fault.
 _STRUCTURED_RE: Final = re.compile(
-    r"(?:tools\[|tool_choice\.|response_format\.|stream_options\.|messages\[\d+\]\.tool_calls\[)"
+    r"(?:tools\[|tool_choice\.|response_format\.|stream_options\.|thinking\.|messages\[\d+\]\.tool_calls\[)"
 )
 _JSON_TYPES: Final = MappingProxyType(
     {
@@ -604,6 +699,8 @@ _CHOICES: Final[Mapping[str, tuple[str, ...]]] = MappingProxyType(
         "messages[].content[].image_url.detail": get_args(ImageDetail),
         "messages[].content[].input_audio.format": get_args(AudioFormat),
         "messages[].tool_calls[].type": ("function",),
+        "messages[].thinking_blocks[].type": _tags(ReasoningBlock),
+        "thinking.type": _tags(Thinking),
     }
 )
 

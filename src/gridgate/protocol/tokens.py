@@ -12,7 +12,8 @@ tokens that each cover at least one UTF-8 byte of the text, so a text's **UTF-8 
     + MESSAGE_OVERHEAD_TOKENS per message          (role markers, separators of a chat template)
     + CONTENT_PART_OVERHEAD_TOKENS per content part (separators between parts)
     + UTF-8 bytes of every text the model reads: string content, text and refusal parts, message
-      names, refusals, tool call ids / names / arguments, tool_call_id of tool messages
+      names, refusals, tool call ids / names / arguments, tool_call_id of tool messages, the
+      text of earlier reasoning blocks sent back (``thinking_blocks``)
     + MESSAGE_OVERHEAD_TOKENS per tool call of an assistant message
     + per tool: TOOL_OVERHEAD_TOKENS + bytes of the tool definition encoded as JSON,
       and once TOOLS_PREAMBLE_TOKENS if there are tools (Anthropic-style tool-use system prompt)
@@ -50,6 +51,7 @@ from gridgate.protocol.openai_chat import (
     RefusalPart,
     ResponseFormatJSONSchema,
     TextPart,
+    ThinkingBlock,
     Tool,
     ToolMessage,
 )
@@ -173,6 +175,11 @@ def measure_prompt(req: ChatRequest) -> PromptSize:
         if isinstance(message, AssistantMessage):
             if isinstance(message.refusal, str):
                 text += utf8_length(message.refusal)
+            if isinstance(message.thinking_blocks, list):  # earlier reasoning sent back
+                for block in message.thinking_blocks:
+                    text += utf8_length(
+                        block.thinking if isinstance(block, ThinkingBlock) else block.data
+                    )
             if isinstance(message.audio, dict):  # an earlier audio answer, replayed upstream
                 media_bound += AUDIO_PART_TOKENS
                 media_estimate += AUDIO_PART_TOKENS

@@ -19,7 +19,20 @@ import aiohttp
 import msgspec
 
 from gridgate.errors import SupplierFailed, SupplierTimeout, UpstreamRejected
-from gridgate.protocol.openai_chat import ChatRequest, StreamOptions
+from gridgate.protocol.openai_chat import (
+    UNSET,
+    AssistantMessage,
+    ChatRequest,
+    ContentPart,
+    ImagePart,
+    Message,
+    ReasoningEffort,
+    StreamOptions,
+    TextPart,
+    ThinkingEnabled,
+    ToolMessage,
+    UserMessage,
+)
 from gridgate.protocol.sse import SSEEvent, SSEParser
 from gridgate.protocol.tokens import tokens_for_bytes, utf8_length
 from gridgate.providers.base import Chunk, Completion, UpstreamCall, Usage
@@ -101,6 +114,8 @@ _USAGE_NULL = (b',"usage":null', b'"usage":null,', b', "usage": null', b'"usage"
 def map_request(call: UpstreamCall) -> bytes:
     """The upstream body: the caller's fields, the offer's model, the held max output tokens."""
     req: ChatRequest = call.request
+    if req.has_extensions:
+        req = without_extensions(req)
     changes: dict[str, Any] = {
         "model": call.offer.model,
         "provider": msgspec.UNSET,
@@ -121,6 +136,83 @@ def map_request(call: UpstreamCall) -> bytes:
         changes["stream"] = msgspec.UNSET
         changes["stream_options"] = msgspec.UNSET
     return _encoder.encode(msgspec.structs.replace(req, **changes))
+
+
+def effort_for_budget(budget: int) -> ReasoningEffort:
+    """The ``reasoning_effort`` closest to a thinking budget (tokens)."""
+    if budget < 2048:
+        return "low"
+    if budget < 16384:
+        return "medium"
+    return "high"
+
+
+def without_extensions(req: ChatRequest) -> ChatRequest:
+    """The request as the OpenAI wire can carry it: ``thinking`` becomes a reasoning effort,
+    earlier reasoning and cache breakpoints are dropped (OpenAI models never see earlier
+    reasoning; caching is automatic), a failed tool's result says so in its text, and images
+    a tool returned follow its result in a user message (OpenAI tool results are text only).
+    ``top_k`` stays: OpenAI-compatible servers (vLLM, SGLang, Together…) honour it."""
+    changes: dict[str, Any] = {"thinking": UNSET}
+    thinking = req.thinking
+    if isinstance(thinking, ThinkingEnabled) and req.reasoning_effort in (UNSET, None):
+        changes["reasoning_effort"] = effort_for_budget(thinking.budget_tokens)
+    if req.tools:
+        changes["tools"] = [
+            msgspec.structs.replace(tool, cache_control=UNSET)
+            if tool.cache_control is not UNSET
+            else tool
+            for tool in req.tools
+        ]
+    messages: list[Message] = []
+    pending_images: list[ContentPart] = []
+    for message in req.messages:
+        if pending_images and type(message) is not ToolMessage:
+            messages.append(UserMessage(content=pending_images))
+            pending_images = []
+        if type(message) is AssistantMessage:
+            message = msgspec.structs.replace(
+                message, reasoning_content=UNSET, thinking_blocks=UNSET
+            )
+        elif type(message) is ToolMessage:
+            message, images = _tool_result_for_openai(message)
+            if images:
+                pending_images.extend(
+                    [TextPart(text=f"(images returned by tool call {message.tool_call_id})")]
+                )
+                pending_images.extend(images)
+        content = message.content
+        if type(content) is list and any(
+            getattr(part, "cache_control", UNSET) is not UNSET for part in content
+        ):
+            parts = [
+                msgspec.structs.replace(part, cache_control=UNSET)
+                if getattr(part, "cache_control", UNSET) is not UNSET
+                else part
+                for part in content
+            ]
+            message = msgspec.structs.replace(message, content=parts)
+        messages.append(message)
+    if pending_images:
+        messages.append(UserMessage(content=pending_images))
+    changes["messages"] = messages
+    return msgspec.structs.replace(req, **changes)
+
+
+def _tool_result_for_openai(message: ToolMessage) -> tuple[ToolMessage, list[ContentPart]]:
+    content = message.content
+    images: list[ContentPart] = []
+    if isinstance(content, list):
+        images = [part for part in content if type(part) is ImagePart]
+        if images:
+            texts: list[ContentPart] = [part for part in content if type(part) is not ImagePart]
+            content = texts or "(see the images below)"
+    if message.is_error is True:
+        if isinstance(content, str):
+            content = "Error: " + content
+        else:
+            content = [TextPart(text="Error:"), *content]
+    return msgspec.structs.replace(message, content=content, is_error=UNSET), images
 
 
 def _usage(raw: _Usage) -> Usage:
