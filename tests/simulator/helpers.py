@@ -24,6 +24,17 @@ async def post(
         return resp.status, CIMultiDict(resp.headers), await resp.read()
 
 
+async def post_messages(
+    http: aiohttp.ClientSession,
+    sim: RunningSimulator,
+    body: dict[str, Any],
+    headers: dict[str, str] | None = None,
+) -> tuple[int, CIMultiDict[str], bytes]:
+    """POST to the Anthropic wire (``/v1/messages``); (status, headers, raw body)."""
+    async with http.post(f"{sim.base_url}/messages", json=body, headers=headers) as resp:
+        return resp.status, CIMultiDict(resp.headers), await resp.read()
+
+
 async def stats(http: aiohttp.ClientSession, sim: RunningSimulator) -> dict[str, Any]:
     async with http.get(f"{sim.root_url}/sim/stats") as resp:
         assert resp.status == 200

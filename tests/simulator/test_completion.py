@@ -9,7 +9,7 @@ import pytest
 from hypothesis import given, settings
 from hypothesis import strategies as st
 
-from gridgate.simulator.completion import Completion, plan_completion
+from gridgate.simulator.completion import Completion, plan_completion, reasoning_tokens
 from gridgate.simulator.errors import SimulatorError
 from gridgate.simulator.prompt import read_prompt
 from gridgate.simulator.request import read_request
@@ -21,7 +21,11 @@ def plan(default_length: int = 64, **body: Any) -> Completion:
     body.setdefault("messages", [{"role": "user", "content": "hello"}])
     request = read_request(body)
     return plan_completion(
-        request, read_prompt(request.messages), salt="", default_length=default_length
+        request,
+        read_prompt(request.messages),
+        salt="",
+        default_length=default_length,
+        reasoning_length=reasoning_tokens(request.reasoning_effort),
     )
 
 

@@ -118,6 +118,7 @@ async def test_max_tokens_and_stop(
     body = json.loads(raw)
     spec.completion(body)
     assert body["choices"][0]["finish_reason"] == "length"
+    assert "stop_reason" not in body["choices"][0]
     assert body["usage"]["completion_tokens"] == 9
     full = body["choices"][0]["message"]["content"]
     stop = " " + full.split(" ")[5]
@@ -126,8 +127,20 @@ async def test_max_tokens_and_stop(
     spec.completion(body)
     choice = body["choices"][0]
     assert choice["finish_reason"] == "stop"
+    assert choice["stop_reason"] == stop  # vLLM's field: which sequence ended the answer
     assert choice["message"]["content"] == full[: full.index(stop)]
     assert body["usage"]["completion_tokens"] == 6  # the stop word was generated
+    request = {"model": "m", "messages": HELLO, "stop": ["zzz", stop], "stream": True}
+    _, _, raw = await post(http, sim, request)
+    chunks = sse_chunks(raw)
+    for chunk in chunks:
+        spec.chunk(chunk)
+    finish = chunks[-1]["choices"][0]
+    assert (finish["finish_reason"], finish["stop_reason"]) == ("stop", stop)
+    assert all("stop_reason" not in c for chunk in chunks[:-1] for c in chunk["choices"])
+    # a natural end names no sequence
+    _, _, raw = await post(http, sim, {"model": "m", "messages": HELLO})
+    assert "stop_reason" not in json.loads(raw)["choices"][0]
 
 
 async def test_logprobs(

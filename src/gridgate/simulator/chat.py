@@ -9,18 +9,18 @@ import os
 import time
 from typing import Any
 
-import msgspec
 from aiohttp import web
 
-from gridgate.simulator.completion import Completion, plan_completion
-from gridgate.simulator.errors import SimulatorError, error_response
-from gridgate.simulator.faults import NO_FAULTS, Fault, FaultPlan, combine, parse_directives
+from gridgate.simulator.completion import Completion, plan_completion, reasoning_tokens
+from gridgate.simulator.errors import SimulatorError, error_body, error_response
+from gridgate.simulator.faults import Fault, FaultPlan, plan_faults
+from gridgate.simulator.handler import drop_connection, handle
 from gridgate.simulator.prompt import read_prompt
 from gridgate.simulator.request import ChatRequest, decode_body, read_request
 from gridgate.simulator.response import completion_body
 from gridgate.simulator.stall import stall
 from gridgate.simulator.state import STATE, SimulatorState
-from gridgate.simulator.stream import ChunkEncoder, Pace, StreamSender, stream_chunks
+from gridgate.simulator.stream import ChunkEncoder, Pace, StreamSender, pace_for, stream_chunks
 
 _DEFAULT_MESSAGES = {
     429: "Rate limit reached for requests (simulated). Please try again later.",
@@ -50,26 +50,11 @@ def _check_auth(state: SimulatorState, request: web.Request) -> None:
 
 async def chat_completions(request: web.Request) -> web.StreamResponse:
     state = request.app[STATE]
-    task = asyncio.current_task()
-    if task is not None:
-        state.active.add(task)
-    stats = state.stats
-    stats.record_request(None, request.headers)
-    try:
-        return await _answer(state, request)
-    except SimulatorError as exc:
-        stats.record_outcome(exc.status)
-        return exc.response()
-    except ConnectionResetError:
-        stats.client_disconnects += 1
-        return web.Response(status=499)  # nobody reads it: the connection is gone
-    except asyncio.CancelledError:
-        if not state.closing:
-            stats.client_disconnects += 1
-        raise
-    finally:
-        if task is not None:
-            state.active.discard(task)
+    return await handle(request, lambda: _answer(state, request), _render)
+
+
+def _render(exc: SimulatorError) -> web.Response:
+    return exc.response()
 
 
 async def _answer(state: SimulatorState, request: web.Request) -> web.StreamResponse:
@@ -89,13 +74,11 @@ async def _answer(state: SimulatorState, request: web.Request) -> web.StreamResp
             code="model_not_found",
         )
     prompt = read_prompt(chat.messages)
-    faults = parse_directives(prompt.last_user_text)
-    standing = state.faults.take(chat.model)
-    plan = combine([*faults, *standing]) if faults or standing else NO_FAULTS
+    plan = plan_faults(
+        prompt.last_user_text, state.faults, chat.model, realtime=state.options.realtime
+    )
     failure = plan.failure
     if failure is not None:
-        if failure.seconds and not state.options.realtime:
-            failure = msgspec.structs.replace(failure, seconds=0.0)
         early = await _early_failure(state, request, chat, failure)
         if early is not None:
             return early
@@ -106,8 +89,14 @@ async def _answer(state: SimulatorState, request: web.Request) -> web.StreamResp
     if plan.overrun is not None:  # a supplier that does not honour max tokens
         chat = dataclasses.replace(chat, max_tokens=None)
         length = plan.overrun
-    completion = plan_completion(chat, prompt, salt=options.seed_salt, default_length=length)
-    pace = _pace(state, plan)
+    completion = plan_completion(
+        chat,
+        prompt,
+        salt=options.seed_salt,
+        default_length=length,
+        reasoning_length=reasoning_tokens(chat.reasoning_effort),
+    )
+    pace = pace_for(options, plan)
     completion_id = f"chatcmpl-{os.urandom(12).hex()}"
     created = int(time.time())
     if chat.stream:
@@ -135,39 +124,17 @@ async def _early_failure(
     state: SimulatorState, request: web.Request, chat: ChatRequest, failure: Fault
 ) -> web.StreamResponse | None:
     """Answer the failures that happen before any answer exists; ``None``: go on."""
-    if failure.mode == "status":
-        headers = {}
-        retry_after = (
-            failure.retry_after
-            if failure.retry_after is not None
-            else (1 if failure.status == 429 else None)
-        )
-        if retry_after is not None:
-            headers["retry-after"] = f"{retry_after:g}"
+    if failure.mode == "status" or (failure.mode == "error" and not chat.stream):
         state.stats.record_outcome(failure.status)
-        message = failure.message or _DEFAULT_MESSAGES.get(
-            failure.status, f"Simulated error {failure.status}."
+        return error_response(
+            failure.status, _message(failure), code=failure.code, headers=failure.status_headers()
         )
-        return error_response(failure.status, message, code=failure.code, headers=headers)
     if failure.mode == "hang" and (failure.after is None or not chat.stream):
         await stall(request, failure.seconds)
         return None
     if failure.mode == "drop" and not chat.stream:
-        state.stats.record_outcome("dropped")
-        transport = request.transport
-        if transport is not None:
-            transport.abort()
-        return web.Response(status=499)  # never sent: the connection is gone
+        return drop_connection(request)
     return None
-
-
-def _pace(state: SimulatorState, plan: FaultPlan) -> Pace:
-    options = state.options
-    ttft_ms = options.ttft_ms if plan.ttft_ms is None else plan.ttft_ms
-    rate = options.tokens_per_second if plan.tokens_per_second is None else plan.tokens_per_second
-    if not options.realtime:
-        return Pace(0.0, 0.0)
-    return Pace(ttft_ms / 1000, 1 / rate if rate else 0.0)
 
 
 async def _stream(
@@ -192,15 +159,17 @@ async def _stream(
         completion, encoder, logprobs=chat.logprobs, usage=chat.include_usage and not plan.no_usage
     )
     stats = state.stats
-    sender = StreamSender(request, pace, failure, stats)
-    try:
-        completed = await sender.send(chunks)
-    except ConnectionResetError:
-        stats.client_disconnects += 1
-        return sender.response
-    if completed:
-        stats.streams_completed += 1
-    return sender.response
+    error_event = b""
+    if failure is not None and failure.mode == "error":
+        body = error_body(failure.status, _message(failure), code=failure.code)
+        error_event = b"data: " + body + b"\n\n"
+    return await StreamSender(request, pace, failure, stats, error_event=error_event).run(chunks)
+
+
+def _message(failure: Fault) -> str:
+    return failure.message or _DEFAULT_MESSAGES.get(
+        failure.status, f"Simulated error {failure.status}."
+    )
 
 
 async def list_models(request: web.Request) -> web.Response:

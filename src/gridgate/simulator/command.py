@@ -43,7 +43,8 @@ def add_arguments(parser: argparse.ArgumentParser) -> None:
     parser.add_argument(
         "--api-key-env",
         metavar="VAR",
-        help="require `Authorization: Bearer <key>` with the key read from this env variable",
+        help="require `Authorization: Bearer <key>` (or, on /v1/messages, `x-api-key: <key>`) "
+        "with the key read from this env variable",
     )
     parser.add_argument(
         "--name", default="sim", help="supplier name (system_fingerprint, owned_by; default sim)"

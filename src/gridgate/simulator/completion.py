@@ -6,13 +6,16 @@ plain one carry the same text. Token accounting (what ``usage`` reports):
 - text: one word = one token (:mod:`.text`); a tool-result quote is split the same way;
 - JSON (structured outputs, tool arguments): one token per 4 characters;
 - a tool call: one token for its name plus its argument tokens;
-- reasoning (when ``reasoning_effort`` is given): ``_REASONING_TOKENS[effort]`` word tokens,
-  sent as ``reasoning_content`` before the answer; they are part of ``completion_tokens`` and
-  count against ``max_completion_tokens`` / ``max_tokens``.
+- reasoning: ``reasoning_length`` word tokens, sent before the answer (``reasoning_content``
+  on the OpenAI wire, a ``thinking`` block on the Anthropic wire); they are part of
+  ``completion_tokens`` and count against max tokens. The OpenAI wire asks for it with
+  ``reasoning_effort`` (:func:`reasoning_tokens`), the Anthropic wire with a thinking budget;
+  the caller turns either into the length, so both wires plan the same answer.
 
 A max-tokens cut gives ``finish_reason: "length"`` (a cut JSON document or tool argument is
 left invalid, as a real model leaves it); a ``stop`` sequence cuts the content right before
-its first occurrence and gives ``"stop"``; tool calls give ``"tool_calls"``.
+its first occurrence and gives ``"stop"`` with the matched sequence in ``stop_sequence``;
+tool calls give ``"tool_calls"``.
 """
 
 from __future__ import annotations
@@ -68,6 +71,8 @@ class Choice:
     completion_tokens: int
     logprobs: tuple[dict[str, Any], ...] | None
     """One entry per content token when the request asked for logprobs."""
+    stop_sequence: str | None = None
+    """The stop sequence that ended the content (``finish_reason`` is then ``"stop"``)."""
 
     @property
     def text(self) -> str | None:
@@ -104,14 +109,23 @@ class Completion:
         }
 
 
+def reasoning_tokens(effort: str | None) -> int:
+    """How many reasoning tokens a ``reasoning_effort`` plans (an unknown effort: medium)."""
+    if effort is None:
+        return 0
+    return _REASONING_TOKENS.get(effort, _REASONING_TOKENS["medium"])
+
+
 def plan_completion(
-    request: ChatRequest, prompt: Prompt, *, salt: str, default_length: int
+    request: ChatRequest,
+    prompt: Prompt,
+    *,
+    salt: str,
+    default_length: int,
+    reasoning_length: int,
 ) -> Completion:
+    """Plan every choice; ``reasoning_length`` word tokens of reasoning come first in each."""
     tools = choose_tools(request, prompt)
-    effort = request.reasoning_effort
-    reasoning_length = (
-        0 if effort is None else _REASONING_TOKENS.get(effort, _REASONING_TOKENS["medium"])
-    )
     choices = []
     for index in range(request.n):
         seed = choice_seed(
@@ -134,7 +148,7 @@ def plan_completion(
             choices.append(_tool_choice(index, seed, tools, reasoning, budget))
             continue
         tokens = _content_tokens(request, prompt, seed, default_length, budget)
-        content, generated, finish = _cut(tokens, budget, request.stop)
+        content, generated, finish, stop_sequence = _cut(tokens, budget, request.stop)
         logprobs = None
         if request.logprobs:
             logprobs = tuple(
@@ -149,6 +163,7 @@ def plan_completion(
                 finish_reason=finish,
                 completion_tokens=len(reasoning) + generated,
                 logprobs=logprobs,
+                stop_sequence=stop_sequence,
             )
         )
     return Completion(choices=tuple(choices), prompt_tokens=prompt.tokens)
@@ -183,8 +198,9 @@ def _content_tokens(
 
 def _cut(
     tokens: list[str], budget: int | None, stops: tuple[str, ...]
-) -> tuple[tuple[str, ...], int, str]:
-    """Apply max tokens then stop sequences: (tokens sent, tokens generated, finish reason)."""
+) -> tuple[tuple[str, ...], int, str, str | None]:
+    """Apply max tokens then stop sequences: (tokens sent, tokens generated, finish reason,
+    the stop sequence matched). Of sequences starting at the same place the longest wins."""
     finish = "stop"
     if budget is not None and len(tokens) > budget:
         tokens = tokens[:budget]
@@ -194,7 +210,8 @@ def _cut(
         found = [position for stop in stops if (position := text.find(stop)) >= 0]
         if found:
             cut = min(found)
-            end = cut + max(len(stop) for stop in stops if text.find(stop) == cut)
+            matched = max((stop for stop in stops if text.find(stop) == cut), key=len)
+            end = cut + len(matched)
             kept: list[str] = []
             generated = 0
             offset = 0
@@ -205,8 +222,8 @@ def _cut(
                 if offset < cut:
                     kept.append(token[: cut - offset])
                 offset += len(token)
-            return tuple(piece for piece in kept if piece), generated, "stop"
-    return tuple(tokens), len(tokens), finish
+            return tuple(piece for piece in kept if piece), generated, "stop", matched
+    return tuple(tokens), len(tokens), finish, None
 
 
 def _tool_choice(

@@ -1,7 +1,7 @@
 """The control endpoints tests drive (no auth): stats and standing faults.
 
 - ``GET /sim/stats``: counters and the last request (see :class:`.stats.Stats`).
-- ``POST /sim/reset``: zero the counters, forget the last request.
+- ``POST /sim/reset``: zero the counters, forget the last request, empty the prompt cache.
 - ``POST /sim/faults``: add a standing fault (see :mod:`.faults`); answers the list.
 - ``GET /sim/faults``: the standing faults with their remaining counts.
 - ``DELETE /sim/faults``: clear them.
@@ -28,8 +28,10 @@ async def get_stats(request: web.Request) -> web.Response:
 
 
 async def reset_stats(request: web.Request) -> web.Response:
-    stats = request.app[STATE].stats
+    state = request.app[STATE]
+    stats = state.stats
     stats.reset()
+    state.prompt_cache.clear()
     return _json(stats.snapshot())
 
 

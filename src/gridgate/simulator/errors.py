@@ -32,7 +32,8 @@ _CODES: Mapping[int, str] = {
 
 
 class SimulatorError(Exception):
-    """A request the simulator refuses; rendered as an OpenAI error body."""
+    """A request the simulator refuses; rendered as an OpenAI error body here, and in
+    Anthropic's shape by the Messages endpoint (:mod:`.anthropic_errors`, by ``status``)."""
 
     def __init__(
         self,

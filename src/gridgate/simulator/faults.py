@@ -10,7 +10,7 @@ Two sources, combined per request:
 end at the next ``,`` or ``]``. Several directives in one message all apply. A malformed
 directive is answered with 400 naming it. Examples::
 
-    [[sim:mode=status,status=503]]          answer 503 with an OpenAI error body
+    [[sim:mode=status,status=503]]          answer 503 with the wire's error body
     [[sim:mode=status,status=429,retry_after=2]]
     [[sim:hang]]                            never answer (until the client goes away)
     [[sim:mode=hang,seconds=1.5]]           answer normally after 1.5 s
@@ -20,38 +20,50 @@ directive is answered with 400 naming it. Examples::
     [[sim:mode=malformed,after=2]]          stream: a garbage ``data:`` line after 2 chunks
     [[sim:malformed]]                       plain: 200 with a body that is not JSON
     [[sim:mode=slow,ttft_ms=800,tokens_per_second=5]]
-    [[sim:no_usage]]                        no ``usage`` (plain) / no usage chunk (stream)
+    [[sim:no_usage]]                        no ``usage`` (plain) / no usage chunk (stream);
+                                            the Anthropic wire reports every count as 0
     [[sim:mode=overrun,length=500]]         ignore max tokens: answer 500 tokens regardless
+    [[sim:mode=error,after=4,status=529]]   stream: 4 chunks, then an error event, then the end
+                                            (plain: the same as ``mode=status``)
 
 **Standing faults** through the control endpoint: ``POST /sim/faults`` with the same keys as
 JSON (``{"mode": "status", "status": 500, "count": 2}``) plus ``count`` (how many requests it
 hits; default unlimited) and ``model`` (only requests for that model). ``GET /sim/faults``
 lists them, ``DELETE /sim/faults`` clears them.
 
-Keys: ``mode`` (``status`` | ``hang`` | ``drop`` | ``malformed`` | ``slow`` | ``no_usage``),
-``status`` (400–599, default 500), ``message``, ``code`` (error body fields), ``retry_after``
-(seconds, sent as ``retry-after``; default 1 for 429), ``seconds`` (``hang``), ``after`` (chunks
-before ``drop`` / ``malformed`` / ``hang`` in a stream; default 0 for ``drop`` and ``malformed``),
-``ttft_ms``, ``tokens_per_second`` (alias ``tps``) for ``slow``.
+Keys: ``mode`` (``status`` | ``hang`` | ``drop`` | ``malformed`` | ``slow`` | ``no_usage`` |
+``overrun`` | ``error``), ``status`` (400–599, default 500), ``message``, ``code`` (error body
+fields; on the Anthropic wire ``code`` replaces the error ``type``), ``retry_after`` (seconds,
+sent as ``retry-after``; default 1 for 429), ``seconds`` (``hang``), ``after`` (chunks — SSE
+events — before ``drop`` / ``malformed`` / ``hang`` / ``error`` in a stream; default 0 for all
+but ``hang``), ``ttft_ms``, ``tokens_per_second`` (alias ``tps``) for ``slow``, ``length``
+for ``overrun``.
+
+The mid-stream ``error`` is what a supplier sends when it fails after the first byte: on the
+OpenAI wire ``data: {"error": {...}}`` (OpenAI's SDK raises on it), on the Anthropic wire
+``event: error`` with ``{"type": "error", "error": {"type": "overloaded_error", ...}}`` (the
+type for ``status``: 529 → ``overloaded_error``, 500 → ``api_error``). No ``[DONE]`` /
+``message_stop`` follows.
 
 Of several faults on one request the first failure (``status``, ``hang``, ``drop``,
-``malformed``) wins, directives before standing faults; ``slow`` and ``no_usage`` add up.
+``malformed``, ``error``) wins, directives before standing faults; ``slow`` and ``no_usage``
+add up.
 """
 
 from __future__ import annotations
 
 import re
 from collections.abc import Iterable
-from dataclasses import dataclass
+from dataclasses import dataclass, replace
 from typing import Annotated, Any, Literal
 
 import msgspec
 
 from gridgate.simulator.errors import SimulatorError
 
-FaultMode = Literal["status", "hang", "drop", "malformed", "slow", "no_usage", "overrun"]
-_MODES = frozenset(("status", "hang", "drop", "malformed", "slow", "no_usage", "overrun"))
-_FAILURES = frozenset(("status", "hang", "drop", "malformed"))
+FaultMode = Literal["status", "hang", "drop", "malformed", "slow", "no_usage", "overrun", "error"]
+_MODES = frozenset(("status", "hang", "drop", "malformed", "slow", "no_usage", "overrun", "error"))
+_FAILURES = frozenset(("status", "hang", "drop", "malformed", "error"))
 _ALIASES = {"tps": "tokens_per_second"}
 _DIRECTIVE = re.compile(r"\[\[sim:([^\]]*)\]\]")
 _MARKER = "[[sim:"
@@ -76,6 +88,13 @@ class Fault(msgspec.Struct, frozen=True, kw_only=True, forbid_unknown_fields=Tru
     model: str | None = None
     """Standing faults only: hit only requests for this model."""
 
+    def status_headers(self) -> dict[str, str]:
+        """Headers of the error answer: ``retry-after`` when set, 1 s by default on a 429."""
+        retry_after = self.retry_after
+        if retry_after is None and self.status == 429:
+            retry_after = 1
+        return {} if retry_after is None else {"retry-after": f"{retry_after:g}"}
+
 
 @dataclass(frozen=True, slots=True)
 class FaultPlan:
@@ -89,6 +108,20 @@ class FaultPlan:
 
 
 NO_FAULTS = FaultPlan()
+
+
+def plan_faults(text: str, board: FaultBoard, model: str, *, realtime: bool) -> FaultPlan:
+    """The faults hitting one request: directives in ``text`` (its last user message), then
+    the standing faults for ``model``. Not realtime: a ``hang`` with ``seconds`` does not wait."""
+    faults = parse_directives(text)
+    standing = board.take(model)
+    if not faults and not standing:
+        return NO_FAULTS
+    plan = combine([*faults, *standing])
+    failure = plan.failure
+    if failure is not None and failure.seconds and not realtime:
+        plan = replace(plan, failure=msgspec.structs.replace(failure, seconds=0.0))
+    return plan
 
 
 def parse_directives(text: str) -> list[Fault]:

@@ -14,10 +14,12 @@ class SimulatorOptions:
     - ``default_max_tokens``: the natural length (in tokens) of a text answer when the
       request does not cut it shorter with ``max_completion_tokens`` / ``max_tokens``.
     - ``models``: the only model names served (others get 404); ``None`` = any name.
-    - ``api_key``: when set, requests must carry ``Authorization: Bearer <api_key>``.
+    - ``api_key``: when set, requests must carry ``Authorization: Bearer <api_key>`` (on
+      ``/v1/messages`` also accepted as ``x-api-key: <api_key>``, Anthropic's header).
     - ``realtime``: ``False`` skips every delay (timing and ``hang`` faults with ``seconds``).
     - ``seed_salt``: mixed into every text seed, so two simulators can answer differently.
-    - ``name``: shows up in ``system_fingerprint`` and ``owned_by``.
+    - ``name``: shows up in ``system_fingerprint`` and ``owned_by``; with ``seed_salt`` it
+      keys the signatures of ``thinking`` blocks (:mod:`.signature`).
     """
 
     ttft_ms: float = 0.0

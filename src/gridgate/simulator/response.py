@@ -1,4 +1,9 @@
-"""The plain (non-streamed) ``chat.completion`` object, encoded once."""
+"""The plain (non-streamed) ``chat.completion`` object, encoded once.
+
+A choice that a stop sequence ended carries vLLM's ``"stop_reason": "<the sequence>"`` beside
+``finish_reason: "stop"``: OpenAI does not say which sequence matched, and a gateway that
+translates to the Anthropic wire (``stop_sequence``) needs it.
+"""
 
 from __future__ import annotations
 
@@ -53,7 +58,7 @@ def _choice(choice: Choice, logprobs: bool) -> dict[str, Any]:
         ]
     if choice.reasoning:
         message["reasoning_content"] = "".join(choice.reasoning)
-    return {
+    entry: dict[str, Any] = {
         "index": choice.index,
         "message": message,
         "logprobs": (
@@ -63,3 +68,6 @@ def _choice(choice: Choice, logprobs: bool) -> dict[str, Any]:
         ),
         "finish_reason": choice.finish_reason,
     }
+    if choice.stop_sequence is not None:
+        entry["stop_reason"] = choice.stop_sequence
+    return entry

@@ -4,7 +4,7 @@ from __future__ import annotations
 
 from aiohttp import web
 
-from gridgate.simulator import chat, control
+from gridgate.simulator import chat, control, messages
 from gridgate.simulator.options import SimulatorOptions
 from gridgate.simulator.state import STATE, SimulatorState
 
@@ -16,6 +16,7 @@ def build_simulator_app(options: SimulatorOptions) -> web.Application:
     app = web.Application(client_max_size=64 * 1024 * 1024)
     app[STATE] = SimulatorState(options)
     app.router.add_post("/v1/chat/completions", chat.chat_completions)
+    app.router.add_post("/v1/messages", messages.create_message)
     app.router.add_get("/v1/models", chat.list_models)
     app.router.add_get("/sim/stats", control.get_stats)
     app.router.add_post("/sim/reset", control.reset_stats)
@@ -54,7 +55,8 @@ class RunningSimulator:
 
     @property
     def base_url(self) -> str:
-        """``http://HOST:PORT/v1`` — what an OpenAI client takes as ``base_url``."""
+        """``http://HOST:PORT/v1`` — what an OpenAI client takes as ``base_url`` (an Anthropic
+        client takes :attr:`root_url`: it adds ``/v1/messages`` itself)."""
         return f"{self.root_url}/v1"
 
     async def close(self) -> None:

@@ -10,6 +10,8 @@ from aiohttp import web
 
 from gridgate.simulator.faults import FaultBoard
 from gridgate.simulator.options import SimulatorOptions
+from gridgate.simulator.prompt_cache import PromptCache
+from gridgate.simulator.signature import ThinkingSigner
 from gridgate.simulator.stats import Stats
 
 
@@ -24,11 +26,16 @@ class SimulatorState:
     """Set at shutdown: requests still running are being cancelled, not abandoned by clients."""
     active: set[asyncio.Task[object]] = field(default_factory=set)
     """Tasks of the requests in progress, cancelled at shutdown (hangs never end otherwise)."""
+    prompt_cache: PromptCache = field(default_factory=PromptCache)
+    """The Anthropic wire's prompt cache (``cache_control`` prefixes seen)."""
+    signer: ThinkingSigner = field(init=False)
+    """Signs the ``thinking`` blocks the Anthropic wire emits; checks the ones sent back."""
 
     def __post_init__(self) -> None:
         options = self.options
         digest = hashlib.blake2b(f"{options.name}\x00{options.seed_salt}".encode(), digest_size=5)
         self.fingerprint = f"fp_{digest.hexdigest()}"
+        self.signer = ThinkingSigner.for_identity(options.name, options.seed_salt)
         self.models = None if options.models is None else frozenset(options.models)
 
     def shutdown(self) -> None:

@@ -9,6 +9,7 @@ from dataclasses import dataclass, field
 from typing import Any
 
 _BEARER = "bearer "
+_SECRET = frozenset(("authorization", "x-api-key"))
 
 
 def sha256_hex(value: str) -> str:
@@ -22,14 +23,18 @@ class Stats:
 
     requests_total: int = 0
     by_status: Counter[str] = field(default_factory=Counter)
+    by_endpoint: Counter[str] = field(default_factory=Counter)
+    """Requests per path (``/v1/chat/completions``, ``/v1/messages``)."""
     streams_started: int = 0
     streams_completed: int = 0
     client_disconnects: int = 0
     last_request_body: Any = None
     last_request_headers: Mapping[str, str] | None = None
 
-    def record_request(self, body: Any, headers: Mapping[str, str]) -> None:
+    def record_request(self, body: Any, headers: Mapping[str, str], endpoint: str = "") -> None:
         self.requests_total += 1
+        if endpoint:
+            self.by_endpoint[endpoint] += 1
         self.last_request_body = body
         self.last_request_headers = headers
 
@@ -39,6 +44,7 @@ class Stats:
     def reset(self) -> None:
         self.requests_total = 0
         self.by_status.clear()
+        self.by_endpoint.clear()
         self.streams_started = 0
         self.streams_completed = 0
         self.client_disconnects = 0
@@ -49,27 +55,34 @@ class Stats:
         """The JSON document of ``GET /sim/stats``.
 
         ``authorization`` tells whether the last request carried an ``Authorization`` header
-        and gives SHA-256 hex digests of its value and of its bearer token, never the secret.
-        ``last_request_headers`` leaves that header out.
+        and gives SHA-256 hex digests of its value and of its bearer token, never the secret;
+        ``x_api_key`` does the same for the Anthropic wire's ``x-api-key`` header.
+        ``last_request_headers`` leaves both headers out.
         """
         headers = self.last_request_headers or {}
         authorization = headers.get("Authorization")
+        api_key = headers.get("x-api-key")
         token = None
         if authorization is not None and authorization[: len(_BEARER)].lower() == _BEARER:
             token = authorization[len(_BEARER) :].strip()
         return {
             "requests_total": self.requests_total,
             "by_status": dict(self.by_status),
+            "by_endpoint": dict(self.by_endpoint),
             "streams_started": self.streams_started,
             "streams_completed": self.streams_completed,
             "client_disconnects": self.client_disconnects,
             "last_request_body": self.last_request_body,
             "last_request_headers": {
-                name: value for name, value in headers.items() if name.lower() != "authorization"
+                name: value for name, value in headers.items() if name.lower() not in _SECRET
             },
             "authorization": {
                 "present": authorization is not None,
                 "sha256": None if authorization is None else sha256_hex(authorization),
                 "bearer_sha256": None if token is None else sha256_hex(token),
+            },
+            "x_api_key": {
+                "present": api_key is not None,
+                "sha256": None if api_key is None else sha256_hex(api_key),
             },
         }

@@ -8,7 +8,7 @@ Event order per choice, as OpenAI sends it::
     delta {"content": " word"}                                     (per token)
     delta {"tool_calls": [{"index", "id", "type", "function": {"name", "arguments": ""}}]}
     delta {"tool_calls": [{"index", "function": {"arguments": "frag"}}]}   (per fragment)
-    delta {} with finish_reason
+    delta {} with finish_reason (and vLLM's ``stop_reason``: the stop sequence that matched)
     then once: {"choices": [], "usage": {...}}   (only with stream_options.include_usage)
     data: [DONE]
 
@@ -17,12 +17,14 @@ Every chunk carries id, object, created, model, service_tier and system_fingerpr
 token. The head of every chunk is encoded once per stream.
 
 Pacing: the first chunks (role and first token) leave at ``ttft``; token ``k`` at
-``ttft + k / tokens_per_second``. Chunks already due are written together.
+``ttft + k / tokens_per_second``. Chunks already due are written together. The pacing and the
+sender are wire-neutral: the Anthropic stream (:mod:`.anthropic_stream`) uses them too.
 """
 
 from __future__ import annotations
 
 import asyncio
+from collections.abc import Mapping
 from dataclasses import dataclass
 from operator import itemgetter
 from typing import Any, NamedTuple
@@ -31,7 +33,8 @@ import msgspec
 from aiohttp import web
 
 from gridgate.simulator.completion import Choice, Completion
-from gridgate.simulator.faults import Fault
+from gridgate.simulator.faults import Fault, FaultPlan
+from gridgate.simulator.options import SimulatorOptions
 from gridgate.simulator.stall import stall
 from gridgate.simulator.stats import Stats
 
@@ -76,6 +79,7 @@ class ChunkEncoder:
         *,
         finish_reason: str | None = None,
         logprobs: dict[str, Any] | None = None,
+        stop_reason: str | None = None,
     ) -> bytes:
         entry = {
             "index": index,
@@ -83,6 +87,8 @@ class ChunkEncoder:
             "logprobs": logprobs,
             "finish_reason": finish_reason,
         }
+        if stop_reason is not None:
+            entry["stop_reason"] = stop_reason
         return self._head + _encode(entry) + self._tail
 
     def content(self, index: int, text: str) -> bytes:
@@ -155,9 +161,10 @@ def _choice_chunks(choice: Choice, encoder: ChunkEncoder, logprobs: bool) -> lis
             delta = {"tool_calls": [{"index": position, "function": {"arguments": fragment}}]}
             out.append(Chunk(step, encoder.choice(index, delta)))
             step += 1
-    out.append(
-        Chunk(max(step - 1, 0), encoder.choice(index, {}, finish_reason=choice.finish_reason))
+    finish = encoder.choice(
+        index, {}, finish_reason=choice.finish_reason, stop_reason=choice.stop_sequence
     )
+    out.append(Chunk(max(step - 1, 0), finish))
     return out
 
 
@@ -178,25 +185,59 @@ class Pace:
     """Seconds between tokens (0: no wait)."""
 
 
+def pace_for(options: SimulatorOptions, plan: FaultPlan) -> Pace:
+    """The simulator's timing, overridden by ``slow`` faults; none at all when not realtime."""
+    ttft_ms = options.ttft_ms if plan.ttft_ms is None else plan.ttft_ms
+    rate = options.tokens_per_second if plan.tokens_per_second is None else plan.tokens_per_second
+    if not options.realtime:
+        return Pace(0.0, 0.0)
+    return Pace(ttft_ms / 1000, 1 / rate if rate else 0.0)
+
+
 class StreamSender:
-    """Writes one paced stream; faults (drop, stall, garbage) cut in after ``after`` chunks."""
+    """Writes one paced stream; faults (drop, stall, garbage, error event) cut in after
+    ``after`` chunks. The wire supplies its own ``garbage`` and ``error_event`` bytes."""
 
     def __init__(
-        self, request: web.Request, pace: Pace, failure: Fault | None, stats: Stats
+        self,
+        request: web.Request,
+        pace: Pace,
+        failure: Fault | None,
+        stats: Stats,
+        *,
+        headers: Mapping[str, str] | None = None,
+        garbage: bytes = GARBAGE,
+        error_event: bytes = b"",
     ) -> None:
         self.request = request
         self.pace = pace
         self.failure = failure
         self.stats = stats
-        self.response = web.StreamResponse(status=200, headers=_HEADERS)
+        self.garbage = garbage
+        self.error_event = error_event
+        self.response = web.StreamResponse(
+            status=200, headers={**_HEADERS, **headers} if headers else _HEADERS
+        )
         self.started = False
 
+    async def run(self, chunks: list[Chunk]) -> web.StreamResponse:
+        """Send the chunks and count the stream: completed, or its client gone."""
+        try:
+            completed = await self.send(chunks)
+        except ConnectionResetError:
+            self.stats.client_disconnects += 1
+            return self.response
+        if completed:
+            self.stats.streams_completed += 1
+        return self.response
+
     async def send(self, chunks: list[Chunk]) -> bool:
-        """Send the chunks; ``False`` when a ``drop`` fault cut the connection."""
+        """Send the chunks; ``False`` when a fault cut the stream short (``drop``: the
+        connection is gone; ``error``: an error event ended it)."""
         failure = self.failure
         cut = -1
         if failure is not None and (
-            failure.mode in ("drop", "malformed") or failure.after is not None
+            failure.mode in ("drop", "malformed", "error") or failure.after is not None
         ):
             cut = min(failure.after or 0, len(chunks))
         loop = asyncio.get_running_loop()
@@ -209,8 +250,13 @@ class StreamSender:
                 if failure.mode == "drop":
                     self._abort()
                     return False
+                if failure.mode == "error":
+                    buffer.append(self.error_event)
+                    await self._flush(buffer)
+                    await self.response.write_eof()
+                    return False
                 if failure.mode == "malformed":
-                    buffer.append(GARBAGE)
+                    buffer.append(self.garbage)
                 else:
                     await stall(self.request, failure.seconds)
                     if position < len(chunks):
