@@ -1,0 +1,739 @@
+"""The Anthropic Messages request (``POST /v1/messages``): wire schema, decoding and validation.
+
+``decode_messages_request(body)`` is the one entry point, built like the OpenAI surface's
+``decode_chat_request``: one msgspec pass decodes and type-checks the body
+(``MESSAGES_REQUEST_DECODER``), then a cheap Python pass checks bounds and cross-field rules in
+one walk over the messages. It raises only:
+
+- ``BadRequest`` (400): the body is not JSON, not a JSON object, or a field has the wrong JSON
+  type (``"temperature": "hot"``, ``"messages": {}``, ``"max_tokens": 1.5``).
+- ``ValidationFailed`` (422): well-typed but out of range or structurally invalid: a missing
+  required field, a bound, an unknown enum value, role or block type, a block in a role that
+  cannot carry it, a cross-field rule (``tool_choice`` naming an unknown tool, a
+  ``tool_result`` answering no earlier ``tool_use``, the thinking budget against
+  ``max_tokens``), anything malformed inside the option objects ``tools``, ``tool_choice``,
+  ``thinking``, ``output_format`` and ``output_config``, and features this exchange cannot
+  carry to its suppliers: ``mcp_servers``, ``container`` and server tools (a tool whose
+  ``type`` is not ``"custom"``, such as ``web_search_20250305``).
+
+Both carry ``param``, the path of the offending field in the OpenAI surface's style
+(``messages[1].content[0].source.media_type``), and a message that starts with it.
+
+The schema follows Anthropic's current SDK types (``anthropic.types.MessageCreateParams``):
+user, assistant and (mid-conversation) system messages; text, image, document, tool_use,
+tool_result, thinking and redacted_thinking blocks; the beta ``output_format`` beside
+``output_config.format``. Unknown fields, top-level or nested, are accepted and ignored, like on
+the OpenAI surface: ``citations``, ``speed``, ``inference_geo``, the top-level automatic
+``cache_control`` and the like change nothing this exchange routes or bills. ``service_tier`` is
+validated and ignored (the exchange picks the supplier). Image and document media types are
+plain strings checked in the Python pass, where the kind of block is known, so the message names
+the values that block takes.
+
+Translation into the canonical ``ChatRequest`` lives in ``messages_to_chat``.
+"""
+
+from __future__ import annotations
+
+import re
+from collections.abc import Mapping
+from types import MappingProxyType
+from typing import Any, Final, Literal, NoReturn, get_args
+
+import msgspec
+from msgspec import UNSET, UnsetType
+
+from gridgate.errors import BadRequest, GridgateError, ValidationFailed
+from gridgate.protocol.openai_chat import CacheControl
+
+__all__ = [
+    "DOCUMENT_MEDIA_TYPE",
+    "IMAGE_MEDIA_TYPES",
+    "MESSAGES_REQUEST_DECODER",
+    "TEXT_MEDIA_TYPE",
+    "UNSET",
+    "AssistantMessage",
+    "Base64Source",
+    "CacheControl",
+    "ContentBlock",
+    "ContentSource",
+    "DocumentBlock",
+    "DocumentSource",
+    "Effort",
+    "FileSource",
+    "ImageBlock",
+    "ImageSource",
+    "InputMessage",
+    "JSONOutputFormat",
+    "MessagesRequest",
+    "Metadata",
+    "OutputConfig",
+    "PlainTextSource",
+    "RedactedThinkingBlock",
+    "ServiceTier",
+    "SystemMessage",
+    "TextBlock",
+    "ThinkingBlock",
+    "ThinkingConfig",
+    "ThinkingConfigAdaptive",
+    "ThinkingConfigDisabled",
+    "ThinkingConfigEnabled",
+    "Tool",
+    "ToolChoice",
+    "ToolChoiceAny",
+    "ToolChoiceAuto",
+    "ToolChoiceNone",
+    "ToolChoiceTool",
+    "ToolResultBlock",
+    "ToolResultContent",
+    "ToolUseBlock",
+    "URLSource",
+    "UnsetType",
+    "UserMessage",
+    "decode_messages_request",
+]
+
+# --------------------------------------------------------------------------------------------
+# Enumerations
+
+ServiceTier = Literal["auto", "standard_only"]
+Effort = Literal["low", "medium", "high", "xhigh", "max"]
+IMAGE_MEDIA_TYPES: Final = ("image/jpeg", "image/png", "image/gif", "image/webp")
+DOCUMENT_MEDIA_TYPE: Final = "application/pdf"
+TEXT_MEDIA_TYPE: Final = "text/plain"
+
+
+class _Wire(
+    msgspec.Struct,
+    forbid_unknown_fields=False,
+    omit_defaults=True,
+    kw_only=True,
+):
+    """Base of every wire struct: unknown fields are accepted and dropped."""
+
+
+# --------------------------------------------------------------------------------------------
+# Sources of images and documents (tagged by ``type``)
+
+
+class Base64Source(_Wire, tag="base64", tag_field="type"):
+    """Inline data. ``media_type`` is an image type for images, ``application/pdf`` for
+    documents (checked by the Python pass, which knows the block)."""
+
+    media_type: str
+    data: str
+
+
+class URLSource(_Wire, tag="url", tag_field="type"):
+    url: str
+
+
+class FileSource(_Wire, tag="file", tag_field="type"):
+    """A file uploaded to Anthropic's Files API (decoded here; the canonical form cannot carry
+    it, so the translation refuses it)."""
+
+    file_id: str
+
+
+class PlainTextSource(_Wire, tag="text", tag_field="type"):
+    media_type: str  # text/plain
+    data: str
+
+
+# --------------------------------------------------------------------------------------------
+# Content blocks (tagged by ``type``)
+
+
+class TextBlock(_Wire, tag="text", tag_field="type"):
+    text: str
+    cache_control: CacheControl | UnsetType | None = UNSET
+    # ``citations`` (of an earlier answer) is ignored.
+
+
+class ImageBlock(_Wire, tag="image", tag_field="type"):
+    source: ImageSource
+    cache_control: CacheControl | UnsetType | None = UNSET
+
+
+class ContentSource(_Wire, tag="content", tag_field="type"):
+    """A document given as content blocks (custom content documents)."""
+
+    content: str | list[TextBlock | ImageBlock]
+
+
+class DocumentBlock(_Wire, tag="document", tag_field="type"):
+    source: DocumentSource
+    title: str | UnsetType | None = UNSET
+    context: str | UnsetType | None = UNSET
+    cache_control: CacheControl | UnsetType | None = UNSET
+    # ``citations`` (a config asking for cited answers) is ignored.
+
+
+class ToolUseBlock(_Wire, tag="tool_use", tag_field="type"):
+    id: str
+    name: str
+    input: dict[str, Any]
+    cache_control: CacheControl | UnsetType | None = UNSET
+
+
+ToolResultContent = TextBlock | ImageBlock
+
+
+class ToolResultBlock(_Wire, tag="tool_result", tag_field="type"):
+    tool_use_id: str
+    content: str | list[ToolResultContent] | UnsetType = UNSET
+    is_error: bool | UnsetType = UNSET
+    cache_control: CacheControl | UnsetType | None = UNSET
+
+
+class ThinkingBlock(_Wire, tag="thinking", tag_field="type"):
+    thinking: str
+    signature: str
+
+
+class RedactedThinkingBlock(_Wire, tag="redacted_thinking", tag_field="type"):
+    data: str
+
+
+ImageSource = Base64Source | URLSource | FileSource
+DocumentSource = Base64Source | PlainTextSource | URLSource | ContentSource | FileSource
+ContentBlock = (
+    TextBlock
+    | ImageBlock
+    | DocumentBlock
+    | ToolUseBlock
+    | ToolResultBlock
+    | ThinkingBlock
+    | RedactedThinkingBlock
+)
+
+# --------------------------------------------------------------------------------------------
+# Messages (tagged by ``role``)
+
+
+class UserMessage(_Wire, tag="user", tag_field="role"):
+    content: str | list[ContentBlock]  # blocks: text, image, document, tool_result
+
+
+class AssistantMessage(_Wire, tag="assistant", tag_field="role"):
+    content: str | list[ContentBlock]  # blocks: text, thinking, redacted_thinking, tool_use
+
+
+class SystemMessage(_Wire, tag="system", tag_field="role"):
+    """A mid-conversation system message (current Anthropic API): text only."""
+
+    content: str | list[ContentBlock]
+
+
+InputMessage = UserMessage | AssistantMessage | SystemMessage
+
+# --------------------------------------------------------------------------------------------
+# Tools, tool choice, thinking, output format, metadata
+
+
+class Tool(_Wire):
+    """A custom tool. ``type`` other than ``"custom"`` is a server tool (refused by the Python
+    pass, which is why ``input_schema`` is optional here: server tools have none)."""
+
+    name: str
+    type: str | UnsetType | None = UNSET
+    description: str | UnsetType = UNSET
+    input_schema: dict[str, Any] | UnsetType = UNSET  # required for custom tools
+    cache_control: CacheControl | UnsetType | None = UNSET
+    strict: bool | UnsetType = UNSET
+
+
+class ToolChoiceAuto(_Wire, tag="auto", tag_field="type"):
+    disable_parallel_tool_use: bool | UnsetType = UNSET
+
+
+class ToolChoiceAny(_Wire, tag="any", tag_field="type"):
+    disable_parallel_tool_use: bool | UnsetType = UNSET
+
+
+class ToolChoiceTool(_Wire, tag="tool", tag_field="type"):
+    name: str
+    disable_parallel_tool_use: bool | UnsetType = UNSET
+
+
+class ToolChoiceNone(_Wire, tag="none", tag_field="type"):
+    pass
+
+
+ToolChoice = ToolChoiceAuto | ToolChoiceAny | ToolChoiceTool | ToolChoiceNone
+
+
+class ThinkingConfigEnabled(_Wire, tag="enabled", tag_field="type"):
+    budget_tokens: int  # >= 1024 and < max_tokens
+
+
+class ThinkingConfigDisabled(_Wire, tag="disabled", tag_field="type"):
+    pass
+
+
+class ThinkingConfigAdaptive(_Wire, tag="adaptive", tag_field="type"):
+    pass
+
+
+ThinkingConfig = ThinkingConfigEnabled | ThinkingConfigDisabled | ThinkingConfigAdaptive
+
+
+class JSONOutputFormat(_Wire):
+    """Structured output: answer with a JSON document matching ``schema``. ``type`` is a plain
+    field (not a tag) so that leaving it out is an error, as on Anthropic's API."""
+
+    type: Literal["json_schema"]
+    schema: dict[str, Any]
+
+
+class OutputConfig(_Wire):
+    format: JSONOutputFormat | UnsetType | None = UNSET
+    effort: Effort | UnsetType | None = UNSET
+
+
+class Metadata(_Wire):
+    user_id: str | UnsetType | None = UNSET  # at most 256 characters
+
+
+# --------------------------------------------------------------------------------------------
+# The request
+
+
+class MessagesRequest(_Wire):
+    """``POST /v1/messages``. ``UNSET`` = not sent."""
+
+    model: str
+    messages: list[InputMessage]
+    max_tokens: int | UnsetType = UNSET  # required, except for count_tokens (Python pass)
+    system: str | list[TextBlock] | UnsetType = UNSET
+    stop_sequences: list[str] | UnsetType = UNSET
+    temperature: float | UnsetType = UNSET
+    top_p: float | UnsetType = UNSET
+    top_k: int | UnsetType = UNSET
+    stream: bool | UnsetType = UNSET
+    tools: list[Tool] | UnsetType = UNSET
+    tool_choice: ToolChoice | UnsetType = UNSET
+    thinking: ThinkingConfig | UnsetType = UNSET
+    metadata: Metadata | UnsetType = UNSET
+    service_tier: ServiceTier | UnsetType = UNSET  # accepted and ignored
+    output_format: JSONOutputFormat | UnsetType | None = UNSET  # beta spelling
+    output_config: OutputConfig | UnsetType = UNSET
+    # Known features this exchange cannot carry: any value (even null) is refused.
+    mcp_servers: msgspec.Raw | UnsetType = UNSET
+    container: msgspec.Raw | UnsetType = UNSET
+
+    @property
+    def is_stream(self) -> bool:
+        return self.stream is True
+
+    @property
+    def output_json_format(self) -> JSONOutputFormat | None:
+        """The structured-output format, from ``output_format`` or ``output_config.format``."""
+        if isinstance(self.output_format, JSONOutputFormat):
+            return self.output_format
+        config = self.output_config
+        if isinstance(config, OutputConfig) and isinstance(config.format, JSONOutputFormat):
+            return config.format
+        return None
+
+
+MESSAGES_REQUEST_DECODER: Final = msgspec.json.Decoder(MessagesRequest)
+
+# --------------------------------------------------------------------------------------------
+# Decoding
+
+
+def decode_messages_request(body: bytes, *, count_tokens: bool = False) -> MessagesRequest:
+    """Decode and validate a Messages body. Raises only BadRequest / ValidationFailed.
+
+    ``count_tokens``: the body is one of ``POST /v1/messages/count_tokens``, which has no
+    ``max_tokens`` (checked when given; the thinking budget is then checked against it only).
+    """
+    try:
+        request = MESSAGES_REQUEST_DECODER.decode(body)
+    except msgspec.ValidationError as exc:
+        raise _translate_validation_error(str(exc)) from None
+    except msgspec.DecodeError as exc:
+        raise BadRequest(
+            f"request body is not valid JSON: {_json_problem(str(exc))}", code="invalid_json"
+        ) from None
+    except UnicodeDecodeError:
+        raise BadRequest(
+            "request body is not valid JSON: it is not valid UTF-8", code="invalid_json"
+        ) from None
+    except RecursionError:
+        raise BadRequest("request body is nested too deeply", code="invalid_json") from None
+    _validate(request, count_tokens=count_tokens)
+    return request
+
+
+# --------------------------------------------------------------------------------------------
+# The Python pass: bounds and cross-field rules
+
+_INT64_MAX: Final = 2**63 - 1
+_MIN_THINKING_BUDGET: Final = 1024
+_NAME_RE: Final = re.compile(r"[a-zA-Z0-9_-]{1,64}")
+_USER_ID_MAX: Final = 256
+
+# Per message class: the block classes it may carry, and their names for messages.
+_ALLOWED_BLOCKS: Final[
+    Mapping[type[msgspec.Struct], tuple[frozenset[type[msgspec.Struct]], str]]
+] = MappingProxyType(
+    {
+        UserMessage: (
+            frozenset({TextBlock, ImageBlock, DocumentBlock, ToolResultBlock}),
+            "'text', 'image', 'document', 'tool_result'",
+        ),
+        AssistantMessage: (
+            frozenset({TextBlock, ThinkingBlock, RedactedThinkingBlock, ToolUseBlock}),
+            "'text', 'thinking', 'redacted_thinking', 'tool_use'",
+        ),
+        SystemMessage: (frozenset({TextBlock}), "'text'"),
+    }
+)
+
+
+def _validate(req: MessagesRequest, *, count_tokens: bool) -> None:
+    if req.mcp_servers is not UNSET:
+        _fail("mcp_servers", "MCP servers are not supported by this exchange")
+    if req.container is not UNSET:
+        _fail("container", "code-execution containers are not supported by this exchange")
+    if isinstance(req.max_tokens, UnsetType) and not count_tokens:
+        _fail("max_tokens", "is required")
+    if not req.messages:
+        _fail("messages", "must contain at least one message")
+
+    _check_int_range(req.max_tokens, "max_tokens", 1)
+    _check_range(req.temperature, "temperature", 0, 1)
+    _check_range(req.top_p, "top_p", 0, 1)
+    _check_int_range(req.top_k, "top_k", 0)
+
+    thinking = req.thinking
+    if isinstance(thinking, ThinkingConfigEnabled):
+        budget = thinking.budget_tokens
+        _check_int_range(budget, "thinking.budget_tokens", _MIN_THINKING_BUDGET)
+        if isinstance(req.max_tokens, int) and budget >= req.max_tokens:
+            _fail(
+                "thinking.budget_tokens",
+                f"must be less than max_tokens (got {_show(budget)},"
+                f" max_tokens is {_show(req.max_tokens)})",
+            )
+
+    metadata = req.metadata
+    if (
+        isinstance(metadata, Metadata)
+        and isinstance(metadata.user_id, str)
+        and len(metadata.user_id) > _USER_ID_MAX
+    ):
+        _fail("metadata.user_id", f"must be at most {_USER_ID_MAX} characters")
+
+    tool_names = _check_tools(req.tools)
+    _check_tool_choice(req.tool_choice, tool_names)
+
+    config = req.output_config
+    if (
+        isinstance(req.output_format, JSONOutputFormat)
+        and isinstance(config, OutputConfig)
+        and isinstance(config.format, JSONOutputFormat)
+    ):
+        _fail("output_format", "give output_format or output_config.format, not both")
+
+    _check_messages(req.messages)
+
+
+def _check_messages(messages: list[InputMessage]) -> None:
+    tool_use_ids: set[str] = set()
+    for i, message in enumerate(messages):
+        content = message.content
+        if type(content) is not list:
+            continue
+        if not content:
+            _fail(f"messages[{i}].content", "must contain at least one content block")
+        allowed, allowed_names = _ALLOWED_BLOCKS[type(message)]
+        for j, block in enumerate(content):
+            path = f"messages[{i}].content[{j}]"
+            kind = type(block)
+            if kind not in allowed:
+                _fail(
+                    f"{path}.type",
+                    f"'{block.__struct_config__.tag}' blocks are not allowed in"
+                    f" {message.__struct_config__.tag} messages (allowed: {allowed_names})",
+                )
+            if kind is ToolUseBlock:
+                assert isinstance(block, ToolUseBlock)
+                tool_use_ids.add(block.id)
+            elif kind is ToolResultBlock:
+                assert isinstance(block, ToolResultBlock)
+                _check_tool_result(block, path, tool_use_ids)
+            elif kind is ImageBlock:
+                assert isinstance(block, ImageBlock)
+                _check_image(block, path)
+            elif kind is DocumentBlock:
+                assert isinstance(block, DocumentBlock)
+                _check_document(block, path)
+
+
+def _check_tool_result(block: ToolResultBlock, path: str, tool_use_ids: set[str]) -> None:
+    if block.tool_use_id not in tool_use_ids:
+        _fail(
+            f"{path}.tool_use_id",
+            f"answers no tool_use block of an earlier assistant message"
+            f" (got {_show(block.tool_use_id)})",
+        )
+    if type(block.content) is list:
+        for k, part in enumerate(block.content):
+            if type(part) is ImageBlock:
+                _check_image(part, f"{path}.content[{k}]")
+
+
+def _check_image(block: ImageBlock, path: str) -> None:
+    source = block.source
+    if type(source) is Base64Source and source.media_type not in IMAGE_MEDIA_TYPES:
+        _fail(
+            f"{path}.source.media_type",
+            f"must be one of {_choices(IMAGE_MEDIA_TYPES)} (got {_show(source.media_type)})",
+        )
+
+
+def _check_document(block: DocumentBlock, path: str) -> None:
+    source = block.source
+    kind = type(source)
+    if kind is Base64Source or kind is PlainTextSource:
+        assert isinstance(source, Base64Source | PlainTextSource)
+        want = DOCUMENT_MEDIA_TYPE if kind is Base64Source else TEXT_MEDIA_TYPE
+        if source.media_type != want:
+            _fail(
+                f"{path}.source.media_type",
+                f"must be '{want}' for a {source.__struct_config__.tag} document source"
+                f" (got {_show(source.media_type)})",
+            )
+    elif kind is ContentSource:
+        assert isinstance(source, ContentSource)
+        content = source.content
+        if type(content) is list:
+            if not content:
+                _fail(f"{path}.source.content", "must contain at least one content block")
+            for k, part in enumerate(content):
+                if type(part) is ImageBlock:
+                    _check_image(part, f"{path}.source.content[{k}]")
+
+
+def _check_tools(tools: list[Tool] | UnsetType) -> frozenset[str]:
+    if not isinstance(tools, list):
+        return frozenset()
+    names: set[str] = set()
+    for i, tool in enumerate(tools):
+        kind = tool.type
+        if isinstance(kind, str) and kind != "custom":
+            _fail(
+                f"tools[{i}].type",
+                f"server tools are not supported by this exchange (got {_show(kind)});"
+                " give custom tools (no type, or 'custom')",
+            )
+        _check_name(tool.name, f"tools[{i}].name")
+        if tool.name in names:
+            _fail(f"tools[{i}].name", f"must be unique ({_show(tool.name)} is given twice)")
+        names.add(tool.name)
+        schema = tool.input_schema
+        if isinstance(schema, UnsetType):
+            _fail(f"tools[{i}].input_schema", "is required")
+        elif "type" not in schema:
+            _fail(f"tools[{i}].input_schema.type", "is required (must be 'object')")
+        elif schema["type"] != "object":
+            _fail(
+                f"tools[{i}].input_schema.type", f"must be 'object' (got {_show(schema['type'])})"
+            )
+    return frozenset(names)
+
+
+def _check_tool_choice(choice: ToolChoice | UnsetType, tool_names: frozenset[str]) -> None:
+    if not isinstance(choice, ToolChoiceAny | ToolChoiceTool):
+        return  # auto and none need no tools
+    if not tool_names:
+        _fail("tool_choice", "requires tools (give tools, or omit tool_choice)")
+    if isinstance(choice, ToolChoiceTool) and choice.name not in tool_names:
+        _fail("tool_choice.name", f"names a tool that is not in tools (got {_show(choice.name)})")
+
+
+def _check_name(name: str, param: str) -> None:
+    if _NAME_RE.fullmatch(name) is None:
+        _fail(
+            param,
+            f"must be 1 to 64 characters of a-z, A-Z, 0-9, '_' or '-' (got {_show(name)})",
+        )
+
+
+def _check_range(value: float | UnsetType, param: str, lo: int, hi: int) -> None:
+    if isinstance(value, float | int) and not lo <= value <= hi:
+        _fail(param, f"must be between {lo} and {hi} (got {_show(value)})")
+
+
+def _check_int_range(value: int | UnsetType, param: str, lo: int) -> None:
+    if not isinstance(value, int) or lo <= value <= _INT64_MAX:
+        return
+    problem = f"must be at least {lo}" if value < lo else "must be a 64-bit signed integer"
+    _fail(param, f"{problem} (got {_show(value)})")
+
+
+def _fail(param: str, problem: str) -> NoReturn:
+    raise ValidationFailed(f"{param}: {problem}", param=param)
+
+
+# --------------------------------------------------------------------------------------------
+# Translating msgspec's errors into the error tree (the same rules as the OpenAI surface)
+
+_AT: Final = " - at `"
+_MISSING_RE: Final = re.compile(r"Object missing required field `([^`]+)`")
+_EXPECTED_RE: Final = re.compile(r"Expected `([^`]+)`(?:, got `([^`]+)`)?")
+_INVALID_RE: Final = re.compile(r"Invalid (?:enum )?value (.*)", re.DOTALL)
+_INDEX_RE: Final = re.compile(r"\[\d+\]")
+# Malformed content inside these option objects is 422, like any other structural fault.
+_STRUCTURED_RE: Final = re.compile(
+    r"(?:tools\[|tool_choice\.|thinking\.|output_format\.|output_config\.)"
+)
+_JSON_TYPES: Final = MappingProxyType(
+    {
+        "int": "an integer",
+        "float": "a number",
+        "str": "a string",
+        "bool": "a boolean",
+        "object": "an object",
+        "array": "an array",
+        "null": "null",
+    }
+)
+
+
+def _tags(union: Any) -> tuple[str, ...]:
+    return tuple(str(member.__struct_config__.tag) for member in get_args(union))
+
+
+_INNER_BLOCKS: Final = _tags(ToolResultContent)
+_IMAGE_SOURCES: Final = _tags(ImageSource)
+_DOCUMENT_SOURCES: Final = _tags(DocumentSource)
+
+# Accepted values by path (indices replaced by ``[]``), for messages naming the choices.
+_CHOICES: Final[Mapping[str, tuple[str, ...]]] = MappingProxyType(
+    {
+        "service_tier": get_args(ServiceTier),
+        "messages[].role": _tags(InputMessage),
+        "messages[].content[].type": _tags(ContentBlock),
+        "messages[].content[].content[].type": _INNER_BLOCKS,
+        "messages[].content[].source.content[].type": _INNER_BLOCKS,
+        "messages[].content[].content[].source.type": _IMAGE_SOURCES,
+        "messages[].content[].source.content[].source.type": _IMAGE_SOURCES,
+        "system[].type": ("text",),
+        "tool_choice.type": _tags(ToolChoice),
+        "thinking.type": _tags(ThinkingConfig),
+        "output_format.type": ("json_schema",),
+        "output_config.format.type": ("json_schema",),
+        "output_config.effort": get_args(Effort),
+    }
+)
+_CACHE_CONTROL_CHOICES: Final[Mapping[str, tuple[str, ...]]] = MappingProxyType(
+    {"cache_control.type": ("ephemeral",), "cache_control.ttl": ("5m", "1h")}
+)
+# A block's source type: the choices depend on the block (image or document), which the
+# error text does not say, so both are named.
+_SOURCE_TYPE_KEY: Final = "messages[].content[].source.type"
+
+
+def _source_types() -> str:
+    return f"images take {_choices(_IMAGE_SOURCES)}; documents take {_choices(_DOCUMENT_SOURCES)}"
+
+
+def _choices_for(key: str) -> tuple[str, ...] | None:
+    choices = _CHOICES.get(key)
+    if choices is None:
+        for suffix, values in _CACHE_CONTROL_CHOICES.items():
+            if key.endswith(suffix):
+                return values
+    return choices
+
+
+def _translate_validation_error(text: str) -> GridgateError:
+    path = "$"
+    if text.endswith("`") and _AT in text:
+        text, _, path = text.rpartition(_AT)
+        path = path[:-1]
+    param = path[2:] if path.startswith("$.") else path[1:]
+    param = param.replace("[...]", "")  # a value in a map: name the map
+
+    if not param:
+        if text.startswith("Expected `object`"):
+            match = _EXPECTED_RE.fullmatch(text)
+            got = match.group(2) if match else None
+            what = _JSON_TYPES.get(got, "something else") if got else "something else"
+            return BadRequest(f"request body must be a JSON object (got {what})")
+        missing = _MISSING_RE.fullmatch(text)
+        if missing:
+            field = missing.group(1)
+            return ValidationFailed(f"{field}: is required", param=field)
+        return BadRequest("request body is invalid")
+
+    missing = _MISSING_RE.fullmatch(text)
+    if missing:
+        field = f"{param}.{missing.group(1)}"
+        key = _INDEX_RE.sub("[]", field)
+        if key == _SOURCE_TYPE_KEY:
+            return ValidationFailed(f"{field}: is required ({_source_types()})", param=field)
+        choices = _choices_for(key)
+        extra = f" (one of {_choices(choices)})" if choices and len(choices) > 1 else ""
+        return ValidationFailed(f"{field}: is required{extra}", param=field)
+
+    expected = _EXPECTED_RE.fullmatch(text)
+    if expected:
+        want = " or ".join(_JSON_TYPES.get(t, t) for t in expected.group(1).split(" | "))
+        got = expected.group(2)
+        problem = f"expected {want}" + (f", got {_JSON_TYPES.get(got, got)}" if got else "")
+        error = ValidationFailed if _STRUCTURED_RE.match(param) else BadRequest
+        return error(f"{param}: {problem}", param=param)
+
+    invalid = _INVALID_RE.fullmatch(text)
+    if invalid:
+        shown = _clip(invalid.group(1))
+        key = _INDEX_RE.sub("[]", param)
+        choices = _choices_for(key)
+        if key == _SOURCE_TYPE_KEY:
+            problem = f"unknown source type {shown} ({_source_types()})"
+        elif choices and len(choices) == 1:
+            problem = f"must be {_choices(choices)} (got {shown})"
+        elif choices:
+            problem = f"must be one of {_choices(choices)} (got {shown})"
+        else:
+            problem = f"invalid value {shown}"
+        return ValidationFailed(f"{param}: {problem}", param=param)
+
+    if text in ("Number out of range", "Integer value out of range"):
+        return ValidationFailed(f"{param}: number out of range", param=param)
+    return BadRequest(f"{param}: invalid value", param=param)
+
+
+def _json_problem(text: str) -> str:
+    if text.startswith("JSON is malformed: "):
+        return _clip(text.removeprefix("JSON is malformed: "))
+    if text == "Input data was truncated":
+        return "unexpected end of input"
+    return "malformed input"
+
+
+def _choices(values: Any) -> str:
+    return ", ".join(f"'{v}'" for v in values)
+
+
+def _clip(text: str, limit: int = 64) -> str:
+    if len(text) > limit:
+        text = text[: limit - 1] + "…"
+    return text.encode("utf-8", "backslashreplace").decode("utf-8")
+
+
+def _show(value: object) -> str:
+    """A short, safe rendering of a client value for an error message."""
+    if isinstance(value, bool):
+        return "true" if value else "false"
+    if isinstance(value, int):
+        return str(value) if value.bit_length() <= 64 else "a very large integer"
+    if isinstance(value, float):
+        return repr(value)
+    if isinstance(value, str):
+        return _clip(repr(value))
+    return "a value of another type"
