@@ -102,6 +102,7 @@ def config_toml(
     key_envs: dict[str, str] | None = None,
     workers: int = 1,
     billing: str = "",
+    wires: dict[str, str] | None = None,
 ) -> str:
     lines = [
         f'data_dir = "{data_dir}"',
@@ -119,6 +120,8 @@ def config_toml(
     ]
     for name, url in suppliers.items():
         lines += ["[[suppliers]]", f'name = "{name}"', f'base_url = "{url}"']
+        if wires and name in wires:
+            lines.append(f'wire = "{wires[name]}"')
         if key_envs and name in key_envs:
             lines.append(f'api_key_env = "{key_envs[name]}"')
     for o in offers:
@@ -151,6 +154,10 @@ class GatewayProcess:
     log_path: Path
     offers: list[Offer] = field(default_factory=list)
     sims: dict[str, RunningSimulator] = field(default_factory=dict)
+    wires: dict[str, str] = field(default_factory=dict)  # supplier → wire format, if not openai
+
+    def wire(self, supplier: str) -> str:
+        return self.wires.get(supplier, "openai")
 
     def run(self, coro: Coroutine[Any, Any, T]) -> T:
         return self.bg.run(coro)
@@ -206,6 +213,7 @@ def start_gateway(
     workers: int = 1,
     database_url: str | None = None,
     billing: str = "",
+    wires: dict[str, str] | None = None,
 ) -> GatewayProcess:
     """A real ``gridgate serve`` on SQLite in ``tmp`` (or on ``database_url``)."""
     port = free_port()
@@ -221,6 +229,7 @@ def start_gateway(
             key_envs=key_envs,
             workers=workers,
             billing=billing,
+            wires=wires,
         )
     )
     log_path = tmp / "gateway.log"
@@ -255,6 +264,7 @@ def start_gateway(
         store=store,
         log_path=log_path,
         offers=offers,
+        wires=wires or {},
     )
 
 

@@ -13,6 +13,7 @@ from aiohttp import web
 
 from gridgate.api.chat import chat_completions
 from gridgate.api.errors import REQUEST_IDS, RequestIds, error_middleware
+from gridgate.api.messages import count_tokens, messages
 from gridgate.api.models import get_model, list_models
 from gridgate.api.state import STATE, AppState, CatalogRef
 from gridgate.core.billing import Billing
@@ -21,6 +22,7 @@ from gridgate.core.clock import Clock, SystemClock
 from gridgate.core.exchange import Exchange
 from gridgate.core.keys import Authenticator
 from gridgate.core.usage_writer import UsageWriter
+from gridgate.providers.anthropic import AnthropicAdapter
 from gridgate.providers.base import Adapter
 from gridgate.providers.openai import OpenAIAdapter
 from gridgate.settings import Settings
@@ -57,6 +59,8 @@ def build_app(
     )
     app[REQUEST_IDS] = RequestIds()
     app.router.add_post("/v1/chat/completions", chat_completions)
+    app.router.add_post("/v1/messages", messages)
+    app.router.add_post("/v1/messages/count_tokens", count_tokens)
     app.router.add_get("/v1/models", list_models)
     app.router.add_get("/v1/models/{model}", get_model)
     app.router.add_get("/healthz", _health)
@@ -83,6 +87,7 @@ def _lifespan(
             usage = UsageWriter(store)
             adapters: dict[str, Adapter] = {
                 "openai": OpenAIAdapter(http, settings.upstream, environ),
+                "anthropic": AnthropicAdapter(http, settings.upstream, environ),
             }
             exchange = Exchange(
                 catalog=catalog.get,

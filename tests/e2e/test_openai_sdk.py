@@ -1,6 +1,8 @@
 """The official openai SDK (sync and async) against a running `gridgate serve` process.
 
-Every response and chunk is validated against OpenAI's published schemas.
+Every response and chunk is validated against OpenAI's published schemas. Every test runs twice:
+with the suppliers called over the OpenAI wire, and over the Anthropic wire (the same
+simulators answering on their Messages endpoint, every request and answer translated).
 """
 
 from __future__ import annotations
@@ -58,6 +60,18 @@ PERSON_SCHEMA: dict[str, Any] = {
 USER = [{"role": "user", "content": "Say something about the weather."}]
 
 
+@pytest.fixture(scope="module", params=["openai-wire", "anthropic-wire"])
+def gateway(request: pytest.FixtureRequest, gateway: GatewayProcess) -> GatewayProcess:
+    if request.param == "openai-wire":
+        return gateway
+    served: GatewayProcess = request.getfixturevalue("anthropic_wire_gateway")
+    return served
+
+
+def over_anthropic_wire(gateway: GatewayProcess) -> bool:
+    return gateway.wire("sim-alpha") == "anthropic"
+
+
 @pytest.fixture
 def funded(gateway: GatewayProcess) -> tuple[str, str]:
     return gateway.new_account("5")
@@ -74,7 +88,7 @@ def price_of(gateway: GatewayProcess, supplier: str, instrument: str) -> Price:
 
 
 def test_plain_completion_validates_and_is_served_by_the_cheapest_offer(
-    client: OpenAI, spec: OpenAISpec
+    gateway: GatewayProcess, client: OpenAI, spec: OpenAISpec
 ) -> None:
     raw = client.chat.completions.with_raw_response.create(
         model="text-prime", messages=USER, max_completion_tokens=12
@@ -82,7 +96,7 @@ def test_plain_completion_validates_and_is_served_by_the_cheapest_offer(
     body = json.loads(raw.http_response.content)
     spec.completion(body)
     completion = raw.parse()
-    assert completion.id.startswith("chatcmpl-")
+    assert completion.id.startswith("msg_" if over_anthropic_wire(gateway) else "chatcmpl-")
     assert completion.object == "chat.completion"
     assert completion.model == "sim/prime-b"  # the upstream model that served it
     assert raw.headers["x-gridgate-supplier"] == "sim-beta"
@@ -136,7 +150,13 @@ def test_stream_without_usage_has_no_usage_chunk(client: OpenAI, spec: OpenAISpe
         assert chunk.choices, "a chunk without choices is a usage chunk"
 
 
-def test_n_greater_than_one(client: OpenAI, spec: OpenAISpec) -> None:
+def test_n_greater_than_one(gateway: GatewayProcess, client: OpenAI, spec: OpenAISpec) -> None:
+    if over_anthropic_wire(gateway):  # the Anthropic wire has one answer per request
+        with pytest.raises(openai.UnprocessableEntityError) as caught:
+            client.chat.completions.create(model="text-prime", messages=USER, n=3, max_tokens=4)
+        assert caught.value.code == "untranslatable"
+        assert caught.value.param == "n"
+        return
     raw = client.chat.completions.with_raw_response.create(
         model="text-prime", messages=USER, n=3, max_tokens=4
     )
@@ -214,7 +234,14 @@ def test_structured_output_matches_the_schema(client: OpenAI, spec: OpenAISpec) 
     jsonschema.validate(json.loads(content), PERSON_SCHEMA)
 
 
-def test_logprobs(client: OpenAI, spec: OpenAISpec) -> None:
+def test_logprobs(gateway: GatewayProcess, client: OpenAI, spec: OpenAISpec) -> None:
+    if over_anthropic_wire(gateway):  # the Anthropic wire has no logprobs
+        with pytest.raises(openai.UnprocessableEntityError) as caught:
+            client.chat.completions.create(
+                model="text-prime", messages=USER, logprobs=True, top_logprobs=2, max_tokens=4
+            )
+        assert caught.value.code == "untranslatable"
+        return
     raw = client.chat.completions.with_raw_response.create(
         model="text-prime", messages=USER, logprobs=True, top_logprobs=2, max_tokens=4
     )

@@ -1,5 +1,9 @@
 """The error boundary of the HTTP edge: every failure leaves as the published envelope.
 
+The envelope follows the surface: under ``/v1/messages`` (the Anthropic Messages surface) it is
+Anthropic's ``{"type": "error", "error": {"type", "message"}, "request_id"}``; everywhere else
+the reference exchange's envelope together with OpenAI's. The status is the same on both
+surfaces (the reference exchange's Messages surface mirrors its chat-completions statuses).
 Our own errors render themselves; aiohttp's HTTP exceptions (unknown path, wrong method, body too
 large) are translated into the same envelope; anything unexpected is logged with the request id
 and answered with a generic 500 that reveals nothing.
@@ -12,6 +16,7 @@ import logging
 import secrets
 from collections.abc import Awaitable, Callable
 
+import msgspec
 from aiohttp import web
 
 from gridgate.api.state import STATE
@@ -45,10 +50,24 @@ class RequestIds:
 REQUEST_IDS: web.AppKey[RequestIds] = web.AppKey("gridgate_request_ids")
 
 
-def error_response(error: GridgateError, request_id: str) -> web.Response:
+ANTHROPIC_SURFACE = "/v1/messages"
+
+
+def is_anthropic_surface(path: str) -> bool:
+    return path.startswith(ANTHROPIC_SURFACE)
+
+
+def error_response(
+    error: GridgateError, request_id: str, *, anthropic: bool = False
+) -> web.Response:
     headers = {"x-request-id": request_id, **error.headers}
+    if anthropic:
+        headers["request-id"] = request_id
+        body = msgspec.json.encode({**error.anthropic_body(), "request_id": request_id})
+    else:
+        body = error.render()
     return web.Response(
-        body=error.render(),
+        body=body,
         status=http_status(error),
         content_type="application/json",
         headers=headers,
@@ -81,17 +100,23 @@ async def error_middleware(request: web.Request, handler: Handler) -> web.Stream
     try:
         response = await handler(request)
     except GridgateError as exc:
-        return error_response(exc, request_id)
+        return error_response(exc, request_id, anthropic=is_anthropic_surface(request.path))
     except web.HTTPException as exc:
         if exc.status < 400:
             raise
         translated = _translate(exc, request)
-        response = error_response(translated, request_id)
+        response = error_response(
+            translated, request_id, anthropic=is_anthropic_surface(request.path)
+        )
         response.set_status(exc.status)
         return response
     except Exception:
         log.exception("unhandled error", extra={"request_id": request_id})
-        return error_response(GridgateError("internal error; it has been logged"), request_id)
+        return error_response(
+            GridgateError("internal error; it has been logged"),
+            request_id,
+            anthropic=is_anthropic_surface(request.path),
+        )
     if not response.prepared:
         response.headers["x-request-id"] = request_id
     return response

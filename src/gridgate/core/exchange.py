@@ -27,6 +27,7 @@ from gridgate.errors import (
     GridgateError,
     SupplierFailed,
     UnknownInstrument,
+    Untranslatable,
     UpstreamRejected,
     ValidationFailed,
     http_status,
@@ -80,6 +81,7 @@ class _Attempt:
     attempts: int = 0
     hold_id: str | None = None  # the lease the last reservation was on, for the usage record
     errors: list[str] = field(default_factory=list)
+    untranslatable: Untranslatable | None = None  # the first offer whose wire could not carry it
 
 
 class Exchange:
@@ -189,6 +191,9 @@ class Exchange:
                 except SupplierFailed as exc:
                     state.errors.append(f"{offer.offer.id}: {exc.message}")
                     continue
+                except Untranslatable as exc:
+                    state.untranslatable = state.untranslatable or exc
+                    continue
                 self.settle(state, offer, completion.usage, outcome="ok", status=200)
                 return completion, Served(offer.supplier.name, offer.offer.id, completion.model)
             raise self._exhausted(state)
@@ -214,6 +219,10 @@ class Exchange:
                 except SupplierFailed as exc:
                     await _aclose(chunks)
                     state.errors.append(f"{offer.offer.id}: {exc.message}")
+                    continue
+                except Untranslatable as exc:
+                    await _aclose(chunks)
+                    state.untranslatable = state.untranslatable or exc
                     continue
                 except StopAsyncIteration:
                     state.errors.append(f"{offer.offer.id}: empty stream")
@@ -280,7 +289,11 @@ class Exchange:
             prompt_estimate=plan.prompt_estimate,
         )
 
-    def _exhausted(self, state: _Attempt) -> SupplierFailed:
+    def _exhausted(self, state: _Attempt) -> GridgateError:
+        """The error for a request no attempt served: the caller's, naming the part, when no
+        tried offer's wire format could carry the request; else the suppliers'."""
+        if state.untranslatable is not None and not state.errors:
+            return state.untranslatable
         if state.errors:
             log.warning(
                 "all suppliers failed",
@@ -435,6 +448,7 @@ class StreamSession:
         self._last_raw = b""
         self._next_checkpoint = exchange.clock.monotonic() + exchange.checkpoint_seconds
         self.served = Served(offer.supplier.name, offer.offer.id, offer.offer.model)
+        self.prompt_estimate = state.plan.prompt_estimate
         self.ended = False  # set just before the last piece is yielded
 
     async def chunks(self) -> AsyncGenerator[bytes, None]:
@@ -454,7 +468,8 @@ class StreamSession:
                             # the supplier is running past the max tokens it was told (what
                             # the money covers): end the answer here, cleanly, for length
                             settled = await self._finish("cut_at_hold", 200, None)
-                            out.append(_length_cutoff(self._last_raw, self._state.plan.n))
+                            usage = self._metered() if self._include_usage else None
+                            out.append(_length_cutoff(self._last_raw, self._state.plan.n, usage))
                             self.ended = True
                             yield b"".join(out)
                             return
@@ -520,9 +535,10 @@ class StreamSession:
 _DONE_EVENT = b"data: [DONE]\n\n"
 
 
-def _length_cutoff(last_raw: bytes, n: int) -> bytes:
+def _length_cutoff(last_raw: bytes, n: int, usage: Usage | None) -> bytes:
     """Closing events for an answer cut at its hold: a ``length`` finish for every choice, in
-    the identity (id, created, model) of the chunks relayed so far, then ``[DONE]``."""
+    the identity (id, created, model) of the chunks relayed so far, the usage charged (when the
+    caller asked for usage), then ``[DONE]``."""
     events = SSEParser().feed(last_raw) if last_raw else []
     head: dict[str, Any] = {}
     if events:
@@ -537,7 +553,16 @@ def _length_cutoff(last_raw: bytes, n: int) -> bytes:
     chunk["choices"] = [
         {"index": i, "delta": {}, "logprobs": None, "finish_reason": "length"} for i in range(n)
     ]
-    return b"data: " + msgspec.json.encode(chunk) + b"\n\n" + _DONE_EVENT
+    out = b"data: " + msgspec.json.encode(chunk) + b"\n\n"
+    if usage is not None:
+        chunk["choices"] = []
+        chunk["usage"] = {
+            "prompt_tokens": usage.prompt_tokens,
+            "completion_tokens": usage.completion_tokens,
+            "total_tokens": usage.prompt_tokens + usage.completion_tokens,
+        }
+        out += b"data: " + msgspec.json.encode(chunk) + b"\n\n"
+    return out + _DONE_EVENT
 
 
 def _error_event(exc: GridgateError) -> bytes:

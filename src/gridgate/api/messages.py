@@ -1,0 +1,120 @@
+"""POST /v1/messages and /v1/messages/count_tokens: the Anthropic Messages surface.
+
+The same exchange as the OpenAI surface underneath: the body is validated against Anthropic's
+schema, translated into the canonical request, served (routing, hold, settle, usage record), and
+the canonical answer translated back into Anthropic's ``message`` or event stream. Keys come in
+``x-api-key`` (what the ``anthropic`` SDK sends) or ``Authorization: Bearer`` (what Claude Code
+sends with ``ANTHROPIC_AUTH_TOKEN``).
+"""
+
+from __future__ import annotations
+
+import contextlib
+import logging
+
+import msgspec
+from aiohttp import web
+from multidict import CIMultiDictProxy
+
+from gridgate.api.errors import REQUEST_ID
+from gridgate.api.state import STATE, AppState
+from gridgate.core.exchange import Served
+from gridgate.core.keys import bearer_token
+from gridgate.errors import GridgateError, Unauthorized, UnknownInstrument
+from gridgate.protocol.anthropic_messages import decode_messages_request
+from gridgate.protocol.chat_to_messages import (
+    MessageStreamEncoder,
+    error_event,
+    message_from_completion,
+)
+from gridgate.protocol.messages_to_chat import to_chat_request
+from gridgate.protocol.tokens import measure_prompt
+
+log = logging.getLogger("gridgate.api")
+
+_SSE_HEADERS = {
+    "Content-Type": "text/event-stream; charset=utf-8",
+    "Cache-Control": "no-cache",
+    "X-Accel-Buffering": "no",
+}
+
+
+def api_key(headers: CIMultiDictProxy[str]) -> str:
+    """The key from ``x-api-key``, else from ``Authorization: Bearer``."""
+    key = headers.get("x-api-key", "").strip() or bearer_token(headers.get("Authorization"))
+    if not key:
+        raise Unauthorized(
+            "missing API key: send it as 'x-api-key: <key>' (or 'Authorization: Bearer <key>')",
+            code="missing_api_key",
+        )
+    return key
+
+
+def _headers(state: AppState, request_id: str, served: Served) -> dict[str, str]:
+    headers = {"x-request-id": request_id, "request-id": request_id}
+    if state.settings.server.expose_supplier:
+        headers["x-gridgate-supplier"] = served.supplier
+    return headers
+
+
+async def messages(request: web.Request) -> web.StreamResponse:
+    state = request.app[STATE]
+    request_id = request[REQUEST_ID]
+    key = await state.auth.authenticate(api_key(request.headers))
+    native = decode_messages_request(await request.read())
+    chat = to_chat_request(native)
+    if not chat.is_stream:
+        completion, served = await state.exchange.complete(key, chat, request_id)
+        return web.Response(
+            body=message_from_completion(completion.body, model=native.model),
+            content_type="application/json",
+            headers=_headers(state, request_id, served),
+        )
+    session = await state.exchange.open_stream(key, chat, request_id)
+    encoder = MessageStreamEncoder(native.model, session.prompt_estimate)
+    response = web.StreamResponse(
+        headers={**_SSE_HEADERS, **_headers(state, request_id, session.served)}
+    )
+    chunks = session.chunks()
+    try:
+        await response.prepare(request)
+        async for piece in chunks:
+            try:
+                out = encoder.feed(piece)
+            except GridgateError as exc:  # an answer gridgate cannot re-encode: say so, stop
+                log.exception("cannot encode a stream event", extra={"request_id": request_id})
+                await response.write_eof(error_event(exc))
+                break
+            if session.ended:
+                await response.write_eof(out)
+            elif out:
+                await response.write(out)
+        await response.write_eof()
+    except ConnectionError:
+        pass  # the client went away; the session settles for what was delivered
+    finally:
+        with contextlib.suppress(Exception):
+            await chunks.aclose()
+    return response
+
+
+async def count_tokens(request: web.Request) -> web.Response:
+    """gridgate's own estimate of the prompt's input tokens (the figure holds are sized from):
+    UTF-8 bytes of the text / 4, plus per-message and per-image overheads. Suppliers' tokenizers
+    differ; the metered count of a served request is the supplier's."""
+    state = request.app[STATE]
+    await state.auth.authenticate(api_key(request.headers))
+    native = decode_messages_request(await request.read(), count_tokens=True)
+    chat = to_chat_request(native)
+    if state.catalog.get().instrument(chat.model) is None:
+        raise UnknownInstrument(
+            f"model {chat.model!r} is not an instrument of this exchange; "
+            "GET /v1/models lists them",
+            param="model",
+        )
+    estimate = measure_prompt(chat).estimate
+    return web.Response(
+        body=msgspec.json.encode({"input_tokens": estimate}),
+        content_type="application/json",
+        headers={"request-id": request[REQUEST_ID]},
+    )

@@ -1,0 +1,245 @@
+"""The official anthropic SDK (sync, async, streaming helpers, tool use) against a running
+`gridgate serve`, on the session gateway (whose suppliers speak the OpenAI wire: every answer
+here is translated both ways)."""
+
+from __future__ import annotations
+
+import json
+from collections.abc import Iterator
+from typing import Any
+
+import anthropic
+import httpx
+import jsonschema
+import pytest
+from anthropic import Anthropic, AsyncAnthropic
+
+from gridgate.money import Price
+from tests.harness import GatewayProcess, nanos, wait_until
+
+WEATHER_TOOL: dict[str, Any] = {
+    "name": "get_weather",
+    "description": "Current weather for a city",
+    "input_schema": {
+        "type": "object",
+        "properties": {
+            "city": {"type": "string", "minLength": 1},
+            "days": {"type": "integer", "minimum": 1, "maximum": 7},
+        },
+        "required": ["city", "days"],
+        "additionalProperties": False,
+    },
+}
+USER: Any = [{"role": "user", "content": "Say something about the weather."}]
+
+
+def root(gateway: GatewayProcess) -> str:
+    return gateway.base_url.removesuffix("/v1")
+
+
+@pytest.fixture
+def funded(gateway: GatewayProcess) -> tuple[str, str]:
+    return gateway.new_account("5")
+
+
+@pytest.fixture
+def client(gateway: GatewayProcess, funded: tuple[str, str]) -> Iterator[Anthropic]:
+    with Anthropic(base_url=root(gateway), api_key=funded[1], max_retries=0) as sdk:
+        yield sdk
+
+
+def test_create_returns_a_message(client: Anthropic) -> None:
+    raw = client.messages.with_raw_response.create(model="text-prime", max_tokens=12, messages=USER)
+    message = raw.parse()
+    assert raw.headers["request-id"].startswith("req_")
+    assert message.type == "message" and message.role == "assistant"
+    assert message.id.startswith("msg_")
+    assert message.model == "text-prime"  # the instrument the caller named
+    [block] = message.content
+    assert block.type == "text" and block.text
+    assert message.stop_reason == "max_tokens"
+    assert message.usage.output_tokens == 12
+    assert message.usage.input_tokens > 0
+
+
+def test_system_prompt_as_blocks_and_multi_turn(client: Anthropic) -> None:
+    message = client.messages.create(
+        model="text-prime",
+        max_tokens=200,
+        system=[{"type": "text", "text": "Be brief.", "cache_control": {"type": "ephemeral"}}],
+        messages=[
+            {"role": "user", "content": "Hi"},
+            {"role": "assistant", "content": "Hello."},
+            {"role": "user", "content": [{"type": "text", "text": "How are you?"}]},
+        ],
+    )
+    assert message.stop_reason == "end_turn"
+    assert message.content[0].type == "text"
+
+
+def test_stream_helpers_deliver_text_and_the_final_message(client: Anthropic) -> None:
+    with client.messages.stream(model="text-prime", max_tokens=20, messages=USER) as stream:
+        pieces = list(stream.text_stream)
+        final = stream.get_final_message()
+    assert len(pieces) > 1
+    [block] = final.content
+    assert block.type == "text" and block.text == "".join(pieces)
+    assert final.stop_reason == "max_tokens"
+    assert final.usage.output_tokens == 20
+
+
+def test_raw_stream_events_come_in_order(client: Anthropic) -> None:
+    events = list(
+        client.messages.create(model="text-prime", max_tokens=6, messages=USER, stream=True)
+    )
+    kinds = [event.type for event in events]
+    assert kinds[:2] == ["message_start", "content_block_start"]
+    assert kinds[-3:] == ["content_block_stop", "message_delta", "message_stop"]
+    assert set(kinds[2:-3]) == {"content_block_delta"}
+
+
+def test_tool_use_round_trip(client: Anthropic) -> None:
+    first = client.messages.create(
+        model="text-prime",
+        max_tokens=300,
+        tools=[WEATHER_TOOL],  # type: ignore[list-item]
+        tool_choice={"type": "tool", "name": "get_weather"},
+        messages=[{"role": "user", "content": "Weather in Oslo?"}],
+    )
+    assert first.stop_reason == "tool_use"
+    [call] = [block for block in first.content if block.type == "tool_use"]
+    assert call.name == "get_weather"
+    jsonschema.validate(call.input, WEATHER_TOOL["input_schema"])
+
+    second = client.messages.create(
+        model="text-prime",
+        max_tokens=300,
+        tools=[WEATHER_TOOL],  # type: ignore[list-item]
+        messages=[
+            {"role": "user", "content": "Weather in Oslo?"},
+            {"role": "assistant", "content": first.content},  # type: ignore[typeddict-item]
+            {
+                "role": "user",
+                "content": [
+                    {"type": "tool_result", "tool_use_id": call.id, "content": "sunny, 21 degrees"}
+                ],
+            },
+        ],
+    )
+    assert second.stop_reason == "end_turn"
+    [block] = second.content
+    assert block.type == "text" and "sunny, 21 degrees" in block.text
+
+
+def test_streamed_tool_input_arrives_complete(client: Anthropic) -> None:
+    with client.messages.stream(
+        model="text-prime",
+        max_tokens=300,
+        tools=[WEATHER_TOOL],  # type: ignore[list-item]
+        tool_choice={"type": "any"},
+        messages=[{"role": "user", "content": "Weather?"}],
+    ) as stream:
+        partial = "".join(event.partial_json for event in stream if event.type == "input_json")
+        final = stream.get_final_message()
+    [call] = [block for block in final.content if block.type == "tool_use"]
+    assert json.loads(partial) == call.input
+    jsonschema.validate(call.input, WEATHER_TOOL["input_schema"])
+
+
+async def test_async_client_plain_and_stream(
+    gateway: GatewayProcess, funded: tuple[str, str]
+) -> None:
+    async with AsyncAnthropic(base_url=root(gateway), api_key=funded[1], max_retries=0) as client:
+        message = await client.messages.create(model="text-standard", max_tokens=6, messages=USER)
+        assert message.usage.output_tokens == 6
+        async with client.messages.stream(
+            model="text-standard", max_tokens=6, messages=USER
+        ) as stream:
+            text = "".join([piece async for piece in stream.text_stream])
+            final = await stream.get_final_message()
+        assert text and final.usage.output_tokens == 6
+
+
+def test_bearer_auth_is_accepted_too(gateway: GatewayProcess, funded: tuple[str, str]) -> None:
+    with Anthropic(base_url=root(gateway), auth_token=funded[1], max_retries=0) as client:
+        message = client.messages.create(model="text-prime", max_tokens=3, messages=USER)
+    assert message.usage.output_tokens == 3
+
+
+def test_the_balance_drops_by_exactly_the_reported_usage(
+    gateway: GatewayProcess, client: Anthropic, funded: tuple[str, str]
+) -> None:
+    account = funded[0]
+    before = gateway.balance(account)
+    raw = client.messages.with_raw_response.create(model="text-prime", max_tokens=10, messages=USER)
+    message = raw.parse()
+    offer = next(
+        o
+        for o in gateway.offers
+        if o.supplier == raw.headers["x-gridgate-supplier"] and o.instrument == "text-prime"
+    )
+    cost = Price(nanos(offer.usd_in), nanos(offer.usd_out)).cost(
+        message.usage.input_tokens, message.usage.output_tokens
+    )
+    gateway.assert_balance(account, before - cost)
+
+
+def test_count_tokens_is_gridgates_estimate(client: Anthropic) -> None:
+    counted = client.messages.count_tokens(model="text-prime", messages=USER)
+    assert counted.input_tokens > 0
+    longer = client.messages.count_tokens(
+        model="text-prime", system="Be brief. " * 50, messages=USER
+    )
+    assert longer.input_tokens > counted.input_tokens
+
+
+# -- errors, in Anthropic's shape ---------------------------------------------------------------
+
+
+def test_errors_have_anthropics_shape_and_status(
+    gateway: GatewayProcess, client: Anthropic
+) -> None:
+    with (
+        Anthropic(base_url=root(gateway), api_key="gg_nope", max_retries=0) as stranger,
+        pytest.raises(anthropic.AuthenticationError) as unauthorized,
+    ):
+        stranger.messages.create(model="text-prime", max_tokens=3, messages=USER)
+    body = unauthorized.value.body
+    assert isinstance(body, dict)
+    assert body["type"] == "error" and body["error"]["type"] == "authentication_error"
+
+    with pytest.raises(anthropic.NotFoundError) as unknown:
+        client.messages.create(model="no-such-instrument", max_tokens=3, messages=USER)
+    assert unknown.value.body["error"]["type"] == "not_found_error"  # type: ignore[index]
+
+    with pytest.raises(anthropic.UnprocessableEntityError) as invalid:
+        client.messages.create(
+            model="text-prime", max_tokens=3, messages=USER, extra_body={"temperature": 1.5}
+        )
+    error = invalid.value.body["error"]  # type: ignore[index]
+    assert error["type"] == "invalid_request_error"
+    assert error["message"].startswith("temperature")
+
+
+def test_a_missing_key_names_the_header(gateway: GatewayProcess) -> None:
+    response = httpx.post(
+        f"{gateway.base_url}/messages",
+        json={"model": "text-prime", "max_tokens": 3, "messages": USER},
+    )
+    assert response.status_code == 401
+    assert response.json()["error"]["type"] == "authentication_error"
+    assert "x-api-key" in response.json()["error"]["message"]
+    assert response.headers["request-id"] == response.json()["request_id"]
+
+
+def test_402_when_the_balance_is_too_low(gateway: GatewayProcess) -> None:
+    account, key = gateway.new_account("0")
+    with (
+        Anthropic(base_url=root(gateway), api_key=key, max_retries=0) as client,
+        pytest.raises(anthropic.APIStatusError) as caught,
+    ):
+        client.messages.create(model="text-prime", max_tokens=3, messages=USER)
+    assert caught.value.status_code == 402
+    assert caught.value.body["error"]["type"] == "billing_error"  # type: ignore[index]
+    records = wait_until(lambda: gateway.usage(account) or None)
+    assert records[0].cost == 0

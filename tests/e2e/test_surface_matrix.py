@@ -1,0 +1,562 @@
+"""Every path carries the same facts: {OpenAI surface, Anthropic surface} × {OpenAI-format
+supplier, Anthropic-format supplier} × {plain, streamed}.
+
+One simulator stands behind two suppliers — one called over the OpenAI wire, one over the
+Anthropic wire — with the same model, so for the same conversation it plans the same answer.
+``text-standard`` is served only by the OpenAI-format supplier and ``text-prime`` only by the
+Anthropic-format one, at the same price. Each case sends the same conversation on all eight
+paths with the official SDKs (``openai`` on the OpenAI surface, ``anthropic``'s ``create`` and
+``stream`` helpers on the Messages surface) and compares what arrives: text, reasoning, tool
+calls with complete arguments, the stop reason and sequence, token counts and the charged cost.
+"""
+
+from __future__ import annotations
+
+import json
+from collections.abc import Iterator
+from dataclasses import dataclass, field
+from typing import Any
+
+import anthropic
+import jsonschema
+import openai
+import pytest
+
+from gridgate.money import Price
+from tests.harness import (
+    BackgroundLoop,
+    GatewayProcess,
+    Offer,
+    nanos,
+    simulators,
+    start_gateway,
+    stop_gateway,
+    wait_until,
+)
+
+SIM_KEY = "sk-sim-matrix-0123456789abcdef"
+INSTRUMENT_BY_WIRE = {"openai": "text-standard", "anthropic": "text-prime"}
+CAPS = ("tools", "json_schema", "vision")
+OFFERS = [
+    Offer("wire-openai", "text-standard", "sim/m", "1.00", "4.00", 40, 200_000, 64_000, CAPS),
+    Offer("wire-anthropic", "text-prime", "sim/m", "1.00", "4.00", 40, 200_000, 64_000, CAPS),
+    # text-max: the Anthropic-format offer is cheaper; the OpenAI-format one serves what the
+    # Anthropic wire cannot carry
+    Offer("wire-anthropic", "text-max", "sim/m", "1.00", "4.00", 60, 1_000_000, 128_000, CAPS),
+    Offer("wire-openai", "text-max", "sim/m", "2.00", "8.00", 60, 1_000_000, 128_000, CAPS),
+]
+PRICE = Price(nanos("1.00"), nanos("4.00"))
+
+WEATHER_SCHEMA: dict[str, Any] = {
+    "type": "object",
+    "properties": {
+        "city": {"type": "string", "minLength": 1},
+        "unit": {"type": "string", "enum": ["celsius", "fahrenheit"]},
+        "days": {"type": "integer", "minimum": 1, "maximum": 7},
+    },
+    "required": ["city", "unit", "days"],
+    "additionalProperties": False,
+}
+PERSON_SCHEMA: dict[str, Any] = {
+    "type": "object",
+    "properties": {
+        "name": {"type": "string"},
+        "age": {"type": "integer", "minimum": 0, "maximum": 150},
+        "tags": {"type": "array", "items": {"type": "string"}},
+    },
+    "required": ["name", "age", "tags"],
+    "additionalProperties": False,
+}
+SYSTEM = "You are terse."
+QUESTION = "Tell me about the weather in Lisbon."
+TOOL_RESULT = "22 degrees and sunny"
+
+
+@pytest.fixture(scope="module")
+def gw(bg: BackgroundLoop, tmp_path_factory: pytest.TempPathFactory) -> Iterator[GatewayProcess]:
+    with simulators(bg, ["sim-matrix"], api_key=SIM_KEY) as sims:
+        url = sims["sim-matrix"].base_url
+        gateway = start_gateway(
+            tmp_path_factory.mktemp("matrix"),
+            bg,
+            {"wire-openai": url, "wire-anthropic": url},
+            OFFERS,
+            env={"SIM_MATRIX_KEY": SIM_KEY},
+            key_envs={"wire-openai": "SIM_MATRIX_KEY", "wire-anthropic": "SIM_MATRIX_KEY"},
+            wires={"wire-openai": "openai", "wire-anthropic": "anthropic"},
+        )
+        gateway.sims = sims
+        try:
+            yield gateway
+        finally:
+            stop_gateway(gateway)
+
+
+# -- what arrives, surface-neutral --------------------------------------------------------------
+
+
+@dataclass
+class Facts:
+    text: str = ""
+    reasoning: str = ""
+    tool_calls: list[tuple[str, Any]] = field(default_factory=list)
+    stop: str = ""  # in the Messages API's words: end_turn, stop_sequence, max_tokens, tool_use
+    stop_sequence: str | None = None
+    prompt_tokens: int = 0
+    completion_tokens: int = 0
+    cost: int = 0
+    tool_ids: list[str] = field(default_factory=list)  # not compared: ids differ per supplier
+    signatures: list[str] = field(default_factory=list)  # not compared
+
+
+_FINISH = {"stop": "end_turn", "length": "max_tokens", "tool_calls": "tool_use"}
+
+
+def _openai_stop(finish: str | None, stop_reason: Any) -> tuple[str, str | None]:
+    if finish == "stop" and isinstance(stop_reason, str):
+        return "stop_sequence", stop_reason
+    return _FINISH.get(finish or "", finish or ""), None
+
+
+def compact(value: Any) -> str:
+    """JSON as models write tool arguments (the Anthropic wire carries them as an object, so
+    their whitespace is the only thing that does not survive it)."""
+    return json.dumps(value, separators=(",", ":"))
+
+
+def _args(text: str) -> Any:
+    try:
+        return json.loads(text)
+    except ValueError:
+        return text  # a cut argument stays as text
+
+
+@dataclass(frozen=True)
+class Path:
+    surface: str
+    wire: str
+    stream: bool
+
+    @property
+    def instrument(self) -> str:
+        return INSTRUMENT_BY_WIRE[self.wire]
+
+    def __str__(self) -> str:
+        mode = "stream" if self.stream else "plain"
+        return f"{self.surface}-surface/{self.wire}-supplier/{mode}"
+
+
+PATHS = [
+    Path(surface, wire, stream)
+    for surface in ("openai", "anthropic")
+    for wire in ("openai", "anthropic")
+    for stream in (False, True)
+]
+
+
+@dataclass
+class Conversation:
+    """One conversation, said in both dialects."""
+
+    openai: dict[str, Any]  # chat.completions.create kwargs, without model/stream
+    anthropic: dict[str, Any]  # messages.create kwargs, without model/stream
+
+
+def ask(gw: GatewayProcess, path: Path, conversation: Conversation) -> Facts:
+    account, key = gw.new_account("5")
+    if path.surface == "openai":
+        with openai.OpenAI(base_url=gw.base_url, api_key=key, max_retries=0) as client:
+            facts = _ask_openai(client, path, conversation.openai)
+    else:
+        root = gw.base_url.removesuffix("/v1")
+        with anthropic.Anthropic(base_url=root, api_key=key, max_retries=0) as sdk:
+            facts = _ask_anthropic(sdk, path, conversation.anthropic)
+    records = wait_until(lambda: [r for r in gw.usage(account) if r.outcome != "in_progress"])
+    assert len(records) == 1, records
+    assert records[0].outcome == "ok"
+    facts.cost = records[0].cost
+    return facts
+
+
+def _ask_openai(client: openai.OpenAI, path: Path, kwargs: dict[str, Any]) -> Facts:
+    facts = Facts()
+    if not path.stream:
+        completion = client.chat.completions.create(model=path.instrument, **kwargs)
+        choice = completion.choices[0]
+        message = choice.message
+        extra = message.model_extra or {}
+        facts.text = message.content or ""
+        facts.reasoning = extra.get("reasoning_content") or ""
+        for call in message.tool_calls or []:
+            assert call.type == "function"
+            facts.tool_calls.append((call.function.name, _args(call.function.arguments)))
+            facts.tool_ids.append(call.id)
+        facts.signatures = [
+            b["signature"] for b in extra.get("thinking_blocks") or [] if b.get("signature")
+        ]
+        facts.stop, facts.stop_sequence = _openai_stop(
+            choice.finish_reason, (choice.model_extra or {}).get("stop_reason")
+        )
+        assert completion.usage is not None
+        facts.prompt_tokens = completion.usage.prompt_tokens
+        facts.completion_tokens = completion.usage.completion_tokens
+        return facts
+    stream = client.chat.completions.create(
+        model=path.instrument, stream=True, stream_options={"include_usage": True}, **kwargs
+    )
+    text: list[str] = []
+    reasoning: list[str] = []
+    calls: dict[int, dict[str, str]] = {}
+    finish: str | None = None
+    stop_reason: Any = None
+    for chunk in stream:
+        if chunk.usage is not None:
+            facts.prompt_tokens = chunk.usage.prompt_tokens
+            facts.completion_tokens = chunk.usage.completion_tokens
+        for choice in chunk.choices:
+            delta = choice.delta
+            extra = delta.model_extra or {}
+            text.append(delta.content or "")
+            reasoning.append(extra.get("reasoning_content") or "")
+            facts.signatures += [
+                b["signature"] for b in extra.get("thinking_blocks") or [] if b.get("signature")
+            ]
+            for call in delta.tool_calls or []:
+                entry = calls.setdefault(call.index, {"id": "", "name": "", "arguments": ""})
+                if call.id:
+                    entry["id"] = call.id
+                if call.function is not None:
+                    entry["name"] += call.function.name or ""
+                    entry["arguments"] += call.function.arguments or ""
+            if choice.finish_reason is not None:
+                finish = choice.finish_reason
+                stop_reason = (choice.model_extra or {}).get("stop_reason")
+    facts.text = "".join(text)
+    facts.reasoning = "".join(reasoning)
+    for index in sorted(calls):
+        facts.tool_calls.append((calls[index]["name"], _args(calls[index]["arguments"])))
+        facts.tool_ids.append(calls[index]["id"])
+    facts.stop, facts.stop_sequence = _openai_stop(finish, stop_reason)
+    return facts
+
+
+def _ask_anthropic(client: anthropic.Anthropic, path: Path, kwargs: dict[str, Any]) -> Facts:
+    if path.stream:
+        with client.messages.stream(model=path.instrument, **kwargs) as stream:
+            message = stream.get_final_message()
+    else:
+        message = client.messages.create(model=path.instrument, **kwargs)
+    facts = Facts()
+    for block in message.content:
+        if block.type == "text":
+            facts.text += block.text
+        elif block.type == "thinking":
+            facts.reasoning += block.thinking
+            facts.signatures.append(block.signature)
+        elif block.type == "tool_use":
+            facts.tool_calls.append((block.name, block.input))
+            facts.tool_ids.append(block.id)
+        else:
+            raise AssertionError(f"unexpected block {block.type}")
+    facts.stop = message.stop_reason or ""
+    facts.stop_sequence = message.stop_sequence
+    usage = message.usage
+    facts.prompt_tokens = (
+        usage.input_tokens
+        + (usage.cache_read_input_tokens or 0)
+        + (usage.cache_creation_input_tokens or 0)
+    )
+    facts.completion_tokens = usage.output_tokens
+    return facts
+
+
+def comparable(facts: Facts) -> tuple[Any, ...]:
+    return (
+        facts.text,
+        facts.reasoning,
+        facts.tool_calls,
+        facts.stop,
+        facts.stop_sequence,
+        facts.prompt_tokens,
+        facts.completion_tokens,
+        facts.cost,
+    )
+
+
+def ask_everywhere(
+    gw: GatewayProcess, conversation: Conversation, paths: list[Path] = PATHS
+) -> dict[Path, Facts]:
+    return {path: ask(gw, path, conversation) for path in paths}
+
+
+def assert_same(results: dict[Path, Facts]) -> Facts:
+    first_path, first = next(iter(results.items()))
+    for path, facts in results.items():
+        assert comparable(facts) == comparable(first), f"{path} differs from {first_path}"
+    assert first.cost == PRICE.cost(first.prompt_tokens, first.completion_tokens)
+    return first
+
+
+# -- the cases ------------------------------------------------------------------------------------
+
+
+def text_conversation(**extra: Any) -> Conversation:
+    openai_extra = {("stop" if k == "stop_sequences" else k): v for k, v in extra.items()}
+    return Conversation(
+        openai={
+            "messages": [
+                {"role": "system", "content": SYSTEM},
+                {"role": "user", "content": QUESTION},
+            ],
+            "max_tokens": 1000,
+            **openai_extra,
+        },
+        anthropic={
+            "system": SYSTEM,
+            "messages": [{"role": "user", "content": QUESTION}],
+            "max_tokens": 1000,
+            **extra,
+        },
+    )
+
+
+def test_text(gw: GatewayProcess) -> None:
+    facts = assert_same(ask_everywhere(gw, text_conversation()))
+    assert facts.text and facts.stop == "end_turn" and not facts.tool_calls
+    assert facts.prompt_tokens > 0 and facts.completion_tokens > 0
+
+
+def test_max_tokens_cut(gw: GatewayProcess) -> None:
+    facts = assert_same(ask_everywhere(gw, text_conversation(max_tokens=5)))
+    assert facts.stop == "max_tokens"
+    assert facts.completion_tokens == 5
+
+
+def test_stop_sequence(gw: GatewayProcess) -> None:
+    full = ask(gw, PATHS[0], text_conversation())
+    words = full.text.split()
+    assert len(words) > 4
+    stop = " " + words[3]
+    facts = assert_same(ask_everywhere(gw, text_conversation(stop_sequences=[stop])))
+    assert facts.stop == "stop_sequence"
+    assert facts.stop_sequence == stop
+    assert facts.text == full.text[: full.text.index(stop)]
+
+
+def weather_turn() -> Conversation:
+    tool_openai = {
+        "type": "function",
+        "function": {
+            "name": "get_weather",
+            "description": "Current weather for a city",
+            "parameters": WEATHER_SCHEMA,
+        },
+    }
+    tool_anthropic = {
+        "name": "get_weather",
+        "description": "Current weather for a city",
+        "input_schema": WEATHER_SCHEMA,
+    }
+    return Conversation(
+        openai={
+            "messages": [{"role": "user", "content": QUESTION}],
+            "tools": [tool_openai],
+            "tool_choice": "required",
+            "max_tokens": 200,
+        },
+        anthropic={
+            "messages": [{"role": "user", "content": QUESTION}],
+            "tools": [tool_anthropic],
+            "tool_choice": {"type": "any"},
+            "max_tokens": 200,
+        },
+    )
+
+
+def test_tool_call_round_trip(gw: GatewayProcess) -> None:
+    first_turn = weather_turn()
+    calls = ask_everywhere(gw, first_turn)
+    facts = assert_same(calls)
+    assert facts.stop == "tool_use"
+    [(name, arguments)] = facts.tool_calls
+    assert name == "get_weather"
+    jsonschema.validate(arguments, WEATHER_SCHEMA)
+
+    # the second turn goes back on the path the first came from, with that path's tool call id
+    answers: dict[Path, Facts] = {}
+    for path, call in calls.items():
+        [call_id] = call.tool_ids
+        conversation = weather_turn()
+        conversation.openai["messages"] += [
+            {
+                "role": "assistant",
+                "content": None,
+                "tool_calls": [
+                    {
+                        "id": call_id,
+                        "type": "function",
+                        "function": {"name": name, "arguments": compact(arguments)},
+                    }
+                ],
+            },
+            {"role": "tool", "tool_call_id": call_id, "content": TOOL_RESULT},
+        ]
+        conversation.openai["tool_choice"] = "auto"
+        conversation.anthropic["messages"] += [
+            {
+                "role": "assistant",
+                "content": [{"type": "tool_use", "id": call_id, "name": name, "input": arguments}],
+            },
+            {
+                "role": "user",
+                "content": [
+                    {"type": "tool_result", "tool_use_id": call_id, "content": TOOL_RESULT}
+                ],
+            },
+        ]
+        conversation.anthropic["tool_choice"] = {"type": "auto"}
+        answers[path] = ask(gw, path, conversation)
+    answer = assert_same(answers)
+    assert TOOL_RESULT in answer.text
+    assert answer.stop == "end_turn" and not answer.tool_calls
+
+
+def test_reasoning(gw: GatewayProcess) -> None:
+    conversation = Conversation(
+        openai={
+            "messages": [{"role": "user", "content": QUESTION}],
+            "reasoning_effort": "medium",
+            "max_completion_tokens": 8000,
+        },
+        anthropic={
+            "messages": [{"role": "user", "content": QUESTION}],
+            "thinking": {"type": "enabled", "budget_tokens": 4096},
+            "max_tokens": 8000,
+        },
+    )
+    results = ask_everywhere(gw, conversation)
+    facts = assert_same(results)
+    assert len(facts.reasoning.split()) == 16  # the simulator's "medium" = a 4,096-token budget
+    assert facts.text
+    # an Anthropic-format supplier signs its reasoning, and the signature reaches the caller
+    for path, got in results.items():
+        if path.wire == "anthropic":
+            assert got.signatures, path
+
+
+def test_thinking_is_sent_back_with_its_signature(gw: GatewayProcess) -> None:
+    """A second turn carrying the first turn's thinking block is accepted by the supplier (it
+    checks the signature), on both surfaces."""
+    for surface in ("openai", "anthropic"):
+        path = Path(surface, "anthropic", stream=False)
+        first = ask(
+            gw,
+            path,
+            Conversation(
+                openai={
+                    "messages": [{"role": "user", "content": QUESTION}],
+                    "reasoning_effort": "low",
+                    "max_completion_tokens": 4000,
+                },
+                anthropic={
+                    "messages": [{"role": "user", "content": QUESTION}],
+                    "thinking": {"type": "enabled", "budget_tokens": 2048},
+                    "max_tokens": 4000,
+                },
+            ),
+        )
+        [signature] = first.signatures
+        follow_up = "And tomorrow?"
+        second = ask(
+            gw,
+            path,
+            Conversation(
+                openai={
+                    "messages": [
+                        {"role": "user", "content": QUESTION},
+                        {
+                            "role": "assistant",
+                            "content": first.text,
+                            "reasoning_content": first.reasoning,
+                            "thinking_blocks": [
+                                {
+                                    "type": "thinking",
+                                    "thinking": first.reasoning,
+                                    "signature": signature,
+                                }
+                            ],
+                        },
+                        {"role": "user", "content": follow_up},
+                    ],
+                    "reasoning_effort": "low",
+                    "max_completion_tokens": 4000,
+                },
+                anthropic={
+                    "messages": [
+                        {"role": "user", "content": QUESTION},
+                        {
+                            "role": "assistant",
+                            "content": [
+                                {
+                                    "type": "thinking",
+                                    "thinking": first.reasoning,
+                                    "signature": signature,
+                                },
+                                {"type": "text", "text": first.text},
+                            ],
+                        },
+                        {"role": "user", "content": follow_up},
+                    ],
+                    "thinking": {"type": "enabled", "budget_tokens": 2048},
+                    "max_tokens": 4000,
+                },
+            ),
+        )
+        assert second.text and second.reasoning
+
+
+def test_structured_output(gw: GatewayProcess) -> None:
+    conversation = Conversation(
+        openai={
+            "messages": [{"role": "user", "content": "Describe a person."}],
+            "response_format": {
+                "type": "json_schema",
+                "json_schema": {"name": "output", "schema": PERSON_SCHEMA, "strict": True},
+            },
+            "max_tokens": 400,
+        },
+        anthropic={
+            "messages": [{"role": "user", "content": "Describe a person."}],
+            "extra_body": {"output_format": {"type": "json_schema", "schema": PERSON_SCHEMA}},
+            "max_tokens": 400,
+        },
+    )
+    results = ask_everywhere(gw, conversation)
+    # The document is the supplier's: an OpenAI-format supplier answers in its native JSON
+    # mode, an Anthropic-format one through a forced tool — so facts agree per supplier format.
+    for wire in ("openai", "anthropic"):
+        facts = assert_same({p: f for p, f in results.items() if p.wire == wire})
+        assert facts.stop == "end_turn" and not facts.tool_calls
+        jsonschema.validate(json.loads(facts.text), PERSON_SCHEMA)
+
+
+def test_a_part_the_anthropic_wire_cannot_carry_goes_to_an_openai_format_offer(
+    gw: GatewayProcess,
+) -> None:
+    account, key = gw.new_account("5")
+    messages: Any = [{"role": "user", "content": QUESTION}]
+    with openai.OpenAI(base_url=gw.base_url, api_key=key, max_retries=0) as client:
+        served = client.chat.completions.with_raw_response.create(
+            model="text-max", messages=messages, max_tokens=5, n=2
+        )
+        assert served.headers["x-gridgate-supplier"] == "wire-openai"
+        assert len(served.parse().choices) == 2
+
+        with pytest.raises(openai.UnprocessableEntityError) as caught:
+            client.chat.completions.create(model="text-prime", messages=messages, max_tokens=5, n=2)
+    error = caught.value.body
+    assert isinstance(error, dict)
+    assert error["code"] == "untranslatable"
+    assert error["param"] == "n"
+    records = wait_until(lambda: [r for r in gw.usage(account) if r.status == 422] or None)
+    assert records[0].cost == 0
