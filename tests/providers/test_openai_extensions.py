@@ -8,6 +8,7 @@ from typing import Any
 import msgspec
 
 from gridgate.protocol.openai_chat import (
+    UNSET,
     ChatRequest,
     ImagePart,
     ImageURL,
@@ -161,3 +162,40 @@ def test_a_failed_tool_says_so_and_its_images_follow_in_a_user_message() -> None
             ],
         },
     ]
+
+
+def test_a_turn_that_was_only_reasoning_stays_in_place_empty() -> None:
+    request = _request(
+        {
+            "messages": [
+                {"role": "user", "content": "hi"},
+                {
+                    "role": "assistant",
+                    "thinking_blocks": [{"type": "redacted_thinking", "data": "opaque"}],
+                    "tool_calls": [
+                        {
+                            "id": "c",
+                            "type": "function",
+                            "function": {"name": "f", "arguments": "{}"},
+                        }
+                    ],
+                },
+                {"role": "tool", "tool_call_id": "c", "content": "ok"},
+            ]
+        }
+    )
+    assert _upstream(request)["messages"][1] == {
+        "role": "assistant",
+        "tool_calls": [
+            {"id": "c", "type": "function", "function": {"name": "f", "arguments": "{}"}}
+        ],
+    }
+    only_reasoning = msgspec.structs.replace(
+        request,
+        messages=[
+            request.messages[0],
+            msgspec.structs.replace(request.messages[1], tool_calls=UNSET),
+            ToolMessage(tool_call_id="c", content="ok"),
+        ],
+    )
+    assert _upstream(only_reasoning)["messages"][1] == {"role": "assistant", "content": ""}

@@ -116,7 +116,7 @@ from gridgate.protocol.tokens import tokens_for_bytes, utf8_length
 from gridgate.providers.base import Chunk, Completion, UpstreamCall, Usage
 
 # shared with the OpenAI wire until they move to a common module
-from gridgate.providers.openai import _error_message, translate_errors
+from gridgate.providers.failures import error_message, translate_errors
 from gridgate.settings import UpstreamSettings
 from gridgate.storage.records import SupplierRecord
 
@@ -1187,7 +1187,7 @@ def upstream_error(
     timeouts."""
     if 400 <= status < 500 and status not in (401, 402, 403, 404, 408, 409, 429):
         message = (
-            _error_message(body, secret) or f"the supplier rejected the request (HTTP {status})"
+            error_message(body, secret) or f"the supplier rejected the request (HTTP {status})"
         )
         return UpstreamRejected(message, status=400 if status == 415 else status)
     if status in (408, 504):

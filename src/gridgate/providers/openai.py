@@ -10,9 +10,8 @@ are relayed as the upstream sent them (no re-encoding), parsed only to meter the
 from __future__ import annotations
 
 import asyncio
-import contextlib
 import os
-from collections.abc import AsyncIterator, Iterator, Mapping
+from collections.abc import AsyncIterator, Mapping
 from typing import Any
 
 import aiohttp
@@ -36,10 +35,9 @@ from gridgate.protocol.openai_chat import (
 from gridgate.protocol.sse import SSEEvent, SSEParser
 from gridgate.protocol.tokens import tokens_for_bytes, utf8_length
 from gridgate.providers.base import Chunk, Completion, UpstreamCall, Usage
+from gridgate.providers.failures import error_message, translate_errors
 from gridgate.settings import UpstreamSettings
 from gridgate.storage.records import SupplierRecord
-
-MAX_ERROR_MESSAGE = 500
 
 
 # -- wire structs: only what metering needs; everything else is forwarded untouched ----------
@@ -96,15 +94,8 @@ class _StreamChunk(msgspec.Struct):
     error: dict[str, Any] | None = None
 
 
-class _ErrorBody(msgspec.Struct):
-    error: dict[str, Any] | str | None = None
-    errors: dict[str, Any] | None = None
-    message: str | None = None
-
-
 _response_decoder = msgspec.json.Decoder(_Response)
 _chunk_decoder = msgspec.json.Decoder(_StreamChunk)
-_error_decoder = msgspec.json.Decoder(_ErrorBody)
 _encoder = msgspec.json.Encoder()
 _DONE = b"[DONE]"
 _USAGE_NULL = (b',"usage":null', b'"usage":null,', b', "usage": null', b'"usage": null, ')
@@ -171,8 +162,16 @@ def without_extensions(req: ChatRequest) -> ChatRequest:
             messages.append(UserMessage(content=pending_images))
             pending_images = []
         if type(message) is AssistantMessage:
+            assert isinstance(message, AssistantMessage)
+            empty = message.content in (None, UNSET) and not (
+                message.tool_calls or message.refusal or message.audio
+            )
+            # a turn that was only reasoning keeps its place in the conversation, empty
             message = msgspec.structs.replace(
-                message, reasoning_content=UNSET, thinking_blocks=UNSET
+                message,
+                reasoning_content=UNSET,
+                thinking_blocks=UNSET,
+                content="" if empty else message.content,
             )
         elif type(message) is ToolMessage:
             message, images = _tool_result_for_openai(message)
@@ -327,47 +326,12 @@ def upstream_error(
         )
     ):
         message = (
-            _error_message(body, secret) or f"the supplier rejected the request (HTTP {status})"
+            error_message(body, secret) or f"the supplier rejected the request (HTTP {status})"
         )
         return UpstreamRejected(message, status=status if status != 415 else 400)
     if status in (408, 504):
         return SupplierTimeout(f"the supplier timed out (HTTP {status})")
     return SupplierFailed(f"the supplier failed (HTTP {status})")
-
-
-def _error_message(body: bytes, secret: str | None) -> str | None:
-    try:
-        parsed = _error_decoder.decode(body)
-    except (msgspec.DecodeError, msgspec.ValidationError):
-        return None
-    message: Any = None
-    if isinstance(parsed.error, dict):
-        message = parsed.error.get("message")
-    elif isinstance(parsed.error, str):
-        message = parsed.error
-    elif parsed.errors is not None:
-        message = parsed.errors.get("detail")
-    elif parsed.message is not None:
-        message = parsed.message
-    if not isinstance(message, str) or not message:
-        return None
-    text: str = message
-    if secret:
-        text = text.replace(secret, "[redacted]")
-    return text[:MAX_ERROR_MESSAGE]
-
-
-@contextlib.contextmanager
-def translate_errors() -> Iterator[None]:
-    """Every transport failure of an upstream call, once, as the supplier's fault."""
-    try:
-        yield
-    except TimeoutError as exc:
-        raise SupplierTimeout("the supplier did not answer in time") from exc
-    except aiohttp.ClientError as exc:
-        raise SupplierFailed("the supplier connection failed") from exc
-    except OSError as exc:
-        raise SupplierFailed("the supplier connection failed") from exc
 
 
 # -- the adapter -------------------------------------------------------------------------------
