@@ -2,7 +2,9 @@
 default instrument is served and routing is visible, and a funded demo account with a fresh key.
 
 Prices (USD per 1M tokens, input/output) make the choice visible: a plain text-prime request goes
-to sim-beta (cheapest), one with tools to sim-alpha (sim-beta declares no tool support).
+to sim-beta (cheapest), one with tools to sim-alpha (sim-beta declares no tool support). sim-gamma
+(text-max) is called over the Anthropic wire, so both wire formats are at work behind both
+surfaces (``/v1/chat/completions`` and ``/v1/messages``).
 """
 
 from __future__ import annotations
@@ -102,11 +104,17 @@ DEMO_OFFERS = (
     ),
 )
 DEMO_SUPPLIERS = ("sim-alpha", "sim-beta", "sim-gamma")
+_ANTHROPIC_WIRE = frozenset({"sim-gamma"})
 
 
 def demo_settings(base: Settings, simulators: dict[str, RunningSimulator], port: int) -> Settings:
     suppliers = [
-        SupplierSettings(name=name, base_url=sim.base_url) for name, sim in simulators.items()
+        SupplierSettings(
+            name=name,
+            base_url=sim.base_url,
+            wire="anthropic" if name in _ANTHROPIC_WIRE else "openai",
+        )
+        for name, sim in simulators.items()
     ]
     offers = [
         OfferSettings(
@@ -187,6 +195,11 @@ Try it:
 
   python -c "from openai import OpenAI; c = OpenAI(base_url='{base_url}', api_key='{secret}'); \\
 print(c.chat.completions.create(model='text-prime', messages=[{{'role':'user','content':'Hi'}}]).choices[0].message.content)"
+
+  The Anthropic Messages surface (what the anthropic SDK and Claude Code speak):
+
+  curl -s {base_url}/messages -H "x-api-key: {secret}" -H "Content-Type: application/json" \
+    -d '{{"model": "text-max", "max_tokens": 64, "messages": [{{"role": "user", "content": "Hello!"}}]}}'
 
 Instruments: GET {base_url}/models. Press Ctrl+C to stop.
 """

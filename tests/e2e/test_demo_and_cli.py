@@ -9,6 +9,7 @@ import sys
 import threading
 from pathlib import Path
 
+from anthropic import Anthropic
 from openai import OpenAI
 
 from tests.harness import free_port, run_cli
@@ -47,6 +48,13 @@ def test_the_demo_serves_a_completion_and_stops_cleanly(tmp_path: Path) -> None:
                 model=model, messages=[{"role": "user", "content": "Hello!"}]
             )
             assert completion.choices[0].message.content
+        root = ready["base_url"].removesuffix("/v1")
+        with Anthropic(base_url=root, api_key=ready["api_key"], max_retries=0) as messages:
+            for model in ("text-standard", "text-max"):  # an OpenAI- and an Anthropic-wire supplier
+                message = messages.messages.create(
+                    model=model, max_tokens=64, messages=[{"role": "user", "content": "Hello!"}]
+                )
+                assert message.content[0].type == "text" and message.content[0].text
         process.send_signal(signal.SIGINT)
         assert process.wait(30) == 0
     finally:
