@@ -10,6 +10,7 @@ are relayed as the upstream sent them (no re-encoding), parsed only to meter the
 from __future__ import annotations
 
 import asyncio
+import functools
 import os
 from collections.abc import AsyncIterator, Mapping
 from typing import Any
@@ -32,12 +33,13 @@ from gridgate.protocol.openai_chat import (
     ToolMessage,
     UserMessage,
 )
-from gridgate.protocol.sse import SSEEvent, SSEParser
+from gridgate.protocol.sse import SSEEvent
 from gridgate.protocol.tokens import tokens_for_bytes, utf8_length
 from gridgate.providers.base import Chunk, Completion, UpstreamCall, Usage
 from gridgate.providers.failures import error_message, translate_errors
+from gridgate.providers.headers import SupplierHeaders
+from gridgate.providers.relay import relay
 from gridgate.settings import UpstreamSettings
-from gridgate.storage.records import SupplierRecord
 
 
 # -- wire structs: only what metering needs; everything else is forwarded untouched ----------
@@ -335,6 +337,13 @@ def upstream_error(
 
 
 # -- the adapter -------------------------------------------------------------------------------
+def _headers(accept: str, secret: str | None) -> dict[str, str]:
+    headers = {"Content-Type": "application/json", "Accept": accept}
+    if secret:
+        headers["Authorization"] = f"Bearer {secret}"
+    return headers
+
+
 class OpenAIAdapter:
     def __init__(
         self,
@@ -344,27 +353,10 @@ class OpenAIAdapter:
     ) -> None:
         self._session = session
         self._settings = settings
-        self._environ = os.environ if environ is None else environ
+        self._headers = SupplierHeaders(_headers, os.environ if environ is None else environ)
         self._connect = aiohttp.ClientTimeout(
             total=None, sock_connect=settings.connect_timeout_seconds
         )
-        # per supplier (and credential variable) and answer kind, built once; never mutated
-        self._header_cache: dict[tuple[str, str | None, bool], dict[str, str]] = {}
-
-    def _secret(self, supplier: SupplierRecord) -> str | None:
-        return self._environ.get(supplier.api_key_env) if supplier.api_key_env else None
-
-    def _headers(self, supplier: SupplierRecord, *, stream: bool) -> dict[str, str]:
-        key = (supplier.name, supplier.api_key_env, stream)
-        headers = self._header_cache.get(key)
-        if headers is None:
-            accept = "text/event-stream" if stream else "application/json"
-            headers = {"Content-Type": "application/json", "Accept": accept}
-            secret = self._secret(supplier)
-            if secret:
-                headers["Authorization"] = f"Bearer {secret}"
-            self._header_cache[key] = headers
-        return headers
 
     async def complete(self, call: UpstreamCall) -> Completion:
         url = call.supplier.base_url + "/chat/completions"
@@ -373,70 +365,40 @@ class OpenAIAdapter:
                 async with self._session.post(
                     url,
                     data=map_request(call),
-                    headers=self._headers(call.supplier, stream=False),
+                    headers=self._headers.get(call.supplier, stream=False),
                     timeout=self._connect,
                 ) as response:
                     body = await response.read()
                     status = response.status
         if status != 200:
-            raise upstream_error(status, body, secret=self._secret(call.supplier))
+            raise upstream_error(status, body, secret=self._headers.secret(call.supplier))
         return map_response(body, prompt_estimate=call.prompt_estimate)
 
-    async def stream(self, call: UpstreamCall) -> AsyncIterator[list[Chunk]]:
+    def stream(self, call: UpstreamCall) -> AsyncIterator[list[Chunk]]:
+        return relay(
+            lambda: self._open_stream(call),
+            first_byte_timeout=self._settings.first_byte_timeout_seconds,
+            idle_timeout=self._settings.idle_timeout_seconds,
+            reject=lambda status, body: upstream_error(
+                status, body, secret=self._headers.secret(call.supplier)
+            ),
+            translate=functools.partial(_batch, include_usage=call.request.include_usage),
+            finished=_finished,
+        )
+
+    async def _open_stream(self, call: UpstreamCall) -> aiohttp.ClientResponse:
         url = call.supplier.base_url + "/chat/completions"
-        headers = self._headers(call.supplier, stream=True)
-        include_usage = call.request.include_usage
-        settings = self._settings
+        headers = self._headers.get(call.supplier, stream=True)
         with translate_errors():
-            async with asyncio.timeout(settings.first_byte_timeout_seconds):
-                response = await self._session.post(
+            async with asyncio.timeout(self._settings.first_byte_timeout_seconds):
+                return await self._session.post(
                     url, data=map_request(call), headers=headers, timeout=self._connect
                 )
-        completed = False
-        try:
-            if response.status != 200:
-                with translate_errors():
-                    async with asyncio.timeout(settings.first_byte_timeout_seconds):
-                        body = await response.read()
-                raise upstream_error(response.status, body, secret=self._secret(call.supplier))
-            parser = SSEParser()
-            pieces = response.content.iter_any().__aiter__()
-            wait = settings.first_byte_timeout_seconds
-            finished = False
-            while True:
-                try:
-                    async with asyncio.timeout(wait):
-                        piece = await anext(pieces)
-                except StopAsyncIteration:
-                    break
-                except TimeoutError as exc:
-                    raise SupplierTimeout("the supplier went silent mid-answer") from exc
-                except (aiohttp.ClientError, OSError) as exc:
-                    raise SupplierFailed("the supplier connection failed mid-answer") from exc
-                wait = settings.idle_timeout_seconds
-                batch, error = _batch(parser.feed(piece), include_usage)
-                if batch:
-                    finished = finished or any(c.finish_reason is not None for c in batch)
-                    yield batch
-                    if batch[-1].done:
-                        completed = True
-                        return
-                if error is not None:
-                    raise error
-            batch, error = _batch(parser.flush(), include_usage)
-            if batch:
-                finished = finished or any(c.finish_reason is not None for c in batch)
-                yield batch
-            if error is not None:
-                raise error
-            if not finished:
-                raise SupplierFailed("the supplier's stream ended before the answer did")
-            completed = True
-        finally:
-            if completed:
-                response.release()
-            else:
-                response.close()  # stop the upstream: it sees the connection go
+
+
+def _finished(batch: list[Chunk]) -> bool:
+    """A choice finished here: the answer is whole even if ``[DONE]`` never comes."""
+    return any(c.finish_reason is not None for c in batch)
 
 
 def _batch(
