@@ -21,16 +21,28 @@ def chat_request(model: str, *, stream: bool) -> dict[str, Any]:
     return body
 
 
+def messages_request(model: str, *, stream: bool) -> dict[str, Any]:
+    """The same request on the Anthropic Messages surface."""
+    return {
+        "model": model,
+        "max_tokens": 64,
+        "messages": [{"role": "user", "content": PROMPT}],
+        "stream": stream,
+    }
+
+
 def encode(body: dict[str, Any]) -> bytes:
     return json.dumps(body, separators=(",", ":")).encode()
 
 
-def write_bodies(directory: Path) -> dict[str, Path]:
-    """``plain`` and ``stream`` body files for wrk."""
+def write_bodies(directory: Path, surface: str = "chat") -> dict[str, Path]:
+    """``plain`` and ``stream`` body files for wrk, for the chat-completions surface (every
+    target) or the Messages surface (gridgate with ``--surface messages``)."""
+    request = chat_request if surface == "chat" else messages_request
     paths = {
-        "plain": directory / "plain.json",
-        "stream": directory / "stream.json",
+        "plain": directory / f"{surface}-plain.json",
+        "stream": directory / f"{surface}-stream.json",
     }
-    paths["plain"].write_bytes(encode(chat_request("bench-plain", stream=False)))
-    paths["stream"].write_bytes(encode(chat_request("bench-stream", stream=True)))
+    paths["plain"].write_bytes(encode(request("bench-plain", stream=False)))
+    paths["stream"].write_bytes(encode(request("bench-stream", stream=True)))
     return paths

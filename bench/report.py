@@ -104,7 +104,14 @@ def render(r: dict[str, Any]) -> str:
         f"Runs of {meta['settings']['duration_s']:g} s, wrk with 1 thread, "
         f"{meta['settings']['workers']} server processes per proxy (one per core), "
         f"nginx with {meta['settings']['nginx_workers']} worker; all on 127.0.0.1."
-        + (" **Quick run** (short runs: indicative only)." if meta["settings"]["quick"] else ""),
+        + (" **Quick run** (short runs: indicative only)." if meta["settings"]["quick"] else "")
+        + (
+            " **gridgate on the Messages surface** (`POST /v1/messages`, Anthropic bodies, every "
+            "request and answer translated to and from the OpenAI-wire upstream); direct and "
+            "bare get the chat-completions bodies."
+            if meta["settings"].get("surface") == "messages"
+            else ""
+        ),
         "",
         f"- Machine: {m['nproc']} CPUs, {m['cpu_model']}, {m['memory_gib']} GiB, "
         f"kernel {m['kernel']}, load average at start {', '.join(f'{x:.2f}' for x in m['loadavg_at_start'])}",

@@ -57,6 +57,7 @@ class Target:
     root_pid: int  # the process whose tree serves this target
     urls: dict[str, str]  # mode → URL
     auth: str | None = None
+    bodies: dict[str, Path] | None = None  # mode → body file, when not the chat-completions one
 
 
 def log(message: str) -> None:
@@ -124,6 +125,14 @@ def parse_args(argv: list[str]) -> argparse.Namespace:
         help="PostgreSQL server (no database): a fresh database is created on it for the run "
         "and dropped at the end",
     )
+    parser.add_argument(
+        "--surface",
+        choices=("chat", "messages"),
+        default="chat",
+        help="the surface gridgate is loaded on: chat (POST /v1/chat/completions) or messages "
+        "(POST /v1/messages, the Anthropic surface: every request and answer translated); "
+        "direct and the bare proxy always get the chat-completions bodies",
+    )
     parser.add_argument("--keep-temp", action="store_true", help="keep the temp dir (logs, db)")
     args = parser.parse_args(argv)
     if args.quick:
@@ -153,6 +162,9 @@ class Bench:
         self.targets: dict[str, Target] = {}
         self.worker_pids: dict[str, list[int]] = {}
         self.bodies = bodies.write_bodies(workdir)
+        self.gridgate_bodies = (
+            bodies.write_bodies(workdir, "messages") if args.surface == "messages" else None
+        )
         # per gridgate target: 2xx answers it gave (each one a usage record), and requests wrk
         # may have left in flight when its runs ended
         self.ok_sent = dict.fromkeys(self.databases, 0)
@@ -190,9 +202,14 @@ class Bench:
             )
             self.gateways[name] = gateway
             self.services.append(gateway.service)
-            gw_url = f"http://127.0.0.1:{gw_port}/v1/chat/completions"
+            path = "/v1/messages" if args.surface == "messages" else "/v1/chat/completions"
+            gw_url = f"http://127.0.0.1:{gw_port}{path}"
             self.targets[name] = Target(
-                name, gateway.service.pid, {"plain": gw_url, "stream": gw_url}, gateway.key
+                name,
+                gateway.service.pid,
+                {"plain": gw_url, "stream": gw_url},
+                gateway.key,
+                self.gridgate_bodies,
             )
             gw_port = free_port()
         self.gateway = self.gateways["gridgate"]
@@ -284,14 +301,16 @@ class Bench:
                     headers = {"Content-Type": "application/json"}
                     if target.auth:
                         headers["Authorization"] = f"Bearer {target.auth}"
-                    body = self.bodies[mode].read_bytes()
+                    body = (target.bodies or self.bodies)[mode].read_bytes()
                     async with session.post(target.urls[mode], data=body, headers=headers) as r:
                         text = await r.text()
-                    good = r.status == 200 and (
-                        text.rstrip().endswith("data: [DONE]")
-                        if mode == "stream"
-                        else '"chat.completion"' in text
-                    )
+                    messages = target.bodies is not None
+                    if mode == "stream":
+                        end = "event: message_stop" if messages else "data: [DONE]"
+                        good = r.status == 200 and end in text[-200:]
+                    else:
+                        kind = '"type":"message"' if messages else '"chat.completion"'
+                        good = r.status == 200 and kind in text
                     outcome[f"{name}/{mode}"] = "ok" if good else f"{r.status} {text[:300]!r}"
                     if good and name in self.ok_sent:
                         self.ok_sent[name] += 1
@@ -354,7 +373,7 @@ class Bench:
         with self._cpu(run):
             result = load.run_wrk(
                 t.urls["stream" if mode == "stream" else "plain"],
-                body_paths or [self.bodies[mode]],
+                body_paths or [(t.bodies or self.bodies)[mode]],
                 connections=connections,
                 duration_s=duration,
                 auth=t.auth,
@@ -409,13 +428,12 @@ class Bench:
 
     def measure_ttfb(self) -> None:
         out: dict[str, Any] = {}
-        body = self.bodies["stream"].read_bytes()
         for name in self.target_names:
             t = self.targets[name]
             result = asyncio.run(
                 ttfb.measure(
                     t.urls["stream"],
-                    body,
+                    (t.bodies or self.bodies)["stream"].read_bytes(),
                     auth=t.auth,
                     count=self.args.ttfb_count,
                     seconds=self.args.duration,
@@ -445,7 +463,8 @@ class Bench:
 
         log(f"soak: gridgate, {self.args.soak_connections} connections, {seconds:.0f} s, 3:1 mix")
         sample(0.0)
-        mix = [self.bodies["plain"]] * 3 + [self.bodies["stream"]]
+        soak_bodies = self.targets["gridgate"].bodies or self.bodies
+        mix = [soak_bodies["plain"]] * 3 + [soak_bodies["stream"]]
         run = self.wrk(
             "gridgate",
             "mixed",
@@ -586,6 +605,7 @@ def main(argv: list[str] | None = None) -> int:
         "retries": args.retries,
         "targets": bench.target_names,
         "databases": bench.databases,
+        "surface": args.surface,
     }
     meta["started"] = datetime.now().isoformat(timespec="seconds")
     bench.results["meta"] = meta

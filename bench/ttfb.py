@@ -71,7 +71,8 @@ async def measure(
                     elapsed = time.perf_counter() - started
                     while await response.content.readany():
                         pass
-                    good = response.status == 200 and first.startswith(b"data: ")
+                    # the first event: an OpenAI chunk, or the Messages surface's message_start
+                    good = response.status == 200 and first.startswith((b"data: ", b"event: "))
             except (aiohttp.ClientError, TimeoutError):
                 good = False
             ok += good
