@@ -79,6 +79,30 @@ class UpstreamSettings(_Strict, frozen=True, kw_only=True, forbid_unknown_fields
     pool_size: int = 512
     # how many qualifying offers a request may try before its first byte (1 = no failover)
     max_attempts: int = 3
+    # the whole time a request may take to its first byte, over every attempt (then 504)
+    deadline_seconds: float = 120.0
+    # while a streamed request waits for its first byte, an SSE comment this often keeps idle
+    # proxies from closing the connection (0 = never); the first one commits the answer to 200
+    keepalive_seconds: float = 10.0
+
+
+class HealthSettings(_Strict, frozen=True, kw_only=True, forbid_unknown_fields=True):
+    """Offer health: what gridgate measures of every delivery and when an offer leaves (and
+    rejoins) the eligible set. See ``core/offer_health.py`` for the state machine."""
+
+    enabled: bool = True
+    window_size: int = 200  # deliveries kept per offer
+    max_age_seconds: float = 300.0  # older deliveries leave the window
+    min_samples: int = 20  # measured figures eject only over this many deliveries
+    max_error_rate: float = 0.5  # a larger share of failed deliveries ejects
+    ttft_percentile: int = 90  # this TTFT percentile must not exceed the instrument's ceiling
+    throughput_percentile: int = 50  # this throughput percentile must not fall under the floor
+    breaker_failures: int = 5  # failures in a row that open an offer's circuit breaker
+    cooldown_seconds: float = 30.0  # an ejected offer waits this long (doubling) before probes
+    max_cooldown_seconds: float = 600.0
+    probe_concurrency: int = 1  # requests probing an offer on probation at once
+    probation_successes: int = 3  # in-spec deliveries in a row that re-admit it
+    min_throughput_tokens: int = 32  # shorter answers get no throughput verdict
 
 
 class AuthSettings(_Strict, frozen=True, kw_only=True, forbid_unknown_fields=True):
@@ -103,6 +127,9 @@ class InstrumentSettings(_Strict, frozen=True, kw_only=True, forbid_unknown_fiel
     reasoning_efforts: list[str] = msgspec.field(default_factory=list)
     default_reasoning_effort: str | None = None
     enabled: bool = True
+    # false (the default): a delivery that breaks this spec (a first token later than
+    # ttft_ceiling_ms, an answer slower than throughput_floor_tps) is not billed; true: it is
+    bill_out_of_spec: bool = False
 
 
 class SupplierSettings(_Strict, frozen=True, kw_only=True, forbid_unknown_fields=True):
@@ -137,6 +164,7 @@ class Settings(_Strict, frozen=True, kw_only=True, forbid_unknown_fields=True):
     billing: BillingSettings = msgspec.field(default_factory=BillingSettings)
     upstream: UpstreamSettings = msgspec.field(default_factory=UpstreamSettings)
     auth: AuthSettings = msgspec.field(default_factory=AuthSettings)
+    health: HealthSettings = msgspec.field(default_factory=HealthSettings)
     instruments: list[InstrumentSettings] = msgspec.field(default_factory=list)
     suppliers: list[SupplierSettings] = msgspec.field(default_factory=list)
     offers: list[OfferSettings] = msgspec.field(default_factory=list)
@@ -201,6 +229,17 @@ def _check(settings: Settings, source: str) -> None:
         fail("billing.min_output_tokens", "must be at least 1")
     if settings.upstream.max_attempts < 1:
         fail("upstream.max_attempts", "must be at least 1")
+    try:  # the policy validates its own knobs; a bad one names its config path
+        from gridgate.core.offer_health import HealthPolicy  # here: core imports settings
+
+        HealthPolicy.from_settings(settings.health)
+    except ValueError as exc:
+        knob = str(exc).split(": ", 1)[-1]
+        fail("health", knob)
+    if settings.upstream.deadline_seconds <= 0:
+        fail("upstream.deadline_seconds", "must be positive")
+    if settings.upstream.keepalive_seconds < 0:
+        fail("upstream.keepalive_seconds", "must be 0 (off) or positive")
     url = settings.database.url
     if url and not url.startswith(("sqlite://", "postgresql://", "postgres://")):
         fail("database.url", "must start with sqlite:/// or postgresql://")
