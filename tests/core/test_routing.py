@@ -5,6 +5,7 @@ from __future__ import annotations
 import pytest
 
 from gridgate.core.catalog import Catalog
+from gridgate.core.preferences import Preferences
 from gridgate.core.routing import Needs, rank
 from gridgate.errors import NoCapacity, NoQualifyingOffer
 from gridgate.storage.records import Capability, InstrumentRecord, OfferRecord, SupplierRecord
@@ -138,3 +139,36 @@ def test_instrument_lookup_is_case_insensitive() -> None:
     assert catalog.instrument("Text-Prime") is PRIME
     assert catalog.instrument("TEXT-PRIME") is PRIME
     assert catalog.instrument("text-max") is None
+
+
+# -- with the caller's preferences (core/preferences.py has the details) -------------------------
+def test_preferences_narrow_before_and_arrange_after_the_price_ranking() -> None:
+    offers = [
+        offer("a", usd_in=1, usd_out=1),
+        offer("b", usd_in=2, usd_out=2),
+        offer("c", usd_in=3, usd_out=3),
+        offer("d", usd_in=4, usd_out=4),
+    ]
+    catalog = Catalog.build([PRIME], SUPPLIERS, offers)
+
+    def order(prefs: Preferences | None) -> list[str]:
+        found = rank(PRIME, catalog.offers_for("text-prime"), needs(), prefs)
+        return [o.offer.supplier for o in found]
+
+    assert order(None) == ["a", "b", "c", "d"]
+    assert order(Preferences(order=("c",), ignore=frozenset({"a"}))) == ["c", "b", "d"]
+    assert order(Preferences(allow_fallbacks=False, ignore=frozenset({"a"}))) == ["b"]
+
+
+def test_preferences_are_applied_before_the_needs_and_named_when_they_leave_nothing() -> None:
+    offers = [offer("a", usd_in=1, usd_out=1, caps=("tools",)), offer("b", usd_in=1, usd_out=1)]
+    only_b = Preferences(only=frozenset({"b"}), only_given=("b",))
+    with pytest.raises(NoQualifyingOffer, match="that the provider preferences allow supports"):
+        ranked_with(offers, needs("tools"), only_b)
+    with pytest.raises(NoQualifyingOffer, match=r"^provider\.only: no offer .* is from x$"):
+        ranked_with(offers, needs(), Preferences(only=frozenset({"x"}), only_given=("x",)))
+
+
+def ranked_with(offers: list[OfferRecord], request: Needs, prefs: Preferences) -> list[str]:
+    catalog = Catalog.build([PRIME], SUPPLIERS, offers)
+    return [o.offer.supplier for o in rank(PRIME, catalog.offers_for("text-prime"), request, prefs)]

@@ -6,6 +6,11 @@ tokens fit its max output). Qualifying offers are ranked by the cost of this req
 token mix — prompt estimate × input price + expected output × output price, where the expected
 output is ``n × max tokens`` when the request sets max tokens and ``n × 1,000`` otherwise — with
 ties broken by offer id, so the choice is deterministic.
+
+A request's routing preferences (``provider``; ``core/preferences.py``), when it states any,
+first narrow the in-spec offers (only, ignore, data collection, max price, require parameters)
+and then arrange the ranked ones into the failover order (sort, order, allow_fallbacks). Without
+them ranking does no extra work.
 """
 
 from __future__ import annotations
@@ -14,6 +19,7 @@ from collections.abc import Sequence
 from dataclasses import dataclass
 
 from gridgate.core.catalog import PricedOffer
+from gridgate.core.preferences import Figures, Preferences, no_figures
 from gridgate.errors import NoCapacity, NoQualifyingOffer
 from gridgate.storage.records import Capability, InstrumentRecord
 
@@ -58,13 +64,21 @@ def unmet_need(offer: PricedOffer, needs: Needs) -> str | None:
 
 
 def rank(
-    instrument: InstrumentRecord, offers: Sequence[PricedOffer], needs: Needs
+    instrument: InstrumentRecord,
+    offers: Sequence[PricedOffer],
+    needs: Needs,
+    preferences: Preferences | None = None,
+    figures: Figures = no_figures,
 ) -> list[PricedOffer]:
-    """The qualifying offers, cheapest first. Raises NoCapacity when the instrument has no
-    in-spec offer at all, NoQualifyingOffer when none can serve this request's needs."""
+    """The qualifying offers in failover order: cheapest first, unless ``preferences`` say
+    otherwise. Raises NoCapacity when the instrument has no in-spec offer at all,
+    NoQualifyingOffer when the preferences leave none (naming the preference) or none can serve
+    this request's needs."""
     in_spec = [o for o in offers if meets_spec(o, instrument)]
     if not in_spec:
         raise NoCapacity(f"instrument {instrument.id!r} has no supplier offer available right now")
+    if preferences is not None:
+        in_spec = preferences.admit(instrument, in_spec)
     reasons: list[str] = []
     fit: list[PricedOffer] = []
     for offer in in_spec:
@@ -74,8 +88,9 @@ def rank(
         else:
             reasons.append(why)
     if not fit:
+        allowed = " that the provider preferences allow" if preferences is not None else ""
         raise NoQualifyingOffer(
-            f"no supplier offer of instrument {instrument.id!r} {_summarise(reasons)}"
+            f"no supplier offer of instrument {instrument.id!r}{allowed} {_summarise(reasons)}"
         )
     expected_out = needs.expected_output_tokens
     fit.sort(
@@ -84,7 +99,7 @@ def rank(
             o.offer.id,
         )
     )
-    return fit
+    return fit if preferences is None else preferences.arrange(fit, figures)
 
 
 def _summarise(reasons: list[str]) -> str:

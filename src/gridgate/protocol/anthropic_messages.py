@@ -12,9 +12,9 @@ one walk over the messages. It raises only:
   cannot carry it, a cross-field rule (``tool_choice`` naming an unknown tool, a
   ``tool_result`` answering no earlier ``tool_use``, the thinking budget against
   ``max_tokens``), anything malformed inside the option objects ``tools``, ``tool_choice``,
-  ``thinking``, ``output_format`` and ``output_config``, and features this exchange cannot
-  carry to its suppliers: ``mcp_servers``, ``container`` and server tools (a tool whose
-  ``type`` is not ``"custom"``, such as ``web_search_20250305``).
+  ``thinking``, ``output_format``, ``output_config`` and ``provider``, and features this
+  exchange cannot carry to its suppliers: ``mcp_servers``, ``container`` and server tools (a
+  tool whose ``type`` is not ``"custom"``, such as ``web_search_20250305``).
 
 Both carry ``param``, the path of the offending field in the OpenAI surface's style
 (``messages[1].content[0].source.media_type``), and a message that starts with it.
@@ -25,7 +25,9 @@ tool_result, thinking and redacted_thinking blocks; the beta ``output_format`` b
 ``output_config.format``. Unknown fields, top-level or nested, are accepted and ignored, like on
 the OpenAI surface: ``citations``, ``speed``, ``inference_geo``, the top-level automatic
 ``cache_control`` and the like change nothing this exchange routes or bills. ``service_tier`` is
-validated and ignored (the exchange picks the supplier). Image and document media types are
+validated and ignored (the exchange picks the supplier). One extension: ``provider``, the
+caller's routing preferences, as on the OpenAI surface (``protocol/provider_preferences.py``;
+the Anthropic SDK sends it with ``extra_body``). Image and document media types are
 plain strings checked in the Python pass, where the kind of block is known, so the message names
 the values that block takes.
 
@@ -44,6 +46,11 @@ from msgspec import UNSET, UnsetType
 
 from gridgate.errors import BadRequest, GridgateError, ValidationFailed
 from gridgate.protocol.openai_chat import CacheControl
+from gridgate.protocol.provider_preferences import (
+    PROVIDER_CHOICES,
+    ProviderPreferences,
+    check_provider_preferences,
+)
 
 __all__ = [
     "DOCUMENT_MEDIA_TYPE",
@@ -320,6 +327,8 @@ class MessagesRequest(_Wire):
     # Known features this exchange cannot carry: any value (even null) is refused.
     mcp_servers: msgspec.Raw | UnsetType = UNSET
     container: msgspec.Raw | UnsetType = UNSET
+    # extension: the routing preferences of the OpenAI surface (protocol/provider_preferences.py)
+    provider: ProviderPreferences | UnsetType = UNSET
 
     @property
     def is_stream(self) -> bool:
@@ -437,6 +446,7 @@ def _validate(req: MessagesRequest, *, count_tokens: bool) -> None:
     ):
         _fail("output_format", "give output_format or output_config.format, not both")
 
+    check_provider_preferences(req.provider)
     _check_messages(req.messages)
 
 
@@ -588,12 +598,13 @@ _INVALID_RE: Final = re.compile(r"Invalid (?:enum )?value (.*)", re.DOTALL)
 _INDEX_RE: Final = re.compile(r"\[\d+\]")
 # Malformed content inside these option objects is 422, like any other structural fault.
 _STRUCTURED_RE: Final = re.compile(
-    r"(?:tools\[|tool_choice\.|thinking\.|output_format\.|output_config\.)"
+    r"(?:tools\[|tool_choice\.|thinking\.|output_format\.|output_config\.|provider\.)"
 )
 _JSON_TYPES: Final = MappingProxyType(
     {
         "int": "an integer",
         "float": "a number",
+        "decimal": "a number",
         "str": "a string",
         "bool": "a boolean",
         "object": "an object",
@@ -627,6 +638,7 @@ _CHOICES: Final[Mapping[str, tuple[str, ...]]] = MappingProxyType(
         "output_format.type": ("json_schema",),
         "output_config.format.type": ("json_schema",),
         "output_config.effort": get_args(Effort),
+        **PROVIDER_CHOICES,
     }
 )
 _CACHE_CONTROL_CHOICES: Final[Mapping[str, tuple[str, ...]]] = MappingProxyType(
@@ -705,6 +717,8 @@ def _translate_validation_error(text: str) -> GridgateError:
 
     if text in ("Number out of range", "Integer value out of range"):
         return ValidationFailed(f"{param}: number out of range", param=param)
+    if text == "Invalid decimal string":  # a price of ``provider.max_price``
+        return ValidationFailed(f"{param}: must be a number (got a string)", param=param)
     return BadRequest(f"{param}: invalid value", param=param)
 
 

@@ -26,8 +26,9 @@ surface reaches an Anthropic-format supplier as it was sent, up to what is liste
   ``stop_sequences`` → ``stop``, ``temperature``, ``top_p``, ``top_k``, ``thinking`` (adaptive →
   ``reasoning_effort``: ``output_config.effort``, else "medium"), ``metadata.user_id`` →
   ``user``, ``output_format`` / ``output_config.format`` → a ``json_schema`` response format
-  named "output", ``max_tokens`` and ``model`` as they are. ``stream`` asks for usage too: the
-  Anthropic surface always reports it.
+  named "output", ``max_tokens``, ``model`` and the ``provider`` routing preferences (an
+  extension) as they are. ``stream`` asks for usage too: the Anthropic surface always reports
+  it.
 
 What the canonical form cannot hold is refused with ``ValidationFailed`` naming the part: a
 document given by URL (a file part holds data, not a link) and anything given by Files-API
@@ -127,6 +128,7 @@ def to_chat_request(request: am.MessagesRequest) -> ChatRequest:
             if output is not None
             else UNSET
         ),
+        provider=request.provider,
     )
 
 

@@ -9,7 +9,8 @@ cross-field rules (no copies, one walk over the messages). It raises only:
 - ``ValidationFailed`` (422): well-typed but out of range or structurally invalid: a bound, an
   unknown enum value, an unknown message role or content-part type, a missing required field, a
   cross-field rule, or anything malformed *inside* the structured option objects ``tools``,
-  ``tool_choice``, ``response_format``, ``stream_options`` and an assistant's ``tool_calls``
+  ``tool_choice``, ``response_format``, ``stream_options``, ``provider`` (the routing
+  preferences, ``protocol/provider_preferences.py``) and an assistant's ``tool_calls``
   (the reference exchange documents "bad tools schema" and "invalid response_format" as 422).
 
 Both carry ``param`` (the path of the offending field, e.g. ``messages[1].role``) and a message
@@ -40,6 +41,11 @@ import msgspec
 from msgspec import UNSET, UnsetType
 
 from gridgate.errors import BadRequest, GridgateError, ValidationFailed
+from gridgate.protocol.provider_preferences import (
+    PROVIDER_CHOICES,
+    ProviderPreferences,
+    check_provider_preferences,
+)
 
 __all__ = [
     "CHAT_REQUEST_DECODER",
@@ -341,7 +347,9 @@ class ChatRequest(_Wire):
     prompt_cache_retention: PromptCacheRetention | UnsetType | None = UNSET
     safety_identifier: str | UnsetType | None = UNSET
     route: Route | UnsetType = UNSET
-    provider: dict[str, Any] | UnsetType = UNSET  # provider preferences; validated by routing
+    # routing preferences (protocol/provider_preferences.py); ``route: "fallback"`` is
+    # OpenRouter's legacy spelling of the default (fallbacks allowed): accepted, no effect
+    provider: ProviderPreferences | UnsetType = UNSET
     user: str | UnsetType = UNSET  # deprecated
     logit_bias: dict[str, int] | UnsetType | None = UNSET
     metadata: dict[str, str] | UnsetType | None = UNSET
@@ -555,6 +563,8 @@ def _validate(req: ChatRequest) -> None:
     if isinstance(response_format, ResponseFormatJSONSchema):
         _check_name(response_format.json_schema.name, "response_format.json_schema.name")
 
+    check_provider_preferences(req.provider)
+
 
 def _check_messages(messages: list[Message]) -> None:
     for i, message in enumerate(messages):
@@ -659,12 +669,13 @@ _INVALID_RE: Final = re.compile(r"Invalid (?:enum )?value (.*)", re.DOTALL)
 _INDEX_RE: Final = re.compile(r"\[\d+\]")
 # Malformed content inside these structured objects is 422, like any other structural fault.
 _STRUCTURED_RE: Final = re.compile(
-    r"(?:tools\[|tool_choice\.|response_format\.|stream_options\.|thinking\.|messages\[\d+\]\.tool_calls\[)"
+    r"(?:tools\[|tool_choice\.|response_format\.|stream_options\.|thinking\.|provider\.|messages\[\d+\]\.tool_calls\[)"
 )
 _JSON_TYPES: Final = MappingProxyType(
     {
         "int": "an integer",
         "float": "a number",
+        "decimal": "a number",
         "str": "a string",
         "bool": "a boolean",
         "object": "an object",
@@ -701,6 +712,7 @@ _CHOICES: Final[Mapping[str, tuple[str, ...]]] = MappingProxyType(
         "messages[].tool_calls[].type": ("function",),
         "messages[].thinking_blocks[].type": _tags(ReasoningBlock),
         "thinking.type": _tags(Thinking),
+        **PROVIDER_CHOICES,
     }
 )
 
@@ -760,6 +772,8 @@ def _translate_validation_error(text: str) -> GridgateError:
 
     if text in ("Number out of range", "Integer value out of range"):
         return ValidationFailed(f"{param}: number out of range", param=param)
+    if text == "Invalid decimal string":  # a price of ``provider.max_price``
+        return ValidationFailed(f"{param}: must be a number (got a string)", param=param)
     return BadRequest(f"{param}: invalid value", param=param)
 
 

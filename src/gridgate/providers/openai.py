@@ -29,6 +29,7 @@ from gridgate.protocol.openai_chat import (
     ReasoningEffort,
     StreamOptions,
     TextPart,
+    ThinkingDisabled,
     ThinkingEnabled,
     ToolMessage,
     UserMessage,
@@ -129,6 +130,23 @@ def map_request(call: UpstreamCall) -> bytes:
         changes["stream"] = msgspec.UNSET
         changes["stream_options"] = msgspec.UNSET
     return _encoder.encode(msgspec.structs.replace(req, **changes))
+
+
+def dropped_fields(req: ChatRequest) -> frozenset[str]:
+    """The parameters ``req`` sets (not null) that ``map_request`` would drop: only ``thinking``,
+    when it is disabled (the OpenAI wire has no "do not reason") or when a ``reasoning_effort``
+    beside it decides instead. (Earlier reasoning and cache breakpoints, dropped too, are parts
+    of messages, not parameters; caching is automatic on this wire.)"""
+    thinking = req.thinking
+    if isinstance(thinking, ThinkingDisabled) or (
+        isinstance(thinking, ThinkingEnabled) and req.reasoning_effort not in (UNSET, None)
+    ):
+        return _THINKING
+    return _NOTHING
+
+
+_THINKING: frozenset[str] = frozenset({"thinking"})
+_NOTHING: frozenset[str] = frozenset()
 
 
 def effort_for_budget(budget: int) -> ReasoningEffort:

@@ -20,6 +20,7 @@ from gridgate.providers.anthropic.request import (
     EFFORT_BUDGET,
     JSON_OBJECT_TOOL,
     JSON_TOOL_DESCRIPTION,
+    dropped_fields,
     json_tool_name,
     map_request,
 )
@@ -35,6 +36,7 @@ __all__ = [
     "MIN_THINKING_BUDGET",
     "AnthropicAdapter",
     "StreamTranslator",
+    "dropped_fields",
     "json_tool_name",
     "map_request",
     "map_response",

@@ -51,6 +51,11 @@ What the request mapping does with each canonical field that Anthropic has no pl
     provider, route, model, max_tokens, replaced        gateway fields; ``model`` is the offer's
       max_completion_tokens                             model, ``max_tokens`` the held max
 
+``dropped_fields(request)`` lists the parameters a request sets that this mapping would leave
+out (the rows "dropped" above that are request parameters, plus a ``reasoning_effort`` that
+yields no thinking and a ``user`` hidden by ``safety_identifier``), so routing can honour a
+caller's ``provider.require_parameters`` without mapping the request first.
+
 Tool call ids the Anthropic wire cannot carry (it takes ``[a-zA-Z0-9_-]+``; other suppliers'
 ids may hold ``.`` or ``:``) are replaced by a stable digest, the same in the ``tool_use`` and
 its ``tool_result``. An explicit thinking budget under Anthropic's minimum (1024) is raised to it.
@@ -131,6 +136,19 @@ EFFORT_BUDGET: Final[Mapping[str, int]] = {
     "max": 16384,
 }
 _PDF_BASE64: Final = "JVBERi0"  # base64 of "%PDF-"
+# request parameters with no place on the Anthropic wire (the "dropped" rows of the table)
+_DROPPED: Final = (
+    "seed",
+    "frequency_penalty",
+    "presence_penalty",
+    "service_tier",
+    "store",
+    "metadata",
+    "prompt_cache_key",
+    "prompt_cache_retention",
+    "verbosity",
+    "prediction",
+)
 
 
 def map_request(call: UpstreamCall) -> bytes:
@@ -168,6 +186,35 @@ def map_request(call: UpstreamCall) -> bytes:
     if call.stream:
         body.stream = True
     return _encoder.encode(body)
+
+
+def dropped_fields(req: ChatRequest) -> frozenset[str]:
+    """The parameters ``req`` sets (not null) that ``map_request`` would drop. Pure and cheap:
+    no mapping is done. (What it would refuse instead is ``Untranslatable``, not listed.)"""
+    dropped = [name for name in _DROPPED if getattr(req, name) not in (UNSET, None)]
+    if isinstance(req.reasoning_effort, str) and _effort_dropped(req):
+        dropped.append("reasoning_effort")
+    if isinstance(req.safety_identifier, str) and isinstance(req.user, str) and req.user:
+        dropped.append("user")  # one metadata.user_id: the safety identifier wins
+    return frozenset(dropped)
+
+
+def _effort_dropped(req: ChatRequest) -> bool:
+    """``reasoning_effort`` (set) yields no thinking: an explicit ``thinking`` decides instead,
+    the max tokens leave no room for the minimum budget, or the request forbids thinking."""
+    if req.thinking is not UNSET and req.thinking is not None:
+        return True
+    if req.reasoning_effort not in EFFORT_BUDGET:
+        return False  # "none": no thinking is what was asked
+    requested = req.effective_max_tokens
+    if requested is not None and requested <= MIN_THINKING_BUDGET:
+        return True
+    forced = (
+        json_tool_name(req) is not None
+        or req.tool_choice == "required"
+        or isinstance(req.tool_choice, NamedToolChoice)
+    )
+    return _thinking_conflict(req, _ToolChoice(type="any") if forced else None) is not None
 
 
 def json_tool_name(req: ChatRequest) -> str | None:
