@@ -8,6 +8,7 @@ import csv
 import io
 import json
 import logging
+import math
 import sys
 from collections.abc import Awaitable, Callable, Sequence
 from datetime import UTC, datetime
@@ -15,6 +16,8 @@ from typing import Any
 
 from gridgate.core.accounts import Accounts, Statement, parse_time
 from gridgate.core.clock import SystemClock
+from gridgate.core.offer_health import HealthPolicy
+from gridgate.core.offer_report import OfferStatus, offer_report, offer_status_json
 from gridgate.errors import GridgateError
 from gridgate.money import format_usd
 from gridgate.settings import Settings, SettingsError, load_settings
@@ -347,6 +350,93 @@ def cmd_ledger(args: argparse.Namespace, settings: Settings) -> int:
     return 1
 
 
+OFFERS_STATUS_HELP = (
+    "each offer's measured figures against its instrument's spec (TTFT ceiling, throughput "
+    "floor): deliveries, error rate, p50/p90 TTFT of streamed answers, p50 throughput of answers "
+    "of at least health.min_throughput_tokens tokens, the in-spec fraction, and a verdict. "
+    "Read from the usage records, which every gateway process writes to the one database: the "
+    "figures are those of all processes together (each process's own health book, which "
+    "decides its routing, sees only its own deliveries)"
+)
+
+
+def cmd_offers(args: argparse.Namespace, settings: Settings) -> int:
+    policy = HealthPolicy.from_settings(settings.health)  # validated when settings loaded
+    window_s: float = (
+        settings.health.max_age_seconds if args.window_seconds is None else args.window_seconds
+    )
+    if not (window_s > 0 and math.isfinite(window_s)):
+        print("gridgate: --window-seconds must be a positive, finite number", file=sys.stderr)
+        return 2
+    since_us = SystemClock().now_us() - int(window_s * 1_000_000)
+
+    async def run() -> list[OfferStatus]:
+        from gridgate.app import open_store
+
+        store = await open_store(settings)
+        try:
+            instruments, _, offers = await store.load_catalog()
+            rows = await store.offer_deliveries(since_us, settings.health.window_size)
+        finally:
+            await store.close()
+        return offer_report(offers, instruments, rows, policy)
+
+    report = asyncio.run(run())
+    result = [offer_status_json(status) for status in report]
+    _print(result, args.json, lambda: offers_status_table(result, window_s))
+    return 0
+
+
+def offers_status_table(statuses: list[dict[str, Any]], window_s: float) -> str:
+    """``offers status`` for people: one row per offer, the spec in brackets beside each
+    figure it limits."""
+
+    def ms(value: float | None) -> str:
+        return "-" if value is None else f"{value:.0f}"
+
+    def share(value: float | None) -> str:
+        return "-" if value is None else f"{value:.0%}"
+
+    header = ("offer", "deliveries", "errors", "ttft p50/p90 ms", "tok/s p50", "in spec", "verdict")
+    rows: list[tuple[str, ...]] = []
+    for s in statuses:
+        spec = s["spec"] or {}
+        ceiling, floor = spec.get("ttft_ceiling_ms"), spec.get("throughput_floor_tps")
+        ttft = f"{ms(s['ttft_p50_ms'])}/{ms(s['ttft_p90_ms'])}"
+        if ceiling is not None:
+            ttft += f" (≤{ceiling})"
+        tps = "-" if s["throughput_p50_tps"] is None else f"{s['throughput_p50_tps']:.1f}"
+        if floor is not None:
+            tps += f" (≥{floor:g})"
+        offer = s["offer_id"] + ("" if s["enabled"] else " (disabled)")
+        errors = share(s["error_rate"]) if s["deliveries"] else "-"
+        rows.append(
+            (
+                offer,
+                str(s["deliveries"]),
+                errors,
+                ttft,
+                tps,
+                share(s["in_spec_fraction"]),
+                s["verdict"],
+            )
+        )
+    widths = [max(len(r[i]) for r in (header, *rows)) for i in range(len(header) - 1)]
+    lines = [
+        f"offer status over the last {window_s:g} s, from the usage records of every gateway "
+        "process"
+    ]
+    for r in (header, *rows):
+        cells = [
+            c.ljust(w) if i == 0 else c.rjust(w)
+            for i, (c, w) in enumerate(zip(r[:-1], widths, strict=True))
+        ]
+        lines.append("  ".join([*cells, r[-1]]))
+    if not rows:
+        lines.append("(no offers in the catalog)")
+    return "\n".join(lines)
+
+
 def cmd_migrate(args: argparse.Namespace, settings: Settings) -> int:
     from gridgate.app import open_store
 
@@ -502,6 +592,20 @@ def build_parser() -> argparse.ArgumentParser:
     ledger = add("ledger", "check the ledger", cmd_ledger)
     _Actions(ledger).add_parser(
         "verify", help="check that every balance equals the sum of its entries and is not negative"
+    )
+
+    offers = add("offers", "supplier offers", cmd_offers)
+    p = _Actions(offers).add_parser(
+        "status", help="each offer's measured figures against its instrument's spec"
+    )
+    p.description = OFFERS_STATUS_HELP
+    p.add_argument(
+        "--window-seconds",
+        type=float,
+        default=None,
+        metavar="S",
+        help="the usage records of the last S seconds, at most health.window_size per offer "
+        "(default: health.max_age_seconds, 300)",
     )
 
     keys = add("keys", "manage API keys", cmd_keys)

@@ -18,6 +18,7 @@ from gridgate.storage.ports import (
 )
 from gridgate.storage.records import (
     AccountRecord,
+    DeliveryRow,
     InstrumentRecord,
     KeyRecord,
     OfferRecord,
@@ -697,17 +698,20 @@ async def test_verify_ledger_ok_and_detects_tampering(store: SqlStore, db_url: s
 def _usage(
     request_id: str, created_us: int, account_id: str = "acct_x", **kw: object
 ) -> UsageRecord:
+    fields: dict[str, object] = {
+        "key_id": "key_x",
+        "instrument": "text-prime",
+        "supplier": None,
+        "offer_id": None,
+        "upstream_model": None,
+        "stream": False,
+        **kw,
+    }
     return UsageRecord(
         request_id=request_id,
         created_us=created_us,
         account_id=account_id,
-        key_id="key_x",
-        instrument="text-prime",
-        supplier=None,
-        offer_id=None,
-        upstream_model=None,
-        stream=False,
-        **kw,  # type: ignore[arg-type]
+        **fields,  # type: ignore[arg-type]
     )
 
 
@@ -734,10 +738,13 @@ async def test_usage_batch_insert_replaces_by_request_id_and_lists_newest_first(
         cost=987_654_321,
         hold_id="h-full",
         ttft_us=12_345,
+        generation_us=2**40,
         duration_us=678_901,
         outcome="cancelled",
         status=499,
         billed=False,
+        in_spec=False,
+        spec_note='first token after 4620.1 ms > ceiling 4620 ms; "quoted" — ünïcode',
         error="client went away",
     )
     await store.insert_usage([])
@@ -776,6 +783,117 @@ async def test_list_usage_time_window_and_no_limit(store: SqlStore) -> None:
     assert len(await store.list_usage(limit=None)) == 6
 
 
+async def test_usage_spec_verdict_round_trips_and_the_last_record_wins(store: SqlStore) -> None:
+    """A stream's checkpoint (not judged yet) gives way to its final record, which carries the
+    measurements and the verdict; each of in / out of spec / not judged reads back as written."""
+    checkpoint = _usage(
+        "r-stream", NOW, stream=True, offer_id="sim-a/text-prime", outcome="in_progress"
+    )
+    await store.insert_usage([checkpoint])
+    assert await store.list_usage() == [checkpoint]
+    final = _usage(
+        "r-stream",
+        NOW,
+        stream=True,
+        offer_id="sim-a/text-prime",
+        output_tokens=500,
+        ttft_us=4_620_100,
+        generation_us=9_000_000,
+        billed=False,
+        in_spec=False,
+        spec_note="first token after 4620.1 ms > ceiling 4620 ms",
+    )
+    judged_ok = _usage("r-fast", NOW + 1, ttft_us=100, generation_us=1, in_spec=True)
+    failed = _usage("r-failed", NOW + 2, outcome="upstream_error", status=502)
+    await store.insert_usage([final, judged_ok, failed])
+    assert await store.list_usage() == [failed, judged_ok, final]
+    assert [(u.in_spec, u.spec_note) for u in await store.list_usage()] == [
+        (None, None),
+        (True, None),
+        (False, "first token after 4620.1 ms > ceiling 4620 ms"),
+    ]
+
+
+# -- offer deliveries -------------------------------------------------------------------------
+
+
+def _delivery(request_id: str, created_us: int, offer_id: str | None, **kw: object) -> UsageRecord:
+    return _usage(request_id, created_us, offer_id=offer_id, supplier="sim", **kw)
+
+
+async def test_offer_deliveries_are_each_offers_latest_in_the_window(store: SqlStore) -> None:
+    assert await store.offer_deliveries(0, 10) == []
+    a, b, c = "sim-a/text-prime", "sim-b/text-prime", "sim-c/text-lite"
+    await store.insert_usage(
+        [
+            _delivery("a-old", NOW - 1, a),  # before the window
+            *(_delivery(f"a{i}", NOW + i, a) for i in range(5)),
+            _delivery("a-tie", NOW + 4, a),  # same time as a4: request id breaks the tie
+            _delivery("a-checkpoint", NOW + 9, a, outcome="in_progress"),
+            _delivery("a-rejected", NOW + 9, a, outcome="rejected", status=400),
+            _delivery("no-offer", NOW + 9, None, outcome="upstream_error", status=502),
+            _delivery(
+                "b1",
+                NOW + 3,
+                b,
+                instrument="text-prime",
+                stream=True,
+                output_tokens=321,
+                ttft_us=1_500,
+                generation_us=6_400_000,
+                outcome="stream_error",
+                status=502,
+                in_spec=False,
+                spec_note="throughput 50 tok/s < floor 60 tok/s over 321 tokens",
+            ),
+            _delivery("b0", NOW + 2, b, outcome="cancelled", status=499, in_spec=True),
+            _delivery("c-old", NOW - 5, c),  # an offer with nothing in the window
+        ]
+    )
+    found = await store.offer_deliveries(NOW, 3)
+    assert [(d.offer_id, d.request_id) for d in found] == [
+        (a, "a4"),
+        (a, "a-tie"),
+        (a, "a3"),
+        (b, "b1"),
+        (b, "b0"),
+    ]
+    assert found[3] == DeliveryRow(
+        request_id="b1",
+        offer_id=b,
+        instrument="text-prime",
+        outcome="stream_error",
+        status=502,
+        stream=True,
+        created_us=NOW + 3,
+        output_tokens=321,
+        ttft_us=1_500,
+        generation_us=6_400_000,
+        in_spec=False,
+    )
+    assert (found[4].in_spec, found[0].in_spec, found[0].stream) == (True, None, False)
+    # since is inclusive; a large limit returns everything in the window
+    everything = await store.offer_deliveries(NOW - 5, 1_000)
+    assert [d.request_id for d in everything] == [
+        "a4",
+        "a-tie",
+        "a3",
+        "a2",
+        "a1",
+        "a0",
+        "a-old",
+        "b1",
+        "b0",
+        "c-old",
+    ]
+    assert await store.offer_deliveries(NOW + 10, 5) == []
+    # the final record of a checkpointed stream is a delivery
+    await store.insert_usage([_delivery("a-checkpoint", NOW + 9, a, outcome="ok")])
+    assert [d.request_id for d in await store.offer_deliveries(NOW + 9, 5)] == ["a-checkpoint"]
+    with pytest.raises(ValueError, match="limit_per_offer"):
+        await store.offer_deliveries(NOW, 0)
+
+
 # -- catalog ----------------------------------------------------------------------------------
 
 
@@ -795,6 +913,7 @@ async def test_catalog_upsert_and_load_round_trip(store: SqlStore) -> None:
         image_input=True,
         reasoning_efforts=("low", "medium", "high"),
         default_reasoning_effort="medium",
+        bill_out_of_spec=True,
     )
     lite = InstrumentRecord(
         id="text-lite",
@@ -863,6 +982,7 @@ async def test_catalog_upsert_and_load_round_trip(store: SqlStore) -> None:
             **{f: getattr(prime, f) for f in prime.__struct_fields__},
             "enabled": False,
             "reasoning_efforts": (),
+            "bill_out_of_spec": False,
         },
     )
     await store.upsert_catalog([prime_off], [], [cheaper])

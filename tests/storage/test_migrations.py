@@ -8,7 +8,7 @@ import json
 from pathlib import Path
 
 import pytest
-from sqlalchemy import Connection, MetaData, insert, inspect
+from sqlalchemy import Connection, MetaData, insert, inspect, text
 
 from gridgate.storage import migrations, schema
 from gridgate.storage.ports import StorageError
@@ -20,7 +20,7 @@ from tests.storage.conftest import raw_sql, run_sql
 V1_FINGERPRINT = "5d50d8ee7001e4149688e3f4a073680545651fe4626de312877a86be70fc659f"
 # The shape of schema.py (the newest version). If this fails you changed schema.py: add a
 # migration step for the change (literal DDL in migrations.py), then update the fingerprint.
-LATEST_FINGERPRINT = "a88704b7a1c0da26c7b9b074942e265bbf6cb0ab68daffb49e4b4fe4d149eead"
+LATEST_FINGERPRINT = "dcda59161ab08b3eaf85d462157d25608df3fd941425f6aa833c40212e78233b"
 
 
 def _shape(metadata: MetaData) -> list[object]:
@@ -94,6 +94,62 @@ async def test_a_version_1_database_is_upgraded_in_place(db_url: str) -> None:
         balance = await store.account_balance("acct_old")
         assert balance is not None
         assert balance.effective == 50
+    assert await _versions(db_url) == [(m.version, m.name) for m in migrations.MIGRATIONS]
+    assert await run_sql(db_url, _indexes) == _DECLARED_INDEXES
+
+
+_V2_INSTRUMENT = (
+    "INSERT INTO instruments (id, display_name, quality_floor, ttft_ceiling_ms,"
+    " throughput_floor_tps, context_floor, max_output_floor, context_length, max_input_tokens,"
+    " max_completion_tokens, image_input, reasoning_efforts, default_reasoning_effort, enabled)"
+    " VALUES (:id, 'Old', 0, 4620, 40, 0, 0, 8192, 8000, 1024, false, '[]', NULL, true)"
+)
+_V2_USAGE = (
+    "INSERT INTO usage_records (request_id, created_us, account_id, key_id, instrument, supplier,"
+    " offer_id, upstream_model, stream, input_tokens, output_tokens, reasoning_tokens,"
+    " cached_tokens, usage_estimated, price_input_per_m, price_output_per_m, cost, hold_id,"
+    " ttft_us, duration_us, outcome, status, billed, error) VALUES (:id, 5, 'acct_old',"
+    " 'key_old', 'text-old', 'sim-a', 'sim-a/text-old', 'm', true, 10, 64, 0, 0, false, 1, 2, 3,"
+    " NULL, 900000, 1500000, 'ok', 200, true, NULL)"
+)
+
+
+async def test_a_version_2_database_gets_spec_columns_with_defaults(db_url: str) -> None:
+    """Version 3 adds the instruments' billing choice (existing ones: out-of-spec deliveries are
+    not billed) and the usage records' spec columns (existing records: not judged)."""
+
+    def create_version_2(conn: Connection) -> None:
+        schema.schema_migrations.create(conn)
+        for step in migrations.MIGRATIONS[:2]:
+            step.apply(conn)
+            conn.execute(
+                insert(schema.schema_migrations).values(
+                    version=step.version, name=step.name, applied_us=0
+                )
+            )
+        conn.execute(text(_V2_INSTRUMENT), {"id": "text-old"})
+        conn.execute(text(_V2_USAGE), {"id": "req-old"})
+
+    await run_sql(db_url, create_version_2)
+    assert "ix_usage_records_offer_created" not in await run_sql(db_url, _indexes)
+    async with SqlStore(db_url) as store:
+        assert await store.schema_version() == 3
+        instruments, _, _ = await store.load_catalog()
+        assert [(i.id, i.bill_out_of_spec) for i in instruments] == [("text-old", False)]
+        [old] = await store.list_usage()
+        assert (old.request_id, old.ttft_us, old.output_tokens) == ("req-old", 900_000, 64)
+        assert (old.generation_us, old.in_spec, old.spec_note) == (None, None, None)
+        [row] = await store.offer_deliveries(0, 10)
+        assert (row.offer_id, row.ttft_us, row.generation_us, row.in_spec) == (
+            "sim-a/text-old",
+            900_000,
+            None,
+            None,
+        )
+    # the column default holds for an insert that does not name the column
+    await raw_sql(db_url, _V2_INSTRUMENT, {"id": "text-older"})
+    found = await raw_sql(db_url, "SELECT id, bill_out_of_spec FROM instruments ORDER BY id")
+    assert [(str(r[0]), bool(r[1])) for r in found] == [("text-old", False), ("text-older", False)]
     assert await _versions(db_url) == [(m.version, m.name) for m in migrations.MIGRATIONS]
     assert await run_sql(db_url, _indexes) == _DECLARED_INDEXES
 

@@ -86,6 +86,7 @@ def records_from_settings(
             reasoning_efforts=tuple(i.reasoning_efforts),
             default_reasoning_effort=i.default_reasoning_effort,
             enabled=i.enabled,
+            bill_out_of_spec=i.bill_out_of_spec,
         )
         for key, i in merged.items()
     ]

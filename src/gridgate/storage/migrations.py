@@ -216,9 +216,27 @@ def _v2_lease_indexes(conn: Connection) -> None:
     conn.execute(text("CREATE INDEX ix_holds_account_status ON holds (account_id, status)"))
 
 
+# -- version 3: deliveries judged against their instrument's spec ---------------------------
+
+
+def _v3_delivery_spec(conn: Connection) -> None:
+    """Whether an instrument bills out-of-spec deliveries (existing ones: no, the default); each
+    usage record's generation time and spec verdict (existing ones: not judged); and the index
+    offer status reads an offer's latest deliveries by."""
+    for ddl in (
+        "ALTER TABLE instruments ADD COLUMN bill_out_of_spec BOOLEAN NOT NULL DEFAULT false",
+        "ALTER TABLE usage_records ADD COLUMN generation_us BIGINT NULL",
+        "ALTER TABLE usage_records ADD COLUMN in_spec BOOLEAN NULL",
+        "ALTER TABLE usage_records ADD COLUMN spec_note TEXT NULL",
+        "CREATE INDEX ix_usage_records_offer_created ON usage_records (offer_id, created_us)",
+    ):
+        conn.execute(text(ddl))
+
+
 MIGRATIONS: tuple[Migration, ...] = (
     Migration(1, "initial", _v1_initial),
     Migration(2, "lease_indexes", _v2_lease_indexes),
+    Migration(3, "delivery_spec", _v3_delivery_spec),
 )
 
 LATEST_VERSION = MIGRATIONS[-1].version

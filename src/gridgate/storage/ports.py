@@ -13,6 +13,7 @@ import msgspec
 
 from gridgate.storage.records import (
     AccountRecord,
+    DeliveryRow,
     HoldRecord,
     InstrumentRecord,
     KeyRecord,
@@ -204,6 +205,13 @@ class Store(Protocol):
     ) -> list[UsageRecord]:
         """Newest first; ``since_us`` inclusive, ``until_us`` exclusive (by ``created_us``);
         ``limit=None`` returns every matching record."""
+
+    async def offer_deliveries(self, since_us: int, limit_per_offer: int) -> list[DeliveryRow]:
+        """Every offer's latest deliveries as the usage records of all processes have them: at
+        most ``limit_per_offer`` per offer, none created before ``since_us`` (inclusive). A
+        delivery is a record with an offer and an outcome other than ``in_progress`` (a
+        stream's checkpoint) or ``rejected``. Ordered by offer id, each offer's newest first.
+        ``limit_per_offer`` < 1 → ValueError."""
 
     # -- catalog ---------------------------------------------------------------------------
     async def upsert_catalog(

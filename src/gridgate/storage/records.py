@@ -84,10 +84,15 @@ class UsageRecord(msgspec.Struct, frozen=True, kw_only=True):
     cost: int = 0  # nano-dollars charged
     hold_id: str | None = None
     ttft_us: int | None = None
+    generation_us: int | None = None  # from the first token to the end (streamed answers)
     duration_us: int = 0
     outcome: str = "ok"  # ok | client_error | upstream_error | cancelled | ...
     status: int = 200
     billed: bool = True
+    # the delivery judged against its instrument's spec; None = not judged (a failed request,
+    # an answer that was not streamed)
+    in_spec: bool | None = None
+    spec_note: str | None = None  # why it was out of spec, e.g. "first token after … > ceiling …"
     error: str | None = None  # short, secret-free
 
 
@@ -108,6 +113,26 @@ class InstrumentRecord(msgspec.Struct, frozen=True, kw_only=True):
     reasoning_efforts: tuple[str, ...] = ()
     default_reasoning_effort: str | None = None
     enabled: bool = True
+    # False (the default): a delivery that breaks the spec (late first token, slow answer) is
+    # not billed; True: it is billed like any other
+    bill_out_of_spec: bool = False
+
+
+class DeliveryRow(msgspec.Struct, frozen=True, kw_only=True):
+    """One delivery of an offer, as its usage record has it: the measurements offer status is
+    built from (``Store.offer_deliveries``)."""
+
+    request_id: str
+    offer_id: str
+    instrument: str
+    outcome: str
+    status: int
+    stream: bool
+    created_us: int
+    output_tokens: int
+    ttft_us: int | None
+    generation_us: int | None
+    in_spec: bool | None
 
 
 class SupplierRecord(msgspec.Struct, frozen=True, kw_only=True):

@@ -19,6 +19,7 @@ from sqlalchemy import (
     MetaData,
     Table,
     Text,
+    false,
 )
 
 metadata = MetaData()
@@ -119,9 +120,13 @@ usage_records = Table(
     Column("status", Integer, nullable=False),
     Column("billed", Boolean, nullable=False),
     Column("error", Text, nullable=True),
+    Column("generation_us", BigInteger, nullable=True),  # version 3
+    Column("in_spec", Boolean, nullable=True),  # version 3; NULL = not judged
+    Column("spec_note", Text, nullable=True),  # version 3
     Index("ix_usage_records_account_created", "account_id", "created_us"),
     Index("ix_usage_records_created", "created_us"),
     Index("ix_usage_records_hold_id", "hold_id"),  # version 2
+    Index("ix_usage_records_offer_created", "offer_id", "created_us"),  # version 3
 )
 
 instruments = Table(
@@ -141,6 +146,7 @@ instruments = Table(
     Column("reasoning_efforts", Text, nullable=False),  # JSON array of strings
     Column("default_reasoning_effort", Text, nullable=True),
     Column("enabled", Boolean, nullable=False),
+    Column("bill_out_of_spec", Boolean, nullable=False, server_default=false()),  # version 3
 )
 
 suppliers = Table(

@@ -51,6 +51,7 @@ from sqlalchemy import (
     literal,
     or_,
     select,
+    text,
     true,
     update,
 )
@@ -73,6 +74,7 @@ from gridgate.storage.ports import (
 from gridgate.storage.records import (
     AccountRecord,
     Capability,
+    DeliveryRow,
     EntryKind,
     HoldRecord,
     HoldStatus,
@@ -245,6 +247,41 @@ _REVOKE_KEY = (
     .returning(*api_keys.c)
 )
 
+# Offer status: every offer id the usage table names, found by one index seek each (a loose
+# scan of ix_usage_records_offer_created, however many records there are)…
+_OFFER_IDS = text(
+    "WITH RECURSIVE seen (offer_id) AS ("
+    " SELECT MIN(offer_id) FROM usage_records"
+    " UNION ALL"
+    " SELECT (SELECT MIN(u.offer_id) FROM usage_records u WHERE u.offer_id > seen.offer_id)"
+    " FROM seen WHERE seen.offer_id IS NOT NULL"
+    ") SELECT offer_id FROM seen WHERE offer_id IS NOT NULL"
+)
+# …then each offer's latest deliveries, read backwards along the same index.
+_NOT_DELIVERIES = ("in_progress", "rejected")  # a stream's checkpoint; refused before dispatch
+_OFFER_DELIVERIES = (
+    select(
+        usage_records.c.request_id,
+        usage_records.c.offer_id,
+        usage_records.c.instrument,
+        usage_records.c.outcome,
+        usage_records.c.status,
+        usage_records.c.stream,
+        usage_records.c.created_us,
+        usage_records.c.output_tokens,
+        usage_records.c.ttft_us,
+        usage_records.c.generation_us,
+        usage_records.c.in_spec,
+    )
+    .where(
+        usage_records.c.offer_id == bindparam("p_offer", type_=Text),
+        usage_records.c.created_us >= bindparam("p_since", type_=BigInteger),
+        usage_records.c.outcome.not_in(_NOT_DELIVERIES),
+    )
+    .order_by(usage_records.c.created_us.desc(), usage_records.c.request_id.desc())
+    .limit(bindparam("p_limit", type_=Integer))
+)
+
 # PostgreSQL's hot path: one statement each (see the module docstring).
 _p_kind = bindparam("p_kind", type_=Text)
 
@@ -395,11 +432,34 @@ def _usage(row: Row[Any]) -> UsageRecord:
         cost=m["cost"],
         hold_id=m["hold_id"],
         ttft_us=m["ttft_us"],
+        generation_us=m["generation_us"],
         duration_us=m["duration_us"],
         outcome=m["outcome"],
         status=m["status"],
         billed=bool(m["billed"]),
+        in_spec=None if m["in_spec"] is None else bool(m["in_spec"]),
+        spec_note=m["spec_note"],
         error=m["error"],
+    )
+
+
+def _delivery(row: Row[*tuple[Any, ...]]) -> DeliveryRow:
+    """A row of ``_OFFER_DELIVERIES`` (positional: a row's attribute lookup costs several times
+    more, and a report reads thousands)."""
+    (request_id, offer_id, instrument, outcome, status, stream) = row[:6]
+    (created_us, output_tokens, ttft_us, generation_us, in_spec) = row[6:]
+    return DeliveryRow(
+        request_id=request_id,
+        offer_id=offer_id,
+        instrument=instrument,
+        outcome=outcome,
+        status=status,
+        stream=bool(stream),
+        created_us=created_us,
+        output_tokens=output_tokens,
+        ttft_us=ttft_us,
+        generation_us=generation_us,
+        in_spec=None if in_spec is None else bool(in_spec),
     )
 
 
@@ -419,6 +479,7 @@ def _instrument_values(r: InstrumentRecord) -> dict[str, Any]:
         "reasoning_efforts": msgspec.json.encode(list(r.reasoning_efforts)).decode(),
         "default_reasoning_effort": r.default_reasoning_effort,
         "enabled": r.enabled,
+        "bill_out_of_spec": r.bill_out_of_spec,
     }
 
 
@@ -440,6 +501,7 @@ def _instrument(row: Row[Any]) -> InstrumentRecord:
         reasoning_efforts=msgspec.json.decode(row.reasoning_efforts, type=tuple[str, ...]),
         default_reasoning_effort=row.default_reasoning_effort,
         enabled=bool(row.enabled),
+        bill_out_of_spec=bool(row.bill_out_of_spec),
     )
 
 
@@ -1000,6 +1062,22 @@ class SqlStore:
         if until_us is not None:
             stmt = stmt.where(usage_records.c.created_us < until_us)
         return await self._read(lambda conn: [_usage(r) for r in conn.execute(stmt)])
+
+    async def offer_deliveries(self, since_us: int, limit_per_offer: int) -> list[DeliveryRow]:
+        """One read: the offer ids (a loose index scan), then each offer's latest deliveries (a
+        backward range read of ``ix_usage_records_offer_created``, stopping at the limit). The
+        cost follows offers × limit, not how many records the window holds."""
+        if limit_per_offer < 1:
+            raise ValueError(f"limit_per_offer must be at least 1 (got {limit_per_offer})")
+
+        def tx(conn: Connection) -> list[DeliveryRow]:
+            found: list[DeliveryRow] = []
+            for offer_id in conn.execute(_OFFER_IDS).scalars().all():
+                params = {"p_offer": offer_id, "p_since": since_us, "p_limit": limit_per_offer}
+                found += [_delivery(r) for r in conn.execute(_OFFER_DELIVERIES, params)]
+            return found
+
+        return await self._read(tx)
 
     # -- catalog ----------------------------------------------------------------------------
 
