@@ -103,6 +103,7 @@ def config_toml(
     workers: int = 1,
     billing: str = "",
     wires: dict[str, str] | None = None,
+    upstream: str = "",
 ) -> str:
     lines = [
         f'data_dir = "{data_dir}"',
@@ -117,6 +118,7 @@ def config_toml(
         "first_byte_timeout_seconds = 10",
         "idle_timeout_seconds = 10",
         "total_timeout_seconds = 30",
+        upstream,
     ]
     for name, url in suppliers.items():
         lines += ["[[suppliers]]", f'name = "{name}"', f'base_url = "{url}"']
@@ -214,6 +216,7 @@ def start_gateway(
     database_url: str | None = None,
     billing: str = "",
     wires: dict[str, str] | None = None,
+    upstream: str = "",
 ) -> GatewayProcess:
     """A real ``gridgate serve`` on SQLite in ``tmp`` (or on ``database_url``)."""
     port = free_port()
@@ -230,6 +233,7 @@ def start_gateway(
             workers=workers,
             billing=billing,
             wires=wires,
+            upstream=upstream,
         )
     )
     log_path = tmp / "gateway.log"

@@ -15,13 +15,17 @@ from gridgate.api.chat import chat_completions
 from gridgate.api.errors import REQUEST_IDS, RequestIds, error_middleware
 from gridgate.api.messages import count_tokens, messages
 from gridgate.api.models import get_model, list_models
+from gridgate.api.offers import offers_status
 from gridgate.api.state import STATE, AppState, CatalogRef
 from gridgate.core.billing import Billing
 from gridgate.core.catalog import Catalog, records_from_settings
 from gridgate.core.clock import Clock, SystemClock
 from gridgate.core.exchange import Exchange
 from gridgate.core.keys import Authenticator
+from gridgate.core.offer_health import HealthPolicy, OfferHealth
+from gridgate.core.preferences import no_figures
 from gridgate.core.usage_writer import UsageWriter
+from gridgate.providers import anthropic, openai
 from gridgate.providers.anthropic import AnthropicAdapter
 from gridgate.providers.base import Adapter
 from gridgate.providers.openai import OpenAIAdapter
@@ -61,6 +65,7 @@ def build_app(
     app.router.add_post("/v1/chat/completions", chat_completions)
     app.router.add_post("/v1/messages", messages)
     app.router.add_post("/v1/messages/count_tokens", count_tokens)
+    app.router.add_get("/v1/offers/status", offers_status)
     app.router.add_get("/v1/models", list_models)
     app.router.add_get("/v1/models/{model}", get_model)
     app.router.add_get("/healthz", _health)
@@ -85,6 +90,8 @@ def _lifespan(
             http = aiohttp.ClientSession(connector=connector)
             billing = Billing(store, clock, settings.billing)
             usage = UsageWriter(store)
+            policy = HealthPolicy.from_settings(settings.health)
+            health = OfferHealth(policy, clock) if settings.health.enabled else None
             adapters: dict[str, Adapter] = {
                 "openai": OpenAIAdapter(http, settings.upstream, environ),
                 "anthropic": AnthropicAdapter(http, settings.upstream, environ),
@@ -97,6 +104,13 @@ def _lifespan(
                 clock=clock,
                 upstream=settings.upstream,
                 checkpoint_seconds=settings.billing.checkpoint_seconds,
+                dropped_fields={
+                    "openai": openai.dropped_fields,
+                    "anthropic": anthropic.dropped_fields,
+                },
+                health=health,
+                policy=policy,
+                figures=health.figures if health is not None else no_figures,
             )
             app[STATE] = AppState(
                 settings=settings,

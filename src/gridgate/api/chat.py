@@ -2,26 +2,20 @@
 
 from __future__ import annotations
 
-import contextlib
-
 from aiohttp import web
 
 from gridgate.api.errors import REQUEST_ID
 from gridgate.api.state import STATE, AppState
+from gridgate.api.streaming import relay
 from gridgate.core.exchange import Served
 from gridgate.core.keys import bearer_token
+from gridgate.errors import GridgateError
 from gridgate.protocol.openai_chat import decode_chat_request
 
-_SSE_HEADERS = {
-    "Content-Type": "text/event-stream; charset=utf-8",
-    "Cache-Control": "no-cache",
-    "X-Accel-Buffering": "no",
-}
 
-
-def _served_headers(state: AppState, request_id: str, served: Served) -> dict[str, str]:
+def _served_headers(state: AppState, request_id: str, served: Served | None) -> dict[str, str]:
     headers = {"x-request-id": request_id}
-    if state.settings.server.expose_supplier:
+    if served is not None and state.settings.server.expose_supplier:
         headers["x-gridgate-supplier"] = served.supplier
     return headers
 
@@ -38,22 +32,15 @@ async def chat_completions(request: web.Request) -> web.StreamResponse:
             content_type="application/json",
             headers=_served_headers(state, request_id, served),
         )
-    session = await state.exchange.open_stream(key, chat, request_id)
-    response = web.StreamResponse(
-        headers={**_SSE_HEADERS, **_served_headers(state, request_id, session.served)}
+    return await relay(
+        request,
+        state.exchange.open_stream(key, chat, request_id),
+        keepalive_seconds=state.settings.upstream.keepalive_seconds,
+        headers=lambda served: _served_headers(state, request_id, served),
+        encoder=None,
+        error_event=_error_event,
     )
-    chunks = session.chunks()
-    try:
-        await response.prepare(request)  # the headers leave with the first piece
-        async for piece in chunks:
-            if session.ended:  # the last piece and the end of the body in one write
-                await response.write_eof(piece)
-            else:
-                await response.write(piece)
-        await response.write_eof()  # a no-op once the last piece has ended the body
-    except ConnectionError:
-        pass  # the client went away; the session settles for what was delivered
-    finally:
-        with contextlib.suppress(Exception):
-            await chunks.aclose()
-    return response
+
+
+def _error_event(error: GridgateError) -> bytes:
+    return b"data: " + error.render() + b"\n\n"

@@ -9,18 +9,16 @@ sends with ``ANTHROPIC_AUTH_TOKEN``).
 
 from __future__ import annotations
 
-import contextlib
-import logging
-
 import msgspec
 from aiohttp import web
 from multidict import CIMultiDictProxy
 
 from gridgate.api.errors import REQUEST_ID
 from gridgate.api.state import STATE, AppState
+from gridgate.api.streaming import relay
 from gridgate.core.exchange import Served
 from gridgate.core.keys import bearer_token
-from gridgate.errors import GridgateError, Unauthorized, UnknownInstrument
+from gridgate.errors import Unauthorized, UnknownInstrument
 from gridgate.protocol.anthropic_messages import decode_messages_request
 from gridgate.protocol.chat_to_messages import (
     MessageStreamEncoder,
@@ -29,14 +27,6 @@ from gridgate.protocol.chat_to_messages import (
 )
 from gridgate.protocol.messages_to_chat import to_chat_request
 from gridgate.protocol.tokens import measure_prompt
-
-log = logging.getLogger("gridgate.api")
-
-_SSE_HEADERS = {
-    "Content-Type": "text/event-stream; charset=utf-8",
-    "Cache-Control": "no-cache",
-    "X-Accel-Buffering": "no",
-}
 
 
 def api_key(headers: CIMultiDictProxy[str]) -> str:
@@ -50,9 +40,9 @@ def api_key(headers: CIMultiDictProxy[str]) -> str:
     return key
 
 
-def _headers(state: AppState, request_id: str, served: Served) -> dict[str, str]:
+def _headers(state: AppState, request_id: str, served: Served | None) -> dict[str, str]:
     headers = {"x-request-id": request_id, "request-id": request_id}
-    if state.settings.server.expose_supplier:
+    if served is not None and state.settings.server.expose_supplier:
         headers["x-gridgate-supplier"] = served.supplier
     return headers
 
@@ -70,32 +60,14 @@ async def messages(request: web.Request) -> web.StreamResponse:
             content_type="application/json",
             headers=_headers(state, request_id, served),
         )
-    session = await state.exchange.open_stream(key, chat, request_id)
-    encoder = MessageStreamEncoder(native.model, session.prompt_estimate)
-    response = web.StreamResponse(
-        headers={**_SSE_HEADERS, **_headers(state, request_id, session.served)}
+    return await relay(
+        request,
+        state.exchange.open_stream(key, chat, request_id),
+        keepalive_seconds=state.settings.upstream.keepalive_seconds,
+        headers=lambda served: _headers(state, request_id, served),
+        encoder=lambda session: MessageStreamEncoder(native.model, session.prompt_estimate).feed,
+        error_event=error_event,
     )
-    chunks = session.chunks()
-    try:
-        await response.prepare(request)
-        async for piece in chunks:
-            try:
-                out = encoder.feed(piece)
-            except GridgateError as exc:  # an answer gridgate cannot re-encode: say so, stop
-                log.exception("cannot encode a stream event", extra={"request_id": request_id})
-                await response.write_eof(error_event(exc))
-                break
-            if session.ended:
-                await response.write_eof(out)
-            elif out:
-                await response.write(out)
-        await response.write_eof()
-    except ConnectionError:
-        pass  # the client went away; the session settles for what was delivered
-    finally:
-        with contextlib.suppress(Exception):
-            await chunks.aclose()
-    return response
 
 
 async def count_tokens(request: web.Request) -> web.Response:

@@ -10,6 +10,7 @@ and answers leave in the canonical OpenAI form.
 
 from __future__ import annotations
 
+import asyncio
 import logging
 from collections.abc import AsyncGenerator, AsyncIterator, Callable, Mapping
 from dataclasses import dataclass, field
@@ -21,11 +22,22 @@ from gridgate.core.billing import Billing, Quote
 from gridgate.core.catalog import Catalog, PricedOffer
 from gridgate.core.clock import Clock
 from gridgate.core.leases import Reservation
+from gridgate.core.offer_health import (
+    Admission,
+    Delivery,
+    HealthPolicy,
+    OfferHealth,
+    Outcome,
+    Verdict,
+    verdict,
+)
+from gridgate.core.preferences import DroppedFields, Figures, Preferences, no_figures
 from gridgate.core.routing import Needs, rank
 from gridgate.core.usage_writer import UsageWriter
 from gridgate.errors import (
     GridgateError,
     SupplierFailed,
+    SupplierTimeout,
     UnknownInstrument,
     Untranslatable,
     UpstreamRejected,
@@ -82,6 +94,8 @@ class _Attempt:
     hold_id: str | None = None  # the lease the last reservation was on, for the usage record
     errors: list[str] = field(default_factory=list)
     untranslatable: Untranslatable | None = None  # the first offer whose wire could not carry it
+    deadline_passed: bool = False
+    admission: Admission | None = None  # the offers health admitted, and any probe slot taken
 
 
 class Exchange:
@@ -95,14 +109,25 @@ class Exchange:
         clock: Clock,
         upstream: UpstreamSettings,
         checkpoint_seconds: float = 1.0,
+        health: OfferHealth | None = None,
+        policy: HealthPolicy | None = None,
+        dropped_fields: Mapping[str, DroppedFields] | None = None,
+        figures: Figures = no_figures,
     ) -> None:
         self._catalog = catalog
         self._billing = billing
         self._adapters = adapters
+        # per wire format, what of a request it would drop (``provider.require_parameters``)
+        self._dropped_fields: Mapping[str, DroppedFields] = dropped_fields or {}
+        self._figures = figures  # measured offer figures (``provider.sort``)
         self._usage = usage
         self._clock = clock
         self.clock = clock
         self._max_attempts = upstream.max_attempts
+        # measured offer health: who may serve, and each delivery's verdict against the spec
+        self._health = health
+        self._policy = policy or (health.policy if health is not None else HealthPolicy())
+        self._deadline = upstream.deadline_seconds
         self.checkpoint_seconds = checkpoint_seconds
 
     # -- planning ------------------------------------------------------------------------
@@ -168,7 +193,10 @@ class Exchange:
             max_output_tokens=requested,
             n=request.n_choices,
         )
-        candidates = rank(instrument, catalog.offers_for(instrument.id), needs)
+        preferences = Preferences.of(request, self._dropped_fields)  # None: no ``provider``
+        candidates = rank(
+            instrument, catalog.offers_for(instrument.id), needs, preferences, self._figures
+        )
         return Plan(
             instrument=instrument,
             candidates=candidates,
@@ -185,15 +213,28 @@ class Exchange:
         state = self._start(caller, request, request_id, stream=False)
         try:
             for offer in self._attempts(state):
+                remaining = self._remaining(state)
+                if remaining <= 0:
+                    break
                 call = await self._prepare(state, offer, request)
                 try:
-                    completion = await self._adapters[offer.supplier.wire].complete(call)
+                    async with asyncio.timeout(remaining):
+                        completion = await self._adapters[offer.supplier.wire].complete(call)
                 except SupplierFailed as exc:
+                    self.observe(state, offer, _failure(exc))
                     state.errors.append(f"{offer.offer.id}: {exc.message}")
                     continue
                 except Untranslatable as exc:
                     state.untranslatable = state.untranslatable or exc
                     continue
+                except TimeoutError:
+                    self.observe(state, offer, Delivery("timeout"))
+                    state.errors.append(f"{offer.offer.id}: the request's deadline passed")
+                    state.deadline_passed = True
+                    break
+                # a whole answer has no first token to time: it is judged on success alone
+                delivered = Delivery("ok", output_tokens=completion.usage.completion_tokens)
+                self.observe(state, offer, delivered)
                 self.settle(state, offer, completion.usage, outcome="ok", status=200)
                 return completion, Served(offer.supplier.name, offer.offer.id, completion.model)
             raise self._exhausted(state)
@@ -203,6 +244,8 @@ class Exchange:
         except BaseException:
             self._fail(state, None)
             raise
+        finally:
+            self._end(state)
 
     # -- streamed -----------------------------------------------------------------------------
     async def open_stream(
@@ -212,12 +255,24 @@ class Exchange:
         state = self._start(caller, request, request_id, stream=True)
         try:
             for offer in self._attempts(state):
+                remaining = self._remaining(state)
+                if remaining <= 0:
+                    break
                 call = await self._prepare(state, offer, request)
                 chunks = self._adapters[offer.supplier.wire].stream(call)
+                dispatched = self._clock.monotonic()
                 try:
-                    first = await anext(aiter(chunks))
+                    async with asyncio.timeout(remaining):
+                        first = await anext(aiter(chunks))
+                except TimeoutError:
+                    await _aclose(chunks)
+                    self.observe(state, offer, Delivery("timeout"))
+                    state.errors.append(f"{offer.offer.id}: the request's deadline passed")
+                    state.deadline_passed = True
+                    break
                 except SupplierFailed as exc:
                     await _aclose(chunks)
+                    self.observe(state, offer, _failure(exc))
                     state.errors.append(f"{offer.offer.id}: {exc.message}")
                     continue
                 except Untranslatable as exc:
@@ -230,13 +285,17 @@ class Exchange:
                 except BaseException:
                     await _aclose(chunks)
                     raise
-                return StreamSession(self, state, offer, chunks, first, request.include_usage)
+                return StreamSession(
+                    self, state, offer, chunks, first, request.include_usage, dispatched
+                )
             raise self._exhausted(state)
         except GridgateError as exc:
             self._fail(state, exc)
+            self._end(state)
             raise
         except BaseException:
             self._fail(state, None)
+            self._end(state)
             raise
 
     # -- shared steps ---------------------------------------------------------------------------
@@ -253,8 +312,36 @@ class Exchange:
             stream=stream,
         )
 
+    @property
+    def health(self) -> OfferHealth | None:
+        return self._health
+
     def _attempts(self, state: _Attempt) -> list[PricedOffer]:
-        return state.plan.candidates[: self._max_attempts]
+        """The offers to try, in order: the ranked candidates health admits (an ejected offer
+        sits out; one on probation takes a probe slot, given back when the request ends)."""
+        if self._health is None:
+            return state.plan.candidates[: self._max_attempts]
+        state.admission = self._health.admit(state.plan.candidates, limit=self._max_attempts)
+        return list(state.admission.offers[: self._max_attempts])
+
+    def observe(self, state: _Attempt, offer: PricedOffer, delivery: Delivery) -> None:
+        """Tell offer health what one attempt delivered (a caller's cancellation is ignored)."""
+        if self._health is not None:
+            self._health.record(offer.offer.id, state.plan.instrument, delivery)
+
+    def billing_verdict(self, state: _Attempt, delivery: Delivery) -> Verdict:
+        """The delivery judged against the instrument's spec as the caller saw it (its TTFT
+        counts from the request, failovers included)."""
+        return verdict(state.plan.instrument, delivery, self._policy)
+
+    def end(self, state: _Attempt) -> None:
+        """The request is over: give back any probe slot it held."""
+        self._end(state)
+
+    def _end(self, state: _Attempt) -> None:
+        if state.admission is not None:
+            state.admission.close()
+            state.admission = None
 
     async def _prepare(
         self, state: _Attempt, offer: PricedOffer, request: ChatRequest
@@ -289,6 +376,10 @@ class Exchange:
             prompt_estimate=plan.prompt_estimate,
         )
 
+    def _remaining(self, state: _Attempt) -> float:
+        """Seconds left before the request's deadline (for its first byte, over all attempts)."""
+        return state.started + self._deadline - self._clock.monotonic()
+
     def _exhausted(self, state: _Attempt) -> GridgateError:
         """The error for a request no attempt served: the caller's, naming the part, when no
         tried offer's wire format could carry the request; else the suppliers'."""
@@ -298,6 +389,12 @@ class Exchange:
             log.warning(
                 "all suppliers failed",
                 extra={"request_id": state.request_id, "errors": state.errors},
+            )
+        if state.deadline_passed or (state.attempts == 0 and self._remaining(state) <= 0):
+            return SupplierTimeout(
+                f"no supplier of instrument {state.plan.instrument.id!r} answered within the "
+                f"request's deadline of {self._deadline:g} s ({state.attempts} tried); "
+                "the request was not charged"
             )
         return SupplierFailed(
             f"no supplier could serve instrument {state.plan.instrument.id!r} "
@@ -314,12 +411,21 @@ class Exchange:
         status: int,
         error: str | None = None,
         ttft_us: int | None = None,
+        generation_us: int | None = None,
+        judged: Verdict | None = None,
     ) -> None:
         """Charge what ``usage`` costs at ``offer``'s price (never more than the hold), release
-        the rest, and queue the usage record."""
+        the rest, and queue the usage record. A delivery ``judged`` out of spec is not charged,
+        unless its instrument bills out-of-spec deliveries."""
         assert state.reservation is not None
         reservation, state.reservation = state.reservation, None
         cost = offer.price.cost(usage.prompt_tokens, usage.completion_tokens)
+        if (
+            judged is not None
+            and not judged.billable
+            and not state.plan.instrument.bill_out_of_spec
+        ):
+            cost = 0
         charged = self._billing.settle(reservation, cost)
         self._record(
             state,
@@ -330,6 +436,8 @@ class Exchange:
             status=status,
             error=error,
             ttft_us=ttft_us,
+            generation_us=generation_us,
+            judged=judged,
         )
 
     def checkpoint(
@@ -387,6 +495,8 @@ class Exchange:
         status: int,
         error: str | None = None,
         ttft_us: int | None = None,
+        generation_us: int | None = None,
+        judged: Verdict | None = None,
     ) -> None:
         duration = self.elapsed_us(state)
         self._usage.submit(
@@ -410,10 +520,13 @@ class Exchange:
                 cost=charged,
                 hold_id=state.hold_id,
                 ttft_us=ttft_us,
+                generation_us=generation_us,
                 duration_us=duration,
                 outcome=outcome,
                 status=status,
                 billed=charged > 0,
+                in_spec=None if judged is None else judged.in_spec,
+                spec_note=None if judged is None else (judged.breach or judged.failure),
                 error=error,
             )
         )
@@ -432,6 +545,7 @@ class StreamSession:
         upstream: AsyncIterator[list[Chunk]],
         first: list[Chunk],
         include_usage: bool,
+        dispatched: float,
     ) -> None:
         self._exchange = exchange
         self._state = state
@@ -440,6 +554,8 @@ class StreamSession:
         self._first = first
         self._include_usage = include_usage
         self._ttft_us = exchange.elapsed_us(state)
+        self._first_at = exchange.clock.monotonic()
+        self._supplier_ttft_s = self._first_at - dispatched  # this offer's own, for its health
         self._usage: Usage | None = None
         self._output_bytes = 0
         self._deltas = 0  # chunks of generated text relayed: a lower bound on tokens
@@ -520,15 +636,42 @@ class StreamSession:
     async def _finish(self, outcome: str, status: int, error: str | None) -> bool:
         await _aclose(self._upstream)
         usage = self._metered()
-        self._exchange.settle(
-            self._state,
-            self._offer,
-            usage,
-            outcome=outcome,
-            status=status,
-            error=error,
-            ttft_us=self._ttft_us,
+        exchange, state = self._exchange, self._state
+        generation_s = exchange.clock.monotonic() - self._first_at
+        kind: Outcome = (
+            "cancelled"
+            if outcome == "cancelled"
+            else (
+                "ok"
+                if outcome in ("ok", "cut_at_hold")
+                else ("timeout" if status == 504 else "error")
+            )
         )
+        tokens = usage.completion_tokens
+        exchange.observe(
+            state, self._offer, Delivery(kind, self._supplier_ttft_s, tokens, generation_s)
+        )
+        judged = (
+            exchange.billing_verdict(
+                state, Delivery(kind, self._ttft_us / 1_000_000, tokens, generation_s)
+            )
+            if kind != "cancelled"
+            else None
+        )
+        try:
+            exchange.settle(
+                state,
+                self._offer,
+                usage,
+                outcome=outcome,
+                status=status,
+                error=error,
+                ttft_us=self._ttft_us,
+                generation_us=int(generation_s * 1_000_000),
+                judged=judged,
+            )
+        finally:
+            exchange.end(state)
         return True
 
 
@@ -563,6 +706,10 @@ def _length_cutoff(last_raw: bytes, n: int, usage: Usage | None) -> bytes:
         }
         out += b"data: " + msgspec.json.encode(chunk) + b"\n\n"
     return out + _DONE_EVENT
+
+
+def _failure(exc: SupplierFailed) -> Delivery:
+    return Delivery("timeout" if isinstance(exc, SupplierTimeout) else "error")
 
 
 def _error_event(exc: GridgateError) -> bytes:
