@@ -110,6 +110,7 @@ def _lifespan(
                 },
                 health=health,
                 policy=policy,
+                hedging=settings.hedging,
                 figures=health.figures if health is not None else no_figures,
             )
             app[STATE] = AppState(

@@ -105,6 +105,15 @@ class HealthSettings(_Strict, frozen=True, kw_only=True, forbid_unknown_fields=T
     min_throughput_tokens: int = 32  # shorter answers get no throughput verdict
 
 
+class HedgingSettings(_Strict, frozen=True, kw_only=True, forbid_unknown_fields=True):
+    """Hedging for the TTFT promise: a stream with no first chunk at ``fraction`` of its
+    instrument's TTFT ceiling starts the next offer too; the first to answer serves."""
+
+    enabled: bool = True
+    fraction: float = 0.5  # of the instrument's TTFT ceiling
+    max_extra: int = 1  # offers started beside the first, per request
+
+
 class AuthSettings(_Strict, frozen=True, kw_only=True, forbid_unknown_fields=True):
     # how long a verified key may be served from the per-process cache. 0 (the default) looks
     # the key up on every request, so a revocation or expiry takes effect on the very next
@@ -165,6 +174,7 @@ class Settings(_Strict, frozen=True, kw_only=True, forbid_unknown_fields=True):
     upstream: UpstreamSettings = msgspec.field(default_factory=UpstreamSettings)
     auth: AuthSettings = msgspec.field(default_factory=AuthSettings)
     health: HealthSettings = msgspec.field(default_factory=HealthSettings)
+    hedging: HedgingSettings = msgspec.field(default_factory=HedgingSettings)
     instruments: list[InstrumentSettings] = msgspec.field(default_factory=list)
     suppliers: list[SupplierSettings] = msgspec.field(default_factory=list)
     offers: list[OfferSettings] = msgspec.field(default_factory=list)
@@ -236,6 +246,10 @@ def _check(settings: Settings, source: str) -> None:
     except ValueError as exc:
         knob = str(exc).split(": ", 1)[-1]
         fail("health", knob)
+    if not 0 < settings.hedging.fraction <= 1:
+        fail("hedging.fraction", "must be above 0 and at most 1")
+    if settings.hedging.max_extra < 0:
+        fail("hedging.max_extra", "must be 0 or more")
     if settings.upstream.deadline_seconds <= 0:
         fail("upstream.deadline_seconds", "must be positive")
     if settings.upstream.keepalive_seconds < 0:

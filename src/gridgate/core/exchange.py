@@ -11,10 +11,11 @@ and answers leave in the canonical OpenAI form.
 from __future__ import annotations
 
 import asyncio
+import contextlib
 import logging
-from collections.abc import AsyncGenerator, AsyncIterator, Callable, Mapping
+from collections.abc import AsyncGenerator, AsyncIterator, Callable, Iterator, Mapping
 from dataclasses import dataclass, field
-from typing import Any
+from typing import Any, overload
 
 import msgspec
 
@@ -36,6 +37,7 @@ from gridgate.core.routing import Needs, rank
 from gridgate.core.usage_writer import UsageWriter
 from gridgate.errors import (
     GridgateError,
+    InsufficientBalance,
     SupplierFailed,
     SupplierTimeout,
     UnknownInstrument,
@@ -48,7 +50,7 @@ from gridgate.protocol.openai_chat import ChatRequest
 from gridgate.protocol.sse import SSEParser
 from gridgate.protocol.tokens import measure_prompt, tokens_for_bytes
 from gridgate.providers.base import Adapter, Chunk, Completion, UpstreamCall, Usage
-from gridgate.settings import UpstreamSettings
+from gridgate.settings import HedgingSettings, UpstreamSettings
 from gridgate.storage.records import (
     Capability,
     InstrumentRecord,
@@ -98,6 +100,17 @@ class _Attempt:
     admission: Admission | None = None  # the offers health admitted, and any probe slot taken
 
 
+@dataclass(slots=True)
+class _Runner:
+    """One offer's stream in a race for the first batch."""
+
+    offer: PricedOffer
+    call: UpstreamCall
+    chunks: AsyncIterator[list[Chunk]]
+    task: asyncio.Task[list[Chunk]]
+    dispatched: float
+
+
 class Exchange:
     def __init__(
         self,
@@ -111,6 +124,7 @@ class Exchange:
         checkpoint_seconds: float = 1.0,
         health: OfferHealth | None = None,
         policy: HealthPolicy | None = None,
+        hedging: HedgingSettings | None = None,
         dropped_fields: Mapping[str, DroppedFields] | None = None,
         figures: Figures = no_figures,
     ) -> None:
@@ -124,6 +138,7 @@ class Exchange:
         self._clock = clock
         self.clock = clock
         self._max_attempts = upstream.max_attempts
+        self._hedging = hedging or HedgingSettings()
         # measured offer health: who may serve, and each delivery's verdict against the spec
         self._health = health
         self._policy = policy or (health.policy if health is not None else HealthPolicy())
@@ -251,44 +266,22 @@ class Exchange:
     async def open_stream(
         self, caller: KeyRecord, request: ChatRequest, request_id: str
     ) -> StreamSession:
-        """Route, hold and wait for the first chunk (failing over until one arrives)."""
+        """Route, hold and wait for the first chunk, failing over until one arrives, and
+        hedging: when the instrument promises a TTFT and no first chunk has come at
+        ``hedging.fraction`` of it, the next offer starts too and the first to answer serves
+        (the other is cancelled; the caller pays once, at the serving offer's price)."""
         state = self._start(caller, request, request_id, stream=True)
         try:
-            for offer in self._attempts(state):
-                remaining = self._remaining(state)
-                if remaining <= 0:
-                    break
-                call = await self._prepare(state, offer, request)
-                chunks = self._adapters[offer.supplier.wire].stream(call)
-                dispatched = self._clock.monotonic()
-                try:
-                    async with asyncio.timeout(remaining):
-                        first = await anext(aiter(chunks))
-                except TimeoutError:
-                    await _aclose(chunks)
-                    self.observe(state, offer, Delivery("timeout"))
-                    state.errors.append(f"{offer.offer.id}: the request's deadline passed")
-                    state.deadline_passed = True
-                    break
-                except SupplierFailed as exc:
-                    await _aclose(chunks)
-                    self.observe(state, offer, _failure(exc))
-                    state.errors.append(f"{offer.offer.id}: {exc.message}")
-                    continue
-                except Untranslatable as exc:
-                    await _aclose(chunks)
-                    state.untranslatable = state.untranslatable or exc
-                    continue
-                except StopAsyncIteration:
-                    state.errors.append(f"{offer.offer.id}: empty stream")
-                    continue
-                except BaseException:
-                    await _aclose(chunks)
-                    raise
-                return StreamSession(
-                    self, state, offer, chunks, first, request.include_usage, dispatched
-                )
-            raise self._exhausted(state)
+            won = await self._race(state, request)
+            if won is None:
+                raise self._exhausted(state)
+            offer, call, chunks, first, dispatched = won
+            state.quote = Quote(
+                offer.price, state.plan.prompt_bound, call.max_output_tokens, state.plan.n
+            )
+            return StreamSession(
+                self, state, offer, chunks, first, request.include_usage, dispatched
+            )
         except GridgateError as exc:
             self._fail(state, exc)
             self._end(state)
@@ -297,6 +290,99 @@ class Exchange:
             self._fail(state, None)
             self._end(state)
             raise
+
+    def _hedge_delay(self, state: _Attempt) -> float | None:
+        """Seconds without a first chunk after which the next offer starts too (None: never)."""
+        ceiling = state.plan.instrument.ttft_ceiling_ms
+        if not self._hedging.enabled or ceiling is None or self._hedging.max_extra < 1:
+            return None
+        return ceiling / 1000 * self._hedging.fraction
+
+    async def _race(
+        self, state: _Attempt, request: ChatRequest
+    ) -> tuple[PricedOffer, UpstreamCall, AsyncIterator[list[Chunk]], list[Chunk], float] | None:
+        """The first offer to send a first batch, with its call, stream, batch and dispatch
+        time; None when every attempt failed (``state.errors`` says why)."""
+        offers = iter(self._attempts(state))
+        hedge_delay = self._hedge_delay(state)
+        racing: dict[asyncio.Task[list[Chunk]], _Runner] = {}
+        hedges = 0
+        try:
+            while True:
+                if not racing:
+                    runner = await self._launch(state, offers, request, hedge=False)
+                    if runner is None:
+                        return None
+                    racing[runner.task] = runner
+                remaining = self._remaining(state)
+                wait = remaining
+                hedge_at: float | None = None
+                if hedge_delay is not None and hedges < self._hedging.max_extra:
+                    hedge_at = min(r.dispatched for r in racing.values()) + hedge_delay
+                    wait = min(wait, max(0.0, hedge_at - self._clock.monotonic()))
+                done, _ = await asyncio.wait(
+                    racing, timeout=max(wait, 0.0), return_when=asyncio.FIRST_COMPLETED
+                )
+                if not done:
+                    if self._remaining(state) <= 0:
+                        for runner in racing.values():
+                            self.observe(state, runner.offer, Delivery("timeout"))
+                            state.errors.append(
+                                f"{runner.offer.offer.id}: the request's deadline passed"
+                            )
+                        state.deadline_passed = True
+                        return None
+                    if hedge_at is not None and self._clock.monotonic() >= hedge_at:
+                        hedges += 1  # one hedge per due time, launched or not
+                        runner = await self._launch(state, offers, request, hedge=True)
+                        if runner is not None:
+                            racing[runner.task] = runner
+                    continue
+                for task in done:
+                    runner = racing.pop(task)
+                    try:
+                        first = task.result()
+                    except SupplierFailed as exc:
+                        await _aclose(runner.chunks)
+                        self.observe(state, runner.offer, _failure(exc))
+                        state.errors.append(f"{runner.offer.offer.id}: {exc.message}")
+                        continue
+                    except Untranslatable as exc:
+                        await _aclose(runner.chunks)
+                        state.untranslatable = state.untranslatable or exc
+                        continue
+                    except StopAsyncIteration:
+                        state.errors.append(f"{runner.offer.offer.id}: empty stream")
+                        continue
+                    return runner.offer, runner.call, runner.chunks, first, runner.dispatched
+        finally:
+            for task, runner in racing.items():  # the losers: stop them, their upstreams see it
+                task.cancel()
+                with contextlib.suppress(BaseException):
+                    await task
+                await _aclose(runner.chunks)
+
+    async def _launch(
+        self,
+        state: _Attempt,
+        offers: Iterator[PricedOffer],
+        request: ChatRequest,
+        *,
+        hedge: bool,
+    ) -> _Runner | None:
+        """Start the next offer's stream (its first batch awaited in a task); None when no
+        offer is left, the deadline has passed, or (for a hedge) the hold does not cover it."""
+        for offer in offers:
+            if self._remaining(state) <= 0:
+                state.deadline_passed = True
+                return None
+            call = await self._prepare(state, offer, request, hedge=hedge)
+            if call is None:
+                return None  # the balance cannot hold the hedge's worst case too
+            chunks = self._adapters[offer.supplier.wire].stream(call)
+            task = asyncio.ensure_future(anext(aiter(chunks)))
+            return _Runner(offer, call, chunks, task, self._clock.monotonic())
+        return None
 
     # -- shared steps ---------------------------------------------------------------------------
     def _start(
@@ -343,28 +429,56 @@ class Exchange:
             state.admission.close()
             state.admission = None
 
+    @overload
     async def _prepare(
         self, state: _Attempt, offer: PricedOffer, request: ChatRequest
-    ) -> UpstreamCall:
+    ) -> UpstreamCall: ...
+
+    @overload
+    async def _prepare(
+        self, state: _Attempt, offer: PricedOffer, request: ChatRequest, *, hedge: bool
+    ) -> UpstreamCall | None: ...
+
+    async def _prepare(
+        self,
+        state: _Attempt,
+        offer: PricedOffer,
+        request: ChatRequest,
+        *,
+        hedge: bool = False,
+    ) -> UpstreamCall | None:
+        """The upstream call for ``offer``, its worst case held. A hedge runs beside an attempt
+        in flight, so its larger hold is taken before the standing one is let go, and a hedge
+        the balance cannot cover is not started (None)."""
         plan = state.plan
         cap = min(offer.offer.max_output, plan.instrument.max_completion_tokens)
         per_choice = min(plan.requested_max, cap) if plan.requested_max is not None else cap
         quote = Quote(offer.price, plan.prompt_bound, per_choice, plan.n)
-        state.attempts += 1
         held = state.reservation
         if held is None or state.quote is None or quote.amount > held.amount:
-            if held is not None:
+            if held is not None and not hedge:
                 self._billing.release(held)
                 state.reservation = None
-            state.reservation, state.quote = await self._billing.reserve(
-                account_id=state.caller.account_id,
-                key_id=state.caller.id,
-                quote=quote,
-                requested=plan.requested_max,
-            )
-            state.hold_id = state.reservation.hold_id
+            try:
+                reservation, granted = await self._billing.reserve(
+                    account_id=state.caller.account_id,
+                    key_id=state.caller.id,
+                    quote=quote,
+                    requested=plan.requested_max,
+                )
+            except InsufficientBalance:
+                if hedge:
+                    return None
+                raise
+            if held is not None and hedge:
+                self._billing.release(held)
+            state.attempts += 1
+            state.reservation, state.quote = reservation, granted
+            state.hold_id = reservation.hold_id
         else:
             # the standing reservation covers this offer's worst case at the same or a lower cap
+            state.attempts += 1
+            assert state.quote is not None
             held_cap = state.quote.max_output_tokens
             state.quote = Quote(offer.price, plan.prompt_bound, min(per_choice, held_cap), plan.n)
         return UpstreamCall(
