@@ -115,9 +115,16 @@ def config_toml(
         "min_output_tokens = 16",
         billing,
         "[upstream]",
-        "first_byte_timeout_seconds = 10",
-        "idle_timeout_seconds = 10",
-        "total_timeout_seconds = 30",
+        # defaults for tests, unless ``upstream`` sets them
+        *(
+            f"{name} = {value}"
+            for name, value in (
+                ("first_byte_timeout_seconds", 10),
+                ("idle_timeout_seconds", 10),
+                ("total_timeout_seconds", 30),
+            )
+            if f"{name} =" not in upstream
+        ),
         upstream,
     ]
     for name, url in suppliers.items():

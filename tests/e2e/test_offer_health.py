@@ -16,11 +16,13 @@ import httpx
 import openai
 import pytest
 
+from gridgate.money import Price
 from gridgate.simulator.server import RunningSimulator
 from tests.harness import (
     BackgroundLoop,
     GatewayProcess,
     Offer,
+    nanos,
     simulators,
     start_gateway,
     stop_gateway,
@@ -51,6 +53,7 @@ def gw(bg: BackgroundLoop, tmp_path_factory: pytest.TempPathFactory) -> Iterator
             {name: sim.base_url for name, sim in sims.items()},
             OFFERS,
             extra_config=HEALTH,
+            upstream="first_byte_timeout_seconds = 2",
         )
         gateway.sims = sims
         try:
@@ -141,3 +144,52 @@ def test_a_delivery_slower_than_the_spec_is_not_billed(gw: GatewayProcess) -> No
         )
     billed = wait_until(lambda: [r for r in gw.usage(account) if r.billed] or None)
     assert billed[0].in_spec is True and billed[0].cost > 0
+
+
+FAULTS = {
+    "500": {"mode": "status", "status": 500},
+    "429": {"mode": "status", "status": 429, "retry_after": 1},
+    "hang-before-first-byte": {"mode": "hang"},
+    "drop-before-first-byte": {"mode": "drop", "after": 0},
+    "malformed-json": {"mode": "malformed", "after": 0},
+}
+
+
+@pytest.mark.parametrize("fault", list(FAULTS))
+def test_chaos_the_caller_gets_a_clean_answer_charged_only_for_what_served(
+    gw: GatewayProcess, fault: str
+) -> None:
+    """Whatever ``flaky`` does before its first byte, the caller gets ``steady``'s answer,
+    charged at steady's price only; flaky leaves the eligible set, and comes back once it
+    behaves again."""
+    _, prober = gw.new_account("5")
+    with openai.OpenAI(base_url=gw.base_url, api_key=prober, max_retries=0) as client:
+        # from any earlier test, flaky is back in play once its cool-down has passed
+        wait_until(lambda: served_by(client) == "flaky" or None, timeout=10, interval=0.1)
+    account, key = gw.new_account("5")
+    gw.run(_control(gw.sims["flaky"], "POST", "/sim/faults", FAULTS[fault]))
+    try:
+        with openai.OpenAI(base_url=gw.base_url, api_key=key, max_retries=0) as client:
+            for stream in (False, True, False):
+                raw = client.chat.completions.with_raw_response.create(
+                    model="text-prime",
+                    messages=[{"role": "user", "content": "Hi"}],
+                    max_tokens=3,
+                    stream=stream,
+                )
+                assert raw.headers["x-gridgate-supplier"] == "steady"
+                if stream:
+                    text = "".join(
+                        c.choices[0].delta.content or "" for c in raw.parse() if c.choices
+                    )
+                else:
+                    text = raw.parse().choices[0].message.content or ""
+                assert text
+        assert status(gw, key)["flaky/text-prime/sim/f"]["state"] == "ejected"
+    finally:
+        gw.run(_control(gw.sims["flaky"], "DELETE", "/sim/faults"))
+    records = wait_until(lambda: gw.usage(account) if len(gw.usage(account)) == 3 else None)
+    assert all(r.outcome == "ok" and r.supplier == "steady" for r in records)
+    steady = Price(nanos("0.20"), nanos("0.80"))
+    assert all(r.cost == steady.cost(r.input_tokens, r.output_tokens) for r in records)
+    assert gw.balance(account) == nanos("5") - sum(r.cost for r in records)
