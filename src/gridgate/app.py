@@ -21,6 +21,7 @@ from gridgate.core.billing import Billing
 from gridgate.core.catalog import Catalog, records_from_settings
 from gridgate.core.clock import Clock, SystemClock
 from gridgate.core.exchange import Exchange
+from gridgate.core.health_sharing import share_round
 from gridgate.core.keys import Authenticator
 from gridgate.core.offer_health import HealthPolicy, OfferHealth
 from gridgate.core.preferences import no_figures
@@ -82,6 +83,7 @@ def _lifespan(
         usage: UsageWriter | None = None
         billing: Billing | None = None
         sweeper: asyncio.Task[None] | None = None
+        sharer: asyncio.Task[None] | None = None
         try:
             catalog = CatalogRef(Catalog.build(*await store.load_catalog()))
             connector = aiohttp.TCPConnector(
@@ -128,12 +130,18 @@ def _lifespan(
             sweeper = asyncio.create_task(
                 _upkeep(billing, store, clock, settings), name="gridgate-upkeep"
             )
+            if health is not None and settings.health.share_seconds > 0:
+                sharer = asyncio.create_task(
+                    _share(store, health, catalog, clock, settings.health.share_seconds),
+                    name="gridgate-health-sharing",
+                )
             yield
         finally:
-            if sweeper is not None:
-                sweeper.cancel()
-                with contextlib.suppress(asyncio.CancelledError):
-                    await sweeper
+            for task in (sweeper, sharer):
+                if task is not None:
+                    task.cancel()
+                    with contextlib.suppress(asyncio.CancelledError):
+                        await task
             if usage is not None:
                 await usage.close()
             if billing is not None:
@@ -143,6 +151,20 @@ def _lifespan(
             await store.close()
 
     return lifespan
+
+
+async def _share(
+    store: Store, health: OfferHealth, catalog: CatalogRef, clock: Clock, seconds: float
+) -> None:
+    """Offer health across processes (``core/health_sharing.py``), every ``seconds``."""
+    while True:
+        await asyncio.sleep(seconds)
+        try:
+            ejected = await share_round(store, health, catalog.get(), clock)
+            if ejected:
+                log.info("ejected %d offers on what every process measured", ejected)
+        except Exception:
+            log.exception("offer health sharing failed")
 
 
 async def _upkeep(billing: Billing, store: Store, clock: Clock, settings: Settings) -> None:

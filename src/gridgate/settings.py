@@ -103,6 +103,9 @@ class HealthSettings(_Strict, frozen=True, kw_only=True, forbid_unknown_fields=T
     probe_concurrency: int = 1  # requests probing an offer on probation at once
     probation_successes: int = 3  # in-spec deliveries in a row that re-admit it
     min_throughput_tokens: int = 32  # shorter answers get no throughput verdict
+    # every this often, read what all processes delivered (from the shared usage records) and
+    # eject here an offer the fleet measured out of spec; 0 = this process's measurements only
+    share_seconds: float = 5.0
 
 
 class HedgingSettings(_Strict, frozen=True, kw_only=True, forbid_unknown_fields=True):
@@ -246,6 +249,8 @@ def _check(settings: Settings, source: str) -> None:
     except ValueError as exc:
         knob = str(exc).split(": ", 1)[-1]
         fail("health", knob)
+    if settings.health.share_seconds < 0:
+        fail("health.share_seconds", "must be 0 (off) or positive")
     if not 0 < settings.hedging.fraction <= 1:
         fail("hedging.fraction", "must be above 0 and at most 1")
     if settings.hedging.max_extra < 0:

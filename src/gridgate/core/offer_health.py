@@ -266,6 +266,7 @@ class _Book:
     probe_successes: int = 0
     probes: dict[int, float] = field(default_factory=dict)  # slot token → taken at
     last_resort: bool = False  # admitted although ejected, because nothing else was
+    fresh_since_us: int = 0  # wall clock of its last probation: older fleet figures are stale
 
 
 class OfferHealth:
@@ -388,6 +389,27 @@ class OfferHealth:
         book.window.expire(self._clock.monotonic())
         return book.window.summary()
 
+    def fresh_since_us(self, offer_id: str) -> int:
+        """Wall-clock µs from which other processes' deliveries of ``offer_id`` still count
+        (its last probation began then; 0 if it never had one)."""
+        book = self._books.get(offer_id)
+        return 0 if book is None else book.fresh_since_us
+
+    def absorb(self, offer_id: str, fleet: WindowSummary, breaches: Sequence[str]) -> None:
+        """What every process measured of ``offer_id`` (from the shared usage records), and
+        the spec figures that breaks: a healthy offer whose fleet-wide window holds at least
+        ``min_samples`` deliveries and breaks the spec is ejected here too, so one process's
+        bad experience spares the others theirs. The breaker and probation stay local."""
+        book = self._books.get(offer_id)
+        if fleet.deliveries < self._policy.min_samples or not breaches:
+            return
+        book = book or self._book(offer_id)
+        now = self._clock.monotonic()
+        self._refresh(book, now)
+        if book.state == "healthy":
+            shown = "; ".join(breaches)
+            self._eject(book, now, f"across processes ({fleet.deliveries} deliveries): {shown}")
+
     def prune(self, keep: Collection[str]) -> None:
         """Forget every offer not in ``keep`` (after a catalog reload removed some)."""
         for offer_id in [o for o in self._books if o not in keep]:
@@ -407,6 +429,7 @@ class OfferHealth:
         if book.state == "ejected" and now >= book.retry_at:
             self._enter(book, "probation")
             book.window.clear()
+            book.fresh_since_us = self._clock.now_us()
 
     def _enter(self, book: _Book, state: OfferState) -> None:
         book.state = state
