@@ -39,17 +39,27 @@ from __future__ import annotations
 import re
 from collections.abc import Mapping
 from types import MappingProxyType
-from typing import Any, Final, Literal, NoReturn, get_args
+from typing import Any, Final, Literal, get_args
 
 import msgspec
 from msgspec import UNSET, UnsetType
 
-from gridgate.errors import BadRequest, GridgateError, ValidationFailed
 from gridgate.protocol.openai_chat import CacheControl
 from gridgate.protocol.provider_preferences import (
     PROVIDER_CHOICES,
     ProviderPreferences,
     check_provider_preferences,
+)
+from gridgate.protocol.wire_errors import (
+    Surface,
+    check_int_range,
+    check_name,
+    check_range,
+    choices_text,
+    decode,
+    fail,
+    show,
+    tags,
 )
 
 __all__ = [
@@ -357,20 +367,7 @@ def decode_messages_request(body: bytes, *, count_tokens: bool = False) -> Messa
     ``count_tokens``: the body is one of ``POST /v1/messages/count_tokens``, which has no
     ``max_tokens`` (checked when given; the thinking budget is then checked against it only).
     """
-    try:
-        request = MESSAGES_REQUEST_DECODER.decode(body)
-    except msgspec.ValidationError as exc:
-        raise _translate_validation_error(str(exc)) from None
-    except msgspec.DecodeError as exc:
-        raise BadRequest(
-            f"request body is not valid JSON: {_json_problem(str(exc))}", code="invalid_json"
-        ) from None
-    except UnicodeDecodeError:
-        raise BadRequest(
-            "request body is not valid JSON: it is not valid UTF-8", code="invalid_json"
-        ) from None
-    except RecursionError:
-        raise BadRequest("request body is nested too deeply", code="invalid_json") from None
+    request = decode(MESSAGES_REQUEST_DECODER, body, _SURFACE)
     _validate(request, count_tokens=count_tokens)
     return request
 
@@ -378,9 +375,7 @@ def decode_messages_request(body: bytes, *, count_tokens: bool = False) -> Messa
 # --------------------------------------------------------------------------------------------
 # The Python pass: bounds and cross-field rules
 
-_INT64_MAX: Final = 2**63 - 1
 _MIN_THINKING_BUDGET: Final = 1024
-_NAME_RE: Final = re.compile(r"[a-zA-Z0-9_-]{1,64}")
 _USER_ID_MAX: Final = 256
 
 # Per message class: the block classes it may carry, and their names for messages.
@@ -403,28 +398,28 @@ _ALLOWED_BLOCKS: Final[
 
 def _validate(req: MessagesRequest, *, count_tokens: bool) -> None:
     if req.mcp_servers is not UNSET:
-        _fail("mcp_servers", "MCP servers are not supported by this exchange")
+        fail("mcp_servers", "MCP servers are not supported by this exchange")
     if req.container is not UNSET:
-        _fail("container", "code-execution containers are not supported by this exchange")
+        fail("container", "code-execution containers are not supported by this exchange")
     if isinstance(req.max_tokens, UnsetType) and not count_tokens:
-        _fail("max_tokens", "is required")
+        fail("max_tokens", "is required")
     if not req.messages:
-        _fail("messages", "must contain at least one message")
+        fail("messages", "must contain at least one message")
 
-    _check_int_range(req.max_tokens, "max_tokens", 1)
-    _check_range(req.temperature, "temperature", 0, 1)
-    _check_range(req.top_p, "top_p", 0, 1)
-    _check_int_range(req.top_k, "top_k", 0)
+    check_int_range(req.max_tokens, "max_tokens", 1)
+    check_range(req.temperature, "temperature", 0, 1)
+    check_range(req.top_p, "top_p", 0, 1)
+    check_int_range(req.top_k, "top_k", 0)
 
     thinking = req.thinking
     if isinstance(thinking, ThinkingConfigEnabled):
         budget = thinking.budget_tokens
-        _check_int_range(budget, "thinking.budget_tokens", _MIN_THINKING_BUDGET)
+        check_int_range(budget, "thinking.budget_tokens", _MIN_THINKING_BUDGET)
         if isinstance(req.max_tokens, int) and budget >= req.max_tokens:
-            _fail(
+            fail(
                 "thinking.budget_tokens",
-                f"must be less than max_tokens (got {_show(budget)},"
-                f" max_tokens is {_show(req.max_tokens)})",
+                f"must be less than max_tokens (got {show(budget)},"
+                f" max_tokens is {show(req.max_tokens)})",
             )
 
     metadata = req.metadata
@@ -433,7 +428,7 @@ def _validate(req: MessagesRequest, *, count_tokens: bool) -> None:
         and isinstance(metadata.user_id, str)
         and len(metadata.user_id) > _USER_ID_MAX
     ):
-        _fail("metadata.user_id", f"must be at most {_USER_ID_MAX} characters")
+        fail("metadata.user_id", f"must be at most {_USER_ID_MAX} characters")
 
     tool_names = _check_tools(req.tools)
     _check_tool_choice(req.tool_choice, tool_names)
@@ -444,7 +439,7 @@ def _validate(req: MessagesRequest, *, count_tokens: bool) -> None:
         and isinstance(config, OutputConfig)
         and isinstance(config.format, JSONOutputFormat)
     ):
-        _fail("output_format", "give output_format or output_config.format, not both")
+        fail("output_format", "give output_format or output_config.format, not both")
 
     check_provider_preferences(req.provider)
     _check_messages(req.messages)
@@ -457,13 +452,13 @@ def _check_messages(messages: list[InputMessage]) -> None:
         if type(content) is not list:
             continue
         if not content:
-            _fail(f"messages[{i}].content", "must contain at least one content block")
+            fail(f"messages[{i}].content", "must contain at least one content block")
         allowed, allowed_names = _ALLOWED_BLOCKS[type(message)]
         for j, block in enumerate(content):
             path = f"messages[{i}].content[{j}]"
             kind = type(block)
             if kind not in allowed:
-                _fail(
+                fail(
                     f"{path}.type",
                     f"'{block.__struct_config__.tag}' blocks are not allowed in"
                     f" {message.__struct_config__.tag} messages (allowed: {allowed_names})",
@@ -484,10 +479,10 @@ def _check_messages(messages: list[InputMessage]) -> None:
 
 def _check_tool_result(block: ToolResultBlock, path: str, tool_use_ids: set[str]) -> None:
     if block.tool_use_id not in tool_use_ids:
-        _fail(
+        fail(
             f"{path}.tool_use_id",
             f"answers no tool_use block of an earlier assistant message"
-            f" (got {_show(block.tool_use_id)})",
+            f" (got {show(block.tool_use_id)})",
         )
     if type(block.content) is list:
         for k, part in enumerate(block.content):
@@ -498,9 +493,9 @@ def _check_tool_result(block: ToolResultBlock, path: str, tool_use_ids: set[str]
 def _check_image(block: ImageBlock, path: str) -> None:
     source = block.source
     if type(source) is Base64Source and source.media_type not in IMAGE_MEDIA_TYPES:
-        _fail(
+        fail(
             f"{path}.source.media_type",
-            f"must be one of {_choices(IMAGE_MEDIA_TYPES)} (got {_show(source.media_type)})",
+            f"must be one of {choices_text(IMAGE_MEDIA_TYPES)} (got {show(source.media_type)})",
         )
 
 
@@ -511,17 +506,17 @@ def _check_document(block: DocumentBlock, path: str) -> None:
         assert isinstance(source, Base64Source | PlainTextSource)
         want = DOCUMENT_MEDIA_TYPE if kind is Base64Source else TEXT_MEDIA_TYPE
         if source.media_type != want:
-            _fail(
+            fail(
                 f"{path}.source.media_type",
                 f"must be '{want}' for a {source.__struct_config__.tag} document source"
-                f" (got {_show(source.media_type)})",
+                f" (got {show(source.media_type)})",
             )
     elif kind is ContentSource:
         assert isinstance(source, ContentSource)
         content = source.content
         if type(content) is list:
             if not content:
-                _fail(f"{path}.source.content", "must contain at least one content block")
+                fail(f"{path}.source.content", "must contain at least one content block")
             for k, part in enumerate(content):
                 if type(part) is ImageBlock:
                     _check_image(part, f"{path}.source.content[{k}]")
@@ -534,24 +529,22 @@ def _check_tools(tools: list[Tool] | UnsetType) -> frozenset[str]:
     for i, tool in enumerate(tools):
         kind = tool.type
         if isinstance(kind, str) and kind != "custom":
-            _fail(
+            fail(
                 f"tools[{i}].type",
-                f"server tools are not supported by this exchange (got {_show(kind)});"
+                f"server tools are not supported by this exchange (got {show(kind)});"
                 " give custom tools (no type, or 'custom')",
             )
-        _check_name(tool.name, f"tools[{i}].name")
+        check_name(tool.name, f"tools[{i}].name")
         if tool.name in names:
-            _fail(f"tools[{i}].name", f"must be unique ({_show(tool.name)} is given twice)")
+            fail(f"tools[{i}].name", f"must be unique ({show(tool.name)} is given twice)")
         names.add(tool.name)
         schema = tool.input_schema
         if isinstance(schema, UnsetType):
-            _fail(f"tools[{i}].input_schema", "is required")
+            fail(f"tools[{i}].input_schema", "is required")
         elif "type" not in schema:
-            _fail(f"tools[{i}].input_schema.type", "is required (must be 'object')")
+            fail(f"tools[{i}].input_schema.type", "is required (must be 'object')")
         elif schema["type"] != "object":
-            _fail(
-                f"tools[{i}].input_schema.type", f"must be 'object' (got {_show(schema['type'])})"
-            )
+            fail(f"tools[{i}].input_schema.type", f"must be 'object' (got {show(schema['type'])})")
     return frozenset(names)
 
 
@@ -559,82 +552,35 @@ def _check_tool_choice(choice: ToolChoice | UnsetType, tool_names: frozenset[str
     if not isinstance(choice, ToolChoiceAny | ToolChoiceTool):
         return  # auto and none need no tools
     if not tool_names:
-        _fail("tool_choice", "requires tools (give tools, or omit tool_choice)")
+        fail("tool_choice", "requires tools (give tools, or omit tool_choice)")
     if isinstance(choice, ToolChoiceTool) and choice.name not in tool_names:
-        _fail("tool_choice.name", f"names a tool that is not in tools (got {_show(choice.name)})")
-
-
-def _check_name(name: str, param: str) -> None:
-    if _NAME_RE.fullmatch(name) is None:
-        _fail(
-            param,
-            f"must be 1 to 64 characters of a-z, A-Z, 0-9, '_' or '-' (got {_show(name)})",
-        )
-
-
-def _check_range(value: float | UnsetType, param: str, lo: int, hi: int) -> None:
-    if isinstance(value, float | int) and not lo <= value <= hi:
-        _fail(param, f"must be between {lo} and {hi} (got {_show(value)})")
-
-
-def _check_int_range(value: int | UnsetType, param: str, lo: int) -> None:
-    if not isinstance(value, int) or lo <= value <= _INT64_MAX:
-        return
-    problem = f"must be at least {lo}" if value < lo else "must be a 64-bit signed integer"
-    _fail(param, f"{problem} (got {_show(value)})")
-
-
-def _fail(param: str, problem: str) -> NoReturn:
-    raise ValidationFailed(f"{param}: {problem}", param=param)
+        fail("tool_choice.name", f"names a tool that is not in tools (got {show(choice.name)})")
 
 
 # --------------------------------------------------------------------------------------------
 # Translating msgspec's errors into the error tree (the same rules as the OpenAI surface)
 
-_AT: Final = " - at `"
-_MISSING_RE: Final = re.compile(r"Object missing required field `([^`]+)`")
-_EXPECTED_RE: Final = re.compile(r"Expected `([^`]+)`(?:, got `([^`]+)`)?")
-_INVALID_RE: Final = re.compile(r"Invalid (?:enum )?value (.*)", re.DOTALL)
-_INDEX_RE: Final = re.compile(r"\[\d+\]")
 # Malformed content inside these option objects is 422, like any other structural fault.
 _STRUCTURED_RE: Final = re.compile(
     r"(?:tools\[|tool_choice\.|thinking\.|output_format\.|output_config\.|provider\.)"
 )
-_JSON_TYPES: Final = MappingProxyType(
-    {
-        "int": "an integer",
-        "float": "a number",
-        "decimal": "a number",
-        "str": "a string",
-        "bool": "a boolean",
-        "object": "an object",
-        "array": "an array",
-        "null": "null",
-    }
-)
-
-
-def _tags(union: Any) -> tuple[str, ...]:
-    return tuple(str(member.__struct_config__.tag) for member in get_args(union))
-
-
-_INNER_BLOCKS: Final = _tags(ToolResultContent)
-_IMAGE_SOURCES: Final = _tags(ImageSource)
-_DOCUMENT_SOURCES: Final = _tags(DocumentSource)
+_INNER_BLOCKS: Final = tags(ToolResultContent)
+_IMAGE_SOURCES: Final = tags(ImageSource)
+_DOCUMENT_SOURCES: Final = tags(DocumentSource)
 
 # Accepted values by path (indices replaced by ``[]``), for messages naming the choices.
 _CHOICES: Final[Mapping[str, tuple[str, ...]]] = MappingProxyType(
     {
         "service_tier": get_args(ServiceTier),
-        "messages[].role": _tags(InputMessage),
-        "messages[].content[].type": _tags(ContentBlock),
+        "messages[].role": tags(InputMessage),
+        "messages[].content[].type": tags(ContentBlock),
         "messages[].content[].content[].type": _INNER_BLOCKS,
         "messages[].content[].source.content[].type": _INNER_BLOCKS,
         "messages[].content[].content[].source.type": _IMAGE_SOURCES,
         "messages[].content[].source.content[].source.type": _IMAGE_SOURCES,
         "system[].type": ("text",),
-        "tool_choice.type": _tags(ToolChoice),
-        "thinking.type": _tags(ThinkingConfig),
+        "tool_choice.type": tags(ToolChoice),
+        "thinking.type": tags(ThinkingConfig),
         "output_format.type": ("json_schema",),
         "output_config.format.type": ("json_schema",),
         "output_config.effort": get_args(Effort),
@@ -650,7 +596,7 @@ _SOURCE_TYPE_KEY: Final = "messages[].content[].source.type"
 
 
 def _source_types() -> str:
-    return f"images take {_choices(_IMAGE_SOURCES)}; documents take {_choices(_DOCUMENT_SOURCES)}"
+    return f"images take {choices_text(_IMAGE_SOURCES)}; documents take {choices_text(_DOCUMENT_SOURCES)}"
 
 
 def _choices_for(key: str) -> tuple[str, ...] | None:
@@ -662,92 +608,19 @@ def _choices_for(key: str) -> tuple[str, ...] | None:
     return choices
 
 
-def _translate_validation_error(text: str) -> GridgateError:
-    path = "$"
-    if text.endswith("`") and _AT in text:
-        text, _, path = text.rpartition(_AT)
-        path = path[:-1]
-    param = path[2:] if path.startswith("$.") else path[1:]
-    param = param.replace("[...]", "")  # a value in a map: name the map
-
-    if not param:
-        if text.startswith("Expected `object`"):
-            match = _EXPECTED_RE.fullmatch(text)
-            got = match.group(2) if match else None
-            what = _JSON_TYPES.get(got, "something else") if got else "something else"
-            return BadRequest(f"request body must be a JSON object (got {what})")
-        missing = _MISSING_RE.fullmatch(text)
-        if missing:
-            field = missing.group(1)
-            return ValidationFailed(f"{field}: is required", param=field)
-        return BadRequest("request body is invalid")
-
-    missing = _MISSING_RE.fullmatch(text)
-    if missing:
-        field = f"{param}.{missing.group(1)}"
-        key = _INDEX_RE.sub("[]", field)
-        if key == _SOURCE_TYPE_KEY:
-            return ValidationFailed(f"{field}: is required ({_source_types()})", param=field)
-        choices = _choices_for(key)
-        extra = f" (one of {_choices(choices)})" if choices and len(choices) > 1 else ""
-        return ValidationFailed(f"{field}: is required{extra}", param=field)
-
-    expected = _EXPECTED_RE.fullmatch(text)
-    if expected:
-        want = " or ".join(_JSON_TYPES.get(t, t) for t in expected.group(1).split(" | "))
-        got = expected.group(2)
-        problem = f"expected {want}" + (f", got {_JSON_TYPES.get(got, got)}" if got else "")
-        error = ValidationFailed if _STRUCTURED_RE.match(param) else BadRequest
-        return error(f"{param}: {problem}", param=param)
-
-    invalid = _INVALID_RE.fullmatch(text)
-    if invalid:
-        shown = _clip(invalid.group(1))
-        key = _INDEX_RE.sub("[]", param)
-        choices = _choices_for(key)
-        if key == _SOURCE_TYPE_KEY:
-            problem = f"unknown source type {shown} ({_source_types()})"
-        elif choices and len(choices) == 1:
-            problem = f"must be {_choices(choices)} (got {shown})"
-        elif choices:
-            problem = f"must be one of {_choices(choices)} (got {shown})"
-        else:
-            problem = f"invalid value {shown}"
-        return ValidationFailed(f"{param}: {problem}", param=param)
-
-    if text in ("Number out of range", "Integer value out of range"):
-        return ValidationFailed(f"{param}: number out of range", param=param)
-    if text == "Invalid decimal string":  # a price of ``provider.max_price``
-        return ValidationFailed(f"{param}: must be a number (got a string)", param=param)
-    return BadRequest(f"{param}: invalid value", param=param)
+def _missing_hint(key: str) -> str | None:
+    return _source_types() if key == _SOURCE_TYPE_KEY else None
 
 
-def _json_problem(text: str) -> str:
-    if text.startswith("JSON is malformed: "):
-        return _clip(text.removeprefix("JSON is malformed: "))
-    if text == "Input data was truncated":
-        return "unexpected end of input"
-    return "malformed input"
+def _invalid_word(key: str, shown: str) -> str | None:
+    if key == _SOURCE_TYPE_KEY:
+        return f"unknown source type {shown} ({_source_types()})"
+    return None
 
 
-def _choices(values: Any) -> str:
-    return ", ".join(f"'{v}'" for v in values)
-
-
-def _clip(text: str, limit: int = 64) -> str:
-    if len(text) > limit:
-        text = text[: limit - 1] + "…"
-    return text.encode("utf-8", "backslashreplace").decode("utf-8")
-
-
-def _show(value: object) -> str:
-    """A short, safe rendering of a client value for an error message."""
-    if isinstance(value, bool):
-        return "true" if value else "false"
-    if isinstance(value, int):
-        return str(value) if value.bit_length() <= 64 else "a very large integer"
-    if isinstance(value, float):
-        return repr(value)
-    if isinstance(value, str):
-        return _clip(repr(value))
-    return "a value of another type"
+_SURFACE: Final = Surface(
+    choices_for=_choices_for,
+    structured=_STRUCTURED_RE,
+    missing_hint=_missing_hint,
+    invalid_word=_invalid_word,
+)

@@ -40,11 +40,22 @@ from typing import Any, Final, Literal, get_args
 import msgspec
 from msgspec import UNSET, UnsetType
 
-from gridgate.errors import BadRequest, GridgateError, ValidationFailed
 from gridgate.protocol.provider_preferences import (
     PROVIDER_CHOICES,
     ProviderPreferences,
     check_provider_preferences,
+)
+from gridgate.protocol.wire_errors import (
+    INT64_MAX,
+    INT64_MIN,
+    Surface,
+    check_int_range,
+    check_name,
+    check_range,
+    decode,
+    fail,
+    show,
+    tags,
 )
 
 __all__ = [
@@ -468,20 +479,7 @@ CHAT_REQUEST_DECODER: Final = msgspec.json.Decoder(ChatRequest)
 
 def decode_chat_request(body: bytes) -> ChatRequest:
     """Decode and validate a chat-completions body. Raises only BadRequest / ValidationFailed."""
-    try:
-        request = CHAT_REQUEST_DECODER.decode(body)
-    except msgspec.ValidationError as exc:
-        raise _translate_validation_error(str(exc)) from None
-    except msgspec.DecodeError as exc:
-        raise BadRequest(
-            f"request body is not valid JSON: {_json_problem(str(exc))}", code="invalid_json"
-        ) from None
-    except UnicodeDecodeError:
-        raise BadRequest(
-            "request body is not valid JSON: it is not valid UTF-8", code="invalid_json"
-        ) from None
-    except RecursionError:
-        raise BadRequest("request body is nested too deeply", code="invalid_json") from None
+    request = decode(CHAT_REQUEST_DECODER, body, _SURFACE)
     _validate(request)
     return request
 
@@ -489,9 +487,6 @@ def decode_chat_request(body: bytes) -> ChatRequest:
 # --------------------------------------------------------------------------------------------
 # The Python pass: bounds and cross-field rules
 
-_INT64_MIN: Final = -(2**63)
-_INT64_MAX: Final = 2**63 - 1
-_NAME_RE: Final = re.compile(r"[a-zA-Z0-9_-]{1,64}")
 _MAX_STOP: Final = 4
 _METADATA_MAX_PAIRS: Final = 16
 _METADATA_MAX_KEY: Final = 64
@@ -517,41 +512,41 @@ _ALLOWED_PARTS: Final[
 
 def _validate(req: ChatRequest) -> None:
     if not req.messages:
-        _fail("messages", "must contain at least one message")
+        fail("messages", "must contain at least one message")
     _check_messages(req.messages)
 
-    _check_int_range(req.max_tokens, "max_tokens", 1, _INT64_MAX)
-    _check_int_range(req.max_completion_tokens, "max_completion_tokens", 1, _INT64_MAX)
-    _check_range(req.temperature, "temperature", 0, 2)
-    _check_range(req.top_p, "top_p", 0, 1)
-    _check_int_range(req.n, "n", 1, 128)
-    _check_range(req.frequency_penalty, "frequency_penalty", -2, 2)
-    _check_range(req.presence_penalty, "presence_penalty", -2, 2)
-    _check_int_range(req.seed, "seed", _INT64_MIN, _INT64_MAX)
-    _check_int_range(req.top_k, "top_k", 0, _INT64_MAX)
+    check_int_range(req.max_tokens, "max_tokens", 1, INT64_MAX)
+    check_int_range(req.max_completion_tokens, "max_completion_tokens", 1, INT64_MAX)
+    check_range(req.temperature, "temperature", 0, 2)
+    check_range(req.top_p, "top_p", 0, 1)
+    check_int_range(req.n, "n", 1, 128)
+    check_range(req.frequency_penalty, "frequency_penalty", -2, 2)
+    check_range(req.presence_penalty, "presence_penalty", -2, 2)
+    check_int_range(req.seed, "seed", INT64_MIN, INT64_MAX)
+    check_int_range(req.top_k, "top_k", 0, INT64_MAX)
     thinking = req.thinking
     if isinstance(thinking, ThinkingEnabled):
-        _check_int_range(thinking.budget_tokens, "thinking.budget_tokens", 1, _INT64_MAX)
+        check_int_range(thinking.budget_tokens, "thinking.budget_tokens", 1, INT64_MAX)
 
     top_logprobs = req.top_logprobs
     if isinstance(top_logprobs, int):
-        _check_int_range(top_logprobs, "top_logprobs", 0, 20)
+        check_int_range(top_logprobs, "top_logprobs", 0, 20)
         if req.logprobs is not True:
-            _fail("top_logprobs", "requires logprobs to be true")
+            fail("top_logprobs", "requires logprobs to be true")
 
     stop = req.stop
     if isinstance(stop, list) and len(stop) > _MAX_STOP:
-        _fail("stop", f"must contain at most {_MAX_STOP} sequences (got {len(stop)})")
+        fail("stop", f"must contain at most {_MAX_STOP} sequences (got {len(stop)})")
 
     if isinstance(req.stream_options, StreamOptions) and req.stream is not True:
-        _fail("stream_options", "is only allowed when stream is true")
+        fail("stream_options", "is only allowed when stream is true")
 
     if isinstance(req.logit_bias, dict):
         for key, bias in req.logit_bias.items():
             if not (key.isascii() and key.isdigit()):
-                _fail("logit_bias", f"keys must be token ids (got {_show(key)})")
+                fail("logit_bias", f"keys must be token ids (got {show(key)})")
             if not -100 <= bias <= 100:
-                _fail("logit_bias", f"values must be between -100 and 100 (got {_show(bias)})")
+                fail("logit_bias", f"values must be between -100 and 100 (got {show(bias)})")
 
     if isinstance(req.metadata, dict):
         _check_metadata(req.metadata)
@@ -561,7 +556,7 @@ def _validate(req: ChatRequest) -> None:
 
     response_format = req.response_format
     if isinstance(response_format, ResponseFormatJSONSchema):
-        _check_name(response_format.json_schema.name, "response_format.json_schema.name")
+        check_name(response_format.json_schema.name, "response_format.json_schema.name")
 
     check_provider_preferences(req.provider)
 
@@ -571,11 +566,11 @@ def _check_messages(messages: list[Message]) -> None:
         content = message.content
         if type(content) is list:
             if not content:
-                _fail(f"messages[{i}].content", "must contain at least one content part")
+                fail(f"messages[{i}].content", "must contain at least one content part")
             allowed, allowed_names = _ALLOWED_PARTS[type(message)]
             for j, part in enumerate(content):
                 if type(part) not in allowed:
-                    _fail(
+                    fail(
                         f"messages[{i}].content[{j}].type",
                         f"'{part.__struct_config__.tag}' parts are not allowed in"
                         f" {message.__struct_config__.tag} messages (allowed: {allowed_names})",
@@ -585,22 +580,22 @@ def _check_messages(messages: list[Message]) -> None:
                     and part.file.file_data is UNSET
                     and part.file.file_id is UNSET
                 ):
-                    _fail(f"messages[{i}].content[{j}].file", "must have file_data or file_id")
+                    fail(f"messages[{i}].content[{j}].file", "must have file_data or file_id")
         if type(message) is AssistantMessage:
             tool_calls = message.tool_calls
             if isinstance(tool_calls, list) and not tool_calls:
-                _fail(f"messages[{i}].tool_calls", "must not be empty (omit it instead)")
+                fail(f"messages[{i}].tool_calls", "must not be empty (omit it instead)")
             if (content is None or content is UNSET) and not (
                 tool_calls or message.refusal or isinstance(message.audio, dict)
             ):
-                _fail(f"messages[{i}].content", "is required unless tool_calls is given")
+                fail(f"messages[{i}].content", "is required unless tool_calls is given")
 
 
 def _check_tools(tools: list[Tool] | UnsetType | None) -> frozenset[str]:
     if not isinstance(tools, list):
         return frozenset()
     for i, tool in enumerate(tools):
-        _check_name(tool.function.name, f"tools[{i}].function.name")
+        check_name(tool.function.name, f"tools[{i}].function.name")
     return frozenset(tool.function.name for tool in tools)
 
 
@@ -610,87 +605,33 @@ def _check_tool_choice(
     if choice is UNSET or choice is None or choice == "none":
         return
     if not tool_names:
-        _fail("tool_choice", "requires tools (give tools, or omit tool_choice)")
+        fail("tool_choice", "requires tools (give tools, or omit tool_choice)")
     if isinstance(choice, NamedToolChoice) and choice.function.name not in tool_names:
-        _fail(
+        fail(
             "tool_choice.function.name",
-            f"names a tool that is not in tools (got {_show(choice.function.name)})",
+            f"names a tool that is not in tools (got {show(choice.function.name)})",
         )
 
 
 def _check_metadata(metadata: dict[str, str]) -> None:
     if len(metadata) > _METADATA_MAX_PAIRS:
-        _fail("metadata", f"must have at most {_METADATA_MAX_PAIRS} pairs (got {len(metadata)})")
+        fail("metadata", f"must have at most {_METADATA_MAX_PAIRS} pairs (got {len(metadata)})")
     for key, value in metadata.items():
         if len(key) > _METADATA_MAX_KEY:
-            _fail("metadata", f"keys must be at most {_METADATA_MAX_KEY} characters")
+            fail("metadata", f"keys must be at most {_METADATA_MAX_KEY} characters")
         if len(value) > _METADATA_MAX_VALUE:
-            _fail("metadata", f"values must be at most {_METADATA_MAX_VALUE} characters")
-
-
-def _check_name(name: str, param: str) -> None:
-    if _NAME_RE.fullmatch(name) is None:
-        _fail(
-            param,
-            f"must be 1 to 64 characters of a-z, A-Z, 0-9, '_' or '-' (got {_show(name)})",
-        )
-
-
-def _check_range(value: float | UnsetType | None, param: str, lo: int, hi: int) -> None:
-    if isinstance(value, float | int) and not lo <= value <= hi:
-        _fail(param, f"must be between {lo} and {hi} (got {_show(value)})")
-
-
-def _check_int_range(value: int | UnsetType | None, param: str, lo: int, hi: int) -> None:
-    if not isinstance(value, int) or lo <= value <= hi:
-        return
-    if lo == _INT64_MIN:
-        problem = "must be a 64-bit signed integer"
-    elif value < lo and hi == _INT64_MAX:
-        problem = f"must be at least {lo}"
-    elif value > hi and hi == _INT64_MAX:
-        problem = "must be a 64-bit signed integer"
-    else:
-        problem = f"must be between {lo} and {hi}"
-    _fail(param, f"{problem} (got {_show(value)})")
-
-
-def _fail(param: str, problem: str) -> None:
-    raise ValidationFailed(f"{param}: {problem}", param=param)
+            fail("metadata", f"values must be at most {_METADATA_MAX_VALUE} characters")
 
 
 # --------------------------------------------------------------------------------------------
 # Translating msgspec's errors into the error tree
 
-_AT: Final = " - at `"
-_MISSING_RE: Final = re.compile(r"Object missing required field `([^`]+)`")
-_EXPECTED_RE: Final = re.compile(r"Expected `([^`]+)`(?:, got `([^`]+)`)?")
-_INVALID_RE: Final = re.compile(r"Invalid (?:enum )?value (.*)", re.DOTALL)
-_INDEX_RE: Final = re.compile(r"\[\d+\]")
 # Malformed content inside these structured objects is 422, like any other structural fault.
 _STRUCTURED_RE: Final = re.compile(
     r"(?:tools\[|tool_choice\.|response_format\.|stream_options\.|thinking\.|provider\.|messages\[\d+\]\.tool_calls\[)"
 )
-_JSON_TYPES: Final = MappingProxyType(
-    {
-        "int": "an integer",
-        "float": "a number",
-        "decimal": "a number",
-        "str": "a string",
-        "bool": "a boolean",
-        "object": "an object",
-        "array": "an array",
-        "null": "null",
-    }
-)
-
-
-def _tags(union: Any) -> tuple[str, ...]:
-    return tuple(str(member.__struct_config__.tag) for member in get_args(union))
-
-
-_ROLES: Final = _tags(Message)
-_PART_TYPES: Final = _tags(ContentPart)
+_ROLES: Final = tags(Message)
+_PART_TYPES: Final = tags(ContentPart)
 
 # Accepted values by path (indices replaced by ``[]``), for messages naming the choices.
 _CHOICES: Final[Mapping[str, tuple[str, ...]]] = MappingProxyType(
@@ -704,105 +645,25 @@ _CHOICES: Final[Mapping[str, tuple[str, ...]]] = MappingProxyType(
         "tool_choice": get_args(ToolChoiceMode),
         "tool_choice.type": ("function",),
         "tools[].type": ("function",),
-        "response_format.type": _tags(ResponseFormat),
+        "response_format.type": tags(ResponseFormat),
         "messages[].role": _ROLES,
         "messages[].content[].type": _PART_TYPES,
         "messages[].content[].image_url.detail": get_args(ImageDetail),
         "messages[].content[].input_audio.format": get_args(AudioFormat),
         "messages[].tool_calls[].type": ("function",),
-        "messages[].thinking_blocks[].type": _tags(ReasoningBlock),
-        "thinking.type": _tags(Thinking),
+        "messages[].thinking_blocks[].type": tags(ReasoningBlock),
+        "thinking.type": tags(Thinking),
         **PROVIDER_CHOICES,
     }
 )
 
 
-def _translate_validation_error(text: str) -> GridgateError:
-    path = "$"
-    if text.endswith("`") and _AT in text:
-        text, _, path = text.rpartition(_AT)
-        path = path[:-1]
-    param = path[2:] if path.startswith("$.") else path[1:]
-    param = param.replace("[...]", "")  # a value in a map: name the map
-
-    if not param:
-        if text.startswith("Expected `object`"):
-            match = _EXPECTED_RE.fullmatch(text)
-            got = match.group(2) if match else None
-            what = _JSON_TYPES.get(got, "something else") if got else "something else"
-            return BadRequest(f"request body must be a JSON object (got {what})")
-        missing = _MISSING_RE.fullmatch(text)
-        if missing:
-            field = missing.group(1)
-            return ValidationFailed(f"{field}: is required", param=field)
-        return BadRequest("request body is invalid")
-
-    missing = _MISSING_RE.fullmatch(text)
-    if missing:
-        field = f"{param}.{missing.group(1)}"
-        choices = _CHOICES.get(_INDEX_RE.sub("[]", field))
-        extra = f" (one of {_choices(choices)})" if choices and len(choices) > 1 else ""
-        return ValidationFailed(f"{field}: is required{extra}", param=field)
-
-    expected = _EXPECTED_RE.fullmatch(text)
-    if expected:
-        want = " or ".join(_JSON_TYPES.get(t, t) for t in expected.group(1).split(" | "))
-        got = expected.group(2)
-        problem = f"expected {want}" + (f", got {_JSON_TYPES.get(got, got)}" if got else "")
-        error = ValidationFailed if _STRUCTURED_RE.match(param) else BadRequest
-        return error(f"{param}: {problem}", param=param)
-
-    invalid = _INVALID_RE.fullmatch(text)
-    if invalid:
-        shown = _clip(invalid.group(1))
-        key = _INDEX_RE.sub("[]", param)
-        if key == "messages[].role" and shown == "'function'":
-            return ValidationFailed(
-                f"{param}: the legacy 'function' role is not supported; use 'tool' messages",
-                param=param,
-            )
-        choices = _CHOICES.get(key)
-        if choices and len(choices) == 1:
-            problem = f"must be {_choices(choices)} (got {shown})"
-        elif choices:
-            problem = f"must be one of {_choices(choices)} (got {shown})"
-        else:
-            problem = f"invalid value {shown}"
-        return ValidationFailed(f"{param}: {problem}", param=param)
-
-    if text in ("Number out of range", "Integer value out of range"):
-        return ValidationFailed(f"{param}: number out of range", param=param)
-    if text == "Invalid decimal string":  # a price of ``provider.max_price``
-        return ValidationFailed(f"{param}: must be a number (got a string)", param=param)
-    return BadRequest(f"{param}: invalid value", param=param)
+def _invalid_word(key: str, shown: str) -> str | None:
+    if key == "messages[].role" and shown == "'function'":
+        return "the legacy 'function' role is not supported; use 'tool' messages"
+    return None
 
 
-def _json_problem(text: str) -> str:
-    if text.startswith("JSON is malformed: "):
-        return _clip(text.removeprefix("JSON is malformed: "))
-    if text == "Input data was truncated":
-        return "unexpected end of input"
-    return "malformed input"
-
-
-def _choices(values: Any) -> str:
-    return ", ".join(f"'{v}'" for v in values)
-
-
-def _clip(text: str, limit: int = 64) -> str:
-    if len(text) > limit:
-        text = text[: limit - 1] + "…"
-    return text.encode("utf-8", "backslashreplace").decode("utf-8")
-
-
-def _show(value: object) -> str:
-    """A short, safe rendering of a client value for an error message."""
-    if isinstance(value, bool):
-        return "true" if value else "false"
-    if isinstance(value, int):
-        return str(value) if value.bit_length() <= 64 else "a very large integer"
-    if isinstance(value, float):
-        return repr(value)
-    if isinstance(value, str):
-        return _clip(repr(value))
-    return "a value of another type"
+_SURFACE: Final = Surface(
+    choices_for=_CHOICES.get, structured=_STRUCTURED_RE, invalid_word=_invalid_word
+)

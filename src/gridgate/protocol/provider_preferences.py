@@ -36,12 +36,12 @@ structured option objects); ``"provider": "x"`` itself, a wrong JSON type at the
 from __future__ import annotations
 
 from decimal import Decimal
-from typing import Final, Literal, NoReturn, get_args
+from typing import Final, Literal, get_args
 
 import msgspec
 from msgspec import UNSET, UnsetType
 
-from gridgate.errors import ValidationFailed
+from gridgate.protocol.wire_errors import fail
 
 __all__ = [
     "PROVIDER_CHOICES",
@@ -97,9 +97,9 @@ def check_provider_preferences(prefs: ProviderPreferences | UnsetType) -> None:
         names: list[str] | UnsetType | None = getattr(prefs, field)
         for i, name in enumerate(names or ()):
             if not name.strip():
-                _fail(f"provider.{field}[{i}]", "must be a supplier name (got an empty string)")
+                fail(f"provider.{field}[{i}]", "must be a supplier name (got an empty string)")
             if len(name) > _MAX_NAME:
-                _fail(f"provider.{field}[{i}]", f"must be at most {_MAX_NAME} characters")
+                fail(f"provider.{field}[{i}]", f"must be at most {_MAX_NAME} characters")
     ceiling = prefs.max_price
     if isinstance(ceiling, MaxPrice):
         _check_price(ceiling.prompt, "provider.max_price.prompt")
@@ -110,15 +110,11 @@ def _check_price(value: Decimal | UnsetType | None, param: str) -> None:
     if not isinstance(value, Decimal):
         return
     if not value.is_finite():
-        _fail(param, f"must be a finite number of USD per 1M tokens (got {_show(value)})")
+        fail(param, f"must be a finite number of USD per 1M tokens (got {_show(value)})")
     if value < 0:
-        _fail(param, f"must be at least 0 USD per 1M tokens (got {_show(value)})")
+        fail(param, f"must be at least 0 USD per 1M tokens (got {_show(value)})")
 
 
 def _show(value: Decimal, limit: int = 32) -> str:
     text = str(value)
     return text if len(text) <= limit else text[: limit - 1] + "…"
-
-
-def _fail(param: str, problem: str) -> NoReturn:
-    raise ValidationFailed(f"{param}: {problem}", param=param)
