@@ -7,6 +7,7 @@ import hashlib
 import json
 from pathlib import Path
 
+import msgspec
 import pytest
 from sqlalchemy import Connection, MetaData, insert, inspect, text
 
@@ -20,7 +21,7 @@ from tests.storage.conftest import raw_sql, run_sql
 V1_FINGERPRINT = "5d50d8ee7001e4149688e3f4a073680545651fe4626de312877a86be70fc659f"
 # The shape of schema.py (the newest version). If this fails you changed schema.py: add a
 # migration step for the change (literal DDL in migrations.py), then update the fingerprint.
-LATEST_FINGERPRINT = "dcda59161ab08b3eaf85d462157d25608df3fd941425f6aa833c40212e78233b"
+LATEST_FINGERPRINT = "2b87b804b3025dcbd20fc07c064a6f5f5f00db41fb43f742e05a7fa4247ac17f"
 
 
 def _shape(metadata: MetaData) -> list[object]:
@@ -133,7 +134,7 @@ async def test_a_version_2_database_gets_spec_columns_with_defaults(db_url: str)
     await run_sql(db_url, create_version_2)
     assert "ix_usage_records_offer_created" not in await run_sql(db_url, _indexes)
     async with SqlStore(db_url) as store:
-        assert await store.schema_version() == 3
+        assert await store.schema_version() == migrations.LATEST_VERSION
         instruments, _, _ = await store.load_catalog()
         assert [(i.id, i.bill_out_of_spec) for i in instruments] == [("text-old", False)]
         [old] = await store.list_usage()
@@ -286,3 +287,42 @@ def test_driver_url_rejects_other_databases(url: str) -> None:
         driver_url(url)
     with pytest.raises(ValueError, match="URL"):
         SqlStore(url)
+
+
+_V3_OFFER = (
+    "INSERT INTO offers (id, supplier, instrument, model, input_per_m, output_per_m, quality,"
+    " context, max_output, capabilities, enabled) VALUES (:id, 'sim-a', 'text-old', 'm', 1, 2,"
+    " 40, 8192, 1024, '[]', true)"
+)
+
+
+async def test_a_version_3_database_gets_limits_and_the_change_feed(db_url: str) -> None:
+    """Version 4: existing offers are not disabled by an operator, seeding the catalog again
+    keeps an operator's disable, and the limit and change tables start empty."""
+
+    def create_version_3(conn: Connection) -> None:
+        schema.schema_migrations.create(conn)
+        for step in migrations.MIGRATIONS[:3]:
+            step.apply(conn)
+            conn.execute(
+                insert(schema.schema_migrations).values(
+                    version=step.version, name=step.name, applied_us=0
+                )
+            )
+        conn.execute(text(_V3_OFFER), {"id": "sim-a/text-old"})
+
+    await run_sql(db_url, create_version_3)
+    async with SqlStore(db_url) as store:
+        assert await store.schema_version() == migrations.LATEST_VERSION
+        _, _, [offer] = await store.load_catalog()
+        assert offer.disabled_us is None
+        assert await store.list_limits() == []
+        assert await store.changes_since(0) == []
+        disabled = await store.set_offer_disabled(offer.id, True)
+        assert disabled.disabled_us is not None
+        await store.upsert_catalog([], [], [msgspec.structs.replace(offer, quality=50.0)])
+        _, _, [seeded] = await store.load_catalog()
+        assert (seeded.quality, seeded.disabled_us) == (50.0, disabled.disabled_us)
+        kinds = [(c.kind, c.subject) for c in await store.changes_since(0)]
+        assert kinds == [("offer", offer.id), ("catalog", "*")]
+    assert await run_sql(db_url, _indexes) == _DECLARED_INDEXES

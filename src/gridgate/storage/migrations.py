@@ -233,10 +233,32 @@ def _v3_delivery_spec(conn: Connection) -> None:
         conn.execute(text(ddl))
 
 
+# -- version 4: rate limits and the change feed ------------------------------------------------
+
+
+def _v4_limits_and_changes(conn: Connection) -> None:
+    """Limit overrides per key, account or instrument; an operator's disable of an offer (the
+    config's catalog seeding leaves it alone); the change feed processes drop caches by."""
+    serial = "BIGSERIAL" if conn.dialect.name == "postgresql" else "INTEGER"
+    for ddl in (
+        "ALTER TABLE offers ADD COLUMN disabled_us BIGINT NULL",
+        "CREATE TABLE rate_limits ("
+        " scope TEXT NOT NULL, subject TEXT NOT NULL,"
+        " requests_per_minute BIGINT NULL, tokens_per_minute BIGINT NULL,"
+        " concurrent BIGINT NULL, updated_us BIGINT NOT NULL,"
+        " PRIMARY KEY (scope, subject))",
+        f"CREATE TABLE changes (id {serial} NOT NULL PRIMARY KEY,"
+        " kind TEXT NOT NULL, subject TEXT NOT NULL, created_us BIGINT NOT NULL)",
+        "CREATE INDEX ix_changes_created ON changes (created_us)",
+    ):
+        conn.execute(text(ddl))
+
+
 MIGRATIONS: tuple[Migration, ...] = (
     Migration(1, "initial", _v1_initial),
     Migration(2, "lease_indexes", _v2_lease_indexes),
     Migration(3, "delivery_spec", _v3_delivery_spec),
+    Migration(4, "limits_and_changes", _v4_limits_and_changes),
 )
 
 LATEST_VERSION = MIGRATIONS[-1].version

@@ -13,11 +13,14 @@ import msgspec
 
 from gridgate.storage.records import (
     AccountRecord,
+    ChangeRecord,
     DeliveryRow,
     HoldRecord,
     InstrumentRecord,
     KeyRecord,
     LedgerEntry,
+    LimitOverride,
+    LimitScope,
     OfferRecord,
     SupplierRecord,
     UsageRecord,
@@ -94,6 +97,9 @@ class Store(Protocol):
 
     async def close(self) -> None: ...
 
+    async def ping(self) -> None:
+        """One trivial round trip to the database (readiness); raises ``StorageError``."""
+
     # -- accounts --------------------------------------------------------------------------
     async def create_account(self, name: str) -> AccountRecord: ...
 
@@ -136,7 +142,8 @@ class Store(Protocol):
     async def list_keys(self, account_id: str | None = None) -> list[KeyRecord]: ...
 
     async def revoke_key(self, key_id: str) -> KeyRecord:
-        """Idempotent (a second revoke keeps the first time). Unknown → NotFoundInStore."""
+        """Idempotent (a second revoke keeps the first time). Unknown → NotFoundInStore.
+        Announced on the change feed (kind ``key``)."""
 
     async def touch_keys(self, last_used: dict[str, int]) -> None:
         """Batch update of last_used_us (only ever moves forward)."""
@@ -225,3 +232,27 @@ class Store(Protocol):
     async def load_catalog(
         self,
     ) -> tuple[list[InstrumentRecord], list[SupplierRecord], list[OfferRecord]]: ...
+
+    async def set_offer_disabled(self, offer_id: str, disabled: bool) -> OfferRecord:
+        """An operator's disable (keeps the first time) or re-enable of an offer; seeding the
+        catalog from config never undoes it. Announced (kind ``offer``). Unknown →
+        NotFoundInStore."""
+
+    # -- limits and the change feed ------------------------------------------------------------
+    async def set_limits(self, override: LimitOverride) -> LimitOverride:
+        """Replace the overrides of one subject (``"*"``: every subject of the scope); an empty
+        override removes them. Announced (kind ``limits``, subject ``<scope>:<subject>``).
+        A key, account or instrument that does not exist → NotFoundInStore."""
+
+    async def get_limits(self, scope: LimitScope, subject: str) -> LimitOverride | None: ...
+
+    async def list_limits(self) -> list[LimitOverride]: ...
+
+    async def changes_since(self, since_us: int) -> list[ChangeRecord]:
+        """Change-feed entries created at or after ``since_us``, by id. Every change a process
+        may have cached is announced in the transaction that makes it: revoked keys, limits,
+        offers disabled or enabled, catalog seeding. (Read by time, not by id: ids of
+        concurrent transactions may commit out of order.)"""
+
+    async def prune_changes(self, before_us: int) -> int:
+        """Delete feed entries created before ``before_us``; returns how many."""

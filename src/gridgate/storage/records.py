@@ -8,6 +8,7 @@ import msgspec
 
 Capability = Literal["tools", "json_schema", "vision", "logprobs"]
 WireFormat = Literal["openai", "anthropic"]
+LimitScope = Literal["key", "account", "instrument"]
 
 
 class AccountRecord(msgspec.Struct, frozen=True, kw_only=True):
@@ -156,3 +157,43 @@ class OfferRecord(msgspec.Struct, frozen=True, kw_only=True):
     max_output: int
     capabilities: tuple[Capability, ...] = ()
     enabled: bool = True
+    # set by an operator (``gridgate offers disable``): the offer serves nothing from then on,
+    # whatever the config says; the config's catalog seeding never touches it
+    disabled_us: int | None = None
+
+
+#: A limit override's value meaning "no limit", against a default that sets one.
+UNLIMITED = -1
+
+
+class LimitOverride(msgspec.Struct, frozen=True, kw_only=True):
+    """The limits set on one subject (a key, an account or an instrument), or on every subject
+    of a scope (``subject = "*"``), overriding the config's defaults. A field left None keeps
+    the default; ``UNLIMITED`` lifts it."""
+
+    scope: LimitScope
+    subject: str
+    requests_per_minute: int | None = None
+    tokens_per_minute: int | None = None
+    concurrent: int | None = None
+    updated_us: int = 0
+
+    @property
+    def empty(self) -> bool:
+        return (
+            self.requests_per_minute is None
+            and self.tokens_per_minute is None
+            and self.concurrent is None
+        )
+
+
+ChangeKind = Literal["key", "limits", "offer", "catalog"]
+
+
+class ChangeRecord(msgspec.Struct, frozen=True, kw_only=True):
+    """One entry of the change feed: something every process may have cached changed."""
+
+    id: int
+    kind: ChangeKind
+    subject: str  # key id, "<scope>:<subject>", offer id, or "*"
+    created_us: int

@@ -176,4 +176,29 @@ offers = Table(
     Column("max_output", BigInteger, nullable=False),
     Column("capabilities", Text, nullable=False),  # JSON array of strings
     Column("enabled", Boolean, nullable=False),
+    Column("disabled_us", BigInteger, nullable=True),  # version 4: an operator's disable
+)
+
+# Version 4. Per-subject limit overrides; NULL keeps the config default, -1 lifts it.
+rate_limits = Table(
+    "rate_limits",
+    metadata,
+    Column("scope", Text, primary_key=True),
+    Column("subject", Text, primary_key=True),
+    Column("requests_per_minute", BigInteger, nullable=True),
+    Column("tokens_per_minute", BigInteger, nullable=True),
+    Column("concurrent", BigInteger, nullable=True),
+    Column("updated_us", BigInteger, nullable=False),
+)
+
+# Version 4. The change feed every process polls to drop what it cached (written in the same
+# transaction as the change it announces; old entries are pruned).
+changes = Table(
+    "changes",
+    metadata,
+    Column("id", _BigSerial, primary_key=True, autoincrement=True),
+    Column("kind", Text, nullable=False),
+    Column("subject", Text, nullable=False),
+    Column("created_us", BigInteger, nullable=False),
+    Index("ix_changes_created", "created_us"),
 )

@@ -74,6 +74,8 @@ from gridgate.storage.ports import (
 from gridgate.storage.records import (
     AccountRecord,
     Capability,
+    ChangeKind,
+    ChangeRecord,
     DeliveryRow,
     EntryKind,
     HoldRecord,
@@ -81,6 +83,8 @@ from gridgate.storage.records import (
     InstrumentRecord,
     KeyRecord,
     LedgerEntry,
+    LimitOverride,
+    LimitScope,
     OfferRecord,
     SupplierRecord,
     UsageRecord,
@@ -97,8 +101,10 @@ from gridgate.storage.runner import (
 from gridgate.storage.schema import (
     accounts,
     api_keys,
+    changes,
     holds,
     ledger_entries,
+    rate_limits,
     usage_records,
 )
 from gridgate.storage.schema import instruments as instruments_t
@@ -169,6 +175,7 @@ _REFUND = (
     .values(balance=accounts.c.balance + _p_amount)
 )
 _BALANCE = select(accounts.c.balance).where(accounts.c.id == _p_account)
+_PING = select(literal(1))
 _INSERT_HOLD = insert(holds)
 _INSERT_ENTRY = insert(ledger_entries)
 _CLOSE_HOLD = (
@@ -556,7 +563,24 @@ def _offer(row: Row[Any]) -> OfferRecord:
         max_output=row.max_output,
         capabilities=msgspec.json.decode(row.capabilities, type=tuple[Capability, ...]),
         enabled=bool(row.enabled),
+        disabled_us=row.disabled_us,
     )
+
+
+def _limits(row: Row[Any]) -> LimitOverride:
+    return LimitOverride(
+        scope=cast(LimitScope, row.scope),
+        subject=row.subject,
+        requests_per_minute=row.requests_per_minute,
+        tokens_per_minute=row.tokens_per_minute,
+        concurrent=row.concurrent,
+        updated_us=row.updated_us,
+    )
+
+
+def _announce(conn: Connection, kind: ChangeKind, subject: str, now_us: int) -> None:
+    """Append to the change feed, inside the transaction of the change it announces."""
+    conn.execute(insert(changes), {"kind": kind, "subject": subject, "created_us": now_us})
 
 
 # -- the store ------------------------------------------------------------------------------
@@ -584,7 +608,8 @@ class SqlStore:
         self._usage_upsert = self._upsert(usage_records, "request_id")
         self._upsert_instrument = self._upsert(instruments_t, "id")
         self._upsert_supplier = self._upsert(suppliers_t, "name")
-        self._upsert_offer = self._upsert(offers_t, "id")
+        # an operator's disable outlives every seeding of the catalog from config
+        self._upsert_offer = self._upsert(offers_t, "id", keep=("disabled_us",))
 
     @property
     def dialect(self) -> Dialect:
@@ -626,6 +651,9 @@ class SqlStore:
             with _translate():
                 await runner.close()
 
+    async def ping(self) -> None:
+        await self._read(lambda conn: conn.execute(_PING).scalar_one())
+
     async def schema_version(self) -> int:
         """The newest migration applied to the database (0 when never migrated)."""
         return max(await self._read(migrations.applied_versions), default=0)
@@ -659,8 +687,9 @@ class SqlStore:
             return pg_dialect.insert(table).on_conflict_do_nothing(index_elements=[conflict])
         return sqlite_dialect.insert(table).on_conflict_do_nothing(index_elements=[conflict])
 
-    def _upsert(self, table: Table, key: str) -> Insert:
-        cols = [c.name for c in table.columns if c.name != key]
+    def _upsert(self, table: Table, key: str, *, keep: tuple[str, ...] = ()) -> Insert:
+        """Insert, or on a conflicting ``key`` replace every column but those in ``keep``."""
+        cols = [c.name for c in table.columns if c.name != key and c.name not in keep]
         if self._dialect == "postgresql":
             pg = pg_dialect.insert(table)
             return pg.on_conflict_do_update(
@@ -813,8 +842,16 @@ class SqlStore:
         return await self._read(lambda conn: [_key(r) for r in conn.execute(stmt)])
 
     async def revoke_key(self, key_id: str) -> KeyRecord:
-        params = {"p_key": key_id, "p_now": _now_us()}
-        row = await self._write(lambda conn: conn.execute(_REVOKE_KEY, params).first())
+        now = _now_us()
+        params = {"p_key": key_id, "p_now": now}
+
+        def tx(conn: Connection) -> Row[Any] | None:
+            row = conn.execute(_REVOKE_KEY, params).first()
+            if row is not None:
+                _announce(conn, "key", key_id, now)
+            return row
+
+        row = await self._write(tx)
         if row is None:
             raise NotFoundInStore(f"no key {key_id!r}")
         return _key(row)
@@ -1097,6 +1134,7 @@ class SqlStore:
             for stmt, rows in batches:
                 if rows:
                     conn.execute(stmt, rows)
+            _announce(conn, "catalog", "*", _now_us())
 
         await self._write(tx)
 
@@ -1116,6 +1154,84 @@ class SqlStore:
             )
 
         return await self._read(tx, snapshot=True)
+
+    async def set_offer_disabled(self, offer_id: str, disabled: bool) -> OfferRecord:
+        now = _now_us()
+        stmt = (
+            update(offers_t)
+            .where(offers_t.c.id == offer_id)
+            .values(disabled_us=func.coalesce(offers_t.c.disabled_us, now) if disabled else None)
+            .returning(*offers_t.c)
+        )
+
+        def tx(conn: Connection) -> Row[Any] | None:
+            row = conn.execute(stmt).first()
+            if row is not None:
+                _announce(conn, "offer", offer_id, now)
+            return row
+
+        row = await self._write(tx)
+        if row is None:
+            raise NotFoundInStore(f"no offer {offer_id!r}")
+        return _offer(row)
+
+    # -- limits and the change feed ------------------------------------------------------------
+
+    async def set_limits(self, override: LimitOverride) -> LimitOverride:
+        now = _now_us()
+        saved = msgspec.structs.replace(override, updated_us=now)
+        subject = override.subject
+        owner = {"key": api_keys.c.id, "account": accounts.c.id, "instrument": instruments_t.c.id}
+        column = owner[override.scope]
+        values = {f: getattr(saved, f) for f in saved.__struct_fields__}
+        where = and_(
+            rate_limits.c.scope == override.scope, rate_limits.c.subject == override.subject
+        )
+
+        def tx(conn: Connection) -> None:
+            if (
+                subject != "*"
+                and conn.execute(select(column).where(column == subject)).first() is None
+            ):
+                raise NotFoundInStore(f"no {override.scope} {subject!r}")
+            conn.execute(rate_limits.delete().where(where))
+            if not saved.empty:
+                conn.execute(insert(rate_limits), values)
+            _announce(conn, "limits", f"{override.scope}:{subject}", now)
+
+        await self._write(tx)
+        return saved
+
+    async def get_limits(self, scope: LimitScope, subject: str) -> LimitOverride | None:
+        stmt = select(rate_limits).where(
+            rate_limits.c.scope == scope, rate_limits.c.subject == subject
+        )
+        row = await self._read(lambda conn: conn.execute(stmt).first())
+        return None if row is None else _limits(row)
+
+    async def list_limits(self) -> list[LimitOverride]:
+        stmt = select(rate_limits).order_by(rate_limits.c.scope, rate_limits.c.subject)
+        return await self._read(lambda conn: [_limits(r) for r in conn.execute(stmt)])
+
+    async def changes_since(self, since_us: int) -> list[ChangeRecord]:
+        stmt = select(changes).where(changes.c.created_us >= since_us).order_by(changes.c.id)
+
+        def tx(conn: Connection) -> list[ChangeRecord]:
+            return [
+                ChangeRecord(
+                    id=int(r.id),
+                    kind=cast(ChangeKind, r.kind),
+                    subject=r.subject,
+                    created_us=r.created_us,
+                )
+                for r in conn.execute(stmt)
+            ]
+
+        return await self._read(tx)
+
+    async def prune_changes(self, before_us: int) -> int:
+        stmt = changes.delete().where(changes.c.created_us < before_us)
+        return await self._write_statement(lambda conn: conn.execute(stmt).rowcount)
 
 
 # -- transaction helpers --------------------------------------------------------------------
