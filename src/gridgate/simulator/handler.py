@@ -27,6 +27,7 @@ async def handle(request: web.Request, answer: Answer, render: Render) -> web.St
         state.active.add(task)
     stats = state.stats
     stats.record_request(None, request.headers, endpoint=request.path)
+    stats.begin()
     try:
         return await answer()
     except SimulatorError as exc:
@@ -40,6 +41,7 @@ async def handle(request: web.Request, answer: Answer, render: Render) -> web.St
             stats.client_disconnects += 1
         raise
     finally:
+        stats.end()
         if task is not None:
             state.active.discard(task)
 

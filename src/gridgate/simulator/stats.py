@@ -28,6 +28,8 @@ class Stats:
     streams_started: int = 0
     streams_completed: int = 0
     client_disconnects: int = 0
+    in_flight: int = 0  # requests being answered right now (a stream until its last byte)
+    max_in_flight: int = 0  # the most ever answered at once since the last reset
     last_request_body: Any = None
     last_request_headers: Mapping[str, str] | None = None
 
@@ -37,6 +39,13 @@ class Stats:
             self.by_endpoint[endpoint] += 1
         self.last_request_body = body
         self.last_request_headers = headers
+
+    def begin(self) -> None:
+        self.in_flight += 1
+        self.max_in_flight = max(self.max_in_flight, self.in_flight)
+
+    def end(self) -> None:
+        self.in_flight -= 1
 
     def record_outcome(self, outcome: int | str) -> None:
         self.by_status[str(outcome)] += 1
@@ -48,6 +57,7 @@ class Stats:
         self.streams_started = 0
         self.streams_completed = 0
         self.client_disconnects = 0
+        self.max_in_flight = self.in_flight
         self.last_request_body = None
         self.last_request_headers = None
 
@@ -72,6 +82,8 @@ class Stats:
             "streams_started": self.streams_started,
             "streams_completed": self.streams_completed,
             "client_disconnects": self.client_disconnects,
+            "in_flight": self.in_flight,
+            "max_in_flight": self.max_in_flight,
             "last_request_body": self.last_request_body,
             "last_request_headers": {
                 name: value for name, value in headers.items() if name.lower() not in _SECRET
