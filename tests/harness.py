@@ -104,6 +104,7 @@ def config_toml(
     billing: str = "",
     wires: dict[str, str] | None = None,
     upstream: str = "",
+    server: str = "",
 ) -> str:
     lines = [
         f'data_dir = "{data_dir}"',
@@ -111,6 +112,7 @@ def config_toml(
         'host = "127.0.0.1"',
         f"port = {port}",
         f"workers = {workers}",
+        server,
         "[billing]",
         "min_output_tokens = 16",
         billing,
@@ -224,6 +226,7 @@ def start_gateway(
     billing: str = "",
     wires: dict[str, str] | None = None,
     upstream: str = "",
+    server: str = "",
 ) -> GatewayProcess:
     """A real ``gridgate serve`` on SQLite in ``tmp`` (or on ``database_url``)."""
     port = free_port()
@@ -241,6 +244,7 @@ def start_gateway(
             billing=billing,
             wires=wires,
             upstream=upstream,
+            server=server,
         )
     )
     log_path = tmp / "gateway.log"

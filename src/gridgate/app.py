@@ -6,6 +6,7 @@ import asyncio
 import contextlib
 import logging
 from collections.abc import AsyncIterator, Callable, Mapping
+from functools import partial
 from pathlib import Path
 
 import aiohttp
@@ -16,22 +17,30 @@ from gridgate.api.errors import REQUEST_IDS, RequestIds, error_middleware
 from gridgate.api.messages import count_tokens, messages
 from gridgate.api.models import get_model, list_models
 from gridgate.api.offers import offers_status
+from gridgate.api.ops import healthz, metrics, readyz, refresh_gauges
 from gridgate.api.state import STATE, AppState, CatalogRef
 from gridgate.core.billing import Billing
 from gridgate.core.catalog import Catalog, records_from_settings
+from gridgate.core.change_feed import ChangeFeed
 from gridgate.core.clock import Clock, SystemClock
 from gridgate.core.exchange import Exchange
 from gridgate.core.health_sharing import share_round
 from gridgate.core.keys import Authenticator
+from gridgate.core.limit_rules import LimitRules
+from gridgate.core.memory_limiter import MemoryLimiter
 from gridgate.core.offer_health import HealthPolicy, OfferHealth
 from gridgate.core.preferences import no_figures
+from gridgate.core.rate_guard import RateGuard
+from gridgate.core.rate_limits import RateLimiter
 from gridgate.core.usage_writer import UsageWriter
+from gridgate.metrics import Metrics
 from gridgate.providers import anthropic, openai
 from gridgate.providers.anthropic import AnthropicAdapter
 from gridgate.providers.base import Adapter
 from gridgate.providers.openai import OpenAIAdapter
 from gridgate.settings import Settings
 from gridgate.storage.ports import Store
+from gridgate.storage.redis_limiter import RedisLimiter
 from gridgate.storage.sql import SqlStore
 
 log = logging.getLogger("gridgate")
@@ -52,10 +61,6 @@ async def open_store(settings: Settings, *, seed_catalog: bool = True) -> SqlSto
     return store
 
 
-async def _health(_: web.Request) -> web.Response:
-    return web.json_response({"status": "ok"})
-
-
 def build_app(
     settings: Settings, *, clock: Clock | None = None, environ: Mapping[str, str] | None = None
 ) -> web.Application:
@@ -69,7 +74,9 @@ def build_app(
     app.router.add_get("/v1/offers/status", offers_status)
     app.router.add_get("/v1/models", list_models)
     app.router.add_get("/v1/models/{model}", get_model)
-    app.router.add_get("/healthz", _health)
+    app.router.add_get("/healthz", healthz)
+    app.router.add_get("/readyz", readyz)
+    app.router.add_get("/metrics", metrics)
     app.cleanup_ctx.append(_lifespan(settings, clock or SystemClock(), environ))
     return app
 
@@ -84,6 +91,8 @@ def _lifespan(
         billing: Billing | None = None
         sweeper: asyncio.Task[None] | None = None
         sharer: asyncio.Task[None] | None = None
+        guard: RateGuard | None = None
+        followers: list[asyncio.Task[None]] = []
         try:
             catalog = CatalogRef(Catalog.build(*await store.load_catalog()))
             connector = aiohttp.TCPConnector(
@@ -91,7 +100,20 @@ def _lifespan(
             )
             http = aiohttp.ClientSession(connector=connector)
             billing = Billing(store, clock, settings.billing)
-            usage = UsageWriter(store)
+            # several workers: each writes its metrics where a scrape of any one sums them all
+            meters = Metrics(multiprocess=settings.server.workers > 1)
+            usage = UsageWriter(store, observe=meters.observe_usage)
+            rules = LimitRules(settings.limits)
+            rules.replace(await store.list_limits())
+            limiter = _limiter(settings)
+            guard = RateGuard(
+                limiter,
+                rules,
+                clock,
+                fail_open=settings.limits.on_backend_failure == "open",
+                on_refused=lambda limit: meters.rate_limited(limit.scope, limit.kind),
+                on_backend_error=meters.limiter_error,
+            )
             policy = HealthPolicy.from_settings(settings.health)
             health = OfferHealth(policy, clock) if settings.health.enabled else None
             adapters: dict[str, Adapter] = {
@@ -114,22 +136,48 @@ def _lifespan(
                 policy=policy,
                 hedging=settings.hedging,
                 figures=health.figures if health is not None else no_figures,
+                guard=guard,
+            )
+            auth = Authenticator(store, clock, settings.auth.cache_seconds)
+
+            async def reload_limits() -> None:
+                rules.replace(await store.list_limits())
+
+            async def reload_catalog() -> None:
+                catalog.current = Catalog.build(*await store.load_catalog())
+                catalog.models_body = b""
+
+            feed = ChangeFeed(
+                store,
+                clock,
+                poll_seconds=settings.changes.poll_seconds,
+                refresh_seconds=settings.changes.refresh_seconds,
+                forget_keys=auth.forget,
+                reload_limits=reload_limits,
+                reload_catalog=reload_catalog,
             )
             app[STATE] = AppState(
                 settings=settings,
                 store=store,
                 clock=clock,
                 catalog=catalog,
-                auth=Authenticator(store, clock, settings.auth.cache_seconds),
+                auth=auth,
                 billing=billing,
                 usage=usage,
                 exchange=exchange,
                 http=http,
+                metrics=meters,
+                limiter=limiter,
             )
             usage.start()
             sweeper = asyncio.create_task(
-                _upkeep(billing, store, clock, settings), name="gridgate-upkeep"
+                _upkeep(
+                    billing, store, clock, settings, gauges=partial(refresh_gauges, app[STATE])
+                ),
+                name="gridgate-upkeep",
             )
+            followers.append(asyncio.create_task(feed.run(), name="gridgate-change-feed"))
+            followers.append(asyncio.create_task(_renew_slots(guard), name="gridgate-limit-slots"))
             if health is not None and settings.health.share_seconds > 0:
                 sharer = asyncio.create_task(
                     _share(store, health, catalog, clock, settings.health.share_seconds),
@@ -137,13 +185,15 @@ def _lifespan(
                 )
             yield
         finally:
-            for task in (sweeper, sharer):
+            for task in (sweeper, sharer, *followers):
                 if task is not None:
                     task.cancel()
                     with contextlib.suppress(asyncio.CancelledError):
                         await task
             if usage is not None:
                 await usage.close()
+            if guard is not None:
+                await guard.close()
             if billing is not None:
                 await billing.leases.close()
             if http is not None:
@@ -151,6 +201,20 @@ def _lifespan(
             await store.close()
 
     return lifespan
+
+
+def _limiter(settings: Settings) -> RateLimiter:
+    """Redis when configured (exact across every process and host), else this process's memory."""
+    if settings.redis.url:
+        return RedisLimiter(settings.redis.url, prefix=f"{settings.redis.namespace}:v1:rl:")
+    return MemoryLimiter()
+
+
+async def _renew_slots(guard: RateGuard) -> None:
+    """Keep the rate-limit concurrency slots of requests in flight from expiring."""
+    while True:
+        await asyncio.sleep(1.0)
+        await guard.tick()
 
 
 async def _share(
@@ -167,8 +231,16 @@ async def _share(
             log.exception("offer health sharing failed")
 
 
-async def _upkeep(billing: Billing, store: Store, clock: Clock, settings: Settings) -> None:
-    """Keep leases fresh (renew, close idle ones) and release the holds of crashed processes."""
+async def _upkeep(
+    billing: Billing,
+    store: Store,
+    clock: Clock,
+    settings: Settings,
+    *,
+    gauges: Callable[[], None] | None = None,
+) -> None:
+    """Keep leases fresh (renew, close idle ones) and release the holds of crashed processes;
+    refresh the metrics ``gauges`` every tick."""
     tick = settings.billing.lease_tick_seconds
     sweep_every = max(1, round(settings.billing.sweep_interval_seconds / tick))
     rounds = 0
@@ -181,5 +253,7 @@ async def _upkeep(billing: Billing, store: Store, clock: Clock, settings: Settin
                     log.info("closed %d expired holds", len(expired))
         except Exception:
             log.exception("lease upkeep failed")
+        if gauges is not None:
+            gauges()
         rounds += 1
         await asyncio.sleep(tick)

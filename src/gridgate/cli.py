@@ -16,12 +16,14 @@ from typing import Any
 
 from gridgate.core.accounts import Accounts, Statement, parse_time
 from gridgate.core.clock import SystemClock
+from gridgate.core.limit_overrides import LimitOverrides, parse_value
 from gridgate.core.offer_health import HealthPolicy
 from gridgate.core.offer_report import OfferStatus, offer_report, offer_status_json
-from gridgate.errors import GridgateError
+from gridgate.core.rate_limits import LimitKind, LimitScope
+from gridgate.errors import GridgateError, NotFound
 from gridgate.money import format_usd
 from gridgate.settings import Settings, SettingsError, load_settings
-from gridgate.storage.ports import AccountBalance, StorageError, VerifyReport
+from gridgate.storage.ports import AccountBalance, NotFoundInStore, StorageError, VerifyReport
 from gridgate.storage.records import AccountRecord, KeyRecord, LedgerEntry, UsageRecord
 
 
@@ -223,6 +225,8 @@ def _print(result: dict[str, Any] | list[Any], as_json: bool, human: Callable[[]
 
 
 def cmd_accounts(args: argparse.Namespace, settings: Settings) -> int:
+    if args.action == "limits":
+        return run_limits(args, settings, "account")
     now = SystemClock().now_us()
     if args.action == "statement" and args.format == "csv" and args.json:
         print("gridgate: --json and --format csv contradict each other", file=sys.stderr)
@@ -283,7 +287,75 @@ def cmd_accounts(args: argparse.Namespace, settings: Settings) -> int:
     return 0
 
 
+# -- limits and operator switches ------------------------------------------------------------------
+LIMIT_OPTIONS: tuple[tuple[str, LimitKind], ...] = (
+    ("rpm", "requests"),
+    ("tpm", "tokens"),
+    ("concurrent", "concurrent"),
+)
+
+
+def _add_limit_options(parser: argparse.ArgumentParser, scope: str) -> None:
+    what = {"key": "key", "account": "account", "instrument": "instrument"}[scope]
+    parser.add_argument(
+        "subject", metavar=f"{what.upper()}_ID", help=f"the {what}, or '*' for every {what}"
+    )
+    for option, kind in LIMIT_OPTIONS:
+        unit = {
+            "requests": "requests per minute",
+            "tokens": "tokens per minute (input + output)",
+            "concurrent": "requests in flight at once",
+        }[kind]
+        parser.add_argument(
+            f"--{option}",
+            default=None,
+            metavar="N",
+            help=f"{unit}: a whole number, 'unlimited' or 'default' (drop the override)",
+        )
+
+
+def run_limits(args: argparse.Namespace, settings: Settings, scope: LimitScope) -> int:
+    """``keys|accounts|instruments limits ID [--rpm N] [--tpm N] [--concurrent N]``: set the
+    given limits (none given: show them)."""
+    changes = {
+        kind: parse_value(getattr(args, option), param=f"--{option}")
+        for option, kind in LIMIT_OPTIONS
+        if getattr(args, option) is not None
+    }
+
+    async def run() -> dict[str, Any]:
+        from gridgate.app import open_store
+
+        store = await open_store(settings)
+        try:
+            service = LimitOverrides(store, settings.limits)
+            if changes:
+                return await service.set(scope, args.subject, changes)
+            return await service.show(scope, args.subject)
+        finally:
+            await store.close()
+
+    result = asyncio.run(run())
+
+    def human() -> str:
+        effective = result["effective"]
+        parts = [
+            f"{name.replace('_', ' ')}: {'no limit' if value is None else value}"
+            for name, value in effective.items()
+        ]
+        return f"{scope} {result['subject']}: " + ", ".join(parts)
+
+    _print(result, args.json, human)
+    return 0
+
+
+def cmd_instruments(args: argparse.Namespace, settings: Settings) -> int:
+    return run_limits(args, settings, "instrument")
+
+
 def cmd_keys(args: argparse.Namespace, settings: Settings) -> int:
+    if args.action == "limits":
+        return run_limits(args, settings, "key")
     now = SystemClock().now_us()
 
     async def action(accounts: Accounts) -> dict[str, Any] | list[Any]:
@@ -361,6 +433,8 @@ OFFERS_STATUS_HELP = (
 
 
 def cmd_offers(args: argparse.Namespace, settings: Settings) -> int:
+    if args.action in ("disable", "enable"):
+        return _switch_offer(args, settings, disabled=args.action == "disable")
     policy = HealthPolicy.from_settings(settings.health)  # validated when settings loaded
     window_s: float = (
         settings.health.max_age_seconds if args.window_seconds is None else args.window_seconds
@@ -384,6 +458,27 @@ def cmd_offers(args: argparse.Namespace, settings: Settings) -> int:
     report = asyncio.run(run())
     result = [offer_status_json(status) for status in report]
     _print(result, args.json, lambda: offers_status_table(result, window_s))
+    return 0
+
+
+def _switch_offer(args: argparse.Namespace, settings: Settings, *, disabled: bool) -> int:
+    async def run() -> dict[str, Any]:
+        from gridgate.app import open_store
+
+        store = await open_store(settings)
+        try:
+            offer = await store.set_offer_disabled(args.offer_id, disabled)
+        except NotFoundInStore as exc:
+            raise NotFound(
+                f"no offer {args.offer_id!r}; `gridgate offers status` lists them"
+            ) from exc
+        finally:
+            await store.close()
+        return {"offer_id": offer.id, "disabled_at": _iso(offer.disabled_us)}
+
+    result = asyncio.run(run())
+    state = f"disabled since {result['disabled_at']}" if result["disabled_at"] else "enabled"
+    _print(result, args.json, lambda: f"{result['offer_id']}: {state}")
     return 0
 
 
@@ -588,6 +683,8 @@ def build_parser() -> argparse.ArgumentParser:
     p = acc.add_parser("show", help="an account's balance and keys")
     p.add_argument("account")
     acc.add_parser("list", help="all accounts")
+    p = acc.add_parser("limits", help="show or set an account's rate limits (all its keys)")
+    _add_limit_options(p, "account")
 
     ledger = add("ledger", "check the ledger", cmd_ledger)
     _Actions(ledger).add_parser(
@@ -595,7 +692,8 @@ def build_parser() -> argparse.ArgumentParser:
     )
 
     offers = add("offers", "supplier offers", cmd_offers)
-    p = _Actions(offers).add_parser(
+    offer_actions = _Actions(offers)
+    p = offer_actions.add_parser(
         "status", help="each offer's measured figures against its instrument's spec"
     )
     p.description = OFFERS_STATUS_HELP
@@ -607,6 +705,12 @@ def build_parser() -> argparse.ArgumentParser:
         help="the usage records of the last S seconds, at most health.window_size per offer "
         "(default: health.max_age_seconds, 300)",
     )
+    for action, effect in (
+        ("disable", "stops serving at once in every gateway process; config seeding keeps it"),
+        ("enable", "serves again (if its config entry is enabled)"),
+    ):
+        p = offer_actions.add_parser(action, help=f"{action} an offer: it {effect}")
+        p.add_argument("offer_id")
 
     keys = add("keys", "manage API keys", cmd_keys)
     ks = _Actions(keys)
@@ -623,6 +727,14 @@ def build_parser() -> argparse.ArgumentParser:
     p.add_argument("--account", default=None)
     p = ks.add_parser("revoke", help="revoke a key (effective on the next request)")
     p.add_argument("key_id")
+    p = ks.add_parser("limits", help="show or set a key's rate limits")
+    _add_limit_options(p, "key")
+
+    instruments = add("instruments", "instruments of the exchange", cmd_instruments)
+    p = _Actions(instruments).add_parser(
+        "limits", help="show or set an instrument's rate limits (across every key)"
+    )
+    _add_limit_options(p, "instrument")
     return parser
 
 

@@ -1,6 +1,7 @@
 """Running the gateway: one event loop per process, ``server.workers`` processes sharing the
 port (SO_REUSEPORT), graceful shutdown on SIGINT/SIGTERM (in-flight requests drain, the usage
-writer flushes)."""
+writer flushes). With several workers, their metrics meet in a temporary directory that lives
+as long as the parent (``metrics.prepare_multiprocess``)."""
 
 from __future__ import annotations
 
@@ -8,14 +9,18 @@ import asyncio
 import contextlib
 import logging
 import multiprocessing
+import shutil
 import signal
 import sys
+import tempfile
 from collections.abc import Callable
 from multiprocessing.synchronize import Event as EventType
 
 from aiohttp import web
 
 from gridgate.app import build_app, open_store
+from gridgate.logs import JsonAccessLogger, configure_logging
+from gridgate.metrics import prepare_multiprocess, worker_exit
 from gridgate.settings import Settings
 
 log = logging.getLogger("gridgate.server")
@@ -38,9 +43,14 @@ async def run_gateway(
 ) -> None:
     """Serve until ``stop`` is set (or SIGINT/SIGTERM when no event is given)."""
     app = build_app(settings)
+    access_log = None
+    if settings.server.access_log:  # asked for: written whatever the level of other logs
+        access_log = logging.getLogger("aiohttp.access")
+        access_log.setLevel(logging.INFO)
     runner = web.AppRunner(
         app,
-        access_log=logging.getLogger("aiohttp.access") if settings.server.access_log else None,
+        access_log=access_log,
+        access_log_class=JsonAccessLogger,
         shutdown_timeout=SHUTDOWN_GRACE_SECONDS,
         # a caller that goes away cancels its handler at once, even while the upstream is
         # silent: the upstream connection is closed and the request settled for what it got
@@ -64,13 +74,14 @@ async def run_gateway(
 
 
 def _worker(settings: Settings, reuse_port: bool, listening: EventType) -> None:
-    logging.basicConfig(level=logging.INFO, format="%(asctime)s %(levelname)s %(name)s %(message)s")
+    configure_logging(settings.logging.format, settings.logging.level)
     _use_uvloop()
     asyncio.run(run_gateway(settings, reuse_port=reuse_port, ready=lambda _: listening.set()))
 
 
 def serve(settings: Settings) -> int:
     """``gridgate serve``: migrate once, then run the worker processes."""
+    configure_logging(settings.logging.format, settings.logging.level)
 
     async def prepare() -> None:
         store = await open_store(settings)
@@ -79,12 +90,28 @@ def serve(settings: Settings) -> int:
     asyncio.run(prepare())
     workers = settings.server.workers
     url = f"http://{settings.server.host}:{settings.server.port}"
+    if workers > 1 and not settings.redis.url:
+        log.warning(
+            "%d workers without redis.url: rate limits are counted by each worker on its own "
+            "(up to %d times the limit); set redis.url to make them exact",
+            workers,
+            workers,
+        )
     if workers == 1:
         _use_uvloop()
         asyncio.run(
             run_gateway(settings, ready=lambda u: print(f"gridgate serving on {u}/v1", flush=True))
         )
         return 0
+    metrics_dir = tempfile.mkdtemp(prefix="gridgate-metrics-")
+    try:
+        prepare_multiprocess(metrics_dir)  # before the workers start: they read it at import
+        return _run_workers(settings, workers, url)
+    finally:
+        shutil.rmtree(metrics_dir, ignore_errors=True)
+
+
+def _run_workers(settings: Settings, workers: int, url: str) -> int:
     context = multiprocessing.get_context("spawn")
     listening = [context.Event() for _ in range(workers)]
     processes = [
@@ -117,6 +144,8 @@ def serve(settings: Settings) -> int:
     signal.signal(signal.SIGTERM, forward)
     for process in processes:
         process.join()
+        if process.pid is not None:
+            worker_exit(process.pid)
     failed = [p.name for p in processes if p.exitcode not in (0, -signal.SIGTERM, -signal.SIGINT)]
     if failed:
         print(f"gridgate: workers failed: {', '.join(failed)}", file=sys.stderr)

@@ -6,7 +6,8 @@ names the environment variable that holds its credential (``api_key_env``).
 
 Resolution order for the file: ``--config PATH``, else ``$GRIDGATE_CONFIG``, else no file
 (embedded defaults). Environment overrides, applied after the file:
-``GRIDGATE_DATA_DIR``, ``GRIDGATE_DATABASE_URL``, ``GRIDGATE_HOST``, ``GRIDGATE_PORT``.
+``GRIDGATE_DATA_DIR``, ``GRIDGATE_DATABASE_URL``, ``GRIDGATE_REDIS_URL``, ``GRIDGATE_HOST``,
+``GRIDGATE_PORT``.
 """
 
 from __future__ import annotations
@@ -124,6 +125,43 @@ class AuthSettings(_Strict, frozen=True, kw_only=True, forbid_unknown_fields=Tru
     cache_seconds: float = 0.0
 
 
+class LimitSettings(_Strict, frozen=True, kw_only=True, forbid_unknown_fields=True):
+    """The default limits of one scope (every key, every account or every instrument); unset =
+    no limit. Per-subject overrides live in the store (``gridgate keys limits`` …)."""
+
+    requests_per_minute: int | None = None
+    tokens_per_minute: int | None = None  # input + output, reserved at the worst case
+    concurrent: int | None = None  # requests in flight at once
+
+
+class LimitsSettings(_Strict, frozen=True, kw_only=True, forbid_unknown_fields=True):
+    key: LimitSettings = msgspec.field(default_factory=LimitSettings)
+    account: LimitSettings = msgspec.field(default_factory=LimitSettings)
+    instrument: LimitSettings = msgspec.field(default_factory=LimitSettings)  # across the fleet
+    # when the limiter's backend (Redis) cannot be reached: "closed" answers 503 (nothing is
+    # served that the limits could not vouch for); "open" serves unlimited, logging every 10 s
+    on_backend_failure: Literal["closed", "open"] = "closed"
+
+
+class RedisSettings(_Strict, frozen=True, kw_only=True, forbid_unknown_fields=True):
+    # empty: rate limits are counted per process, in memory (one process); set it (e.g.
+    # redis://127.0.0.1:6379/0) when several processes or hosts serve: the limits are then
+    # exact across all of them. Env override: GRIDGATE_REDIS_URL (put a password there, not in
+    # this file)
+    url: str = ""
+    # prefixes every Redis key gridgate writes, so several deployments can share one Redis
+    namespace: str = "gg"
+
+
+class ChangesSettings(_Strict, frozen=True, kw_only=True, forbid_unknown_fields=True):
+    """Cross-process state: every process reads the store's change feed (a revoked key, a
+    changed limit, a disabled offer, a catalog change) this often and drops what it cached."""
+
+    poll_seconds: float = 0.25
+    # the fallback: cached limit overrides and the catalog are reread this often regardless
+    refresh_seconds: float = 30.0
+
+
 class InstrumentSettings(_Strict, frozen=True, kw_only=True, forbid_unknown_fields=True):
     id: str
     display_name: str = ""
@@ -169,15 +207,25 @@ class OfferSettings(_Strict, frozen=True, kw_only=True, forbid_unknown_fields=Tr
     id: str = ""  # default "<supplier>/<instrument>/<model>"
 
 
+class LoggingSettings(_Strict, frozen=True, kw_only=True, forbid_unknown_fields=True):
+    # json: one JSON object per line (ts, level, logger, msg, request_id, …); text: classic lines
+    format: Literal["json", "text"] = "json"
+    level: str = "INFO"  # DEBUG, INFO, WARNING, ERROR or CRITICAL
+
+
 class Settings(_Strict, frozen=True, kw_only=True, forbid_unknown_fields=True):
     data_dir: str = ".gridgate"
     server: ServerSettings = msgspec.field(default_factory=ServerSettings)
+    logging: LoggingSettings = msgspec.field(default_factory=LoggingSettings)
     database: DatabaseSettings = msgspec.field(default_factory=DatabaseSettings)
     billing: BillingSettings = msgspec.field(default_factory=BillingSettings)
     upstream: UpstreamSettings = msgspec.field(default_factory=UpstreamSettings)
     auth: AuthSettings = msgspec.field(default_factory=AuthSettings)
     health: HealthSettings = msgspec.field(default_factory=HealthSettings)
     hedging: HedgingSettings = msgspec.field(default_factory=HedgingSettings)
+    limits: LimitsSettings = msgspec.field(default_factory=LimitsSettings)
+    redis: RedisSettings = msgspec.field(default_factory=RedisSettings)
+    changes: ChangesSettings = msgspec.field(default_factory=ChangesSettings)
     instruments: list[InstrumentSettings] = msgspec.field(default_factory=list)
     suppliers: list[SupplierSettings] = msgspec.field(default_factory=list)
     offers: list[OfferSettings] = msgspec.field(default_factory=list)
@@ -231,6 +279,8 @@ def _check(settings: Settings, source: str) -> None:
         fail("server.workers", "must be at least 1")
     if settings.server.max_body_bytes < 1024:
         fail("server.max_body_bytes", "must be at least 1024")
+    if settings.logging.level.upper() not in ("DEBUG", "INFO", "WARNING", "ERROR", "CRITICAL"):
+        fail("logging.level", "must be one of DEBUG, INFO, WARNING, ERROR, CRITICAL")
     try:
         if usd_to_nanos(settings.billing.lease_usd) <= 0:
             fail("billing.lease_usd", "must be positive")
@@ -259,6 +309,19 @@ def _check(settings: Settings, source: str) -> None:
         fail("upstream.deadline_seconds", "must be positive")
     if settings.upstream.keepalive_seconds < 0:
         fail("upstream.keepalive_seconds", "must be 0 (off) or positive")
+    for scope in ("key", "account", "instrument"):
+        limit: LimitSettings = getattr(settings.limits, scope)
+        for knob in ("requests_per_minute", "tokens_per_minute", "concurrent"):
+            knob_value: int | None = getattr(limit, knob)
+            if knob_value is not None and knob_value < 0:
+                fail(f"limits.{scope}.{knob}", "must be 0 or more (leave it out for no limit)")
+    redis_url = settings.redis.url
+    if redis_url and not redis_url.startswith(("redis://", "rediss://", "unix://")):
+        fail("redis.url", "must start with redis://, rediss:// or unix://")
+    if not re.fullmatch(r"[A-Za-z0-9_.-]{1,64}", settings.redis.namespace):
+        fail("redis.namespace", "1 to 64 letters, digits, '_', '.' or '-'")
+    if settings.changes.poll_seconds <= 0 or settings.changes.refresh_seconds <= 0:
+        fail("changes", "poll_seconds and refresh_seconds must be positive")
     url = settings.database.url
     if url and not url.startswith(("sqlite://", "postgresql://", "postgres://")):
         fail("database.url", "must start with sqlite:/// or postgresql://")
@@ -385,6 +448,8 @@ def _with_overrides(
         out["data_dir"] = chosen_dir
     if env.get("GRIDGATE_DATABASE_URL"):
         out["database"] = {**out.get("database", {}), "url": env["GRIDGATE_DATABASE_URL"]}
+    if env.get("GRIDGATE_REDIS_URL"):
+        out["redis"] = {**out.get("redis", {}), "url": env["GRIDGATE_REDIS_URL"]}
     server = dict(out.get("server", {}))
     if env.get("GRIDGATE_HOST"):
         server["host"] = env["GRIDGATE_HOST"]

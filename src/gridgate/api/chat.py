@@ -4,7 +4,8 @@ from __future__ import annotations
 
 from aiohttp import web
 
-from gridgate.api.errors import REQUEST_ID
+from gridgate.api.errors import REQUEST_ID, request_id_headers
+from gridgate.api.rate_headers import on_errors_too
 from gridgate.api.state import STATE, AppState
 from gridgate.api.streaming import relay
 from gridgate.core.exchange import Served
@@ -13,8 +14,8 @@ from gridgate.errors import GridgateError
 from gridgate.protocol.openai_chat import decode_chat_request
 
 
-def _served_headers(state: AppState, request_id: str, served: Served | None) -> dict[str, str]:
-    headers = {"x-request-id": request_id}
+def _served_headers(state: AppState, request: web.Request, served: Served | None) -> dict[str, str]:
+    headers = request_id_headers(request)
     if served is not None and state.settings.server.expose_supplier:
         headers["x-gridgate-supplier"] = served.supplier
     return headers
@@ -25,21 +26,23 @@ async def chat_completions(request: web.Request) -> web.StreamResponse:
     request_id = request[REQUEST_ID]
     key = await state.auth.authenticate(bearer_token(request.headers.get("Authorization")))
     chat = decode_chat_request(await request.read())
-    if not chat.is_stream:
-        completion, served = await state.exchange.complete(key, chat, request_id)
-        return web.Response(
-            body=completion.body,
-            content_type="application/json",
-            headers=_served_headers(state, request_id, served),
+    limits: dict[str, str] = {}  # the rate-limit headers, filled in at admission
+    with on_errors_too(limits):
+        if not chat.is_stream:
+            completion, served = await state.exchange.complete(key, chat, request_id, limits)
+            return web.Response(
+                body=completion.body,
+                content_type="application/json",
+                headers={**limits, **_served_headers(state, request, served)},
+            )
+        return await relay(
+            request,
+            state.exchange.open_stream(key, chat, request_id, limits),
+            keepalive_seconds=state.settings.upstream.keepalive_seconds,
+            headers=lambda served: {**limits, **_served_headers(state, request, served)},
+            encoder=None,
+            error_event=_error_event,
         )
-    return await relay(
-        request,
-        state.exchange.open_stream(key, chat, request_id),
-        keepalive_seconds=state.settings.upstream.keepalive_seconds,
-        headers=lambda served: _served_headers(state, request_id, served),
-        encoder=None,
-        error_event=_error_event,
-    )
 
 
 def _error_event(error: GridgateError) -> bytes:

@@ -7,13 +7,21 @@ surfaces (the reference exchange's Messages surface mirrors its chat-completions
 Our own errors render themselves; aiohttp's HTTP exceptions (unknown path, wrong method, body too
 large) are translated into the same envelope; anything unexpected is logged with the request id
 and answered with a generic 500 that reveals nothing.
+
+Request ids: every request gets gridgate's own unique id (``REQUEST_ID``, the key of its usage
+record). A client's ``X-Request-Id`` of 1–128 chars of ``[A-Za-z0-9._:@/+=-]`` is honoured
+(``CLIENT_REQUEST_ID``): it becomes the visible id — the ``x-request-id`` header, the
+``request_id`` of log lines and of Anthropic error bodies — and ``x-gridgate-request-id`` then
+carries gridgate's own id. The middleware also feeds the HTTP metrics.
 """
 
 from __future__ import annotations
 
+import asyncio
 import itertools
 import logging
 import secrets
+import time
 from collections.abc import Awaitable, Callable
 
 import msgspec
@@ -28,10 +36,12 @@ from gridgate.errors import (
     PayloadTooLarge,
     http_status,
 )
+from gridgate.logs import CURRENT_REQUEST, RequestContext, route_of, valid_request_id
 
 log = logging.getLogger("gridgate.api")
 
 REQUEST_ID: web.RequestKey[str] = web.RequestKey("gridgate_request_id", str)
+CLIENT_REQUEST_ID: web.RequestKey[str | None] = web.RequestKey("gridgate_client_request_id")
 Handler = Callable[[web.Request], Awaitable[web.StreamResponse]]
 
 
@@ -57,12 +67,29 @@ def is_anthropic_surface(path: str) -> bool:
     return path.startswith(ANTHROPIC_SURFACE)
 
 
-def error_response(
-    error: GridgateError, request_id: str, *, anthropic: bool = False
-) -> web.Response:
-    headers = {"x-request-id": request_id, **error.headers}
+def visible_request_id(request: web.Request) -> str:
+    """The id the client sees: its own ``X-Request-Id`` when honoured, else gridgate's."""
+    return request.get(CLIENT_REQUEST_ID) or request[REQUEST_ID]
+
+
+def request_id_headers(request: web.Request, *, anthropic: bool = False) -> dict[str, str]:
+    """``x-request-id`` (and Anthropic's ``request-id``) with the visible id, and
+    ``x-gridgate-request-id`` with gridgate's own when the client chose the visible one."""
+    own = request[REQUEST_ID]
+    client = request.get(CLIENT_REQUEST_ID)
+    headers = {"x-request-id": client or own}
     if anthropic:
-        headers["request-id"] = request_id
+        headers["request-id"] = client or own
+    if client:
+        headers["x-gridgate-request-id"] = own
+    return headers
+
+
+def error_response(error: GridgateError, request: web.Request) -> web.Response:
+    anthropic = is_anthropic_surface(request.path)
+    headers = {**request_id_headers(request, anthropic=anthropic), **error.headers}
+    if anthropic:
+        request_id = visible_request_id(request)
         body = msgspec.json.encode({**error.anthropic_body(), "request_id": request_id})
     else:
         body = error.render()
@@ -95,28 +122,51 @@ def _translate(exc: web.HTTPException, request: web.Request) -> GridgateError:
 
 @web.middleware
 async def error_middleware(request: web.Request, handler: Handler) -> web.StreamResponse:
+    started = time.perf_counter()
     request_id = request.app[REQUEST_IDS]()
     request[REQUEST_ID] = request_id
+    client_id = valid_request_id(request.headers.get("X-Request-Id"))
+    request[CLIENT_REQUEST_ID] = client_id
+    # not reset: aiohttp runs each request in a task of its own (a copy of the context), and
+    # the access log line, written after this returns, carries the id too
+    CURRENT_REQUEST.set(
+        RequestContext(client_id, request_id, started)
+        if client_id
+        else RequestContext(request_id, None, started)
+    )
+    status = 500
+    try:
+        response = await _answer(request, handler)
+        status = response.status
+        return response
+    except web.HTTPException as exc:  # a redirect (< 400) passes through
+        status = exc.status
+        raise
+    except asyncio.CancelledError:
+        status = 499  # the client went away
+        raise
+    finally:
+        state = request.app.get(STATE)
+        if state is not None:
+            state.metrics.observe_http(
+                route_of(request), request.method, status, time.perf_counter() - started
+            )
+
+
+async def _answer(request: web.Request, handler: Handler) -> web.StreamResponse:
     try:
         response = await handler(request)
     except GridgateError as exc:
-        return error_response(exc, request_id, anthropic=is_anthropic_surface(request.path))
+        return error_response(exc, request)
     except web.HTTPException as exc:
         if exc.status < 400:
             raise
-        translated = _translate(exc, request)
-        response = error_response(
-            translated, request_id, anthropic=is_anthropic_surface(request.path)
-        )
+        response = error_response(_translate(exc, request), request)
         response.set_status(exc.status)
         return response
     except Exception:
-        log.exception("unhandled error", extra={"request_id": request_id})
-        return error_response(
-            GridgateError("internal error; it has been logged"),
-            request_id,
-            anthropic=is_anthropic_surface(request.path),
-        )
+        log.exception("unhandled error", extra={"request_id": visible_request_id(request)})
+        return error_response(GridgateError("internal error; it has been logged"), request)
     if not response.prepared:
-        response.headers["x-request-id"] = request_id
+        response.headers.update(request_id_headers(request))
     return response

@@ -13,7 +13,8 @@ import msgspec
 from aiohttp import web
 from multidict import CIMultiDictProxy
 
-from gridgate.api.errors import REQUEST_ID
+from gridgate.api.errors import REQUEST_ID, request_id_headers
+from gridgate.api.rate_headers import on_errors_too
 from gridgate.api.state import STATE, AppState
 from gridgate.api.streaming import relay
 from gridgate.core.exchange import Served
@@ -40,8 +41,8 @@ def api_key(headers: CIMultiDictProxy[str]) -> str:
     return key
 
 
-def _headers(state: AppState, request_id: str, served: Served | None) -> dict[str, str]:
-    headers = {"x-request-id": request_id, "request-id": request_id}
+def _headers(state: AppState, request: web.Request, served: Served | None) -> dict[str, str]:
+    headers = request_id_headers(request, anthropic=True)
     if served is not None and state.settings.server.expose_supplier:
         headers["x-gridgate-supplier"] = served.supplier
     return headers
@@ -53,21 +54,25 @@ async def messages(request: web.Request) -> web.StreamResponse:
     key = await state.auth.authenticate(api_key(request.headers))
     native = decode_messages_request(await request.read())
     chat = to_chat_request(native)
-    if not chat.is_stream:
-        completion, served = await state.exchange.complete(key, chat, request_id)
-        return web.Response(
-            body=message_from_completion(completion.body, model=native.model),
-            content_type="application/json",
-            headers=_headers(state, request_id, served),
+    limits: dict[str, str] = {}  # the rate-limit headers, filled in at admission
+    with on_errors_too(limits):
+        if not chat.is_stream:
+            completion, served = await state.exchange.complete(key, chat, request_id, limits)
+            return web.Response(
+                body=message_from_completion(completion.body, model=native.model),
+                content_type="application/json",
+                headers={**limits, **_headers(state, request, served)},
+            )
+        return await relay(
+            request,
+            state.exchange.open_stream(key, chat, request_id, limits),
+            keepalive_seconds=state.settings.upstream.keepalive_seconds,
+            headers=lambda served: {**limits, **_headers(state, request, served)},
+            encoder=lambda session: (
+                MessageStreamEncoder(native.model, session.prompt_estimate).feed
+            ),
+            error_event=error_event,
         )
-    return await relay(
-        request,
-        state.exchange.open_stream(key, chat, request_id),
-        keepalive_seconds=state.settings.upstream.keepalive_seconds,
-        headers=lambda served: _headers(state, request_id, served),
-        encoder=lambda session: MessageStreamEncoder(native.model, session.prompt_estimate).feed,
-        error_event=error_event,
-    )
 
 
 async def count_tokens(request: web.Request) -> web.Response:
@@ -88,5 +93,5 @@ async def count_tokens(request: web.Request) -> web.Response:
     return web.Response(
         body=msgspec.json.encode({"input_tokens": estimate}),
         content_type="application/json",
-        headers={"request-id": request[REQUEST_ID]},
+        headers=request_id_headers(request, anthropic=True),
     )

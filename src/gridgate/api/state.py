@@ -12,7 +12,9 @@ from gridgate.core.catalog import Catalog
 from gridgate.core.clock import Clock
 from gridgate.core.exchange import Exchange
 from gridgate.core.keys import Authenticator
+from gridgate.core.rate_limits import RateLimiter
 from gridgate.core.usage_writer import UsageWriter
+from gridgate.metrics import Metrics
 from gridgate.settings import Settings
 from gridgate.storage.ports import Store
 
@@ -40,6 +42,8 @@ class AppState:
     exchange: Exchange
     http: aiohttp.ClientSession
     background: list[object] = field(default_factory=list)
+    metrics: Metrics = field(default_factory=Metrics)
+    limiter: RateLimiter | None = None  # None: no rate-limit backend configured
 
 
 STATE: web.AppKey[AppState] = web.AppKey("gridgate_state", AppState)

@@ -47,6 +47,7 @@ async def relay(
     stream for the surface (None: relay it as it is)."""
     opening = asyncio.ensure_future(session_opening)
     response: web.StreamResponse | None = None
+    session: StreamSession | None = None
     try:
         if keepalive_seconds > 0:
             done, _ = await asyncio.wait({opening}, timeout=keepalive_seconds)
@@ -76,6 +77,15 @@ async def relay(
             opening.cancel()
             with contextlib.suppress(BaseException):
                 await opening
+        if (
+            session is None
+            and opening.done()
+            and not opening.cancelled()
+            and opening.exception() is None
+        ):
+            session = opening.result()  # opened as the caller left
+        if session is not None:
+            await session.close()  # never relayed to its end (the client left first): settle
     return response
 
 

@@ -44,7 +44,13 @@ class Catalog:
         for offer in all_offers:
             supplier = sups.get(offer.supplier)
             instrument = inst.get(offer.instrument.lower())
-            if not offer.enabled or supplier is None or not supplier.enabled or instrument is None:
+            if (
+                not offer.enabled
+                or offer.disabled_us is not None  # an operator's disable
+                or supplier is None
+                or not supplier.enabled
+                or instrument is None
+            ):
                 continue
             by_instrument.setdefault(instrument.id, []).append(
                 PricedOffer(offer, supplier, Price(offer.input_per_m, offer.output_per_m))

@@ -33,6 +33,7 @@ from gridgate.core.offer_health import (
     verdict,
 )
 from gridgate.core.preferences import DroppedFields, Figures, Preferences, no_figures
+from gridgate.core.rate_guard import Pass, RateGuard
 from gridgate.core.routing import Needs, rank
 from gridgate.core.usage_writer import UsageWriter
 from gridgate.errors import (
@@ -98,6 +99,8 @@ class _Attempt:
     untranslatable: Untranslatable | None = None  # the first offer whose wire could not carry it
     deadline_passed: bool = False
     admission: Admission | None = None  # the offers health admitted, and any probe slot taken
+    admitted: Pass | None = None  # the rate-limit admission, released when the request ends
+    used_tokens: int = 0  # input + output of the settled answer (corrects the admission)
 
 
 @dataclass(slots=True)
@@ -127,8 +130,10 @@ class Exchange:
         hedging: HedgingSettings | None = None,
         dropped_fields: Mapping[str, DroppedFields] | None = None,
         figures: Figures = no_figures,
+        guard: RateGuard | None = None,
     ) -> None:
         self._catalog = catalog
+        self._guard = guard  # rate limits (None: no limits configured)
         self._billing = billing
         self._adapters = adapters
         # per wire format, what of a request it would drop (``provider.require_parameters``)
@@ -223,9 +228,15 @@ class Exchange:
 
     # -- non-streamed ----------------------------------------------------------------------
     async def complete(
-        self, caller: KeyRecord, request: ChatRequest, request_id: str
+        self,
+        caller: KeyRecord,
+        request: ChatRequest,
+        request_id: str,
+        headers: dict[str, str] | None = None,
     ) -> tuple[Completion, Served]:
+        """Serve a whole answer. ``headers`` receives the rate-limit headers of the answer."""
         state = self._start(caller, request, request_id, stream=False)
+        await self._admit(state, headers)
         try:
             for offer in self._attempts(state):
                 remaining = self._remaining(state)
@@ -264,13 +275,19 @@ class Exchange:
 
     # -- streamed -----------------------------------------------------------------------------
     async def open_stream(
-        self, caller: KeyRecord, request: ChatRequest, request_id: str
+        self,
+        caller: KeyRecord,
+        request: ChatRequest,
+        request_id: str,
+        headers: dict[str, str] | None = None,
     ) -> StreamSession:
         """Route, hold and wait for the first chunk, failing over until one arrives, and
         hedging: when the instrument promises a TTFT and no first chunk has come at
         ``hedging.fraction`` of it, the next offer starts too and the first to answer serves
-        (the other is cancelled; the caller pays once, at the serving offer's price)."""
+        (the other is cancelled; the caller pays once, at the serving offer's price).
+        ``headers`` receives the rate-limit headers of the answer."""
         state = self._start(caller, request, request_id, stream=True)
+        await self._admit(state, headers)
         try:
             won = await self._race(state, request)
             if won is None:
@@ -398,6 +415,29 @@ class Exchange:
             stream=stream,
         )
 
+    async def _admit(self, state: _Attempt, headers: dict[str, str] | None) -> None:
+        """Admit the request against its rate limits, its tokens at the worst case (the
+        prompt's upper bound and the most output any candidate may give), or raise
+        ``RateLimited``: then nothing is held and no usage is recorded."""
+        if self._guard is None:
+            return
+        plan = state.plan
+        cap = max(
+            (
+                min(o.offer.max_output, plan.instrument.max_completion_tokens)
+                for o in plan.candidates
+            ),
+            default=plan.instrument.max_completion_tokens,
+        )
+        per_choice = min(plan.requested_max, cap) if plan.requested_max is not None else cap
+        tokens = plan.prompt_bound + plan.n * per_choice
+        admitted = await self._guard.admit(
+            state.request_id, state.caller, plan.instrument.id, tokens
+        )
+        state.admitted = admitted
+        if admitted is not None and headers is not None:
+            headers.update(admitted.headers)
+
     @property
     def health(self) -> OfferHealth | None:
         return self._health
@@ -428,6 +468,9 @@ class Exchange:
         if state.admission is not None:
             state.admission.close()
             state.admission = None
+        if state.admitted is not None and self._guard is not None:
+            admitted, state.admitted = state.admitted, None
+            self._guard.release(admitted, state.used_tokens)
 
     @overload
     async def _prepare(
@@ -541,6 +584,7 @@ class Exchange:
         ):
             cost = 0
         charged = self._billing.settle(reservation, cost)
+        state.used_tokens = usage.prompt_tokens + usage.completion_tokens
         self._record(
             state,
             offer,
@@ -680,6 +724,14 @@ class StreamSession:
         self.served = Served(offer.supplier.name, offer.offer.id, offer.offer.model)
         self.prompt_estimate = state.plan.prompt_estimate
         self.ended = False  # set just before the last piece is yielded
+        self._finished = False  # settled (by the relay's end, a failure, or close())
+
+    async def close(self) -> None:
+        """Settle a session that will not be relayed (or not to its end) as cancelled: what
+        it delivered is charged, its hold and rate-limit admission are given back. A no-op
+        once it has settled."""
+        if not self._finished:
+            await self._finish("cancelled", 499, None)
 
     async def chunks(self) -> AsyncGenerator[bytes, None]:
         """The bytes to relay, one piece per upstream read. The charge is settled before the
@@ -748,6 +800,9 @@ class StreamSession:
         )
 
     async def _finish(self, outcome: str, status: int, error: str | None) -> bool:
+        if self._finished:
+            return True
+        self._finished = True
         await _aclose(self._upstream)
         usage = self._metered()
         exchange, state = self._exchange, self._state

@@ -7,9 +7,10 @@ in listings. The secret is returned once, at creation.
 
 By default every request looks its key up (``auth.cache_seconds = 0``): on SQLite that is a local
 indexed read, so a revoked or expired key fails on the very next request. A positive
-``auth.cache_seconds`` trades that for fewer reads (for a remote database): a revocation then takes
-up to that long to reach every process. Every lease a process takes still re-checks the key in
-the same transaction as the hold.
+``auth.cache_seconds`` trades that for fewer reads (for a remote database): a revocation still
+reaches every process within ``changes.poll_seconds`` through the change feed
+(``core/change_feed.py``), and the cache lifetime only bounds it should the feed be unreadable.
+Every lease a process takes still re-checks the key in the same transaction as the hold.
 """
 
 from __future__ import annotations
@@ -69,7 +70,15 @@ class Authenticator:
         self._store = store
         self._clock = clock
         self._ttl = cache_seconds
-        self._cache: dict[str, tuple[KeyRecord, float]] = {}
+        self._cache: dict[str, tuple[KeyRecord, float]] = {}  # secret hash → key, until
+        self._hashes: dict[str, str] = {}  # key id → secret hash, for forget()
+
+    def forget(self, key_ids: list[str]) -> None:
+        """Drop these keys from the cache (the change feed says they changed)."""
+        for key_id in key_ids:
+            digest = self._hashes.pop(key_id, None)
+            if digest is not None:
+                self._cache.pop(digest, None)
 
     async def authenticate(self, secret: str | None) -> KeyRecord:
         if secret is None:
@@ -91,7 +100,9 @@ class Authenticator:
             if self._ttl > 0:
                 if len(self._cache) >= MAX_CACHED_KEYS:
                     self._cache.clear()
+                    self._hashes.clear()
                 self._cache[digest] = (key, now + self._ttl)
+                self._hashes[key.id] = digest
         if key.revoked_us is not None:
             raise Unauthorized("API key revoked", code="revoked_api_key")
         if key.expires_us is not None and key.expires_us <= self._clock.now_us():

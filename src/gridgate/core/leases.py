@@ -82,6 +82,18 @@ class LeaseBook:
         self._tasks: set[asyncio.Task[None]] = set()
         self._placing: set[asyncio.Future[HoldResult]] = set()
 
+    @property
+    def inflight(self) -> int:
+        """Requests holding a reservation right now, on every lease."""
+        return sum(lease.inflight for lease in self._open.values()) + sum(
+            lease.inflight for lease in self._closing.values()
+        )
+
+    @property
+    def open_count(self) -> int:
+        """Leases (ledger holds) this process has open, closing ones included."""
+        return len(self._open) + len(self._closing)
+
     # -- the hot path ----------------------------------------------------------------------
     def try_reserve(self, account_id: str, amount: int) -> Reservation | None:
         """Reserve in memory on the open lease, or None when it cannot cover ``amount``."""

@@ -12,6 +12,7 @@ from __future__ import annotations
 import asyncio
 import contextlib
 import logging
+from collections.abc import Callable
 
 from gridgate.storage.ports import StorageError, Store
 from gridgate.storage.records import UsageRecord
@@ -27,8 +28,11 @@ class UsageWriter:
         batch_size: int = 500,
         flush_seconds: float = 0.05,
         max_retries: int = 5,
+        observe: Callable[[UsageRecord], None] | None = None,
     ) -> None:
+        """``observe`` sees every record as it is queued (the metrics hook)."""
         self._store = store
+        self._observe = observe
         self._batch_size = batch_size
         self._flush_seconds = flush_seconds
         self._max_retries = max_retries
@@ -50,6 +54,11 @@ class UsageWriter:
 
     def submit(self, record: UsageRecord) -> None:
         self._queue.put_nowait(record)
+        if self._observe is not None:
+            try:
+                self._observe(record)
+            except Exception:  # metrics must never fail a request
+                log.exception("observing a usage record failed")
 
     async def close(self) -> None:
         """Write everything queued, then stop."""
