@@ -32,9 +32,30 @@ class Gateway:
     worker_pids: list[int]
 
 
+# limits the benchmark never reaches: every request is checked and counted, none refused
+UNREACHED_LIMITS = (
+    "[limits.key]",
+    "requests_per_minute = 1000000000",
+    "tokens_per_minute = 1000000000000",
+    "concurrent = 1000000",
+    "[limits.account]",
+    "tokens_per_minute = 1000000000000",
+    "",
+)
+
+
 def config_toml(
-    data_dir: Path, port: int, upstream: str, workers: int, database_url: str | None = None
+    data_dir: Path,
+    port: int,
+    upstream: str,
+    workers: int,
+    database_url: str | None = None,
+    *,
+    limits: str = "off",
+    redis_url: str = "",
 ) -> str:
+    """``limits``: ``off`` (no rate limits, as revisions before them), ``memory`` (checked in
+    each worker) or ``redis`` (checked on ``redis_url``: one Lua round trip per request)."""
     parts = [
         f'data_dir = "{data_dir}"',
         "",
@@ -47,6 +68,11 @@ def config_toml(
     ]
     if database_url:
         parts += ["[database]", f'url = "{database_url}"', ""]
+    if limits != "off":
+        parts += list(UNREACHED_LIMITS)
+    if limits == "redis":
+        namespace = f"bench{port}"
+        parts += ["[redis]", f'url = "{redis_url}"', f'namespace = "{namespace}"', ""]
     for name in INSTRUMENTS:
         kind = name.split("-", 1)[1]
         parts += [
@@ -104,13 +130,19 @@ def start_gateway(
     *,
     name: str = "gridgate",
     database_url: str | None = None,
+    limits: str = "off",
+    redis_url: str = "",
 ) -> Gateway:
     """``command`` runs the gridgate CLI (``.venv/bin/gridgate``, or ``python -m gridgate``
     with ``PYTHONPATH`` in ``env`` naming an exported source tree). ``name`` names its files
     in ``workdir``; ``database_url`` (PostgreSQL) replaces the SQLite file."""
     data_dir = workdir / f"{name}-data"
     config = workdir / f"{name}.toml"
-    config.write_text(config_toml(data_dir, port, upstream, workers, database_url))
+    config.write_text(
+        config_toml(
+            data_dir, port, upstream, workers, database_url, limits=limits, redis_url=redis_url
+        )
+    )
     _cli(command, env, config, "migrate")
     account = _cli(command, env, config, "accounts", "create", "--name", "bench")
     _cli(

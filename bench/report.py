@@ -111,7 +111,14 @@ def render(r: dict[str, Any]) -> str:
             "bare get the chat-completions bodies."
             if meta["settings"].get("surface") == "messages"
             else ""
-        ),
+        )
+        + {
+            "redis": " Rate limits on the key, checked on Redis (one Lua round trip per "
+            "request; set too high to refuse anything).",
+            "memory": " Rate limits on the key, checked in each worker's memory (set too high "
+            "to refuse anything).",
+            "off": " No rate limits.",
+        }.get(meta["settings"].get("limits", ""), ""),
         "",
         f"- Machine: {m['nproc']} CPUs, {m['cpu_model']}, {m['memory_gib']} GiB, "
         f"kernel {m['kernel']}, load average at start {', '.join(f'{x:.2f}' for x in m['loadavg_at_start'])}",

@@ -133,6 +133,18 @@ def parse_args(argv: list[str]) -> argparse.Namespace:
         "(POST /v1/messages, the Anthropic surface: every request and answer translated); "
         "direct and the bare proxy always get the chat-completions bodies",
     )
+    parser.add_argument(
+        "--limits",
+        choices=("redis", "memory", "off"),
+        default="redis",
+        help="rate limits on the bench key (set too high to refuse anything, so every request "
+        "is checked and counted): redis (default: exact across the workers, one Lua round trip "
+        "per request), memory (each worker counts its own), off (none; needed to --rev a "
+        "commit from before rate limits)",
+    )
+    parser.add_argument(
+        "--redis", default="redis://127.0.0.1:6379/0", help="Redis for --limits redis"
+    )
     parser.add_argument("--keep-temp", action="store_true", help="keep the temp dir (logs, db)")
     args = parser.parse_args(argv)
     if args.quick:
@@ -199,6 +211,8 @@ class Bench:
                 args.workers,
                 name=name,
                 database_url=url,
+                limits=args.limits,
+                redis_url=args.redis,
             )
             self.gateways[name] = gateway
             self.services.append(gateway.service)
@@ -606,6 +620,7 @@ def main(argv: list[str] | None = None) -> int:
         "targets": bench.target_names,
         "databases": bench.databases,
         "surface": args.surface,
+        "limits": args.limits,
     }
     meta["started"] = datetime.now().isoformat(timespec="seconds")
     bench.results["meta"] = meta
