@@ -43,6 +43,9 @@ class Broken:
     async def settle(self, ticket: Ticket, tokens: int, *, now_ms: int | None = None) -> None:
         raise LimiterUnavailable("down")
 
+    def settle_nowait(self, ticket: Ticket, tokens: int) -> bool:
+        return False
+
     async def renew(self, tickets: Sequence[Ticket], *, now_ms: int | None = None) -> None:
         raise LimiterUnavailable("down")
 

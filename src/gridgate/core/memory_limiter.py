@@ -314,6 +314,13 @@ class MemoryLimiter:
         return Decision(True, Ticket(ticket_id, tuple(limits), tokens), tuple(standings))
 
     async def settle(self, ticket: Ticket, tokens: int, *, now_ms: int | None = None) -> None:
+        self._settle(ticket, tokens, now_ms)
+
+    def settle_nowait(self, ticket: Ticket, tokens: int) -> bool:
+        self._settle(ticket, tokens, None)
+        return True
+
+    def _settle(self, ticket: Ticket, tokens: int, now_ms: int | None) -> None:
         if tokens < 0:
             raise ValueError("tokens must be >= 0")
         now = self._now(now_ms)

@@ -108,6 +108,8 @@ class RateGuard:
             return
         ticket = admitted.ticket
         self._live.pop(ticket.id, None)
+        if self.limiter.settle_nowait(ticket, tokens):
+            return
         task = asyncio.ensure_future(self._settle(ticket, tokens))
         self._settling.add(task)
         task.add_done_callback(self._settling.discard)

@@ -110,6 +110,11 @@ class RateLimiter(Protocol):
         ``concurrent`` slots are freed. Idempotent."""
         ...
 
+    def settle_nowait(self, ticket: Ticket, tokens: int) -> bool:
+        """``settle`` without waiting for it: done (memory) or sent (Redis: its answer is not
+        awaited, a failure only logged). False when it cannot be (then await ``settle``)."""
+        ...
+
     async def renew(self, tickets: Sequence[Ticket], *, now_ms: int | None = None) -> None:
         """Keep the concurrency slots of requests still in flight from expiring."""
         ...

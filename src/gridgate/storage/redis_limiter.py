@@ -16,9 +16,9 @@ Layout, under ``prefix`` (``gg:v1:rl:``, versioned like the scripts) + the limit
 Every key carries a TTL of its window (or slot TTL) plus a margin, so idle limits vanish.
 
 Every script is idempotent per ticket id (an admission leaves out what its own ticket already
-holds), so redis-py may retry a call once after a dropped connection; a timeout is not retried.
-A call never waits longer than ``timeout`` for a connection or an answer; every failure is
-``LimiterUnavailable``, translated in ``_connection`` alone.
+holds), so a call is retried once after a dropped connection; a timeout is not retried. Calls
+share one pipelined connection (``storage/resp.py``) and never wait longer than ``timeout`` for
+an answer; every failure is ``LimiterUnavailable``, translated in ``_connection`` alone.
 
 Not Redis Cluster aware: the keys of one call may live in different hash slots, so point it at
 a single Redis (or a primary with replicas).
@@ -26,17 +26,12 @@ a single Redis (or a primary with replicas).
 
 from __future__ import annotations
 
-import asyncio
-from collections.abc import AsyncIterator, Sequence
-from contextlib import asynccontextmanager
+import hashlib
+import logging
+from collections.abc import Iterator, Sequence
+from contextlib import contextmanager
 from importlib.resources import files
 from urllib.parse import parse_qs, unquote, urlsplit
-
-from redis.asyncio import ConnectionPool, Redis
-from redis.asyncio.retry import Retry
-from redis.backoff import NoBackoff
-from redis.exceptions import ConnectionError as RedisConnectionError
-from redis.exceptions import RedisError
 
 from gridgate.core.rate_limits import (
     SLOT_WAIT_CAP_MS,
@@ -46,12 +41,28 @@ from gridgate.core.rate_limits import (
     Standing,
     Ticket,
 )
+from gridgate.storage.resp import Arg, Reply, RespClient, RespError
+
+log = logging.getLogger("gridgate.limits")
 
 KEY_MARGIN_MS = 1000  # keys outlive their last entry by this much
 
 
-def _script(name: str) -> str:
-    return files("gridgate.storage").joinpath("lua", name).read_text(encoding="utf-8")
+class _Script:
+    """A Lua script run by its SHA1 (EVALSHA), loaded again when Redis has forgotten it."""
+
+    def __init__(self, name: str) -> None:
+        self.source = files("gridgate.storage").joinpath("lua", name).read_bytes()
+        self.sha = hashlib.sha1(self.source).hexdigest().encode()
+
+    async def run(self, client: RespClient, keys: Sequence[str], args: Sequence[Arg]) -> Reply:
+        try:
+            return await client.call(b"EVALSHA", self.sha, len(keys), *keys, *args)
+        except RespError as exc:
+            if not str(exc).startswith("NOSCRIPT"):
+                raise
+        await client.call(b"SCRIPT", b"LOAD", self.source)
+        return await client.call(b"EVALSHA", self.sha, len(keys), *keys, *args)
 
 
 def _redacted(url: str) -> tuple[str, list[str]]:
@@ -87,48 +98,37 @@ class RedisLimiter:
         self._prefix = prefix
         self._where, self._secrets = _redacted(url)
         self._timeout = timeout
-        # One pool of at most `max_connections`; a call waits at most `timeout` for one of them
-        # (a semaphore: redis-py's BlockingConnectionPool costs ~60 µs per call here). One
-        # immediate retry on a dropped connection (every script is idempotent), none on a timeout.
-        self._connections = asyncio.Semaphore(max_connections)
-        pool = ConnectionPool.from_url(
-            url,
-            max_connections=max_connections,
-            socket_connect_timeout=connect_timeout,
-            socket_timeout=timeout,
-            retry=Retry(NoBackoff(), 1, supported_errors=(RedisConnectionError,)),
-        )
-        self._redis = Redis.from_pool(pool)
-        self._admit = self._redis.register_script(_script("rate_admit.v1.lua"))
-        self._settle = self._redis.register_script(_script("rate_settle.v1.lua"))
-        self._renew = self._redis.register_script(_script("rate_renew.v1.lua"))
+        del max_connections  # one pipelined connection serves every call
+        self._client = RespClient(url, connect_timeout=connect_timeout, timeout=timeout)
+        self._admit = _Script("rate_admit.v1.lua")
+        self._settle = _Script("rate_settle.v1.lua")
+        self._renew = _Script("rate_renew.v1.lua")
 
-    @asynccontextmanager
-    async def _connection(self) -> AsyncIterator[None]:
-        """A turn at the pool, and the one place Redis failures become ``LimiterUnavailable``
-        (the message names no secret)."""
-        connections = self._connections
-        try:
-            if connections.locked():
-                async with asyncio.timeout(self._timeout):
-                    await connections.acquire()
-            else:
-                await connections.acquire()  # free: does not suspend
-        except TimeoutError as exc:
-            raise LimiterUnavailable(
-                f"rate-limit Redis at {self._where}: no connection free within {self._timeout} s"
-            ) from exc
+    async def _run(self, script: _Script, keys: Sequence[str], args: Sequence[Arg]) -> Reply:
+        """Run ``script``, once more after a dropped connection (every script is idempotent
+        per ticket); every failure becomes ``LimiterUnavailable``."""
+        with self._connection():
+            try:
+                return await script.run(self._client, keys, args)
+            except ConnectionError:
+                return await script.run(self._client, keys, args)
+
+    @contextmanager
+    def _connection(self) -> Iterator[None]:
+        """The one place Redis failures become ``LimiterUnavailable`` (naming no secret)."""
         try:
             yield
-        except (RedisError, OSError, TimeoutError) as exc:
+        except TimeoutError as exc:
+            raise LimiterUnavailable(
+                f"rate-limit Redis at {self._where}: no answer within {self._timeout} s"
+            ) from exc
+        except (RespError, OSError) as exc:
             detail = str(exc)
             for secret in self._secrets:
                 detail = detail.replace(secret, "***")
             raise LimiterUnavailable(
                 f"rate-limit Redis at {self._where} failed: {type(exc).__name__}: {detail}"
             ) from exc
-        finally:
-            connections.release()
 
     def _keys(self, limit: Limit, keys: list[str]) -> None:
         base = self._prefix + limit.name
@@ -161,8 +161,7 @@ class RedisLimiter:
             self._keys(limit, keys)
             args.append(limit.kind[0])  # 'r', 't' or 'c'
             args.append(limit.limit)
-        async with self._connection():
-            out: list[int] = await self._admit(keys=keys, args=args)
+        out: list[int] = await self._run(self._admit, keys, args)
         standings = tuple(
             Standing(limit, out[4 + 2 * i], out[5 + 2 * i]) for i, limit in enumerate(limits)
         )
@@ -177,19 +176,36 @@ class RedisLimiter:
             never=out[3] == 1,
         )
 
-    async def settle(self, ticket: Ticket, tokens: int, *, now_ms: int | None = None) -> None:
+    def _settle_call(
+        self, ticket: Ticket, tokens: int, now_ms: int | None
+    ) -> tuple[list[str], list[Arg]]:
         if tokens < 0:
             raise ValueError("tokens must be >= 0")
         keys: list[str] = []
-        args: list[str | int] = [-1 if now_ms is None else now_ms, self._window, ticket.id, tokens]
+        args: list[Arg] = [-1 if now_ms is None else now_ms, self._window, ticket.id, tokens]
         for limit in ticket.limits:
             if limit.kind != "requests":
                 self._keys(limit, keys)
                 args.append(limit.kind[0])
+        return keys, args
+
+    async def settle(self, ticket: Ticket, tokens: int, *, now_ms: int | None = None) -> None:
+        keys, args = self._settle_call(ticket, tokens, now_ms)
+        if keys:
+            await self._run(self._settle, keys, args)
+
+    def settle_nowait(self, ticket: Ticket, tokens: int) -> bool:
+        """Sent on the open connection without awaiting the answer (a request's release need
+        not wait for Redis). An error answer is logged and makes the next settle an awaited
+        one, which loads the script again if Redis lost it."""
+        keys, args = self._settle_call(ticket, tokens, None)
         if not keys:
-            return
-        async with self._connection():
-            await self._settle(keys=keys, args=args)
+            return True
+        errors = self._client.take_ignored_errors()
+        if errors:
+            log.warning("a rate-limit release failed in Redis: %s", errors[-1])
+            return False
+        return self._client.send_nowait(b"EVALSHA", self._settle.sha, len(keys), *keys, *args)
 
     async def renew(self, tickets: Sequence[Ticket], *, now_ms: int | None = None) -> None:
         keys: list[str] = []
@@ -201,12 +217,11 @@ class RedisLimiter:
                     args.append(ticket.id)
         if not keys:
             return
-        async with self._connection():
-            await self._renew(keys=keys, args=args)
+        await self._run(self._renew, keys, args)
 
     async def ping(self) -> None:
-        async with self._connection():
-            await self._redis.ping()
+        with self._connection():
+            await self._client.call(b"PING")
 
     async def close(self) -> None:
-        await self._redis.aclose()
+        await self._client.close()
