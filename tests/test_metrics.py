@@ -166,6 +166,7 @@ def observe_in_worker(requests: int, holds: int, done_path: str) -> None:
     for _ in range(requests):
         metrics.observe_usage(record())
         metrics.observe_http("/v1/chat/completions", "POST", 200, 0.01)
+    metrics.flush()  # as the worker's upkeep tick does
     metrics.set_gauges(holds=holds, queue=0, leases=1)
     Path(done_path).write_text("done")
 

@@ -194,6 +194,8 @@ def _lifespan(
                 await usage.close()
             if guard is not None:
                 await guard.close()
+            if STATE in app:
+                app[STATE].metrics.flush()  # what the last requests observed
             if billing is not None:
                 await billing.leases.close()
             if http is not None:

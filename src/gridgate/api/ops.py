@@ -58,8 +58,10 @@ async def readyz(request: web.Request) -> web.Response:
 
 
 def refresh_gauges(state: AppState) -> None:
-    """The gauges as this process stands now (called each upkeep tick and at each scrape)."""
+    """The gauges as this process stands now, and what its requests observed since the last
+    call (called each upkeep tick and at each scrape)."""
     leases = state.billing.leases
+    state.metrics.flush()
     state.metrics.set_gauges(
         holds=leases.inflight, queue=state.usage.pending, leases=leases.open_count
     )
