@@ -72,7 +72,7 @@ local function slot_wait(z, count, lim)
 end
 
 -- 1. drop what expired, and see whether every limit admits. `used` leaves out what this
--- ticket itself holds, so a replay (redis-py retrying after a dropped connection) decides alike.
+-- ticket itself holds, so a replay (the limiter retrying after a dropped connection) decides alike.
 local kinds, lims, first, used = {}, {}, {}, {}
 local k = 1
 local blocked, longest = 0, 0 -- longest: the blocking wait, -1 for never
