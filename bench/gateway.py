@@ -53,6 +53,7 @@ def config_toml(
     *,
     limits: str = "off",
     redis_url: str = "",
+    auth_cache_seconds: float = 0.0,
 ) -> str:
     """``limits``: ``off`` (no rate limits, as revisions before them), ``memory`` (checked in
     each worker) or ``redis`` (checked on ``redis_url``: one Lua round trip per request)."""
@@ -68,6 +69,8 @@ def config_toml(
     ]
     if database_url:
         parts += ["[database]", f'url = "{database_url}"', ""]
+    if auth_cache_seconds:
+        parts += ["[auth]", f"cache_seconds = {auth_cache_seconds:g}", ""]
     if limits != "off":
         parts += list(UNREACHED_LIMITS)
     if limits == "redis":
@@ -132,6 +135,7 @@ def start_gateway(
     database_url: str | None = None,
     limits: str = "off",
     redis_url: str = "",
+    auth_cache_seconds: float = 0.0,
 ) -> Gateway:
     """``command`` runs the gridgate CLI (``.venv/bin/gridgate``, or ``python -m gridgate``
     with ``PYTHONPATH`` in ``env`` naming an exported source tree). ``name`` names its files
@@ -140,7 +144,14 @@ def start_gateway(
     config = workdir / f"{name}.toml"
     config.write_text(
         config_toml(
-            data_dir, port, upstream, workers, database_url, limits=limits, redis_url=redis_url
+            data_dir,
+            port,
+            upstream,
+            workers,
+            database_url,
+            limits=limits,
+            redis_url=redis_url,
+            auth_cache_seconds=auth_cache_seconds,
         )
     )
     _cli(command, env, config, "migrate")

@@ -118,7 +118,12 @@ def render(r: dict[str, Any]) -> str:
             "memory": " Rate limits on the key, checked in each worker's memory (set too high "
             "to refuse anything).",
             "off": " No rate limits.",
-        }.get(meta["settings"].get("limits", ""), ""),
+        }.get(meta["settings"].get("limits", ""), "")
+        + (
+            f" Keys cached for {meta['settings']['auth_cache_seconds']:g} s (`auth.cache_seconds`)."
+            if meta["settings"].get("auth_cache_seconds")
+            else ""
+        ),
         "",
         f"- Machine: {m['nproc']} CPUs, {m['cpu_model']}, {m['memory_gib']} GiB, "
         f"kernel {m['kernel']}, load average at start {', '.join(f'{x:.2f}' for x in m['loadavg_at_start'])}",

@@ -145,6 +145,13 @@ def parse_args(argv: list[str]) -> argparse.Namespace:
     parser.add_argument(
         "--redis", default="redis://127.0.0.1:6379/0", help="Redis for --limits redis"
     )
+    parser.add_argument(
+        "--auth-cache-seconds",
+        type=float,
+        default=0.0,
+        help="gridgate's auth.cache_seconds (default 0: every request reads its key from the "
+        "database; the README's deployment uses 30, revocations then travel by the change feed)",
+    )
     parser.add_argument("--keep-temp", action="store_true", help="keep the temp dir (logs, db)")
     args = parser.parse_args(argv)
     if args.quick:
@@ -213,6 +220,7 @@ class Bench:
                 database_url=url,
                 limits=args.limits,
                 redis_url=args.redis,
+                auth_cache_seconds=args.auth_cache_seconds,
             )
             self.gateways[name] = gateway
             self.services.append(gateway.service)
@@ -621,6 +629,7 @@ def main(argv: list[str] | None = None) -> int:
         "databases": bench.databases,
         "surface": args.surface,
         "limits": args.limits,
+        "auth_cache_seconds": args.auth_cache_seconds,
     }
     meta["started"] = datetime.now().isoformat(timespec="seconds")
     bench.results["meta"] = meta

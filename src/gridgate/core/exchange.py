@@ -422,6 +422,9 @@ class Exchange:
         if self._guard is None:
             return
         plan = state.plan
+        limits = self._guard.limits(state.caller, plan.instrument.id)
+        if not limits:
+            return  # none applies: nothing to count
         cap = max(
             (
                 min(o.offer.max_output, plan.instrument.max_completion_tokens)
@@ -432,7 +435,7 @@ class Exchange:
         per_choice = min(plan.requested_max, cap) if plan.requested_max is not None else cap
         tokens = plan.prompt_bound + plan.n * per_choice
         admitted = await self._guard.admit(
-            state.request_id, state.caller, plan.instrument.id, tokens
+            state.request_id, state.caller, plan.instrument.id, tokens, limits
         )
         state.admitted = admitted
         if admitted is not None and headers is not None:

@@ -79,11 +79,22 @@ class RateGuard:
         self._live: dict[str, Ticket] = {}  # admitted, holding a concurrency slot
         self._settling: set[asyncio.Task[None]] = set()
 
+    def limits(self, caller: KeyRecord, instrument_id: str) -> tuple[Limit, ...]:
+        """The limits a request of ``caller`` for ``instrument_id`` is admitted against."""
+        return self.rules.for_request(caller.id, caller.account_id, instrument_id)
+
     async def admit(
-        self, request_id: str, caller: KeyRecord, instrument_id: str, tokens: int
+        self,
+        request_id: str,
+        caller: KeyRecord,
+        instrument_id: str,
+        tokens: int,
+        limits: tuple[Limit, ...] | None = None,
     ) -> Pass | None:
-        """Admit the request or raise ``RateLimited``; None when no limit applies to it."""
-        limits = self.rules.for_request(caller.id, caller.account_id, instrument_id)
+        """Admit the request or raise ``RateLimited``; None when no limit applies to it.
+        ``limits``: what ``limits()`` gave, when the caller asked already."""
+        if limits is None:
+            limits = self.limits(caller, instrument_id)
         if not limits:
             return None
         try:
