@@ -8,12 +8,16 @@ from __future__ import annotations
 
 import asyncio
 import json
+import signal
 import time
 from collections.abc import Iterator
+from pathlib import Path
 from typing import Any
 
 import aiohttp
+import httpx
 import pytest
+from prometheus_client.parser import text_string_to_metric_families
 
 from tests.harness import (
     BackgroundLoop,
@@ -43,9 +47,13 @@ LONG = {
 
 
 class Fleet:
-    def __init__(self, gateways: list[GatewayProcess], bg: BackgroundLoop) -> None:
+    def __init__(
+        self, gateways: list[GatewayProcess], bg: BackgroundLoop, config: str, database_url: str
+    ) -> None:
         self.gateways = gateways
         self.bg = bg
+        self.config = config  # what each process's config adds (Redis, caches)
+        self.database_url = database_url
 
     @property
     def first(self) -> GatewayProcess:
@@ -127,7 +135,7 @@ def fleet(bg: BackgroundLoop, tmp_path_factory: pytest.TempPathFactory) -> Itera
                 )
                 gateway.sims = sims
                 gateways.append(gateway)
-            yield Fleet(gateways, bg)
+            yield Fleet(gateways, bg, config, database_url)
         finally:
             for gateway in gateways:
                 stop_gateway(gateway)
@@ -173,6 +181,12 @@ def test_a_key_limited_to_r_per_minute_gets_exactly_r_of_a_burst_of_5r(fleet: Fl
     for _, headers, _ in ok:
         assert headers["X-RateLimit-Limit"] == "10"
         assert 0 <= int(headers["X-RateLimit-Remaining"]) < 10
+    # every process counts the refusals it made; together, all of them
+    refusals = sum(
+        _scrape(g, "gridgate_rate_limited_total", scope="key", kind="requests")
+        for g in fleet.gateways
+    )
+    assert refusals >= len(refused)  # earlier tests' keys may add theirs
     # a refused request is not charged, holds nothing and leaves no record
     served = len(probes) + len(ok)
     records = wait_until(lambda: (r := fleet.first.usage(account)) and len(r) >= served and r)
@@ -195,6 +209,16 @@ def test_a_concurrency_limit_is_never_exceeded_across_processes(fleet: Fleet) ->
         assert all(b.rstrip().endswith(b"data: [DONE]") for s, _, b in results if s == 200)
         stats = fleet.bg.run(_sim(sim.root_url, "GET", "/sim/stats"))
         assert stats["max_in_flight"] == 3
+
+
+def _scrape(gateway: GatewayProcess, name: str, **labels: str) -> float:
+    text = httpx.get(gateway.base_url.removesuffix("/v1") + "/metrics", timeout=10).text
+    return sum(
+        sample.value
+        for family in text_string_to_metric_families(text)
+        for sample in family.samples
+        if sample.name == name and all(sample.labels.get(k) == v for k, v in labels.items())
+    )
 
 
 async def _sim(base_url: str, method: str, path: str) -> dict[str, Any]:
@@ -272,3 +296,58 @@ def test_a_changed_limit_a_disabled_offer_and_a_credit_reach_every_process(fleet
     fleet.cli_json("keys", "limits", fleet.key_id(account), "--rpm", "0")
     for gateway in fleet.gateways:
         _within_one_second(lambda g=gateway: fleet.status(g, key)[0] == 429)
+
+
+def test_a_process_stopped_mid_stream_finishes_it_and_gives_its_slot_back(
+    fleet: Fleet, tmp_path: Path
+) -> None:
+    """A third process joins the fleet, serves a stream under a concurrency limit of 1, and is
+    told to stop (SIGTERM) while the stream runs: the stream ends whole, its record is final,
+    and the slot it held in Redis is free for the other processes at once."""
+    one = fleet.first
+    third = start_gateway(
+        tmp_path,
+        fleet.bg,
+        {n: s.base_url for n, s in one.sims.items()},
+        OFFERS,
+        extra_config=fleet.config,
+        database_url=fleet.database_url,
+    )
+    try:
+        account, key = one.new_account("5")
+        fleet.cli_json("keys", "limits", fleet.key_id(account), "--concurrent", "1")
+        _within_one_second(
+            lambda: all("X-RateLimit-Limit" in fleet.status(g, key)[1] for g in (third, one))
+        )
+
+        async def stream_across_a_stop() -> tuple[int, bytes, int]:
+            async with (
+                aiohttp.ClientSession() as http,
+                http.post(
+                    f"{third.base_url}/chat/completions",
+                    json=LONG,
+                    headers={"Authorization": f"Bearer {key}"},
+                ) as response,
+            ):
+                first = await response.content.readline()
+                async with http.post(  # the one slot is taken, across processes
+                    f"{one.base_url}/chat/completions",
+                    json=SHORT,
+                    headers={"Authorization": f"Bearer {key}"},
+                ) as other:
+                    busy = other.status
+                third.process.send_signal(signal.SIGTERM)
+                return response.status, first + await response.read(), busy
+
+        status, body, busy = fleet.bg.run(stream_across_a_stop())
+        assert busy == 429
+        assert status == 200 and body.rstrip().endswith(b"data: [DONE]")
+        assert third.process.wait(60) == 0
+        assert fleet.status(one, key)[0] == 200  # the slot came back with the stop
+        # the stream's record is final (not a checkpoint), and no refusal left one
+        streams = wait_until(lambda: [r for r in one.usage(account) if r.stream])
+        assert [(r.status, r.outcome) for r in streams] == [(200, "ok")]
+        assert streams[0].cost > 0
+        assert all(r.status == 200 for r in one.usage(account))
+    finally:
+        stop_gateway(third)
