@@ -22,7 +22,7 @@ from gridgate.core.offer_report import OfferStatus, offer_report, offer_status_j
 from gridgate.core.rate_limits import LimitKind, LimitScope
 from gridgate.errors import GridgateError, NotFound
 from gridgate.money import format_usd
-from gridgate.settings import Settings, SettingsError, load_settings
+from gridgate.settings import Settings, SettingsError, load_settings, with_server
 from gridgate.storage.ports import AccountBalance, NotFoundInStore, StorageError, VerifyReport
 from gridgate.storage.records import AccountRecord, KeyRecord, LedgerEntry, UsageRecord
 
@@ -561,6 +561,14 @@ def _safe_url(url: str) -> str:
 def cmd_serve(args: argparse.Namespace, settings: Settings) -> int:
     from gridgate.server import serve
 
+    server = settings.server
+    overrides = {
+        "workers": args.workers if args.workers is not None else server.workers,
+        "host": args.host if args.host is not None else server.host,
+        "port": args.port if args.port is not None else server.port,
+    }
+    if overrides != {"workers": server.workers, "host": server.host, "port": server.port}:
+        settings = with_server(settings, **overrides)
     return serve(settings)
 
 
@@ -622,7 +630,14 @@ def build_parser() -> argparse.ArgumentParser:
         p.set_defaults(func=func)
         return p
 
-    add("serve", "run the gateway (host/port/workers from the config's [server])", cmd_serve)
+    serve = add(
+        "serve", "run the gateway (host, port and workers: these options, else [server])", cmd_serve
+    )
+    serve.add_argument(
+        "--workers", type=int, default=None, metavar="N", help="processes sharing the port"
+    )
+    serve.add_argument("--host", default=None, help="address to bind")
+    serve.add_argument("--port", type=int, default=None, help="port to bind")
     demo = add(
         "demo", "run a demo: gateway on SQLite + simulated suppliers + a funded key", cmd_demo
     )

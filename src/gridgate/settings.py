@@ -416,6 +416,14 @@ def default_instruments() -> list[InstrumentSettings]:
     ]
 
 
+def with_server(settings: Settings, **server: Any) -> Settings:
+    """``settings`` with some ``[server]`` values replaced (``gridgate serve --workers N``…),
+    checked like the file's: an error names the option."""
+    raw = msgspec.to_builtins(settings)
+    raw["server"] = {**raw["server"], **server}
+    return parse_settings(raw, source="command line")
+
+
 def load_settings(
     config_path: str | None = None,
     *,

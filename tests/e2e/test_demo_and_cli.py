@@ -9,6 +9,7 @@ import sys
 import threading
 from pathlib import Path
 
+import httpx
 from anthropic import Anthropic
 from openai import OpenAI
 
@@ -133,3 +134,37 @@ def test_cli_errors_are_clear(tmp_path: Path) -> None:
         check=False,
     )
     assert bad_config.returncode == 2 and "server.prot: unknown key" in bad_config.stderr
+
+
+def test_serve_takes_workers_host_and_port_on_the_command_line(tmp_path: Path) -> None:
+    port = free_port()
+    process = subprocess.Popen(
+        [
+            *(sys.executable, "-m", "gridgate", "serve", "--data-dir", str(tmp_path)),
+            *("--workers", "2", "--host", "127.0.0.1", "--port", str(port)),
+        ],
+        stdout=subprocess.PIPE,
+        stderr=subprocess.PIPE,
+        text=True,
+    )
+    killer = threading.Timer(60, process.kill)
+    killer.start()
+    try:
+        assert process.stdout is not None
+        line = process.stdout.readline()
+        assert line.strip() == f"gridgate serving on http://127.0.0.1:{port}/v1 with 2 workers"
+        health = httpx.get(f"http://127.0.0.1:{port}/healthz", timeout=10)
+        assert health.json() == {"status": "ok"}
+        process.send_signal(signal.SIGTERM)
+        assert process.wait(30) == 0
+    finally:
+        killer.cancel()
+        if process.poll() is None:
+            process.kill()
+            process.wait()
+        for stream in (process.stdout, process.stderr):
+            if stream is not None:
+                stream.close()
+    bad = gridgate("serve", "--workers", "0", data_dir=tmp_path)
+    assert bad.returncode == 2
+    assert "command line: server.workers: must be at least 1" in bad.stderr
