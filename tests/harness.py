@@ -50,14 +50,17 @@ class BackgroundLoop:
         self.loop.close()
 
 
-def run_cli(*args: str, data_dir: Path) -> subprocess.CompletedProcess[str]:
-    """``gridgate ARGS --data-dir DIR`` as a separate process."""
+def run_cli(
+    *args: str, data_dir: Path, env: dict[str, str] | None = None
+) -> subprocess.CompletedProcess[str]:
+    """``gridgate ARGS --data-dir DIR`` as a separate process (``env`` added to this one's)."""
     return subprocess.run(
         [sys.executable, "-m", "gridgate", *args, "--data-dir", str(data_dir)],
         capture_output=True,
         text=True,
         timeout=60,
         check=False,
+        env={**os.environ, **env} if env is not None else None,
     )
 
 

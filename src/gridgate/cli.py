@@ -9,6 +9,8 @@ import io
 import json
 import logging
 import math
+import os
+import re
 import sys
 from collections.abc import Awaitable, Callable, Sequence
 from datetime import UTC, datetime
@@ -19,12 +21,19 @@ from gridgate.core.clock import SystemClock
 from gridgate.core.limit_overrides import LimitOverrides, parse_value
 from gridgate.core.offer_health import HealthPolicy
 from gridgate.core.offer_report import OfferStatus, offer_report, offer_status_json
+from gridgate.core.people import People
 from gridgate.core.rate_limits import LimitKind, LimitScope
 from gridgate.errors import GridgateError, NotFound
 from gridgate.money import format_usd
 from gridgate.settings import Settings, SettingsError, load_settings, with_server
 from gridgate.storage.ports import AccountBalance, NotFoundInStore, StorageError, VerifyReport
-from gridgate.storage.records import AccountRecord, KeyRecord, LedgerEntry, UsageRecord
+from gridgate.storage.records import (
+    AccountRecord,
+    KeyRecord,
+    LedgerEntry,
+    UsageRecord,
+    UserRecord,
+)
 
 
 def _iso(us: int | None) -> str | None:
@@ -282,6 +291,85 @@ def cmd_accounts(args: argparse.Namespace, settings: Settings) -> int:
                 for k in result["keys"]
             )
         return line
+
+    _print(result, args.json, human)
+    return 0
+
+
+# -- people ----------------------------------------------------------------------------------------
+PASSWORD_ENV = "GRIDGATE_PASSWORD"
+_ENV_NAME = re.compile(r"[A-Za-z_][A-Za-z0-9_]*")
+
+
+def user_json(user: UserRecord) -> dict[str, Any]:
+    """A user as shown: never the password hash."""
+    return {
+        "id": user.id,
+        "email": user.email,
+        "name": user.name,
+        "role": user.role,
+        "account_id": user.account_id,
+        "is_active": user.disabled_us is None,
+        "created_at": _iso(user.created_us),
+        "disabled_at": _iso(user.disabled_us),
+    }
+
+
+def cmd_users(args: argparse.Namespace, settings: Settings) -> int:
+    password = ""
+    if args.action == "create":
+        if args.operator and args.role is not None:
+            print("gridgate: --role is for account users; an operator has none", file=sys.stderr)
+            return 2
+        if not _ENV_NAME.fullmatch(args.password_env):
+            print(
+                "gridgate: --password-env takes the NAME of an environment variable "
+                "(letters, digits, underscores), not a password",
+                file=sys.stderr,
+            )
+            return 2
+        password = os.environ.get(args.password_env, "")
+        if not password:
+            print(
+                f"gridgate: no password: set the environment variable {args.password_env} "
+                "(passwords are never read from the command line)",
+                file=sys.stderr,
+            )
+            return 2
+
+    async def run() -> dict[str, Any] | list[Any]:
+        from gridgate.app import open_store
+
+        store = await open_store(settings)
+        try:
+            people = People(store, SystemClock())
+            if args.action == "create":
+                role = "operator" if args.operator else args.role or "member"
+                account_id = None if args.operator else args.account
+                user = await people.create_user(args.email, args.name, role, account_id, password)
+                await people.audit(
+                    "cli",
+                    "user.create",
+                    user.id,
+                    email=user.email,
+                    role=user.role,
+                    account_id=user.account_id,
+                )
+                return user_json(user)
+            return [user_json(u) for u in await people.list_users(args.account)]
+        finally:
+            await store.close()
+
+    result = asyncio.run(run())
+
+    def line(u: dict[str, Any]) -> str:
+        state = "" if u["is_active"] else "  (disabled)"
+        return f"{u['id']}  {u['role']:<8}  {u['account_id'] or '-'}  {u['email']}{state}"
+
+    def human() -> str:
+        if isinstance(result, list):
+            return "\n".join(line(u) for u in result)
+        return f"created {line(result)}"
 
     _print(result, args.json, human)
     return 0
@@ -744,6 +832,35 @@ def build_parser() -> argparse.ArgumentParser:
     p.add_argument("key_id")
     p = ks.add_parser("limits", help="show or set a key's rate limits")
     _add_limit_options(p, "key")
+
+    users = add("users", "people who sign in to the dashboard and the management API", cmd_users)
+    us = _Actions(users)
+    p = us.add_parser(
+        "create",
+        help=f"create a user; the password is read from ${PASSWORD_ENV} (see --password-env)",
+    )
+    p.allow_abbrev = False  # `--password SECRET` must fail, not be taken for --password-env
+    p.add_argument("--email", required=True)
+    p.add_argument("--name", required=True)
+    who = p.add_mutually_exclusive_group(required=True)
+    who.add_argument(
+        "--operator", action="store_true", help="an operator of the exchange (no account)"
+    )
+    who.add_argument("--account", default=None, metavar="ACCOUNT_ID", help="the user's account")
+    p.add_argument(
+        "--role",
+        choices=("owner", "member"),
+        default=None,
+        help="the user's role in --account (default member)",
+    )
+    p.add_argument(
+        "--password-env",
+        default=PASSWORD_ENV,
+        metavar="VAR",
+        help=f"the environment variable holding the password (default {PASSWORD_ENV})",
+    )
+    p = us.add_parser("list", help="list users (never their password hashes)")
+    p.add_argument("--account", default=None, metavar="ACCOUNT_ID")
 
     instruments = add("instruments", "instruments of the exchange", cmd_instruments)
     p = _Actions(instruments).add_parser(

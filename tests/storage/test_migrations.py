@@ -10,6 +10,7 @@ from pathlib import Path
 import msgspec
 import pytest
 from sqlalchemy import Connection, MetaData, insert, inspect, text
+from sqlalchemy.exc import IntegrityError
 
 from gridgate.storage import migrations, schema
 from gridgate.storage.ports import StorageError
@@ -21,7 +22,7 @@ from tests.storage.conftest import raw_sql, run_sql
 V1_FINGERPRINT = "5d50d8ee7001e4149688e3f4a073680545651fe4626de312877a86be70fc659f"
 # The shape of schema.py (the newest version). If this fails you changed schema.py: add a
 # migration step for the change (literal DDL in migrations.py), then update the fingerprint.
-LATEST_FINGERPRINT = "2b87b804b3025dcbd20fc07c064a6f5f5f00db41fb43f742e05a7fa4247ac17f"
+LATEST_FINGERPRINT = "b9e0ce035a7291c4c38b8f44d1ba00b250f186e2cb224cdb957e2159664aaa0e"
 
 
 def _shape(metadata: MetaData) -> list[object]:
@@ -325,4 +326,47 @@ async def test_a_version_3_database_gets_limits_and_the_change_feed(db_url: str)
         assert (seeded.quality, seeded.disabled_us) == (50.0, disabled.disabled_us)
         kinds = [(c.kind, c.subject) for c in await store.changes_since(0)]
         assert kinds == [("offer", offer.id), ("catalog", "*")]
+    assert await run_sql(db_url, _indexes) == _DECLARED_INDEXES
+
+
+async def test_a_version_4_database_gets_people_and_the_audit_log(db_url: str) -> None:
+    """Version 5: existing accounts keep working and gain users; the people tables and the
+    audit log start empty, and the role rules hold in the database itself."""
+
+    def create_version_4(conn: Connection) -> None:
+        schema.schema_migrations.create(conn)
+        for step in migrations.MIGRATIONS[:4]:
+            step.apply(conn)
+            conn.execute(
+                insert(schema.schema_migrations).values(
+                    version=step.version, name=step.name, applied_us=0
+                )
+            )
+        conn.execute(
+            insert(schema.accounts).values(id="acct_old", name="old", balance=0, created_us=1)
+        )
+
+    await run_sql(db_url, create_version_4)
+    assert "ix_audit_log_created" not in await run_sql(db_url, _indexes)
+    async with SqlStore(db_url) as store:
+        assert await store.schema_version() == migrations.LATEST_VERSION
+        assert await store.list_users() == []
+        assert await store.list_audit() == []
+        user = await store.create_user(
+            email="Owner@Example.com",
+            name="Owner",
+            role="owner",
+            account_id="acct_old",
+            password_hash="$argon2id$x",
+        )
+        assert (await store.list_users("acct_old")) == [user]
+        entry = await store.append_audit("cli", "user.create", user.id, {"role": "owner"})
+        assert await store.list_audit() == [entry]
+    with pytest.raises(IntegrityError, match="ck_users_role_account"):  # operators: no account
+        await raw_sql(
+            db_url,
+            "INSERT INTO users (id, email, name, role, account_id, password_hash, created_us)"
+            " VALUES ('usr_x', 'x@example.com', 'x', 'operator', 'acct_old', 'h', 1)",
+        )
+    assert await _versions(db_url) == [(m.version, m.name) for m in migrations.MIGRATIONS]
     assert await run_sql(db_url, _indexes) == _DECLARED_INDEXES

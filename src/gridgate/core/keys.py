@@ -27,8 +27,9 @@ from gridgate.storage.ports import Store
 from gridgate.storage.records import KeyRecord
 
 KEY_PREFIX = "gg_"
-_KEY_RE = re.compile(r"gg_[A-Za-z0-9_-]{43}")
-VISIBLE_PREFIX_CHARS = len(KEY_PREFIX) + 8
+_SECRET_BODY_RE = re.compile(r"[A-Za-z0-9_-]{43}")  # 32 random bytes, URL-safe base64
+VISIBLE_CHARS = 8  # of the random part, shown after the prefix in listings
+VISIBLE_PREFIX_CHARS = len(KEY_PREFIX) + VISIBLE_CHARS
 MAX_CACHED_KEYS = 100_000
 
 
@@ -39,18 +40,21 @@ class MintedKey:
     secret_hash: str
 
 
-def mint_key() -> MintedKey:
+def mint_key(prefix: str = KEY_PREFIX) -> MintedKey:
+    """A new secret: ``prefix`` + 43 URL-safe characters (256 bits). Management tokens use
+    this too, with their own prefix (``core/people.py``)."""
     raw = base64.urlsafe_b64encode(secrets.token_bytes(32)).rstrip(b"=").decode("ascii")
-    secret = KEY_PREFIX + raw
-    return MintedKey(secret, secret[:VISIBLE_PREFIX_CHARS], hash_secret(secret))
+    secret = prefix + raw
+    return MintedKey(secret, secret[: len(prefix) + VISIBLE_CHARS], hash_secret(secret))
 
 
 def hash_secret(secret: str) -> str:
     return hashlib.sha256(secret.encode("utf-8")).hexdigest()
 
 
-def looks_like_key(secret: str) -> bool:
-    return _KEY_RE.fullmatch(secret) is not None
+def looks_like_key(secret: str, prefix: str = KEY_PREFIX) -> bool:
+    """Whether ``secret`` has the shape ``mint_key(prefix)`` gives."""
+    return secret.startswith(prefix) and _SECRET_BODY_RE.fullmatch(secret, len(prefix)) is not None
 
 
 def bearer_token(header: str | None) -> str | None:

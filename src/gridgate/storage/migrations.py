@@ -254,11 +254,48 @@ def _v4_limits_and_changes(conn: Connection) -> None:
         conn.execute(text(ddl))
 
 
+# -- version 5: people and access ------------------------------------------------------------
+
+
+def _v5_people(conn: Connection) -> None:
+    """Users (operators, account owners and members), their browser sessions and management
+    tokens (hashes only), and the audit log of every change."""
+    serial = "BIGSERIAL" if conn.dialect.name == "postgresql" else "INTEGER"
+    for ddl in (
+        "CREATE TABLE users ("
+        " id TEXT NOT NULL PRIMARY KEY, email TEXT NOT NULL UNIQUE, name TEXT NOT NULL,"
+        " role TEXT NOT NULL, account_id TEXT NULL REFERENCES accounts (id),"
+        " password_hash TEXT NOT NULL, created_us BIGINT NOT NULL, disabled_us BIGINT NULL,"
+        " CONSTRAINT ck_users_role CHECK (role IN ('operator', 'owner', 'member')),"
+        " CONSTRAINT ck_users_role_account CHECK ((role = 'operator') = (account_id IS NULL)))",
+        "CREATE INDEX ix_users_account_id ON users (account_id)",
+        "CREATE TABLE sessions ("
+        " id_hash TEXT NOT NULL PRIMARY KEY, user_id TEXT NOT NULL REFERENCES users (id),"
+        " csrf_hash TEXT NOT NULL, created_us BIGINT NOT NULL, expires_us BIGINT NOT NULL,"
+        " last_seen_us BIGINT NOT NULL)",
+        "CREATE INDEX ix_sessions_user_id ON sessions (user_id)",
+        "CREATE INDEX ix_sessions_expires ON sessions (expires_us)",
+        "CREATE TABLE management_tokens ("
+        " id TEXT NOT NULL PRIMARY KEY, user_id TEXT NOT NULL REFERENCES users (id),"
+        " name TEXT NOT NULL, prefix TEXT NOT NULL, secret_hash TEXT NOT NULL UNIQUE,"
+        " created_us BIGINT NOT NULL, expires_us BIGINT NULL, revoked_us BIGINT NULL,"
+        " last_used_us BIGINT NULL)",
+        "CREATE INDEX ix_management_tokens_user_id ON management_tokens (user_id)",
+        f"CREATE TABLE audit_log (id {serial} NOT NULL PRIMARY KEY,"
+        " actor TEXT NOT NULL, action TEXT NOT NULL, subject TEXT NOT NULL,"
+        " detail TEXT NOT NULL, created_us BIGINT NOT NULL)",
+        "CREATE INDEX ix_audit_log_created ON audit_log (created_us)",
+        "CREATE INDEX ix_audit_log_subject_created ON audit_log (subject, created_us)",
+    ):
+        conn.execute(text(ddl))
+
+
 MIGRATIONS: tuple[Migration, ...] = (
     Migration(1, "initial", _v1_initial),
     Migration(2, "lease_indexes", _v2_lease_indexes),
     Migration(3, "delivery_spec", _v3_delivery_spec),
     Migration(4, "limits_and_changes", _v4_limits_and_changes),
+    Migration(5, "people", _v5_people),
 )
 
 LATEST_VERSION = MIGRATIONS[-1].version

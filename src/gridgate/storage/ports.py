@@ -6,13 +6,14 @@ moves money is a single atomic transaction; none of them lets a balance go below
 
 from __future__ import annotations
 
-from collections.abc import Sequence
-from typing import Literal, Protocol
+from collections.abc import Mapping, Sequence
+from typing import Any, Literal, Protocol
 
 import msgspec
 
 from gridgate.storage.records import (
     AccountRecord,
+    AuditEntry,
     ChangeRecord,
     DeliveryRow,
     HoldRecord,
@@ -21,9 +22,13 @@ from gridgate.storage.records import (
     LedgerEntry,
     LimitOverride,
     LimitScope,
+    ManagementTokenRecord,
     OfferRecord,
+    Role,
+    SessionRecord,
     SupplierRecord,
     UsageRecord,
+    UserRecord,
 )
 
 
@@ -33,6 +38,10 @@ class StorageError(Exception):
 
 class NotFoundInStore(StorageError):
     """The named account / key / hold does not exist."""
+
+
+class Conflict(StorageError):
+    """A value that must be unique (a user's email) is already taken."""
 
 
 class IdempotencyConflict(StorageError):
@@ -256,3 +265,79 @@ class Store(Protocol):
 
     async def prune_changes(self, before_us: int) -> int:
         """Delete feed entries created before ``before_us``; returns how many."""
+
+    # -- people and access ---------------------------------------------------------------------
+    async def create_user(
+        self,
+        *,
+        email: str,
+        name: str,
+        role: Role,
+        account_id: str | None,
+        password_hash: str,
+    ) -> UserRecord:
+        """``email`` is stored lower-case. Unknown account → NotFoundInStore; an email already
+        taken → Conflict."""
+
+    async def get_user(self, user_id: str) -> UserRecord | None: ...
+
+    async def get_user_by_email(self, email: str) -> UserRecord | None:
+        """Matched lower-case."""
+
+    async def list_users(self, account_id: str | None = None) -> list[UserRecord]: ...
+
+    async def set_user_disabled(self, user_id: str, disabled: bool) -> UserRecord:
+        """Disable (keeps the first time) or re-enable a user; disabling also ends every session
+        of the user, in the same transaction. Unknown → NotFoundInStore."""
+
+    async def set_password_hash(self, user_id: str, password_hash: str) -> UserRecord:
+        """Unknown → NotFoundInStore."""
+
+    async def create_session(self, session: SessionRecord) -> SessionRecord:
+        """Unknown user → NotFoundInStore."""
+
+    async def get_session_by_hash(self, id_hash: str) -> SessionRecord | None: ...
+
+    async def touch_session(self, id_hash: str, *, last_seen_us: int, expires_us: int) -> bool:
+        """Move a session's last-seen and expiry forward (never back). False when it is gone."""
+
+    async def delete_session(self, id_hash: str) -> bool:
+        """True when there was such a session."""
+
+    async def delete_expired_sessions(self, now_us: int) -> int:
+        """Delete sessions whose ``expires_us`` ≤ now; returns how many."""
+
+    async def create_management_token(
+        self,
+        *,
+        user_id: str,
+        name: str,
+        prefix: str,
+        secret_hash: str,
+        expires_us: int | None,
+    ) -> ManagementTokenRecord:
+        """Unknown user → NotFoundInStore."""
+
+    async def get_management_token_by_hash(
+        self, secret_hash: str
+    ) -> ManagementTokenRecord | None: ...
+
+    async def get_management_token(self, token_id: str) -> ManagementTokenRecord | None: ...
+
+    async def list_management_tokens(self, user_id: str) -> list[ManagementTokenRecord]: ...
+
+    async def revoke_management_token(self, token_id: str) -> ManagementTokenRecord:
+        """Idempotent (a second revoke keeps the first time). Unknown → NotFoundInStore."""
+
+    async def touch_management_token(self, token_id: str, now_us: int) -> None:
+        """Set last_used_us (only ever moves forward)."""
+
+    async def append_audit(
+        self, actor: str, action: str, subject: str, detail: Mapping[str, Any]
+    ) -> AuditEntry:
+        """Append one audit entry; ``detail`` must be JSON-encodable (and hold no secret)."""
+
+    async def list_audit(
+        self, *, since_us: int | None = None, limit: int = 100, subject: str | None = None
+    ) -> list[AuditEntry]:
+        """Newest first; ``since_us`` inclusive."""

@@ -2,7 +2,7 @@
 
 from __future__ import annotations
 
-from typing import Literal
+from typing import Any, Literal
 
 import msgspec
 
@@ -196,4 +196,61 @@ class ChangeRecord(msgspec.Struct, frozen=True, kw_only=True):
     id: int
     kind: ChangeKind
     subject: str  # key id, "<scope>:<subject>", offer id, or "*"
+    created_us: int
+
+
+Role = Literal["operator", "owner", "member"]
+
+
+class UserRecord(msgspec.Struct, frozen=True, kw_only=True):
+    """A person. An operator has no account; an owner or a member belongs to one."""
+
+    id: str  # "usr_" + hex
+    email: str  # lower-case, unique
+    name: str
+    role: Role
+    account_id: str | None
+    password_hash: str  # argon2 encoded string; never shown, never logged
+    created_us: int
+    disabled_us: int | None = None
+
+
+class SessionRecord(msgspec.Struct, frozen=True, kw_only=True):
+    """A browser session. Only hashes of its secret and of its CSRF token are stored."""
+
+    id_hash: str  # hex sha256 of the session secret (the cookie's value)
+    user_id: str
+    csrf_hash: str  # hex sha256 of the session's CSRF token
+    created_us: int
+    expires_us: int
+    last_seen_us: int
+
+
+class ManagementTokenRecord(msgspec.Struct, frozen=True, kw_only=True):
+    """A script's token for the management API; it acts as its user."""
+
+    id: str  # "mtk_" + hex
+    user_id: str
+    name: str
+    prefix: str  # the visible start of the secret, "ggm_" + 8 characters
+    secret_hash: str  # hex sha256 of the full secret
+    created_us: int
+    expires_us: int | None = None
+    revoked_us: int | None = None
+    last_used_us: int | None = None
+
+    def active_at(self, now_us: int) -> bool:
+        if self.revoked_us is not None:
+            return False
+        return self.expires_us is None or self.expires_us > now_us
+
+
+class AuditEntry(msgspec.Struct, frozen=True, kw_only=True):
+    """One change: who (a user id, or ``cli``), what (e.g. ``api_key.create``), to what."""
+
+    id: int
+    actor: str
+    action: str
+    subject: str
+    detail: dict[str, Any]  # never a secret
     created_us: int

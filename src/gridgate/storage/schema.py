@@ -11,6 +11,7 @@ from __future__ import annotations
 from sqlalchemy import (
     BigInteger,
     Boolean,
+    CheckConstraint,
     Column,
     Double,
     ForeignKey,
@@ -201,4 +202,67 @@ changes = Table(
     Column("subject", Text, nullable=False),
     Column("created_us", BigInteger, nullable=False),
     Index("ix_changes_created", "created_us"),
+)
+
+# Version 5: people and their credentials. An operator belongs to no account; an owner or a
+# member belongs to exactly one. Emails are stored lower-case; passwords as argon2 strings.
+users = Table(
+    "users",
+    metadata,
+    Column("id", Text, primary_key=True),
+    Column("email", Text, nullable=False, unique=True),
+    Column("name", Text, nullable=False),
+    Column("role", Text, nullable=False),
+    Column("account_id", Text, ForeignKey("accounts.id"), nullable=True),
+    Column("password_hash", Text, nullable=False),
+    Column("created_us", BigInteger, nullable=False),
+    Column("disabled_us", BigInteger, nullable=True),
+    CheckConstraint("role IN ('operator', 'owner', 'member')", name="ck_users_role"),
+    CheckConstraint("(role = 'operator') = (account_id IS NULL)", name="ck_users_role_account"),
+    Index("ix_users_account_id", "account_id"),
+)
+
+# Version 5. A browser session: only the SHA-256 of its secret and of its CSRF token are kept.
+sessions = Table(
+    "sessions",
+    metadata,
+    Column("id_hash", Text, primary_key=True),
+    Column("user_id", Text, ForeignKey("users.id"), nullable=False),
+    Column("csrf_hash", Text, nullable=False),
+    Column("created_us", BigInteger, nullable=False),
+    Column("expires_us", BigInteger, nullable=False),
+    Column("last_seen_us", BigInteger, nullable=False),
+    Index("ix_sessions_user_id", "user_id"),
+    Index("ix_sessions_expires", "expires_us"),
+)
+
+# Version 5. A script's token for the management API, acting as its user (like ``api_keys``).
+management_tokens = Table(
+    "management_tokens",
+    metadata,
+    Column("id", Text, primary_key=True),
+    Column("user_id", Text, ForeignKey("users.id"), nullable=False),
+    Column("name", Text, nullable=False),
+    Column("prefix", Text, nullable=False),
+    Column("secret_hash", Text, nullable=False, unique=True),
+    Column("created_us", BigInteger, nullable=False),
+    Column("expires_us", BigInteger, nullable=True),
+    Column("revoked_us", BigInteger, nullable=True),
+    Column("last_used_us", BigInteger, nullable=True),
+    Index("ix_management_tokens_user_id", "user_id"),
+)
+
+# Version 5. Append-only: who changed what, when. ``detail`` is a JSON object, never a secret.
+# A log: no foreign keys (the actor may be ``cli``, the subject any kind of id).
+audit_log = Table(
+    "audit_log",
+    metadata,
+    Column("id", _BigSerial, primary_key=True, autoincrement=True),
+    Column("actor", Text, nullable=False),
+    Column("action", Text, nullable=False),
+    Column("subject", Text, nullable=False),
+    Column("detail", Text, nullable=False),
+    Column("created_us", BigInteger, nullable=False),
+    Index("ix_audit_log_created", "created_us"),
+    Index("ix_audit_log_subject_created", "subject", "created_us"),
 )
