@@ -12,13 +12,19 @@ from pathlib import Path
 import aiohttp
 from aiohttp import web
 
+from gridgate.api.api_keys import create_api_key, list_api_keys, revoke_api_key
+from gridgate.api.balance import balance
 from gridgate.api.chat import chat_completions
 from gridgate.api.errors import REQUEST_IDS, RequestIds, error_middleware
 from gridgate.api.messages import count_tokens, messages
 from gridgate.api.models import get_model, list_models
 from gridgate.api.offers import offers_status
+from gridgate.api.openapi import load_document, openapi_document
 from gridgate.api.ops import healthz, metrics, readyz, refresh_gauges
+from gridgate.api.sessions import login, logout, me
 from gridgate.api.state import STATE, AppState, CatalogRef
+from gridgate.api.usage import usage as usage_page
+from gridgate.core.accounts import Accounts
 from gridgate.core.billing import Billing
 from gridgate.core.catalog import Catalog, records_from_settings
 from gridgate.core.change_feed import ChangeFeed
@@ -27,11 +33,14 @@ from gridgate.core.exchange import Exchange
 from gridgate.core.health_sharing import share_round
 from gridgate.core.keys import Authenticator
 from gridgate.core.limit_rules import LimitRules
+from gridgate.core.login_throttle import LOGIN_WINDOW_MS, LoginThrottle
 from gridgate.core.memory_limiter import MemoryLimiter
 from gridgate.core.offer_health import HealthPolicy, OfferHealth
+from gridgate.core.people import People
 from gridgate.core.preferences import no_figures
 from gridgate.core.rate_guard import RateGuard
 from gridgate.core.rate_limits import RateLimiter
+from gridgate.core.sign_in import SignIn
 from gridgate.core.usage_writer import UsageWriter
 from gridgate.metrics import Metrics
 from gridgate.providers import anthropic, openai
@@ -77,6 +86,15 @@ def build_app(
     app.router.add_get("/healthz", healthz)
     app.router.add_get("/readyz", readyz)
     app.router.add_get("/metrics", metrics)
+    app.router.add_get("/api/v1/openapi.json", openapi_document)
+    app.router.add_post("/api/v1/session", login)
+    app.router.add_delete("/api/v1/session", logout)
+    app.router.add_get("/api/v1/me", me)
+    app.router.add_get("/api/v1/api-keys", list_api_keys)
+    app.router.add_post("/api/v1/api-keys", create_api_key)
+    app.router.add_delete("/api/v1/api-keys/{key_id}", revoke_api_key)
+    app.router.add_get("/api/v1/balance", balance)
+    app.router.add_get("/api/v1/usage", usage_page)
     app.cleanup_ctx.append(_lifespan(settings, clock or SystemClock(), environ))
     return app
 
@@ -156,6 +174,9 @@ def _lifespan(
                 reload_limits=reload_limits,
                 reload_catalog=reload_catalog,
             )
+            people = People(store, clock)
+            # failed logins, counted by a limiter of this process's own (not the API keys')
+            throttle = LoginThrottle(MemoryLimiter(window_ms=LOGIN_WINDOW_MS))
             app[STATE] = AppState(
                 settings=settings,
                 store=store,
@@ -166,6 +187,10 @@ def _lifespan(
                 usage=usage,
                 exchange=exchange,
                 http=http,
+                people=people,
+                accounts=Accounts(store, clock),
+                sign_in=SignIn(people, throttle),
+                openapi=load_document(),
                 metrics=meters,
                 limiter=limiter,
             )

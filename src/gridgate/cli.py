@@ -13,7 +13,6 @@ import os
 import re
 import sys
 from collections.abc import Awaitable, Callable, Sequence
-from datetime import UTC, datetime
 from typing import Any
 
 from gridgate.core.accounts import Accounts, Statement, parse_time
@@ -26,47 +25,14 @@ from gridgate.core.rate_limits import LimitKind, LimitScope
 from gridgate.errors import GridgateError, NotFound
 from gridgate.money import format_usd
 from gridgate.settings import Settings, SettingsError, load_settings, with_server
+from gridgate.shapes import account_json, key_json, usage_json, user_json
+from gridgate.shapes import iso as _iso
 from gridgate.storage.ports import AccountBalance, NotFoundInStore, StorageError, VerifyReport
 from gridgate.storage.records import (
     AccountRecord,
-    KeyRecord,
     LedgerEntry,
     UsageRecord,
-    UserRecord,
 )
-
-
-def _iso(us: int | None) -> str | None:
-    if us is None:
-        return None
-    return datetime.fromtimestamp(us / 1_000_000, tz=UTC).isoformat().replace("+00:00", "Z")
-
-
-def account_json(account: AccountRecord, balance: AccountBalance) -> dict[str, Any]:
-    """``balance`` is what the account has left after every charge recorded so far;
-    ``leased`` is the part of it that running gateway processes hold as leases right now."""
-    return {
-        "id": account.id,
-        "name": account.name,
-        "balance_usd": format_usd(balance.effective),
-        "balance_nanos": balance.effective,
-        "leased_usd": format_usd(balance.held - balance.recorded),
-        "created_at": _iso(account.created_us),
-    }
-
-
-def key_json(key: KeyRecord, now_us: int) -> dict[str, Any]:
-    return {
-        "id": key.id,
-        "account_id": key.account_id,
-        "name": key.name,
-        "key_prefix": key.prefix,
-        "is_active": key.active_at(now_us),
-        "created_at": _iso(key.created_us),
-        "expires_at": _iso(key.expires_us),
-        "last_used_at": _iso(key.last_used_us),
-        "revoked_at": _iso(key.revoked_us),
-    }
 
 
 def entry_json(entry: LedgerEntry) -> dict[str, Any]:
@@ -80,28 +46,6 @@ def entry_json(entry: LedgerEntry) -> dict[str, Any]:
         "idempotency_key": entry.idempotency_key,
         "memo": entry.memo,
         "created_at": _iso(entry.created_us),
-    }
-
-
-def usage_json(usage: UsageRecord) -> dict[str, Any]:
-    return {
-        "request_id": usage.request_id,
-        "created_at": _iso(usage.created_us),
-        "key_id": usage.key_id,
-        "instrument": usage.instrument,
-        "supplier": usage.supplier,
-        "upstream_model": usage.upstream_model,
-        "input_tokens": usage.input_tokens,
-        "output_tokens": usage.output_tokens,
-        "reasoning_tokens": usage.reasoning_tokens,
-        "cached_tokens": usage.cached_tokens,
-        "estimated": usage.usage_estimated,
-        "cost_usd": format_usd(usage.cost),
-        "cost_nanos": usage.cost,
-        "outcome": usage.outcome,
-        "status": usage.status,
-        "billed": usage.billed,
-        "hold_id": usage.hold_id,
     }
 
 
@@ -299,20 +243,6 @@ def cmd_accounts(args: argparse.Namespace, settings: Settings) -> int:
 # -- people ----------------------------------------------------------------------------------------
 PASSWORD_ENV = "GRIDGATE_PASSWORD"
 _ENV_NAME = re.compile(r"[A-Za-z_][A-Za-z0-9_]*")
-
-
-def user_json(user: UserRecord) -> dict[str, Any]:
-    """A user as shown: never the password hash."""
-    return {
-        "id": user.id,
-        "email": user.email,
-        "name": user.name,
-        "role": user.role,
-        "account_id": user.account_id,
-        "is_active": user.disabled_us is None,
-        "created_at": _iso(user.created_us),
-        "disabled_at": _iso(user.disabled_us),
-    }
 
 
 def cmd_users(args: argparse.Namespace, settings: Settings) -> int:

@@ -8,6 +8,7 @@ simulators answering on their Messages endpoint, every request and answer transl
 from __future__ import annotations
 
 import json
+from collections.abc import Callable, Iterator
 from typing import Any
 
 import jsonschema
@@ -78,8 +79,23 @@ def funded(gateway: GatewayProcess) -> tuple[str, str]:
 
 
 @pytest.fixture
-def client(gateway: GatewayProcess, funded: tuple[str, str]) -> OpenAI:
-    return OpenAI(base_url=gateway.base_url, api_key=funded[1], max_retries=0)
+def sdk(gateway: GatewayProcess) -> Iterator[Callable[[str], OpenAI]]:
+    """Sync clients with a key each, closed at teardown (left to the garbage collector, a
+    client's socket may be finalised before the client closes it: a ResourceWarning)."""
+    made: list[OpenAI] = []
+
+    def make(key: str) -> OpenAI:
+        made.append(OpenAI(base_url=gateway.base_url, api_key=key, max_retries=0))
+        return made[-1]
+
+    yield make
+    for client in made:
+        client.close()
+
+
+@pytest.fixture
+def client(sdk: Callable[[str], OpenAI], funded: tuple[str, str]) -> OpenAI:
+    return sdk(funded[1])
 
 
 def price_of(gateway: GatewayProcess, supplier: str, instrument: str) -> Price:
@@ -316,9 +332,11 @@ def test_a_streamed_answer_costs_exactly_its_reported_usage(
     gateway.assert_balance(account_id, before - cost)
 
 
-def test_402_when_the_balance_is_too_low(gateway: GatewayProcess) -> None:
+def test_402_when_the_balance_is_too_low(
+    sdk: Callable[[str], OpenAI], gateway: GatewayProcess
+) -> None:
     account_id, secret = gateway.new_account("0.000000100")
-    client = OpenAI(base_url=gateway.base_url, api_key=secret, max_retries=0)
+    client = sdk(secret)
     with pytest.raises(openai.APIStatusError) as caught:
         client.chat.completions.create(model="text-prime", messages=USER, max_tokens=1000)
     assert caught.value.status_code == 402
@@ -326,7 +344,9 @@ def test_402_when_the_balance_is_too_low(gateway: GatewayProcess) -> None:
     assert gateway.balance(account_id) == nanos("0.000000100")
 
 
-def test_max_tokens_is_clamped_to_what_the_balance_affords(gateway: GatewayProcess) -> None:
+def test_max_tokens_is_clamped_to_what_the_balance_affords(
+    sdk: Callable[[str], OpenAI], gateway: GatewayProcess
+) -> None:
     """A balance that affords exactly 40 output tokens (after the prompt's upper bound) at
     sim-beta's price gets a 40-token answer cut for length, not a 402 and not 1,000 tokens."""
     body = {"model": "text-prime", "messages": USER, "max_tokens": 1000}
@@ -335,7 +355,7 @@ def test_max_tokens_is_clamped_to_what_the_balance_affords(gateway: GatewayProce
     balance = price.cost(bound, 40)
     assert price.cost(bound, 41) > balance
     account_id, secret = gateway.new_account(format_usd(balance))
-    client = OpenAI(base_url=gateway.base_url, api_key=secret, max_retries=0)
+    client = sdk(secret)
     completion = client.chat.completions.create(model="text-prime", messages=USER, max_tokens=1000)
     assert completion.usage is not None
     assert completion.usage.completion_tokens == 40
@@ -345,9 +365,11 @@ def test_max_tokens_is_clamped_to_what_the_balance_affords(gateway: GatewayProce
     assert gateway.balance(account_id) >= 0
 
 
-def test_a_failed_upstream_is_not_charged(gateway: GatewayProcess) -> None:
+def test_a_failed_upstream_is_not_charged(
+    sdk: Callable[[str], OpenAI], gateway: GatewayProcess
+) -> None:
     account_id, secret = gateway.new_account("1")
-    client = OpenAI(base_url=gateway.base_url, api_key=secret, max_retries=0)
+    client = sdk(secret)
     with pytest.raises(openai.APIStatusError) as caught:
         client.chat.completions.create(
             model="text-prime",
@@ -359,11 +381,13 @@ def test_a_failed_upstream_is_not_charged(gateway: GatewayProcess) -> None:
     assert record.outcome == "upstream_error" and not record.billed and record.cost == 0
 
 
-def test_failover_before_the_first_byte_is_invisible(gateway: GatewayProcess) -> None:
+def test_failover_before_the_first_byte_is_invisible(
+    sdk: Callable[[str], OpenAI], gateway: GatewayProcess
+) -> None:
     """sim-beta (cheapest) fails with 503; the caller gets sim-alpha's answer, charged at its
     price only."""
     account_id, secret = gateway.new_account("1")
-    client = OpenAI(base_url=gateway.base_url, api_key=secret, max_retries=0)
+    client = sdk(secret)
     beta = gateway.sims["sim-beta"]
     gateway.run(beta_fault(beta.base_url, {"mode": "status", "status": 503, "count": 1}))
     raw = client.chat.completions.with_raw_response.create(
@@ -390,18 +414,21 @@ async def beta_fault(base_url: str, fault: dict[str, Any]) -> None:
 
 
 # -- keys -----------------------------------------------------------------------------------
-def test_unknown_and_malformed_keys_are_401(gateway: GatewayProcess) -> None:
+def test_unknown_and_malformed_keys_are_401(
+    sdk: Callable[[str], OpenAI], gateway: GatewayProcess
+) -> None:
     for key in ("gg_" + "A" * 43, "not-a-key"):
-        client = OpenAI(base_url=gateway.base_url, api_key=key, max_retries=0)
+        client = sdk(key)
         with pytest.raises(openai.AuthenticationError):
             client.chat.completions.create(model="text-prime", messages=USER)
 
 
 def test_a_key_revoked_through_the_cli_fails_on_the_next_request(
+    sdk: Callable[[str], OpenAI],
     gateway: GatewayProcess,
 ) -> None:
     account_id, secret = gateway.new_account("1")
-    client = OpenAI(base_url=gateway.base_url, api_key=secret, max_retries=0)
+    client = sdk(secret)
     client.chat.completions.create(model="text-prime", messages=USER, max_tokens=2)  # cached
     key_id = gateway.run(gateway.store.list_keys(account_id))[0].id
     result = gateway.cli("keys", "revoke", key_id, "--json")
@@ -415,7 +442,7 @@ def test_a_key_revoked_through_the_cli_fails_on_the_next_request(
     )
 
 
-def test_an_expired_key_is_401(gateway: GatewayProcess) -> None:
+def test_an_expired_key_is_401(sdk: Callable[[str], OpenAI], gateway: GatewayProcess) -> None:
     from gridgate.core.keys import mint_key
 
     account_id, _ = gateway.new_account("1")
@@ -429,7 +456,7 @@ def test_an_expired_key_is_401(gateway: GatewayProcess) -> None:
             expires_us=1,
         )
     )
-    client = OpenAI(base_url=gateway.base_url, api_key=minted.secret, max_retries=0)
+    client = sdk(minted.secret)
     with pytest.raises(openai.AuthenticationError) as caught:
         client.chat.completions.create(model="text-prime", messages=USER)
     assert "expired" in caught.value.message

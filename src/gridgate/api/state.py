@@ -7,12 +7,15 @@ from dataclasses import dataclass, field
 import aiohttp
 from aiohttp import web
 
+from gridgate.core.accounts import Accounts
 from gridgate.core.billing import Billing
 from gridgate.core.catalog import Catalog
 from gridgate.core.clock import Clock
 from gridgate.core.exchange import Exchange
 from gridgate.core.keys import Authenticator
+from gridgate.core.people import People
 from gridgate.core.rate_limits import RateLimiter
+from gridgate.core.sign_in import SignIn
 from gridgate.core.usage_writer import UsageWriter
 from gridgate.metrics import Metrics
 from gridgate.settings import Settings
@@ -41,6 +44,10 @@ class AppState:
     usage: UsageWriter
     exchange: Exchange
     http: aiohttp.ClientSession
+    people: People  # the management API's users, sessions, tokens and audit log
+    accounts: Accounts  # accounts and keys as operations (what the CLI calls too)
+    sign_in: SignIn  # throttled by a login limiter of its own
+    openapi: bytes  # GET /api/v1/openapi.json
     background: list[object] = field(default_factory=list)
     metrics: Metrics = field(default_factory=Metrics)
     limiter: RateLimiter | None = None  # None: no rate-limit backend configured

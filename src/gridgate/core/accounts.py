@@ -19,6 +19,8 @@ from gridgate.storage.ports import (
 )
 from gridgate.storage.records import AccountRecord, KeyRecord, LedgerEntry, UsageRecord
 
+MAX_KEY_NAME_LENGTH = 200
+
 
 @dataclass(frozen=True, slots=True)
 class NewKey:
@@ -188,6 +190,11 @@ class Accounts:
     async def create_key(
         self, account_id: str, name: str, *, expires_at: str | None = None
     ) -> NewKey:
+        name = name.strip()
+        if not name or len(name) > MAX_KEY_NAME_LENGTH:
+            raise ValidationFailed(
+                f"name: must be 1 to {MAX_KEY_NAME_LENGTH} characters", param="name"
+            )
         expires_us = parse_expiry(expires_at, now_us=self._clock.now_us()) if expires_at else None
         minted = mint_key()
         try:
@@ -201,6 +208,12 @@ class Accounts:
         except NotFoundInStore as exc:
             raise NotFound(f"no account {account_id!r}") from exc
         return NewKey(record, minted.secret)
+
+    async def get_key(self, key_id: str) -> KeyRecord:
+        key = await self._store.get_key(key_id)
+        if key is None:
+            raise NotFound(f"no key {key_id!r}")
+        return key
 
     async def list_keys(self, account_id: str | None = None) -> list[KeyRecord]:
         return await self._store.list_keys(account_id)

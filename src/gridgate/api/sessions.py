@@ -1,0 +1,48 @@
+"""``/api/v1/session`` (sign in, sign out) and ``/api/v1/me``.
+
+The session cookie is ``HttpOnly`` (no script reads it), ``SameSite=Strict`` (no other site's
+request carries it), ``Secure`` (browsers treat http://127.0.0.1 and localhost as secure, so it
+works locally too) and ``Path=/``. It has no ``Max-Age``: it ends with the browser, and the
+server ends it sooner (12 hours idle, 7 days at most).
+"""
+
+from __future__ import annotations
+
+import msgspec
+from aiohttp import web
+
+from gridgate.api.json_body import decode_json
+from gridgate.api.principal import SESSION_COOKIE, principal
+from gridgate.api.state import STATE
+from gridgate.shapes import user_json
+
+
+class Credentials(msgspec.Struct, forbid_unknown_fields=True):
+    email: str
+    password: str
+
+
+async def login(request: web.Request) -> web.Response:
+    body = await decode_json(request, Credentials)
+    user, opened = await request.app[STATE].sign_in.login(
+        body.email, body.password, request.remote or "unknown"
+    )
+    response = web.json_response({"user": user_json(user), "csrf_token": opened.csrf_token})
+    response.set_cookie(
+        SESSION_COOKIE, opened.secret, httponly=True, samesite="Strict", secure=True, path="/"
+    )
+    return response
+
+
+async def logout(request: web.Request) -> web.Response:
+    who = await principal(request)
+    secret = request.cookies.get(SESSION_COOKIE)
+    await request.app[STATE].sign_in.logout(who.user, who.session, secret)
+    response = web.Response(status=204)
+    response.del_cookie(SESSION_COOKIE, path="/", secure=True, httponly=True, samesite="Strict")
+    return response
+
+
+async def me(request: web.Request) -> web.Response:
+    who = await principal(request)
+    return web.json_response({"user": user_json(who.user)})
