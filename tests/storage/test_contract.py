@@ -990,3 +990,22 @@ async def test_catalog_upsert_and_load_round_trip(store: SqlStore) -> None:
     assert instruments == [lite, prime_off]
     assert suppliers == [sup_a, sup_b]
     assert offers == [cheaper, offer_2]
+
+
+async def test_usage_pages_walk_records_that_share_a_microsecond(store: SqlStore) -> None:
+    """Pages of one record over five that share their time, then two older ones: each record
+    once, newest first, whatever the page's reads look like (core/usage_pages.py)."""
+    from gridgate.core.usage_pages import UsageQuery, usage_page
+
+    same = [_usage(f"r{i}", NOW + 9) for i in range(5)]
+    older = [_usage("o1", NOW + 2), _usage("o0", NOW + 1)]
+    await store.insert_usage([*same, *older])
+    seen: list[str] = []
+    cursor: str | None = None
+    for _ in range(10):
+        page = await usage_page(store, UsageQuery("acct_x", limit=1, cursor=cursor))
+        seen += [r.request_id for r in page.records]
+        cursor = page.next
+        if cursor is None:
+            break
+    assert seen == ["r4", "r3", "r2", "r1", "r0", "o1", "o0"]

@@ -79,22 +79,32 @@ async def usage_page(store: Store, query: UsageQuery) -> UsagePage:
     if query.cursor is not None:
         after = decode_cursor(query.cursor)
         until = after[0] + 1 if until is None else min(until, after[0] + 1)
+    # with no filter applied here, a batch of one more than the page says whether one follows
+    filtered = query.key_id is not None or query.instrument is not None
+    size = _BATCH if filtered else limit + 1
     found: list[UsageRecord] = []
     last: UsageRecord | None = None
-    for _ in range(MAX_SCAN // _BATCH):
+    scanned = 0
+    while scanned < MAX_SCAN:
         batch = await store.list_usage(
-            account_id=query.account_id, since_us=query.since_us, until_us=until, limit=_BATCH
+            account_id=query.account_id, since_us=query.since_us, until_us=until, limit=size
         )
+        scanned += len(batch)
+        moved = False
         for record in batch:
             if after is not None and (record.created_us, record.request_id) >= after:
                 continue  # at or before the cursor (the batch may repeat its first microsecond)
-            last = record
+            last, moved = record, True
             if _wanted(record, query):
                 if len(found) == limit:
                     return UsagePage(found, encode_cursor(found[-1]))
                 found.append(record)
-        if len(batch) < _BATCH or last is None:
+        if len(batch) < size:
             return UsagePage(found, None)
+        if not moved:  # the whole batch shares the cursor's microsecond: read further
+            size = min(size * 2, MAX_SCAN)
+            continue
+        assert last is not None
         after = (last.created_us, last.request_id)
         until = last.created_us + 1
     return UsagePage(found, None if last is None else encode_cursor(last))

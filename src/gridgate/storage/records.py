@@ -18,11 +18,13 @@ class AccountRecord(msgspec.Struct, frozen=True, kw_only=True):
     created_us: int
 
 
-class KeyRecord(msgspec.Struct, frozen=True, kw_only=True):
+class Credential(msgspec.Struct, frozen=True, kw_only=True):
+    """A secret someone presents (an API key, a management token): stored as its hash, with a
+    visible prefix, and usable until it expires or is revoked."""
+
     id: str
-    account_id: str
     name: str
-    prefix: str  # the visible start of the secret, e.g. "gg-AbCdEf12"
+    prefix: str  # the visible start of the secret, e.g. "gg_AbCdEf12" or "ggm_AbCdEf12"
     secret_hash: str  # hex sha256 of the full secret; the secret itself is never stored
     created_us: int
     expires_us: int | None = None
@@ -33,6 +35,12 @@ class KeyRecord(msgspec.Struct, frozen=True, kw_only=True):
         if self.revoked_us is not None:
             return False
         return self.expires_us is None or self.expires_us > now_us
+
+
+class KeyRecord(Credential, frozen=True, kw_only=True):
+    """An API key of an account (``gg_`` …), for the Consumption API."""
+
+    account_id: str
 
 
 EntryKind = Literal["credit", "hold", "settle", "release", "refund", "adjustment"]
@@ -226,23 +234,11 @@ class SessionRecord(msgspec.Struct, frozen=True, kw_only=True):
     last_seen_us: int
 
 
-class ManagementTokenRecord(msgspec.Struct, frozen=True, kw_only=True):
-    """A script's token for the management API; it acts as its user."""
+class ManagementTokenRecord(Credential, frozen=True, kw_only=True):
+    """A script's token for the management API (``ggm_`` …, id ``mtk_`` + hex); it acts as
+    its user."""
 
-    id: str  # "mtk_" + hex
     user_id: str
-    name: str
-    prefix: str  # the visible start of the secret, "ggm_" + 8 characters
-    secret_hash: str  # hex sha256 of the full secret
-    created_us: int
-    expires_us: int | None = None
-    revoked_us: int | None = None
-    last_used_us: int | None = None
-
-    def active_at(self, now_us: int) -> bool:
-        if self.revoked_us is not None:
-            return False
-        return self.expires_us is None or self.expires_us > now_us
 
 
 class AuditEntry(msgspec.Struct, frozen=True, kw_only=True):
