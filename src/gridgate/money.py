@@ -33,6 +33,8 @@ def usd_to_nanos(amount: str | Decimal | int) -> int:
         raise MoneyError(f"not a decimal amount: {amount!r}") from exc
     if not value.is_finite():
         raise MoneyError(f"not a finite amount: {amount!r}")
+    if value and value.adjusted() > 18:  # far past any balance a BIGINT of nanos can hold
+        raise MoneyError(f"not a plausible amount: {amount!r}")
     nanos = value * NANOS_PER_USD
     if nanos != nanos.to_integral_value():
         raise MoneyError(f"{amount} USD is finer than one nano-dollar")

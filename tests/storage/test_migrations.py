@@ -22,7 +22,7 @@ from tests.storage.conftest import raw_sql, run_sql
 V1_FINGERPRINT = "5d50d8ee7001e4149688e3f4a073680545651fe4626de312877a86be70fc659f"
 # The shape of schema.py (the newest version). If this fails you changed schema.py: add a
 # migration step for the change (literal DDL in migrations.py), then update the fingerprint.
-LATEST_FINGERPRINT = "b9e0ce035a7291c4c38b8f44d1ba00b250f186e2cb224cdb957e2159664aaa0e"
+LATEST_FINGERPRINT = "5d96ef9e625c19fb8bb2afd087f088afc3a297d4a78b40a0c24e20746b0f5999"
 
 
 def _shape(metadata: MetaData) -> list[object]:

@@ -290,12 +290,47 @@ def _v5_people(conn: Connection) -> None:
         conn.execute(text(ddl))
 
 
+# -- version 6: the catalog managed at run time ---------------------------------------------
+
+
+def _v6_managed_catalog(conn: Connection) -> None:
+    """An operator's run-time edit of an instrument, supplier or offer (config seeding then
+    leaves the row alone); the offers' price history, started from today's catalog; and the
+    index usage filtered by key reads."""
+    serial = "BIGSERIAL" if conn.dialect.name == "postgresql" else "INTEGER"
+    now = time.time_ns() // 1000
+    for ddl in (
+        "ALTER TABLE instruments ADD COLUMN edited_us BIGINT NULL",
+        "ALTER TABLE suppliers ADD COLUMN edited_us BIGINT NULL",
+        "ALTER TABLE offers ADD COLUMN edited_us BIGINT NULL",
+        f"CREATE TABLE offer_prices (id {serial} NOT NULL PRIMARY KEY,"
+        " offer_id TEXT NOT NULL, instrument TEXT NOT NULL,"
+        " input_per_m BIGINT NOT NULL, output_per_m BIGINT NOT NULL,"
+        " available BOOLEAN NOT NULL, created_us BIGINT NOT NULL)",
+        "CREATE INDEX ix_offer_prices_instrument_created ON offer_prices (instrument, created_us)",
+        "CREATE INDEX ix_offer_prices_offer_id ON offer_prices (offer_id, id)",
+        "CREATE INDEX ix_usage_records_key_created ON usage_records (key_id, created_us)",
+    ):
+        conn.execute(text(ddl))
+    conn.execute(
+        text(
+            "INSERT INTO offer_prices"
+            " (offer_id, instrument, input_per_m, output_per_m, available, created_us)"
+            " SELECT o.id, o.instrument, o.input_per_m, o.output_per_m,"
+            " (o.enabled AND o.disabled_us IS NULL AND COALESCE(s.enabled, false)), :now"
+            " FROM offers o LEFT JOIN suppliers s ON s.name = o.supplier"
+        ),
+        {"now": now},
+    )
+
+
 MIGRATIONS: tuple[Migration, ...] = (
     Migration(1, "initial", _v1_initial),
     Migration(2, "lease_indexes", _v2_lease_indexes),
     Migration(3, "delivery_spec", _v3_delivery_spec),
     Migration(4, "limits_and_changes", _v4_limits_and_changes),
     Migration(5, "people", _v5_people),
+    Migration(6, "managed_catalog", _v6_managed_catalog),
 )
 
 LATEST_VERSION = MIGRATIONS[-1].version

@@ -14,7 +14,9 @@ import msgspec
 from gridgate.storage.records import (
     AccountRecord,
     AuditEntry,
+    AuditNote,
     ChangeRecord,
+    DailyUsage,
     DeliveryRow,
     HoldRecord,
     InstrumentRecord,
@@ -24,6 +26,7 @@ from gridgate.storage.records import (
     LimitScope,
     ManagementTokenRecord,
     OfferRecord,
+    PricePoint,
     Role,
     SessionRecord,
     SupplierRecord,
@@ -99,7 +102,13 @@ class AccountBalance(msgspec.Struct, frozen=True, kw_only=True):
 
 class Store(Protocol):
     """Everything persistent. Implementations are safe to share across tasks of one process and
-    across processes on the same database."""
+    across processes on the same database.
+
+    A method that changes something a person may change takes ``audit``: the note is written to
+    the audit log in the change's own transaction (about the id of what changed), so no change
+    is made without its audit entry, nor the other way round. A call that changes nothing (a
+    replayed credit, a second revoke) writes no note.
+    """
 
     async def open(self) -> None:
         """Connect and apply pending migrations (idempotent)."""
@@ -110,7 +119,9 @@ class Store(Protocol):
         """One trivial round trip to the database (readiness); raises ``StorageError``."""
 
     # -- accounts --------------------------------------------------------------------------
-    async def create_account(self, name: str) -> AccountRecord: ...
+    async def create_account(
+        self, name: str, *, audit: AuditNote | None = None
+    ) -> AccountRecord: ...
 
     async def get_account(self, account_id: str) -> AccountRecord | None: ...
 
@@ -124,6 +135,7 @@ class Store(Protocol):
         idempotency_key: str | None = None,
         memo: str | None = None,
         kind: Literal["credit", "adjustment"] = "credit",
+        audit: AuditNote | None = None,
     ) -> LedgerEntry:
         """Append a credit (amount > 0) or adjustment (any sign; may not take the balance below
         zero → ValueError). A repeated idempotency key with the same account/amount/kind returns
@@ -139,6 +151,7 @@ class Store(Protocol):
         prefix: str,
         secret_hash: str,
         expires_us: int | None,
+        audit: AuditNote | None = None,
     ) -> KeyRecord:
         """Unknown account → NotFoundInStore."""
 
@@ -150,9 +163,14 @@ class Store(Protocol):
 
     async def list_keys(self, account_id: str | None = None) -> list[KeyRecord]: ...
 
-    async def revoke_key(self, key_id: str) -> KeyRecord:
+    async def revoke_key(self, key_id: str, *, audit: AuditNote | None = None) -> KeyRecord:
         """Idempotent (a second revoke keeps the first time). Unknown → NotFoundInStore.
         Announced on the change feed (kind ``key``)."""
+
+    async def rename_key(
+        self, key_id: str, name: str, *, audit: AuditNote | None = None
+    ) -> KeyRecord:
+        """Unknown → NotFoundInStore."""
 
     async def touch_keys(self, last_used: dict[str, int]) -> None:
         """Batch update of last_used_us (only ever moves forward)."""
@@ -218,9 +236,25 @@ class Store(Protocol):
         since_us: int | None = None,
         until_us: int | None = None,
         limit: int | None = 100,
+        key_id: str | None = None,
+        instrument: str | None = None,
+        before: tuple[int, str] | None = None,
     ) -> list[UsageRecord]:
-        """Newest first; ``since_us`` inclusive, ``until_us`` exclusive (by ``created_us``);
-        ``limit=None`` returns every matching record."""
+        """Newest first (by ``created_us``, then ``request_id``); ``since_us`` inclusive,
+        ``until_us`` exclusive; ``limit=None`` returns every matching record; ``before`` keeps
+        only the records that come after that ``(created_us, request_id)`` in this order (a
+        page's cursor)."""
+
+    async def usage_daily(
+        self,
+        *,
+        account_id: str | None = None,
+        since_us: int | None = None,
+        until_us: int | None = None,
+        key_id: str | None = None,
+        instrument: str | None = None,
+    ) -> list[DailyUsage]:
+        """The matching usage records summed per UTC day and instrument, oldest first."""
 
     async def offer_deliveries(self, since_us: int, limit_per_offer: int) -> list[DeliveryRow]:
         """Every offer's latest deliveries as the usage records of all processes have them: at
@@ -242,13 +276,40 @@ class Store(Protocol):
         self,
     ) -> tuple[list[InstrumentRecord], list[SupplierRecord], list[OfferRecord]]: ...
 
-    async def set_offer_disabled(self, offer_id: str, disabled: bool) -> OfferRecord:
+    async def set_offer_disabled(
+        self, offer_id: str, disabled: bool, *, audit: AuditNote | None = None
+    ) -> OfferRecord:
         """An operator's disable (keeps the first time) or re-enable of an offer; seeding the
         catalog from config never undoes it. Announced (kind ``offer``). Unknown →
         NotFoundInStore."""
 
+    async def save_instrument(
+        self, record: InstrumentRecord, *, create: bool, audit: AuditNote | None = None
+    ) -> InstrumentRecord:
+        """An operator's run-time create (an id taken → Conflict) or replacement (unknown →
+        NotFoundInStore), stamped ``edited_us``: seeding from config leaves it alone from then
+        on. Announced (kind ``catalog``)."""
+
+    async def save_supplier(
+        self, record: SupplierRecord, *, create: bool, audit: AuditNote | None = None
+    ) -> SupplierRecord:
+        """As ``save_instrument``, by name."""
+
+    async def save_offer(
+        self, record: OfferRecord, *, create: bool, audit: AuditNote | None = None
+    ) -> OfferRecord:
+        """As ``save_instrument``; the record's ``disabled_us`` is ignored (only
+        ``set_offer_disabled`` moves it). Announced (kind ``offer``)."""
+
+    async def price_history(self, instrument: str) -> list[PricePoint]:
+        """Every price-history row of the instrument's offers, oldest first. Every write to the
+        catalog (seeding included) appends a row for each offer whose price or availability
+        changed, in its own transaction."""
+
     # -- limits and the change feed ------------------------------------------------------------
-    async def set_limits(self, override: LimitOverride) -> LimitOverride:
+    async def set_limits(
+        self, override: LimitOverride, *, audit: AuditNote | None = None
+    ) -> LimitOverride:
         """Replace the overrides of one subject (``"*"``: every subject of the scope); an empty
         override removes them. Announced (kind ``limits``, subject ``<scope>:<subject>``).
         A key, account or instrument that does not exist → NotFoundInStore."""
@@ -275,6 +336,7 @@ class Store(Protocol):
         role: Role,
         account_id: str | None,
         password_hash: str,
+        audit: AuditNote | None = None,
     ) -> UserRecord:
         """``email`` is stored lower-case. Unknown account → NotFoundInStore; an email already
         taken → Conflict."""
@@ -286,11 +348,15 @@ class Store(Protocol):
 
     async def list_users(self, account_id: str | None = None) -> list[UserRecord]: ...
 
-    async def set_user_disabled(self, user_id: str, disabled: bool) -> UserRecord:
+    async def set_user_disabled(
+        self, user_id: str, disabled: bool, *, audit: AuditNote | None = None
+    ) -> UserRecord:
         """Disable (keeps the first time) or re-enable a user; disabling also ends every session
         of the user, in the same transaction. Unknown → NotFoundInStore."""
 
-    async def set_password_hash(self, user_id: str, password_hash: str) -> UserRecord:
+    async def set_password_hash(
+        self, user_id: str, password_hash: str, *, audit: AuditNote | None = None
+    ) -> UserRecord:
         """Unknown → NotFoundInStore."""
 
     async def create_session(self, session: SessionRecord) -> SessionRecord:
@@ -315,6 +381,7 @@ class Store(Protocol):
         prefix: str,
         secret_hash: str,
         expires_us: int | None,
+        audit: AuditNote | None = None,
     ) -> ManagementTokenRecord:
         """Unknown user → NotFoundInStore."""
 
@@ -326,7 +393,9 @@ class Store(Protocol):
 
     async def list_management_tokens(self, user_id: str) -> list[ManagementTokenRecord]: ...
 
-    async def revoke_management_token(self, token_id: str) -> ManagementTokenRecord:
+    async def revoke_management_token(
+        self, token_id: str, *, audit: AuditNote | None = None
+    ) -> ManagementTokenRecord:
         """Idempotent (a second revoke keeps the first time). Unknown → NotFoundInStore."""
 
     async def touch_management_token(self, token_id: str, now_us: int) -> None:
@@ -338,6 +407,15 @@ class Store(Protocol):
         """Append one audit entry; ``detail`` must be JSON-encodable (and hold no secret)."""
 
     async def list_audit(
-        self, *, since_us: int | None = None, limit: int = 100, subject: str | None = None
+        self,
+        *,
+        since_us: int | None = None,
+        until_us: int | None = None,
+        limit: int = 100,
+        subject: str | None = None,
+        actor: str | None = None,
+        action: str | None = None,
+        before_id: int | None = None,
     ) -> list[AuditEntry]:
-        """Newest first; ``since_us`` inclusive."""
+        """Newest first (by id); ``since_us`` inclusive, ``until_us`` exclusive; ``before_id``:
+        only entries with a smaller id (a page's cursor)."""

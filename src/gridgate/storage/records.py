@@ -125,6 +125,9 @@ class InstrumentRecord(msgspec.Struct, frozen=True, kw_only=True):
     # False (the default): a delivery that breaks the spec (late first token, slow answer) is
     # not billed; True: it is billed like any other
     bill_out_of_spec: bool = False
+    # set when an operator created or edited the row at run time: seeding the catalog from
+    # config leaves it alone from then on (the store's copy is the truth)
+    edited_us: int | None = None
 
 
 class DeliveryRow(msgspec.Struct, frozen=True, kw_only=True):
@@ -151,6 +154,7 @@ class SupplierRecord(msgspec.Struct, frozen=True, kw_only=True):
     api_key_env: str | None = None  # the env var holding the credential; never the secret itself
     zero_retention: bool = True
     enabled: bool = True
+    edited_us: int | None = None  # an operator's run-time edit; config seeding keeps it
 
 
 class OfferRecord(msgspec.Struct, frozen=True, kw_only=True):
@@ -168,6 +172,31 @@ class OfferRecord(msgspec.Struct, frozen=True, kw_only=True):
     # set by an operator (``gridgate offers disable``): the offer serves nothing from then on,
     # whatever the config says; the config's catalog seeding never touches it
     disabled_us: int | None = None
+    edited_us: int | None = None  # an operator's run-time edit; config seeding keeps it
+
+
+class PricePoint(msgspec.Struct, frozen=True, kw_only=True):
+    """An offer's price and availability from ``created_us`` on (the catalog's price history:
+    one row whenever either changes)."""
+
+    offer_id: str
+    instrument: str
+    input_per_m: int
+    output_per_m: int
+    available: bool  # enabled, not disabled by an operator, its supplier enabled
+    created_us: int
+
+
+class DailyUsage(msgspec.Struct, frozen=True, kw_only=True):
+    """The usage records of one UTC day and one instrument, summed."""
+
+    day: int  # days since 1970-01-01 (UTC)
+    instrument: str
+    requests: int
+    billed_requests: int
+    input_tokens: int
+    output_tokens: int
+    cost: int  # nano-dollars
 
 
 #: A limit override's value meaning "no limit", against a default that sets one.
@@ -239,6 +268,15 @@ class ManagementTokenRecord(Credential, frozen=True, kw_only=True):
     its user."""
 
     user_id: str
+
+
+class AuditNote(msgspec.Struct, frozen=True, kw_only=True):
+    """What to write to the audit log with a change, in the change's own transaction: the store
+    fills in the subject (the id of what changed) and the time."""
+
+    actor: str  # a user id, or ``cli``
+    action: str  # e.g. ``api_key.create``
+    detail: dict[str, Any] = {}  # never a secret
 
 
 class AuditEntry(msgspec.Struct, frozen=True, kw_only=True):

@@ -128,6 +128,7 @@ usage_records = Table(
     Index("ix_usage_records_created", "created_us"),
     Index("ix_usage_records_hold_id", "hold_id"),  # version 2
     Index("ix_usage_records_offer_created", "offer_id", "created_us"),  # version 3
+    Index("ix_usage_records_key_created", "key_id", "created_us"),  # version 6
 )
 
 instruments = Table(
@@ -148,6 +149,7 @@ instruments = Table(
     Column("default_reasoning_effort", Text, nullable=True),
     Column("enabled", Boolean, nullable=False),
     Column("bill_out_of_spec", Boolean, nullable=False, server_default=false()),  # version 3
+    Column("edited_us", BigInteger, nullable=True),  # version 6: an operator's run-time edit
 )
 
 suppliers = Table(
@@ -159,6 +161,7 @@ suppliers = Table(
     Column("api_key_env", Text, nullable=True),
     Column("zero_retention", Boolean, nullable=False),
     Column("enabled", Boolean, nullable=False),
+    Column("edited_us", BigInteger, nullable=True),  # version 6
 )
 
 # No foreign keys to suppliers / instruments: the catalog is replaced row by row from config,
@@ -178,6 +181,23 @@ offers = Table(
     Column("capabilities", Text, nullable=False),  # JSON array of strings
     Column("enabled", Boolean, nullable=False),
     Column("disabled_us", BigInteger, nullable=True),  # version 4: an operator's disable
+    Column("edited_us", BigInteger, nullable=True),  # version 6
+)
+
+# Version 6. Every offer's price and availability over time: a row whenever either changes
+# (appended in the transaction of the change), so an instrument's price can be charted.
+offer_prices = Table(
+    "offer_prices",
+    metadata,
+    Column("id", _BigSerial, primary_key=True, autoincrement=True),
+    Column("offer_id", Text, nullable=False),
+    Column("instrument", Text, nullable=False),
+    Column("input_per_m", BigInteger, nullable=False),
+    Column("output_per_m", BigInteger, nullable=False),
+    Column("available", Boolean, nullable=False),
+    Column("created_us", BigInteger, nullable=False),
+    Index("ix_offer_prices_instrument_created", "instrument", "created_us"),
+    Index("ix_offer_prices_offer_id", "offer_id", "id"),
 )
 
 # Version 4. Per-subject limit overrides; NULL keeps the config default, -1 lifts it.

@@ -60,7 +60,7 @@ from sqlalchemy.dialects import postgresql as pg_dialect
 from sqlalchemy.dialects import sqlite as sqlite_dialect
 from sqlalchemy.exc import SQLAlchemyError
 
-from gridgate.storage import migrations
+from gridgate.storage import migrations, sql_catalog
 from gridgate.storage.ports import (
     AccountBalance,
     Conflict,
@@ -76,9 +76,10 @@ from gridgate.storage.ports import (
 from gridgate.storage.records import (
     AccountRecord,
     AuditEntry,
-    Capability,
+    AuditNote,
     ChangeKind,
     ChangeRecord,
+    DailyUsage,
     DeliveryRow,
     EntryKind,
     HoldRecord,
@@ -90,12 +91,12 @@ from gridgate.storage.records import (
     LimitScope,
     ManagementTokenRecord,
     OfferRecord,
+    PricePoint,
     Role,
     SessionRecord,
     SupplierRecord,
     UsageRecord,
     UserRecord,
-    WireFormat,
 )
 from gridgate.storage.runner import (
     Dialect,
@@ -481,103 +482,6 @@ def _delivery(row: Row[*tuple[Any, ...]]) -> DeliveryRow:
     )
 
 
-def _instrument_values(r: InstrumentRecord) -> dict[str, Any]:
-    return {
-        "id": r.id,
-        "display_name": r.display_name,
-        "quality_floor": r.quality_floor,
-        "ttft_ceiling_ms": r.ttft_ceiling_ms,
-        "throughput_floor_tps": r.throughput_floor_tps,
-        "context_floor": r.context_floor,
-        "max_output_floor": r.max_output_floor,
-        "context_length": r.context_length,
-        "max_input_tokens": r.max_input_tokens,
-        "max_completion_tokens": r.max_completion_tokens,
-        "image_input": r.image_input,
-        "reasoning_efforts": msgspec.json.encode(list(r.reasoning_efforts)).decode(),
-        "default_reasoning_effort": r.default_reasoning_effort,
-        "enabled": r.enabled,
-        "bill_out_of_spec": r.bill_out_of_spec,
-    }
-
-
-def _instrument(row: Row[Any]) -> InstrumentRecord:
-    return InstrumentRecord(
-        id=row.id,
-        display_name=row.display_name,
-        quality_floor=float(row.quality_floor),
-        ttft_ceiling_ms=row.ttft_ceiling_ms,
-        throughput_floor_tps=(
-            None if row.throughput_floor_tps is None else float(row.throughput_floor_tps)
-        ),
-        context_floor=row.context_floor,
-        max_output_floor=row.max_output_floor,
-        context_length=row.context_length,
-        max_input_tokens=row.max_input_tokens,
-        max_completion_tokens=row.max_completion_tokens,
-        image_input=bool(row.image_input),
-        reasoning_efforts=msgspec.json.decode(row.reasoning_efforts, type=tuple[str, ...]),
-        default_reasoning_effort=row.default_reasoning_effort,
-        enabled=bool(row.enabled),
-        bill_out_of_spec=bool(row.bill_out_of_spec),
-    )
-
-
-def _supplier_values(r: SupplierRecord) -> dict[str, Any]:
-    return {
-        "name": r.name,
-        "wire": r.wire,
-        "base_url": r.base_url,
-        "api_key_env": r.api_key_env,
-        "zero_retention": r.zero_retention,
-        "enabled": r.enabled,
-    }
-
-
-def _supplier(row: Row[Any]) -> SupplierRecord:
-    return SupplierRecord(
-        name=row.name,
-        wire=cast(WireFormat, row.wire),
-        base_url=row.base_url,
-        api_key_env=row.api_key_env,
-        zero_retention=bool(row.zero_retention),
-        enabled=bool(row.enabled),
-    )
-
-
-def _offer_values(r: OfferRecord) -> dict[str, Any]:
-    return {
-        "id": r.id,
-        "supplier": r.supplier,
-        "instrument": r.instrument,
-        "model": r.model,
-        "input_per_m": r.input_per_m,
-        "output_per_m": r.output_per_m,
-        "quality": r.quality,
-        "context": r.context,
-        "max_output": r.max_output,
-        "capabilities": msgspec.json.encode(list(r.capabilities)).decode(),
-        "enabled": r.enabled,
-    }
-
-
-def _offer(row: Row[Any]) -> OfferRecord:
-    return OfferRecord(
-        id=row.id,
-        supplier=row.supplier,
-        instrument=row.instrument,
-        model=row.model,
-        input_per_m=int(row.input_per_m),
-        output_per_m=int(row.output_per_m),
-        quality=float(row.quality),
-        context=row.context,
-        max_output=row.max_output,
-        capabilities=msgspec.json.decode(row.capabilities, type=tuple[Capability, ...]),
-        enabled=bool(row.enabled),
-        disabled_us=row.disabled_us,
-    )
-
-
 def _limits(row: Row[Any]) -> LimitOverride:
     return LimitOverride(
         scope=cast(LimitScope, row.scope),
@@ -643,6 +547,26 @@ def _announce(conn: Connection, kind: ChangeKind, subject: str, now_us: int) -> 
     conn.execute(insert(changes), {"kind": kind, "subject": subject, "created_us": now_us})
 
 
+def _audit_values(
+    actor: str, action: str, subject: str, detail: Mapping[str, Any], now_us: int
+) -> dict[str, Any]:
+    return {
+        "actor": actor,
+        "action": action,
+        "subject": subject,
+        "detail": json.dumps(dict(detail), separators=(",", ":"), sort_keys=True),
+        "created_us": now_us,
+    }
+
+
+def _note(conn: Connection, note: AuditNote | None, subject: str, now_us: int) -> None:
+    """Write ``note`` to the audit log about ``subject``, inside the transaction of the change."""
+    if note is not None:
+        conn.execute(
+            insert(audit_log), _audit_values(note.actor, note.action, subject, note.detail, now_us)
+        )
+
+
 # -- the store ------------------------------------------------------------------------------
 # -- the store ------------------------------------------------------------------------------
 
@@ -666,10 +590,10 @@ class SqlStore:
             ledger_entries.c.id
         )
         self._usage_upsert = self._upsert(usage_records, "request_id")
-        self._upsert_instrument = self._upsert(instruments_t, "id")
-        self._upsert_supplier = self._upsert(suppliers_t, "name")
-        # an operator's disable outlives every seeding of the catalog from config
-        self._upsert_offer = self._upsert(offers_t, "id", keep=("disabled_us",))
+        # an operator's edit (edited_us) and disable outlive every seeding from config
+        self._seed_instrument = self._upsert(instruments_t, "id", unless_edited=True)
+        self._seed_supplier = self._upsert(suppliers_t, "name", unless_edited=True)
+        self._seed_offer = self._upsert(offers_t, "id", keep=("disabled_us",), unless_edited=True)
 
     @property
     def dialect(self) -> Dialect:
@@ -747,27 +671,36 @@ class SqlStore:
             return pg_dialect.insert(table).on_conflict_do_nothing(index_elements=[conflict])
         return sqlite_dialect.insert(table).on_conflict_do_nothing(index_elements=[conflict])
 
-    def _upsert(self, table: Table, key: str, *, keep: tuple[str, ...] = ()) -> Insert:
-        """Insert, or on a conflicting ``key`` replace every column but those in ``keep``."""
+    def _upsert(
+        self, table: Table, key: str, *, keep: tuple[str, ...] = (), unless_edited: bool = False
+    ) -> Insert:
+        """Insert, or on a conflicting ``key`` replace every column but those in ``keep`` —
+        with ``unless_edited``, only a row no operator has edited (``edited_us`` unset)."""
         cols = [c.name for c in table.columns if c.name != key and c.name not in keep]
+        where = table.c.edited_us.is_(None) if unless_edited else None
         if self._dialect == "postgresql":
             pg = pg_dialect.insert(table)
             return pg.on_conflict_do_update(
-                index_elements=[key], set_={c: pg.excluded[c] for c in cols}
+                index_elements=[key], set_={c: pg.excluded[c] for c in cols}, where=where
             )
         lite = sqlite_dialect.insert(table)
         return lite.on_conflict_do_update(
-            index_elements=[key], set_={c: lite.excluded[c] for c in cols}
+            index_elements=[key], set_={c: lite.excluded[c] for c in cols}, where=where
         )
 
     # -- accounts ---------------------------------------------------------------------------
 
-    async def create_account(self, name: str) -> AccountRecord:
+    async def create_account(self, name: str, *, audit: AuditNote | None = None) -> AccountRecord:
         record = AccountRecord(
             id="acct_" + secrets.token_hex(12), name=name, balance=0, created_us=_now_us()
         )
         values = {"id": record.id, "name": name, "balance": 0, "created_us": record.created_us}
-        await self._write(lambda conn: conn.execute(insert(accounts), values))
+
+        def tx(conn: Connection) -> None:
+            conn.execute(insert(accounts), values)
+            _note(conn, audit, record.id, record.created_us)
+
+        await self._write(tx)
         return record
 
     async def get_account(self, account_id: str) -> AccountRecord | None:
@@ -787,6 +720,7 @@ class SqlStore:
         idempotency_key: str | None = None,
         memo: str | None = None,
         kind: Literal["credit", "adjustment"] = "credit",
+        audit: AuditNote | None = None,
     ) -> LedgerEntry:
         if kind not in ("credit", "adjustment"):
             raise ValueError(f"credit kind must be 'credit' or 'adjustment', not {kind!r}")
@@ -819,6 +753,7 @@ class SqlStore:
             entry_id = conn.execute(stmt, values).scalar_one_or_none()
             if entry_id is None:
                 raise _Replay  # a concurrent credit took the key: roll back the balance change
+            _note(conn, audit, account_id, now)
             return LedgerEntry(
                 id=int(entry_id),
                 account_id=account_id,
@@ -851,6 +786,7 @@ class SqlStore:
         prefix: str,
         secret_hash: str,
         expires_us: int | None,
+        audit: AuditNote | None = None,
     ) -> KeyRecord:
         record = KeyRecord(
             id="key_" + secrets.token_hex(12),
@@ -867,6 +803,7 @@ class SqlStore:
             if conn.execute(_BALANCE, {"p_account": account_id}).first() is None:
                 raise NotFoundInStore(f"no account {account_id!r}")
             conn.execute(insert(api_keys), values)
+            _note(conn, audit, record.id, record.created_us)
 
         await self._write(tx)
         return record
@@ -901,7 +838,7 @@ class SqlStore:
             stmt = stmt.where(api_keys.c.account_id == account_id)
         return await self._read(lambda conn: [_key(r) for r in conn.execute(stmt)])
 
-    async def revoke_key(self, key_id: str) -> KeyRecord:
+    async def revoke_key(self, key_id: str, *, audit: AuditNote | None = None) -> KeyRecord:
         now = _now_us()
         params = {"p_key": key_id, "p_now": now}
 
@@ -909,6 +846,26 @@ class SqlStore:
             row = conn.execute(_REVOKE_KEY, params).first()
             if row is not None:
                 _announce(conn, "key", key_id, now)
+                if row.revoked_us == now:  # revoked now, not by an earlier call
+                    _note(conn, audit, key_id, now)
+            return row
+
+        row = await self._write(tx)
+        if row is None:
+            raise NotFoundInStore(f"no key {key_id!r}")
+        return _key(row)
+
+    async def rename_key(
+        self, key_id: str, name: str, *, audit: AuditNote | None = None
+    ) -> KeyRecord:
+        stmt = (
+            update(api_keys).where(api_keys.c.id == key_id).values(name=name).returning(*api_keys.c)
+        )
+
+        def tx(conn: Connection) -> Row[Any] | None:
+            row = conn.execute(stmt).first()
+            if row is not None:
+                _note(conn, audit, key_id, _now_us())
             return row
 
         row = await self._write(tx)
@@ -1145,20 +1102,80 @@ class SqlStore:
         since_us: int | None = None,
         until_us: int | None = None,
         limit: int | None = 100,
+        key_id: str | None = None,
+        instrument: str | None = None,
+        before: tuple[int, str] | None = None,
     ) -> list[UsageRecord]:
-        """Newest first; ``since_us`` inclusive, ``until_us`` exclusive; ``limit=None``: all."""
-        stmt = select(usage_records).order_by(
-            usage_records.c.created_us.desc(), usage_records.c.request_id.desc()
+        """Newest first; ``since_us`` inclusive, ``until_us`` exclusive; ``limit=None``: all;
+        ``before``: only records after this ``(created_us, request_id)`` in that order."""
+        u = usage_records
+        stmt = _usage_filter(
+            select(u).order_by(u.c.created_us.desc(), u.c.request_id.desc()),
+            account_id=account_id,
+            since_us=since_us,
+            until_us=until_us,
+            key_id=key_id,
+            instrument=instrument,
         )
         if limit is not None:
             stmt = stmt.limit(limit)
-        if account_id is not None:
-            stmt = stmt.where(usage_records.c.account_id == account_id)
-        if since_us is not None:
-            stmt = stmt.where(usage_records.c.created_us >= since_us)
-        if until_us is not None:
-            stmt = stmt.where(usage_records.c.created_us < until_us)
+        if before is not None:
+            created, request_id = before
+            stmt = stmt.where(
+                or_(
+                    u.c.created_us < created,
+                    and_(u.c.created_us == created, u.c.request_id < request_id),
+                )
+            )
         return await self._read(lambda conn: [_usage(r) for r in conn.execute(stmt)])
+
+    async def usage_daily(
+        self,
+        *,
+        account_id: str | None = None,
+        since_us: int | None = None,
+        until_us: int | None = None,
+        key_id: str | None = None,
+        instrument: str | None = None,
+    ) -> list[DailyUsage]:
+        """Usage summed per UTC day and instrument, oldest day first. Streams' provisional
+        checkpoints (outcome ``in_progress``) count like the final record they become."""
+        u = usage_records
+        day = (u.c.created_us // _DAY_US).label("day")
+        stmt = _usage_filter(
+            select(
+                day,
+                u.c.instrument,
+                func.count().label("requests"),
+                func.coalesce(func.sum(case((u.c.billed, 1), else_=0)), 0).label("billed"),
+                func.coalesce(func.sum(u.c.input_tokens), 0).label("input_tokens"),
+                func.coalesce(func.sum(u.c.output_tokens), 0).label("output_tokens"),
+                func.coalesce(func.sum(u.c.cost), 0).label("cost"),
+            )
+            .group_by(day, u.c.instrument)
+            .order_by(day, u.c.instrument),
+            account_id=account_id,
+            since_us=since_us,
+            until_us=until_us,
+            key_id=key_id,
+            instrument=instrument,
+        )
+
+        def tx(conn: Connection) -> list[DailyUsage]:
+            return [
+                DailyUsage(
+                    day=int(r.day),
+                    instrument=r.instrument,
+                    requests=int(r.requests),
+                    billed_requests=int(r.billed),
+                    input_tokens=int(r.input_tokens),
+                    output_tokens=int(r.output_tokens),
+                    cost=int(r.cost),
+                )
+                for r in conn.execute(stmt)
+            ]
+
+        return await self._read(tx)
 
     async def offer_deliveries(self, since_us: int, limit_per_offer: int) -> list[DeliveryRow]:
         """One read: the offer ids (a loose index scan), then each offer's latest deliveries (a
@@ -1185,16 +1202,20 @@ class SqlStore:
         offers: Sequence[OfferRecord],
     ) -> None:
         batches = [
-            (self._upsert_instrument, [_instrument_values(r) for r in instruments]),
-            (self._upsert_supplier, [_supplier_values(r) for r in suppliers]),
-            (self._upsert_offer, [_offer_values(r) for r in offers]),
+            (self._seed_instrument, [sql_catalog.instrument_values(r) for r in instruments]),
+            (self._seed_supplier, [sql_catalog.supplier_values(r) for r in suppliers]),
+            (self._seed_offer, [sql_catalog.offer_values(r) for r in offers]),
         ]
 
         def tx(conn: Connection) -> None:
+            now = _now_us()
             for stmt, rows in batches:
+                for row in rows:
+                    row["edited_us"] = None  # seeding is not an edit
                 if rows:
                     conn.execute(stmt, rows)
-            _announce(conn, "catalog", "*", _now_us())
+            sql_catalog.sync_prices(conn, now)
+            _announce(conn, "catalog", "*", now)
 
         await self._write(tx)
 
@@ -1208,14 +1229,16 @@ class SqlStore:
             by_name = select(suppliers_t).order_by(suppliers_t.c.name)
             offers = select(offers_t).order_by(offers_t.c.id)
             return (
-                [_instrument(r) for r in conn.execute(by_id)],
-                [_supplier(r) for r in conn.execute(by_name)],
-                [_offer(r) for r in conn.execute(offers)],
+                [sql_catalog.instrument_of(r) for r in conn.execute(by_id)],
+                [sql_catalog.supplier_of(r) for r in conn.execute(by_name)],
+                [sql_catalog.offer_of(r) for r in conn.execute(offers)],
             )
 
         return await self._read(tx, snapshot=True)
 
-    async def set_offer_disabled(self, offer_id: str, disabled: bool) -> OfferRecord:
+    async def set_offer_disabled(
+        self, offer_id: str, disabled: bool, *, audit: AuditNote | None = None
+    ) -> OfferRecord:
         now = _now_us()
         stmt = (
             update(offers_t)
@@ -1227,17 +1250,63 @@ class SqlStore:
         def tx(conn: Connection) -> Row[Any] | None:
             row = conn.execute(stmt).first()
             if row is not None:
+                sql_catalog.sync_prices(conn, now)
                 _announce(conn, "offer", offer_id, now)
+                _note(conn, audit, offer_id, now)
             return row
 
         row = await self._write(tx)
         if row is None:
             raise NotFoundInStore(f"no offer {offer_id!r}")
-        return _offer(row)
+        return sql_catalog.offer_of(row)
+
+    async def save_instrument(
+        self, record: InstrumentRecord, *, create: bool, audit: AuditNote | None = None
+    ) -> InstrumentRecord:
+        saved = await self._save_catalog(record, create=create, audit=audit, subject=record.id)
+        assert isinstance(saved, InstrumentRecord)
+        return saved
+
+    async def save_supplier(
+        self, record: SupplierRecord, *, create: bool, audit: AuditNote | None = None
+    ) -> SupplierRecord:
+        saved = await self._save_catalog(record, create=create, audit=audit, subject=record.name)
+        assert isinstance(saved, SupplierRecord)
+        return saved
+
+    async def save_offer(
+        self, record: OfferRecord, *, create: bool, audit: AuditNote | None = None
+    ) -> OfferRecord:
+        saved = await self._save_catalog(record, create=create, audit=audit, subject=record.id)
+        assert isinstance(saved, OfferRecord)
+        return saved
+
+    async def _save_catalog(
+        self,
+        record: sql_catalog.CatalogRecord,
+        *,
+        create: bool,
+        audit: AuditNote | None,
+        subject: str,
+    ) -> sql_catalog.CatalogRecord:
+        def tx(conn: Connection) -> sql_catalog.CatalogRecord:
+            now = _now_us()
+            saved = sql_catalog.save(conn, record, create=create, now_us=now)
+            kind: ChangeKind = "offer" if isinstance(record, OfferRecord) else "catalog"
+            _announce(conn, kind, subject, now)
+            _note(conn, audit, subject, now)
+            return saved
+
+        return await self._write(tx)
+
+    async def price_history(self, instrument: str) -> list[PricePoint]:
+        return await self._read(lambda conn: sql_catalog.price_history(conn, instrument))
 
     # -- limits and the change feed ------------------------------------------------------------
 
-    async def set_limits(self, override: LimitOverride) -> LimitOverride:
+    async def set_limits(
+        self, override: LimitOverride, *, audit: AuditNote | None = None
+    ) -> LimitOverride:
         now = _now_us()
         saved = msgspec.structs.replace(override, updated_us=now)
         subject = override.subject
@@ -1258,6 +1327,7 @@ class SqlStore:
             if not saved.empty:
                 conn.execute(insert(rate_limits), values)
             _announce(conn, "limits", f"{override.scope}:{subject}", now)
+            _note(conn, audit, f"{override.scope}:{subject}", now)
 
         await self._write(tx)
         return saved
@@ -1303,6 +1373,7 @@ class SqlStore:
         role: Role,
         account_id: str | None,
         password_hash: str,
+        audit: AuditNote | None = None,
     ) -> UserRecord:
         record = UserRecord(
             id="usr_" + secrets.token_hex(12),
@@ -1323,6 +1394,7 @@ class SqlStore:
                 raise NotFoundInStore(f"no account {account_id!r}")
             if conn.execute(stmt, values).first() is None:
                 raise Conflict(f"a user with email {record.email!r} exists already")
+            _note(conn, audit, record.id, record.created_us)
 
         await self._write(tx)
         return record
@@ -1343,7 +1415,9 @@ class SqlStore:
             stmt = stmt.where(users.c.account_id == account_id)
         return await self._read(lambda conn: [_user(r) for r in conn.execute(stmt)])
 
-    async def set_user_disabled(self, user_id: str, disabled: bool) -> UserRecord:
+    async def set_user_disabled(
+        self, user_id: str, disabled: bool, *, audit: AuditNote | None = None
+    ) -> UserRecord:
         now = _now_us()
         stmt = (
             update(users)
@@ -1356,6 +1430,8 @@ class SqlStore:
             row = conn.execute(stmt).first()
             if row is not None and disabled:
                 conn.execute(sessions.delete().where(sessions.c.user_id == user_id))
+            if row is not None:
+                _note(conn, audit, user_id, now)
             return row
 
         row = await self._write(tx)
@@ -1363,14 +1439,23 @@ class SqlStore:
             raise NotFoundInStore(f"no user {user_id!r}")
         return _user(row)
 
-    async def set_password_hash(self, user_id: str, password_hash: str) -> UserRecord:
+    async def set_password_hash(
+        self, user_id: str, password_hash: str, *, audit: AuditNote | None = None
+    ) -> UserRecord:
         stmt = (
             update(users)
             .where(users.c.id == user_id)
             .values(password_hash=password_hash)
             .returning(*users.c)
         )
-        row = await self._write(lambda conn: conn.execute(stmt).first())
+
+        def tx(conn: Connection) -> Row[Any] | None:
+            row = conn.execute(stmt).first()
+            if row is not None:
+                _note(conn, audit, user_id, _now_us())
+            return row
+
+        row = await self._write(tx)
         if row is None:
             raise NotFoundInStore(f"no user {user_id!r}")
         return _user(row)
@@ -1422,6 +1507,7 @@ class SqlStore:
         prefix: str,
         secret_hash: str,
         expires_us: int | None,
+        audit: AuditNote | None = None,
     ) -> ManagementTokenRecord:
         record = ManagementTokenRecord(
             id="mtk_" + secrets.token_hex(12),
@@ -1438,6 +1524,7 @@ class SqlStore:
             if conn.execute(select(users.c.id).where(users.c.id == user_id)).first() is None:
                 raise NotFoundInStore(f"no user {user_id!r}")
             conn.execute(insert(management_tokens), values)
+            _note(conn, audit, record.id, record.created_us)
 
         await self._write(tx)
         return record
@@ -1460,15 +1547,25 @@ class SqlStore:
         )
         return await self._read(lambda conn: [_token(r) for r in conn.execute(stmt)])
 
-    async def revoke_management_token(self, token_id: str) -> ManagementTokenRecord:
+    async def revoke_management_token(
+        self, token_id: str, *, audit: AuditNote | None = None
+    ) -> ManagementTokenRecord:
         t = management_tokens
+        now = _now_us()
         stmt = (
             update(t)
             .where(t.c.id == token_id)
-            .values(revoked_us=func.coalesce(t.c.revoked_us, _now_us()))
+            .values(revoked_us=func.coalesce(t.c.revoked_us, now))
             .returning(*t.c)
         )
-        row = await self._write_statement(lambda conn: conn.execute(stmt).first())
+
+        def tx(conn: Connection) -> Row[Any] | None:
+            row = conn.execute(stmt).first()
+            if row is not None and row.revoked_us == now:
+                _note(conn, audit, token_id, now)
+            return row
+
+        row = await self._write(tx)
         if row is None:
             raise NotFoundInStore(f"no management token {token_id!r}")
         return _token(row)
@@ -1486,14 +1583,7 @@ class SqlStore:
         self, actor: str, action: str, subject: str, detail: Mapping[str, Any]
     ) -> AuditEntry:
         now = _now_us()
-        encoded = json.dumps(dict(detail), separators=(",", ":"), sort_keys=True)
-        values = {
-            "actor": actor,
-            "action": action,
-            "subject": subject,
-            "detail": encoded,
-            "created_us": now,
-        }
+        values = _audit_values(actor, action, subject, detail, now)
         stmt = insert(audit_log).returning(audit_log.c.id)
         entry_id = await self._write_statement(lambda conn: conn.execute(stmt, values).scalar_one())
         return AuditEntry(
@@ -1501,26 +1591,65 @@ class SqlStore:
             actor=actor,
             action=action,
             subject=subject,
-            detail=json.loads(encoded),
+            detail=json.loads(values["detail"]),
             created_us=now,
         )
 
     async def list_audit(
-        self, *, since_us: int | None = None, limit: int = 100, subject: str | None = None
+        self,
+        *,
+        since_us: int | None = None,
+        until_us: int | None = None,
+        limit: int = 100,
+        subject: str | None = None,
+        actor: str | None = None,
+        action: str | None = None,
+        before_id: int | None = None,
     ) -> list[AuditEntry]:
-        stmt = (
-            select(audit_log)
-            .order_by(audit_log.c.created_us.desc(), audit_log.c.id.desc())
-            .limit(limit)
-        )
+        stmt = select(audit_log).order_by(audit_log.c.id.desc()).limit(limit)
+        for column, value in (
+            (audit_log.c.subject, subject),
+            (audit_log.c.actor, actor),
+            (audit_log.c.action, action),
+        ):
+            if value is not None:
+                stmt = stmt.where(column == value)
         if since_us is not None:
             stmt = stmt.where(audit_log.c.created_us >= since_us)
-        if subject is not None:
-            stmt = stmt.where(audit_log.c.subject == subject)
+        if until_us is not None:
+            stmt = stmt.where(audit_log.c.created_us < until_us)
+        if before_id is not None:
+            stmt = stmt.where(audit_log.c.id < before_id)
         return await self._read(lambda conn: [_audit(r) for r in conn.execute(stmt)])
 
 
 # -- transaction helpers --------------------------------------------------------------------
+
+_DAY_US = 86_400_000_000
+
+
+def _usage_filter(
+    stmt: Select[Any],
+    *,
+    account_id: str | None,
+    since_us: int | None,
+    until_us: int | None,
+    key_id: str | None,
+    instrument: str | None,
+) -> Select[Any]:
+    u = usage_records
+    for column, value in (
+        (u.c.account_id, account_id),
+        (u.c.key_id, key_id),
+        (u.c.instrument, instrument),
+    ):
+        if value is not None:
+            stmt = stmt.where(column == value)
+    if since_us is not None:
+        stmt = stmt.where(u.c.created_us >= since_us)
+    if until_us is not None:
+        stmt = stmt.where(u.c.created_us < until_us)
+    return stmt
 
 
 def _entry_by_idempotency_key(conn: Connection, key: str) -> LedgerEntry | None:
