@@ -19,7 +19,9 @@ from decimal import Decimal
 from pathlib import Path
 from typing import Any, TypeVar
 
+from gridgate.core.access import CLI
 from gridgate.core.accounts import Accounts
+from gridgate.core.api_keys import ApiKeys
 from gridgate.core.clock import SystemClock
 from gridgate.money import usd_to_nanos
 from gridgate.simulator.options import SimulatorOptions
@@ -181,10 +183,10 @@ class GatewayProcess:
 
         async def make() -> tuple[str, str]:
             accounts = Accounts(self.store, SystemClock())
-            account = await accounts.create(name)
+            account = await accounts.create(CLI, name)
             if Decimal(credit_usd) > 0:
-                await accounts.credit(account.id, credit_usd)
-            key = await accounts.create_key(account.id, "k")
+                await accounts.credit(CLI, account.id, credit_usd)
+            key = await ApiKeys(self.store, SystemClock()).create(CLI, account.id, "k")
             return account.id, key.secret
 
         return self.run(make())

@@ -15,39 +15,33 @@ import sys
 from collections.abc import Awaitable, Callable, Sequence
 from typing import Any
 
-from gridgate.core.accounts import Accounts, Statement, parse_time
+import msgspec
+
+from gridgate.core.access import CLI
+from gridgate.core.accounts import Statement
+from gridgate.core.catalog import Catalog
+from gridgate.core.catalog_edits import OfferFields
 from gridgate.core.clock import SystemClock
-from gridgate.core.limit_overrides import LimitOverrides, parse_value
-from gridgate.core.offer_health import HealthPolicy
-from gridgate.core.offer_report import OfferStatus, offer_report, offer_status_json
-from gridgate.core.people import People
+from gridgate.core.limit_overrides import parse_value
+from gridgate.core.offer_report import offer_status_json
 from gridgate.core.rate_limits import LimitKind, LimitScope
-from gridgate.errors import GridgateError, NotFound
-from gridgate.money import format_usd
+from gridgate.core.times import parse_time
+from gridgate.errors import GridgateError
+from gridgate.services import Services, build_services
 from gridgate.settings import Settings, SettingsError, load_settings, with_server
-from gridgate.shapes import account_json, key_json, usage_json, user_json
-from gridgate.shapes import iso as _iso
-from gridgate.storage.ports import AccountBalance, NotFoundInStore, StorageError, VerifyReport
-from gridgate.storage.records import (
-    AccountRecord,
-    LedgerEntry,
-    UsageRecord,
+from gridgate.shapes import (
+    account_json,
+    entry_json,
+    key_json,
+    money,
+    offer_json,
+    token_json,
+    usage_json,
+    user_json,
 )
-
-
-def entry_json(entry: LedgerEntry) -> dict[str, Any]:
-    return {
-        "id": entry.id,
-        "account_id": entry.account_id,
-        "kind": entry.kind,
-        "amount_usd": format_usd(entry.amount),
-        "amount_nanos": entry.amount,
-        "hold_id": entry.hold_id,
-        "idempotency_key": entry.idempotency_key,
-        "memo": entry.memo,
-        "created_at": _iso(entry.created_us),
-    }
-
+from gridgate.shapes import iso as _iso
+from gridgate.storage.ports import AccountBalance, StorageError, VerifyReport
+from gridgate.storage.records import AccountRecord, UsageRecord
 
 _LEASE_KINDS = frozenset({"hold", "settle", "release", "refund"})
 
@@ -61,10 +55,6 @@ STATEMENT_NOTES = (
 )
 
 
-def _money(prefix: str, nanos: int) -> dict[str, Any]:
-    return {f"{prefix}_usd": format_usd(nanos), f"{prefix}_nanos": nanos}
-
-
 def statement_json(statement: Statement, balance: AccountBalance) -> dict[str, Any]:
     def total(kinds: frozenset[str]) -> int:
         return sum(e.amount for e in statement.entries if e.kind in kinds)
@@ -76,13 +66,13 @@ def statement_json(statement: Statement, balance: AccountBalance) -> dict[str, A
         "from": _iso(statement.since_us),
         "to": _iso(statement.until_us),
         "totals": {
-            **_money("opening_balance", statement.opening),
-            **_money("closing_balance", statement.closing),
-            **_money("net", net),
-            **_money("credits", total(frozenset({"credit"}))),
-            **_money("adjustments", total(frozenset({"adjustment"}))),
-            **_money("lease_net", total(_LEASE_KINDS)),
-            **_money("usage_cost", sum(u.cost for u in billed)),
+            **money("opening_balance", statement.opening),
+            **money("closing_balance", statement.closing),
+            **money("net", net),
+            **money("credits", total(frozenset({"credit"}))),
+            **money("adjustments", total(frozenset({"adjustment"}))),
+            **money("lease_net", total(_LEASE_KINDS)),
+            **money("usage_cost", sum(u.cost for u in billed)),
             "entries": len(statement.entries),
             "requests": len(statement.usage),
             "billed_requests": len(billed),
@@ -147,9 +137,9 @@ def verify_json(report: VerifyReport) -> dict[str, Any]:
         "mismatches": [
             {
                 "account_id": account_id,
-                **_money("balance", column),
-                **_money("sum_of_entries", total),
-                **_money("difference", column - total),
+                **money("balance", column),
+                **money("sum_of_entries", total),
+                **money("difference", column - total),
             }
             for account_id, column, total in report.mismatches
         ],
@@ -158,14 +148,22 @@ def verify_json(report: VerifyReport) -> dict[str, Any]:
 
 
 # -- store-backed commands ------------------------------------------------------------------------
-async def _with_accounts(
-    settings: Settings, action: Callable[[Accounts], Awaitable[dict[str, Any] | list[Any]]]
-) -> dict[str, Any] | list[Any]:
+Result = dict[str, Any] | list[Any]
+
+
+async def _with_services(
+    settings: Settings, action: Callable[[Services], Awaitable[Result]]
+) -> Result:
+    """Run ``action`` on the management services over the store, acting as ``CLI`` (an
+    operator: whoever runs the CLI can read the database anyway); every change is audited."""
     from gridgate.app import open_store
 
     store = await open_store(settings)
     try:
-        return await action(Accounts(store, SystemClock()))
+        snapshot = Catalog.build(*await store.load_catalog())
+        return await action(
+            build_services(store, SystemClock(), settings, catalog=lambda: snapshot)
+        )
     finally:
         await store.close()
 
@@ -185,36 +183,39 @@ def cmd_accounts(args: argparse.Namespace, settings: Settings) -> int:
         print("gridgate: --json and --format csv contradict each other", file=sys.stderr)
         return 2
 
-    async def action(accounts: Accounts) -> dict[str, Any] | list[Any]:
+    async def action(services: Services) -> Result:
+        accounts = services.accounts
+
         async def described(account: AccountRecord) -> dict[str, Any]:
-            return account_json(account, await accounts.balance(account.id))
+            return account_json(account, await accounts.balance(CLI, account.id))
 
         if args.action == "create":
-            return await described(await accounts.create(args.name))
+            return await described(await accounts.create(CLI, args.name))
         if args.action == "credit":
             entry, account = await accounts.credit(
-                args.account, args.usd, idempotency_key=args.idempotency_key, memo=args.memo
+                CLI, args.account, args.usd, idempotency_key=args.idempotency_key, memo=args.memo
             )
             return {"entry": entry_json(entry), "account": await described(account)}
         if args.action == "adjust":
             entry, account = await accounts.adjust(
-                args.account, args.usd, idempotency_key=args.idempotency_key, memo=args.memo
+                CLI, args.account, args.usd, idempotency_key=args.idempotency_key, memo=args.memo
             )
             return {"entry": entry_json(entry), "account": await described(account)}
         if args.action == "statement":
             statement = await accounts.statement(
+                CLI,
                 args.account,
                 since_us=None if args.since is None else parse_time(args.since, param="from"),
                 until_us=None if args.until is None else parse_time(args.until, param="to"),
             )
-            return statement_json(statement, await accounts.balance(args.account))
+            return statement_json(statement, await accounts.balance(CLI, args.account))
         if args.action == "show":
-            account = await accounts.get(args.account)
-            keys = await accounts.list_keys(account.id)
+            account = await accounts.get(CLI, args.account)
+            keys = await services.api_keys.list(CLI, account.id)
             return {**await described(account), "keys": [key_json(k, now) for k in keys]}
-        return [await described(a) for a in await accounts.list_all()]
+        return [await described(a) for a in await accounts.list(CLI)]
 
-    result = asyncio.run(_with_accounts(settings, action))
+    result = asyncio.run(_with_services(settings, action))
     if args.action == "statement":
         if args.format == "csv":
             assert isinstance(result, dict)
@@ -267,30 +268,30 @@ def cmd_users(args: argparse.Namespace, settings: Settings) -> int:
             )
             return 2
 
-    async def run() -> dict[str, Any] | list[Any]:
-        from gridgate.app import open_store
+    async def action(services: Services) -> Result:
+        users = services.users
+        if args.action == "create":
+            user = await users.create(
+                CLI,
+                email=args.email,
+                name=args.name,
+                role="operator" if args.operator else args.role or "member",
+                account_id=None if args.operator else args.account,
+                password=password,
+            )
+            return user_json(user)
+        if args.action == "token":
+            owner = await services.people.get_user_by_email(args.email)
+            new = await services.tokens.create(
+                CLI, args.name, expires_at=args.expires_at, user_id=owner.id
+            )
+            return token_json(new.record, SystemClock().now_us(), new.secret)
+        if args.action in ("disable", "enable"):
+            owner = await services.people.get_user_by_email(args.email)
+            return user_json(await users.set_disabled(CLI, owner.id, args.action == "disable"))
+        return [user_json(u) for u in await users.list(CLI, args.account)]
 
-        store = await open_store(settings)
-        try:
-            people = People(store, SystemClock())
-            if args.action == "create":
-                role = "operator" if args.operator else args.role or "member"
-                account_id = None if args.operator else args.account
-                user = await people.create_user(args.email, args.name, role, account_id, password)
-                await people.audit(
-                    "cli",
-                    "user.create",
-                    user.id,
-                    email=user.email,
-                    role=user.role,
-                    account_id=user.account_id,
-                )
-                return user_json(user)
-            return [user_json(u) for u in await people.list_users(args.account)]
-        finally:
-            await store.close()
-
-    result = asyncio.run(run())
+    result = asyncio.run(_with_services(settings, action))
 
     def line(u: dict[str, Any]) -> str:
         state = "" if u["is_active"] else "  (disabled)"
@@ -299,7 +300,12 @@ def cmd_users(args: argparse.Namespace, settings: Settings) -> int:
     def human() -> str:
         if isinstance(result, list):
             return "\n".join(line(u) for u in result)
-        return f"created {line(result)}"
+        if "token" in result:
+            return (
+                f"{result['id']}  {result['name']}\n{result['token']}\n"
+                "This secret is shown once; store it now."
+            )
+        return f"{'created' if args.action == 'create' else args.action + 'd'} {line(result)}"
 
     _print(result, args.json, human)
     return 0
@@ -341,19 +347,13 @@ def run_limits(args: argparse.Namespace, settings: Settings, scope: LimitScope) 
         if getattr(args, option) is not None
     }
 
-    async def run() -> dict[str, Any]:
-        from gridgate.app import open_store
+    async def action(services: Services) -> Result:
+        if changes:
+            return await services.limits.set(CLI, scope, args.subject, changes)
+        return await services.limits.show(CLI, scope, args.subject)
 
-        store = await open_store(settings)
-        try:
-            service = LimitOverrides(store, settings.limits)
-            if changes:
-                return await service.set(scope, args.subject, changes)
-            return await service.show(scope, args.subject)
-        finally:
-            await store.close()
-
-    result = asyncio.run(run())
+    result = asyncio.run(_with_services(settings, action))
+    assert isinstance(result, dict)
 
     def human() -> str:
         effective = result["effective"]
@@ -376,15 +376,16 @@ def cmd_keys(args: argparse.Namespace, settings: Settings) -> int:
         return run_limits(args, settings, "key")
     now = SystemClock().now_us()
 
-    async def action(accounts: Accounts) -> dict[str, Any] | list[Any]:
+    async def action(services: Services) -> Result:
+        keys = services.api_keys
         if args.action == "create":
-            new = await accounts.create_key(args.account, args.name, expires_at=args.expires_at)
-            return {**key_json(new.record, now), "key": new.secret}
+            new = await keys.create(CLI, args.account, args.name, expires_at=args.expires_at)
+            return key_json(new.record, now, new.secret)
         if args.action == "revoke":
-            return key_json(await accounts.revoke_key(args.key_id), SystemClock().now_us())
-        return [key_json(k, now) for k in await accounts.list_keys(args.account)]
+            return key_json(await keys.revoke(CLI, args.key_id), SystemClock().now_us())
+        return [key_json(k, now) for k in await keys.list(CLI, args.account)]
 
-    result = asyncio.run(_with_accounts(settings, action))
+    result = asyncio.run(_with_services(settings, action))
 
     def human() -> str:
         if isinstance(result, list):
@@ -405,10 +406,10 @@ def cmd_keys(args: argparse.Namespace, settings: Settings) -> int:
 
 
 def cmd_ledger(args: argparse.Namespace, settings: Settings) -> int:
-    async def action(accounts: Accounts) -> dict[str, Any] | list[Any]:
-        return verify_json(await accounts.verify_ledger())
+    async def action(services: Services) -> Result:
+        return verify_json(await services.accounts.verify_ledger(CLI))
 
-    result = asyncio.run(_with_accounts(settings, action))
+    result = asyncio.run(_with_services(settings, action))
     assert isinstance(result, dict)
 
     def human() -> str:
@@ -451,52 +452,62 @@ OFFERS_STATUS_HELP = (
 
 
 def cmd_offers(args: argparse.Namespace, settings: Settings) -> int:
-    if args.action in ("disable", "enable"):
-        return _switch_offer(args, settings, disabled=args.action == "disable")
-    policy = HealthPolicy.from_settings(settings.health)  # validated when settings loaded
+    if args.action in ("disable", "enable", "update", "list"):
+        return _edit_offers(args, settings)
     window_s: float = (
         settings.health.max_age_seconds if args.window_seconds is None else args.window_seconds
     )
     if not (window_s > 0 and math.isfinite(window_s)):
         print("gridgate: --window-seconds must be a positive, finite number", file=sys.stderr)
         return 2
-    since_us = SystemClock().now_us() - int(window_s * 1_000_000)
 
-    async def run() -> list[OfferStatus]:
-        from gridgate.app import open_store
+    async def action(services: Services) -> Result:
+        report = await services.offer_board.status(CLI, window_seconds=window_s)
+        return [offer_status_json(status) for status in report]
 
-        store = await open_store(settings)
-        try:
-            instruments, _, offers = await store.load_catalog()
-            rows = await store.offer_deliveries(since_us, settings.health.window_size)
-        finally:
-            await store.close()
-        return offer_report(offers, instruments, rows, policy)
-
-    report = asyncio.run(run())
-    result = [offer_status_json(status) for status in report]
+    result = asyncio.run(_with_services(settings, action))
+    assert isinstance(result, list)
     _print(result, args.json, lambda: offers_status_table(result, window_s))
     return 0
 
 
-def _switch_offer(args: argparse.Namespace, settings: Settings, *, disabled: bool) -> int:
-    async def run() -> dict[str, Any]:
-        from gridgate.app import open_store
+_OFFER_OPTIONS = ("input_usd_per_m", "output_usd_per_m", "quality", "context", "max_output")
 
-        store = await open_store(settings)
-        try:
-            offer = await store.set_offer_disabled(args.offer_id, disabled)
-        except NotFoundInStore as exc:
-            raise NotFound(
-                f"no offer {args.offer_id!r}; `gridgate offers status` lists them"
-            ) from exc
-        finally:
-            await store.close()
+
+def _edit_offers(args: argparse.Namespace, settings: Settings) -> int:
+    """``offers list``, ``offers update ID [--input-usd-per-m …]``, ``offers disable|enable``:
+    effective in every gateway process within a second, kept across restarts."""
+
+    async def action(services: Services) -> Result:
+        editor = services.catalog_editor
+        if args.action == "list":
+            return [offer_json(o) for o in await editor.offers(CLI)]
+        if args.action == "update":
+            given = {k: getattr(args, k) for k in _OFFER_OPTIONS if getattr(args, k) is not None}
+            fields = msgspec.convert(given, OfferFields)
+            return offer_json(await editor.save_offer(CLI, fields, offer_id=args.offer_id))
+        offer = await editor.set_offer_enabled(CLI, args.offer_id, args.action == "enable")
         return {"offer_id": offer.id, "disabled_at": _iso(offer.disabled_us)}
 
-    result = asyncio.run(run())
-    state = f"disabled since {result['disabled_at']}" if result["disabled_at"] else "enabled"
-    _print(result, args.json, lambda: f"{result['offer_id']}: {state}")
+    result = asyncio.run(_with_services(settings, action))
+
+    def human() -> str:
+        if isinstance(result, list):
+            return "\n".join(
+                f"{o['id']}  in {o['input_usd_per_m']} out {o['output_usd_per_m']} USD/1M"
+                f"  {'enabled' if o['enabled'] else 'disabled'}"
+                for o in result
+            )
+        if "disabled_at" in result:
+            when = result["disabled_at"]
+            return f"{result['offer_id']}: " + (f"disabled since {when}" if when else "enabled")
+        return (
+            f"{result['id']}: in {result['input_usd_per_m']} out {result['output_usd_per_m']} "
+            f"USD/1M, quality {result['quality']:g}, context {result['context']}, "
+            f"max output {result['max_output']}"
+        )
+
+    _print(result, args.json, human)
     return 0
 
 
@@ -744,6 +755,18 @@ def build_parser() -> argparse.ArgumentParser:
     ):
         p = offer_actions.add_parser(action, help=f"{action} an offer: it {effect}")
         p.add_argument("offer_id")
+    offer_actions.add_parser("list", help="every offer with its prices and state")
+    p = offer_actions.add_parser(
+        "update",
+        help="edit an offer's prices and declarations: effective in every gateway process "
+        "within a second, and kept over the config's on restart",
+    )
+    p.add_argument("offer_id")
+    p.add_argument("--input-usd-per-m", default=None, metavar="USD", help="e.g. 0.15")
+    p.add_argument("--output-usd-per-m", default=None, metavar="USD", help="e.g. 0.60")
+    p.add_argument("--quality", type=float, default=None, help="declared quality score, 0-100")
+    p.add_argument("--context", type=int, default=None, help="context window, tokens")
+    p.add_argument("--max-output", type=int, default=None, help="max output tokens")
 
     keys = add("keys", "manage API keys", cmd_keys)
     ks = _Actions(keys)
@@ -791,6 +814,18 @@ def build_parser() -> argparse.ArgumentParser:
     )
     p = us.add_parser("list", help="list users (never their password hashes)")
     p.add_argument("--account", default=None, metavar="ACCOUNT_ID")
+    for action, effect in (
+        ("disable", "ends their sessions and stops their tokens at once"),
+        ("enable", "lets them sign in again"),
+    ):
+        p = us.add_parser(action, help=f"{action} a user: {effect}")
+        p.add_argument("--email", required=True)
+    p = us.add_parser(
+        "token", help="mint a management token for a user's scripts (the secret is shown once)"
+    )
+    p.add_argument("--email", required=True)
+    p.add_argument("--name", required=True, help="what the token is for")
+    p.add_argument("--expires-at", default=None, metavar="ISO")
 
     instruments = add("instruments", "instruments of the exchange", cmd_instruments)
     p = _Actions(instruments).add_parser(

@@ -11,6 +11,7 @@ from __future__ import annotations
 
 import asyncio
 import json
+import secrets
 import signal
 from dataclasses import dataclass
 from decimal import Decimal
@@ -18,8 +19,12 @@ from decimal import Decimal
 import msgspec
 
 from gridgate.app import open_store
+from gridgate.core.access import CLI
 from gridgate.core.accounts import Accounts
+from gridgate.core.api_keys import ApiKeys
 from gridgate.core.clock import SystemClock
+from gridgate.core.people import People
+from gridgate.errors import NotFound
 from gridgate.server import _use_uvloop, run_gateway
 from gridgate.settings import OfferSettings, Settings, SupplierSettings
 from gridgate.simulator.options import SimulatorOptions
@@ -27,6 +32,8 @@ from gridgate.simulator.server import RunningSimulator, start_simulator
 
 DEMO_ACCOUNT = "demo"
 DEMO_CREDIT_USD = "10"
+DEMO_OWNER = "demo@example.com"  # the demo account's owner, on the dashboard
+DEMO_OPERATOR = "operator@example.com"
 _ALL = ["tools", "json_schema", "logprobs"]
 
 
@@ -136,17 +143,44 @@ def demo_settings(base: Settings, simulators: dict[str, RunningSimulator], port:
     )
 
 
-async def _prepare_account(settings: Settings) -> tuple[str, str]:
+@dataclass(frozen=True, slots=True)
+class DemoAccount:
+    account_id: str
+    api_key: str
+    people: tuple[tuple[str, str, str], ...]  # (role, email, password) for the dashboard
+
+
+async def _sign_in_as(people: People, role: str, email: str, account_id: str | None) -> str:
+    """A dashboard user of the demo, with a fresh password every start (printed once)."""
+    password = secrets.token_urlsafe(12)
+    try:
+        existing = await people.get_user_by_email(email)
+    except NotFound:
+        await people.create_user(email, f"Demo {role}", role, account_id, password)
+    else:
+        await people.set_password(existing.id, password)
+    return password
+
+
+async def _prepare_account(settings: Settings) -> DemoAccount:
     store = await open_store(settings)
     try:
-        accounts = Accounts(store, SystemClock())
-        existing = [a for a in await accounts.list_all() if a.name == DEMO_ACCOUNT]
-        account = existing[0] if existing else await accounts.create(DEMO_ACCOUNT)
+        clock = SystemClock()
+        accounts = Accounts(store, clock)
+        existing = [a for a in await accounts.list(CLI) if a.name == DEMO_ACCOUNT]
+        account = existing[0] if existing else await accounts.create(CLI, DEMO_ACCOUNT)
         await accounts.credit(
-            account.id, DEMO_CREDIT_USD, idempotency_key=f"demo-initial-credit-{account.id}"
+            CLI, account.id, DEMO_CREDIT_USD, idempotency_key=f"demo-initial-credit-{account.id}"
         )
-        new = await accounts.create_key(account.id, "demo")
-        return account.id, new.secret
+        new = await ApiKeys(store, clock).create(CLI, account.id, "demo")
+        people = People(store, clock)
+        owner = await _sign_in_as(people, "owner", DEMO_OWNER, account.id)
+        operator = await _sign_in_as(people, "operator", DEMO_OPERATOR, None)
+        return DemoAccount(
+            account.id,
+            new.secret,
+            (("owner", DEMO_OWNER, owner), ("operator", DEMO_OPERATOR, operator)),
+        )
     finally:
         await store.close()
 
@@ -163,15 +197,25 @@ async def _demo(settings: Settings, port: int, as_json: bool) -> None:
                 SimulatorOptions(name=name, ttft_ms=80, tokens_per_second=250)
             )
         full = demo_settings(settings, simulators, port)
-        account_id, secret = await _prepare_account(full)
-        base_url = f"http://{full.server.host}:{full.server.port}/v1"
+        demo = await _prepare_account(full)
+        root = f"http://{full.server.host}:{full.server.port}"
+        base_url = f"{root}/v1"
 
         def ready(_: str) -> None:
             if as_json:
-                line = {"base_url": base_url, "api_key": secret, "account_id": account_id}
+                line = {
+                    "base_url": base_url,
+                    "api_key": demo.api_key,
+                    "account_id": demo.account_id,
+                    "dashboard_url": f"{root}/dashboard/",
+                    "users": [
+                        {"role": role, "email": email, "password": password}
+                        for role, email, password in demo.people
+                    ],
+                }
                 print(json.dumps(line), flush=True)
             else:
-                print(_banner(base_url, secret, account_id), flush=True)
+                print(_banner(root, demo), flush=True)
 
         await run_gateway(full, ready=ready, stop=stop)
     finally:
@@ -179,13 +223,20 @@ async def _demo(settings: Settings, port: int, as_json: bool) -> None:
             await sim.close()
 
 
-def _banner(base_url: str, secret: str, account_id: str) -> str:
+def _banner(root: str, demo: DemoAccount) -> str:
+    base_url, secret = f"{root}/v1", demo.api_key
+    people = "\n".join(
+        f"             {role:<8} {email}  password {password}"
+        for role, email, password in demo.people
+    )
     return f"""
 gridgate demo is running.
 
   base URL   {base_url}
   API key    {secret}
-  account    {account_id} (credited ${DEMO_CREDIT_USD} once)
+  account    {demo.account_id} (credited ${DEMO_CREDIT_USD} once)
+  dashboard  {root}/dashboard/  (passwords are new at every start)
+{people}
 
 Try it:
 

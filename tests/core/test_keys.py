@@ -4,7 +4,9 @@ from __future__ import annotations
 
 from pathlib import Path
 
+from gridgate.core.access import CLI
 from gridgate.core.accounts import Accounts
+from gridgate.core.api_keys import ApiKeys
 from gridgate.core.clock import SystemClock
 from gridgate.core.keys import bearer_token, hash_secret, looks_like_key, mint_key
 from gridgate.storage.sql import SqlStore
@@ -34,9 +36,10 @@ async def test_the_secret_is_shown_once_and_never_stored(tmp_path: Path) -> None
     await store.open()
     try:
         accounts = Accounts(store, SystemClock())
-        account = await accounts.create("a")
-        new = await accounts.create_key(account.id, "k")
-        listed = await accounts.list_keys(account.id)
+        account = await accounts.create(CLI, "a")
+        keys = ApiKeys(store, SystemClock())
+        new = await keys.create(CLI, account.id, "k")
+        listed = await keys.list(CLI, account.id)
         assert [k.id for k in listed] == [new.record.id]
         assert not hasattr(listed[0], "secret")
         assert (await store.get_key_by_hash(hash_secret(new.secret))) is not None

@@ -10,7 +10,9 @@ from pathlib import Path
 
 import pytest
 
+from gridgate.core.access import CLI
 from gridgate.core.accounts import Accounts
+from gridgate.core.api_keys import ApiKeys
 from gridgate.core.clock import SystemClock
 from gridgate.core.leases import LeaseBook
 from gridgate.settings import BillingSettings
@@ -38,10 +40,10 @@ async def store(tmp_path: Path) -> AsyncIterator[SqlStore]:
 
 async def funded(store: SqlStore, nanos: int) -> tuple[str, str]:
     accounts = Accounts(store, SystemClock())
-    account = await accounts.create("a")
+    account = await accounts.create(CLI, "a")
     if nanos:
         await store.credit(account.id, nanos)
-    key = await accounts.create_key(account.id, "k")
+    key = await ApiKeys(store, SystemClock()).create(CLI, account.id, "k")
     return account.id, key.record.id
 
 

@@ -111,7 +111,7 @@ def test_accounts_and_keys_through_the_cli(tmp_path: Path) -> None:
         gridgate("keys", "list", "--account", account["id"], "--json", data_dir=tmp_path).stdout
     )
     assert [k["id"] for k in listed] == [key["id"]]
-    assert "key" not in listed[0] and key["key"] not in json.dumps(listed)
+    assert listed[0]["key"] is None and key["key"] not in json.dumps(listed)
 
     revoked = json.loads(gridgate("keys", "revoke", key["id"], "--json", data_dir=tmp_path).stdout)
     assert revoked["is_active"] is False and revoked["revoked_at"]

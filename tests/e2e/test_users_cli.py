@@ -93,6 +93,7 @@ def test_operator_bootstrap_and_account_users(tmp_path: Path) -> None:
             assert "argon2" not in shown and PASSWORD not in shown
     assert [(e.actor, e.action, e.subject) for e in reversed(audit)] == [
         ("cli", "user.create", operator["id"]),
+        ("cli", "account.create", account),  # every change through the CLI is audited
         ("cli", "user.create", owner["id"]),
         ("cli", "user.create", member["id"]),
     ]

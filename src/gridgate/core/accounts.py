@@ -1,13 +1,15 @@
-"""Accounts and keys as operations: what the CLI (and later the management API) calls."""
+"""Accounts as operations: create, read, balance, credit, adjust, statement, ledger check —
+authorised (``core/access.py``: money moves only by an operator's hand; an account's people read
+their own) and audited, for the management API, the dashboard and the CLI alike."""
 
 from __future__ import annotations
 
 from dataclasses import dataclass
-from datetime import UTC, datetime
 from typing import Literal
 
+from gridgate.core.access import Actor, account_in_scope, require_operator, required_account
+from gridgate.core.audit_log import note
 from gridgate.core.clock import Clock
-from gridgate.core.keys import mint_key
 from gridgate.errors import InsufficientBalance, NotFound, ValidationFailed
 from gridgate.money import MoneyError, usd_to_nanos
 from gridgate.storage.ports import (
@@ -17,15 +19,12 @@ from gridgate.storage.ports import (
     Store,
     VerifyReport,
 )
-from gridgate.storage.records import AccountRecord, KeyRecord, LedgerEntry, UsageRecord
+from gridgate.storage.records import AccountRecord, LedgerEntry, UsageRecord
 
-MAX_KEY_NAME_LENGTH = 200
-
-
-@dataclass(frozen=True, slots=True)
-class NewKey:
-    record: KeyRecord
-    secret: str  # shown once
+MAX_ACCOUNT_NAME_LENGTH = 200
+MAX_MEMO_LENGTH = 500
+MAX_IDEMPOTENCY_KEY_LENGTH = 200
+MAX_ENTRY_NANOS = 1_000_000 * 1_000_000_000  # one credit or adjustment: at most $1,000,000
 
 
 @dataclass(frozen=True, slots=True)
@@ -49,70 +48,65 @@ class Statement:
         return self.opening + sum(e.amount for e in self.entries)
 
 
-def parse_time(text: str, *, param: str) -> int:
-    """ISO 8601 date or time → unix µs. A time without zone is UTC; a date is midnight UTC."""
-    try:
-        moment = datetime.fromisoformat(text)
-    except ValueError as exc:
-        raise ValidationFailed(f"{param}: not an ISO 8601 time: {text!r}", param=param) from exc
-    if moment.tzinfo is None:
-        moment = moment.replace(tzinfo=UTC)
-    delta = moment - datetime(1970, 1, 1, tzinfo=UTC)
-    return (delta.days * 86_400 + delta.seconds) * 1_000_000 + delta.microseconds
-
-
-def parse_expiry(text: str, *, now_us: int) -> int:
-    """ISO 8601 → unix µs. A time without zone is UTC. Must be in the future."""
-    micros = parse_time(text, param="expires_at")
-    if micros <= now_us:
-        raise ValidationFailed("expires_at: must be in the future", param="expires_at")
-    return micros
-
-
 class Accounts:
     def __init__(self, store: Store, clock: Clock) -> None:
         self._store = store
         self._clock = clock
 
-    async def create(self, name: str) -> AccountRecord:
-        if not name.strip():
-            raise ValidationFailed("name: must not be empty", param="name")
-        return await self._store.create_account(name.strip())
+    async def create(self, actor: Actor, name: str) -> AccountRecord:
+        require_operator(actor)
+        cleaned = name.strip()
+        if not cleaned or len(cleaned) > MAX_ACCOUNT_NAME_LENGTH:
+            raise ValidationFailed(
+                f"name: must be 1 to {MAX_ACCOUNT_NAME_LENGTH} characters", param="name"
+            )
+        return await self._store.create_account(
+            cleaned, audit=note(actor, "account.create", name=cleaned)
+        )
 
-    async def get(self, account_id: str) -> AccountRecord:
+    async def get(self, actor: Actor, account_id: str | None) -> AccountRecord:
+        account_id = required_account(actor, account_id)
         account = await self._store.get_account(account_id)
         if account is None:
             raise NotFound(f"no account {account_id!r}")
         return account
 
-    async def balance(self, account_id: str) -> AccountBalance:
+    async def balance(self, actor: Actor, account_id: str | None) -> AccountBalance:
+        account_id = required_account(actor, account_id)
         balance = await self._store.account_balance(account_id)
         if balance is None:
             raise NotFound(f"no account {account_id!r}")
         return balance
 
-    async def list_all(self) -> list[AccountRecord]:
-        return await self._store.list_accounts()
+    async def list(self, actor: Actor) -> list[AccountRecord]:
+        """Every account for an operator; an account's user sees their own."""
+        own = account_in_scope(actor, None, required=False)
+        if own is None:
+            return await self._store.list_accounts()
+        return [await self.get(actor, own)]
 
     async def credit(
         self,
+        actor: Actor,
         account_id: str,
         usd: str,
         *,
         idempotency_key: str | None = None,
         memo: str | None = None,
     ) -> tuple[LedgerEntry, AccountRecord]:
-        try:
-            amount = usd_to_nanos(usd)
-        except MoneyError as exc:
-            raise ValidationFailed(f"amount: {exc}", param="amount") from exc
+        """Add prepaid credit; a retry with the same idempotency key applies once."""
+        require_operator(actor)
+        amount = _amount(usd)
         if amount <= 0:
             raise ValidationFailed("amount: must be positive", param="amount")
-        entry = await self._append(account_id, amount, "credit", idempotency_key, memo)
-        return entry, await self.get(account_id)
+        entry = await self._append(
+            actor, account_id, amount, "credit", _idempotency_key(idempotency_key), _memo(memo)
+        )
+        return entry, await self.get(actor, account_id)
 
     async def adjust(
         self,
+        actor: Actor,
         account_id: str,
         usd: str,
         *,
@@ -121,30 +115,36 @@ class Accounts:
     ) -> tuple[LedgerEntry, AccountRecord]:
         """An adjustment of either sign; it may not take the balance below zero. The
         idempotency key is required: a retried adjustment with the same key applies once."""
-        try:
-            amount = usd_to_nanos(usd)
-        except MoneyError as exc:
-            raise ValidationFailed(f"amount: {exc}", param="amount") from exc
+        require_operator(actor)
+        amount = _amount(usd)
         if amount == 0:
             raise ValidationFailed("amount: must not be zero", param="amount")
-        if not idempotency_key.strip():
+        key = _idempotency_key(idempotency_key)
+        if key is None:
             raise ValidationFailed(
                 "idempotency_key: required for adjustments", param="idempotency_key"
             )
-        entry = await self._append(account_id, amount, "adjustment", idempotency_key, memo)
-        return entry, await self.get(account_id)
+        entry = await self._append(actor, account_id, amount, "adjustment", key, _memo(memo))
+        return entry, await self.get(actor, account_id)
 
     async def _append(
         self,
+        actor: Actor,
         account_id: str,
         amount: int,
         kind: Literal["credit", "adjustment"],
         idempotency_key: str | None,
         memo: str | None,
     ) -> LedgerEntry:
+        audit = note(actor, f"account.{kind}", amount_nanos=amount, idempotency_key=idempotency_key)
         try:
             return await self._store.credit(
-                account_id, amount, idempotency_key=idempotency_key, memo=memo, kind=kind
+                account_id,
+                amount,
+                idempotency_key=idempotency_key,
+                memo=memo,
+                kind=kind,
+                audit=audit,
             )
         except NotFoundInStore as exc:
             raise NotFound(f"no account {account_id!r}") from exc
@@ -159,23 +159,29 @@ class Accounts:
                 f"{kind} refused: the balance of {account_id!r} cannot go below zero"
             ) from exc
 
-    async def verify_ledger(self) -> VerifyReport:
+    async def verify_ledger(self, actor: Actor) -> VerifyReport:
+        require_operator(actor)
         return await self._store.verify_ledger()
 
     async def statement(
-        self, account_id: str, *, since_us: int | None = None, until_us: int | None = None
+        self,
+        actor: Actor,
+        account_id: str,
+        *,
+        since_us: int | None = None,
+        until_us: int | None = None,
     ) -> Statement:
         """Entries and usage in ``[since_us, until_us)``; by default from the account's
         creation to now."""
-        account = await self.get(account_id)
+        account = await self.get(actor, account_id)
         since = account.created_us if since_us is None else since_us
         until = self._clock.now_us() if until_us is None else until_us
         if until < since:
             raise ValidationFailed("to: must not be before from", param="to")
-        before = await self._store.entries(account_id, until_us=since)
-        entries = await self._store.entries(account_id, since_us=since, until_us=until)
+        before = await self._store.entries(account.id, until_us=since)
+        entries = await self._store.entries(account.id, since_us=since, until_us=until)
         usage = await self._store.list_usage(
-            account_id=account_id, since_us=since, until_us=until, limit=None
+            account_id=account.id, since_us=since, until_us=until, limit=None
         )
         usage.reverse()  # oldest first, like the entries
         return Statement(
@@ -187,39 +193,29 @@ class Accounts:
             usage=usage,
         )
 
-    async def create_key(
-        self, account_id: str, name: str, *, expires_at: str | None = None
-    ) -> NewKey:
-        name = name.strip()
-        if not name or len(name) > MAX_KEY_NAME_LENGTH:
-            raise ValidationFailed(
-                f"name: must be 1 to {MAX_KEY_NAME_LENGTH} characters", param="name"
-            )
-        expires_us = parse_expiry(expires_at, now_us=self._clock.now_us()) if expires_at else None
-        minted = mint_key()
-        try:
-            record = await self._store.create_key(
-                account_id=account_id,
-                name=name,
-                prefix=minted.prefix,
-                secret_hash=minted.secret_hash,
-                expires_us=expires_us,
-            )
-        except NotFoundInStore as exc:
-            raise NotFound(f"no account {account_id!r}") from exc
-        return NewKey(record, minted.secret)
 
-    async def get_key(self, key_id: str) -> KeyRecord:
-        key = await self._store.get_key(key_id)
-        if key is None:
-            raise NotFound(f"no key {key_id!r}")
-        return key
+def _amount(usd: str) -> int:
+    try:
+        amount = usd_to_nanos(usd.strip())
+    except MoneyError as exc:
+        raise ValidationFailed(f"amount: {exc}", param="amount") from exc
+    if abs(amount) > MAX_ENTRY_NANOS:
+        raise ValidationFailed("amount: at most 1000000 USD at a time", param="amount")
+    return amount
 
-    async def list_keys(self, account_id: str | None = None) -> list[KeyRecord]:
-        return await self._store.list_keys(account_id)
 
-    async def revoke_key(self, key_id: str) -> KeyRecord:
-        try:
-            return await self._store.revoke_key(key_id)
-        except NotFoundInStore as exc:
-            raise NotFound(f"no key {key_id!r}") from exc
+def _idempotency_key(key: str | None) -> str | None:
+    if key is None or not key.strip():
+        return None
+    if len(key) > MAX_IDEMPOTENCY_KEY_LENGTH:
+        raise ValidationFailed(
+            f"idempotency_key: at most {MAX_IDEMPOTENCY_KEY_LENGTH} characters",
+            param="idempotency_key",
+        )
+    return key
+
+
+def _memo(memo: str | None) -> str | None:
+    if memo is not None and len(memo) > MAX_MEMO_LENGTH:
+        raise ValidationFailed(f"memo: at most {MAX_MEMO_LENGTH} characters", param="memo")
+    return memo or None

@@ -29,6 +29,7 @@ class Catalog:
     instruments: dict[str, InstrumentRecord]  # by lower-case id
     suppliers: dict[str, SupplierRecord]
     offers: dict[str, tuple[PricedOffer, ...]]  # by instrument id, enabled only, sorted by id
+    all_offers: tuple[OfferRecord, ...] = ()  # every offer, disabled ones too, sorted by id
 
     @classmethod
     def build(
@@ -59,6 +60,7 @@ class Catalog:
             instruments=inst,
             suppliers=sups,
             offers={k: tuple(v) for k, v in by_instrument.items()},
+            all_offers=all_offers,
         )
 
     def instrument(self, name: str) -> InstrumentRecord | None:

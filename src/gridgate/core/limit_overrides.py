@@ -4,6 +4,9 @@ A value is a whole number (0 admits nothing), ``unlimited`` (lifts the default),
 (removes the override: the config's ``[limits.<scope>]`` value applies again). Subject ``*``
 sets the default of every subject of the scope, over the config's. A change reaches every
 gateway process through the change feed within ``changes.poll_seconds``.
+
+Only an operator sets limits. An account's people read the limits of their account and its keys;
+anyone signed in reads an instrument's.
 """
 
 from __future__ import annotations
@@ -13,11 +16,13 @@ from typing import Any, Literal
 
 import msgspec
 
+from gridgate.core.access import Actor, may_act_on, require_operator
+from gridgate.core.audit_log import note
 from gridgate.core.limit_rules import LimitRules
 from gridgate.core.rate_limits import LIMIT_KINDS, LimitKind, LimitScope
-from gridgate.errors import ValidationFailed
+from gridgate.errors import NotFound, ValidationFailed
 from gridgate.settings import LimitsSettings
-from gridgate.storage.ports import Store
+from gridgate.storage.ports import NotFoundInStore, Store
 from gridgate.storage.records import UNLIMITED, LimitOverride
 
 FIELDS: dict[LimitKind, Literal["requests_per_minute", "tokens_per_minute", "concurrent"]] = {
@@ -25,6 +30,9 @@ FIELDS: dict[LimitKind, Literal["requests_per_minute", "tokens_per_minute", "con
     "tokens": "tokens_per_minute",
     "concurrent": "concurrent",
 }
+
+
+MAX_LIMIT = 10**12
 
 
 def parse_value(text: str, *, param: str) -> int | None:
@@ -35,12 +43,13 @@ def parse_value(text: str, *, param: str) -> int | None:
     if word == "unlimited":
         return UNLIMITED
     try:
-        value = int(word)
+        value = int(word) if word.isascii() and len(word) <= 20 else -2
     except ValueError:
         value = -2
-    if value < 0:
+    if not 0 <= value <= MAX_LIMIT:
         raise ValidationFailed(
-            f"{param}: a whole number of 0 or more, 'unlimited' or 'default' (got {text!r})",
+            f"{param}: a whole number from 0 to {MAX_LIMIT}, 'unlimited' or 'default' "
+            f"(got {text[:40]!r})",
             param=param,
         )
     return value
@@ -56,20 +65,34 @@ class LimitOverrides:
         self._defaults = defaults
 
     async def set(
-        self, scope: LimitScope, subject: str, changes: Mapping[LimitKind, int | None]
+        self,
+        actor: Actor,
+        scope: LimitScope,
+        subject: str,
+        changes: Mapping[LimitKind, int | None],
     ) -> dict[str, Any]:
         """Apply ``changes`` (kinds not named keep their override) and report the result."""
+        require_operator(actor)
         current = await self._store.get_limits(scope, subject) or LimitOverride(
             scope=scope, subject=subject
         )
         updated = msgspec.structs.replace(
             current, **{FIELDS[kind]: value for kind, value in changes.items()}
         )
-        await self._store.set_limits(updated)
-        return await self.show(scope, subject)
+        audit = note(
+            actor,
+            "limits.set",
+            **{FIELDS[kind]: describe(value) for kind, value in changes.items()},
+        )
+        try:
+            await self._store.set_limits(updated, audit=audit)
+        except NotFoundInStore as exc:
+            raise NotFound(f"no {scope} {subject!r}") from exc
+        return await self.show(actor, scope, subject)
 
-    async def show(self, scope: LimitScope, subject: str) -> dict[str, Any]:
+    async def show(self, actor: Actor, scope: LimitScope, subject: str) -> dict[str, Any]:
         """The subject's overrides and the limits in effect for it."""
+        await self._may_read(actor, scope, subject)
         overrides = await self._store.list_limits()
         own = next((o for o in overrides if (o.scope, o.subject) == (scope, subject)), None)
         rules = LimitRules(self._defaults)
@@ -89,3 +112,14 @@ class LimitOverrides:
             },
             "effective": {FIELDS[k]: effective.get(k) for k in LIMIT_KINDS},
         }
+
+    async def _may_read(self, actor: Actor, scope: LimitScope, subject: str) -> None:
+        if actor.is_operator or scope == "instrument":
+            return
+        if scope == "account":
+            owner = subject
+        else:
+            key = None if subject == "*" else await self._store.get_key(subject)
+            owner = "" if key is None else key.account_id
+        if subject == "*" or not may_act_on(actor, owner):
+            raise NotFound(f"no {scope} {subject!r}")

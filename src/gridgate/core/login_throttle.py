@@ -6,16 +6,24 @@ limits: an attempt counts 1 against both counters when it starts (so concurrent 
 slip past the limit) and is corrected to 0 when it succeeds; a failure keeps its 1. An attempt
 over either limit is refused before any password is checked: ``RateLimited`` (429) with
 ``Retry-After``.
+
+With Redis configured the counts are shared by every process (the same limiter as the API keys',
+under a prefix of its own); when Redis cannot be reached, ``fail_open`` (the config's
+``limits.on_backend_failure = "open"``) lets the attempt through unthrottled, else it is refused
+with 503 — password guessing is never left uncounted by default.
 """
 
 from __future__ import annotations
 
 import itertools
+import logging
 import math
 import secrets
 
-from gridgate.core.rate_limits import Limit, RateLimiter, Ticket
-from gridgate.errors import RateLimited
+from gridgate.core.rate_limits import Limit, LimiterUnavailable, RateLimiter, Ticket
+from gridgate.errors import NoCapacity, RateLimited
+
+log = logging.getLogger("gridgate.login")
 
 LOGIN_WINDOW_MS = 15 * 60 * 1000
 FAILURES_PER_EMAIL = 10
@@ -30,8 +38,10 @@ class LoginThrottle:
         *,
         per_email: int = FAILURES_PER_EMAIL,
         per_ip: int = FAILURES_PER_IP,
+        fail_open: bool = False,
     ) -> None:
         self._limiter = limiter
+        self._fail_open = fail_open
         self._per_email = per_email
         self._per_ip = per_ip
         self._prefix = "login_" + secrets.token_hex(6)
@@ -47,9 +57,21 @@ class LoginThrottle:
             Limit("account", f"login-ip:{ip[:_MAX_SUBJECT]}", "tokens", self._per_ip),
         ]
 
-    async def attempt(self, email: str, ip: str) -> Ticket:
-        """Count a login attempt, or refuse it with ``RateLimited`` when either limit is full."""
-        decision = await self._limiter.admit(self._ticket_id(), self._limits(email, ip), 1)
+    async def attempt(self, email: str, ip: str) -> Ticket | None:
+        """Count a login attempt, or refuse it with ``RateLimited`` when either limit is full.
+        None: the limiter is unreachable and the throttle fails open."""
+        try:
+            decision = await self._limiter.admit(self._ticket_id(), self._limits(email, ip), 1)
+        except LimiterUnavailable as exc:
+            if self._fail_open:
+                log.error("login throttling is off: its limiter is unreachable (%s)", exc)
+                return None
+            raise NoCapacity(
+                "sign-in is unavailable right now (its rate limiter cannot be reached); retry "
+                "shortly",
+                code="login_throttle_unavailable",
+                headers={"Retry-After": "1"},
+            ) from exc
         if not decision.admitted or decision.ticket is None:
             seconds = max(1, math.ceil(decision.retry_after_ms / 1000))
             raise RateLimited(
@@ -59,6 +81,11 @@ class LoginThrottle:
             )
         return decision.ticket
 
-    async def succeeded(self, ticket: Ticket) -> None:
+    async def succeeded(self, ticket: Ticket | None) -> None:
         """A successful login does not count as a failure."""
-        await self._limiter.settle(ticket, 0)
+        if ticket is None:
+            return
+        try:
+            await self._limiter.settle(ticket, 0)
+        except LimiterUnavailable:
+            log.warning("could not uncount a successful login; it counts until the window ends")

@@ -25,9 +25,12 @@ from collections.abc import Iterable
 from dataclasses import dataclass
 from typing import Any
 
+from gridgate.core.access import Actor, require_operator
+from gridgate.core.clock import Clock
 from gridgate.core.delivery_window import DeliveryWindow, Sample, WindowSummary
 from gridgate.core.offer_figures import OfferFigures
 from gridgate.core.offer_health import Delivery, HealthPolicy, Outcome, _num, verdict
+from gridgate.storage.ports import Store
 from gridgate.storage.records import DeliveryRow, InstrumentRecord, OfferRecord
 
 IN_SPEC = "in spec"
@@ -97,7 +100,7 @@ def offer_status_json(status: OfferStatus) -> dict[str, Any]:
         "supplier": status.offer.supplier,
         "instrument": status.offer.instrument,
         "model": status.offer.model,
-        "enabled": status.offer.enabled,
+        "enabled": status.offer.enabled and status.offer.disabled_us is None,
         "spec": None
         if instrument is None
         else {
@@ -215,3 +218,35 @@ def _seconds(us: int | None) -> float | None:
 
 def _round(value: float | None, digits: int) -> float | None:
     return None if value is None else round(value, digits)
+
+
+class OfferBoard:
+    """The fleet's offer status, read from the usage records every process writes (what the
+    management API, the dashboard and ``gridgate offers status`` show)."""
+
+    def __init__(
+        self,
+        store: Store,
+        clock: Clock,
+        policy: HealthPolicy,
+        *,
+        window_seconds: float,
+        window_size: int,
+    ) -> None:
+        self._store = store
+        self._clock = clock
+        self._policy = policy
+        self._window_seconds = window_seconds
+        self._window_size = window_size
+
+    async def status(
+        self, actor: Actor, *, window_seconds: float | None = None
+    ) -> list[OfferStatus]:
+        """Every offer's status over the last ``window_seconds`` (default: the health
+        window), at most ``health.window_size`` deliveries per offer."""
+        require_operator(actor)
+        seconds = self._window_seconds if window_seconds is None else window_seconds
+        since_us = self._clock.now_us() - int(seconds * 1_000_000)
+        instruments, _, offers = await self._store.load_catalog()
+        rows = await self._store.offer_deliveries(since_us, self._window_size)
+        return offer_report(offers, instruments, rows, self._policy)

@@ -21,7 +21,7 @@ from dataclasses import dataclass
 from gridgate.core.catalog import PricedOffer
 from gridgate.core.preferences import Figures, Preferences, no_figures
 from gridgate.errors import NoCapacity, NoQualifyingOffer
-from gridgate.storage.records import Capability, InstrumentRecord
+from gridgate.storage.records import Capability, InstrumentRecord, OfferRecord
 
 DEFAULT_EXPECTED_OUTPUT_TOKENS = 1_000
 
@@ -42,7 +42,11 @@ class Needs:
 
 
 def meets_spec(offer: PricedOffer, instrument: InstrumentRecord) -> bool:
-    o = offer.offer
+    return declared_in_spec(offer.offer, instrument)
+
+
+def declared_in_spec(o: OfferRecord, instrument: InstrumentRecord) -> bool:
+    """Whether the offer's declarations meet the instrument's floors."""
     return (
         o.quality >= instrument.quality_floor
         and o.context >= instrument.context_floor

@@ -1,9 +1,8 @@
 """Usage records a page at a time, newest first, filtered by time, key and instrument.
 
 A page's ``next`` is an opaque cursor naming the last record returned (its time and request id,
-the store's order); the next page starts just after it. The store filters by account and time;
-the key and instrument filters are applied here, scanning at most ``MAX_SCAN`` records for one
-page — a page may then be short, with a ``next`` cursor to go on from.
+the store's order); the next page starts just after it. The store filters and pages in one
+indexed read (it is asked for one record more than the page, to know whether another follows).
 """
 
 from __future__ import annotations
@@ -17,8 +16,6 @@ from gridgate.storage.ports import Store
 from gridgate.storage.records import UsageRecord
 
 MAX_PAGE = 100
-MAX_SCAN = 5_000
-_BATCH = 500
 
 
 @dataclass(frozen=True, slots=True)
@@ -60,51 +57,24 @@ def check_limit(limit: int) -> int:
     return limit
 
 
-def _wanted(record: UsageRecord, query: UsageQuery) -> bool:
-    if query.key_id is not None and record.key_id != query.key_id:
-        return False
-    return query.instrument is None or record.instrument == query.instrument.lower()
+def check_window(since_us: int | None, until_us: int | None) -> None:
+    if since_us is not None and until_us is not None and until_us < since_us:
+        raise ValidationFailed("until: must not be before since", param="until")
 
 
 async def usage_page(store: Store, query: UsageQuery) -> UsagePage:
     limit = check_limit(query.limit)
-    if (
-        query.since_us is not None
-        and query.until_us is not None
-        and query.until_us < query.since_us
-    ):
-        raise ValidationFailed("until: must not be before since", param="until")
-    until = query.until_us
-    after: tuple[int, str] | None = None  # skip records at or before this position
-    if query.cursor is not None:
-        after = decode_cursor(query.cursor)
-        until = after[0] + 1 if until is None else min(until, after[0] + 1)
-    # with no filter applied here, a batch of one more than the page says whether one follows
-    filtered = query.key_id is not None or query.instrument is not None
-    size = _BATCH if filtered else limit + 1
-    found: list[UsageRecord] = []
-    last: UsageRecord | None = None
-    scanned = 0
-    while scanned < MAX_SCAN:
-        batch = await store.list_usage(
-            account_id=query.account_id, since_us=query.since_us, until_us=until, limit=size
-        )
-        scanned += len(batch)
-        moved = False
-        for record in batch:
-            if after is not None and (record.created_us, record.request_id) >= after:
-                continue  # at or before the cursor (the batch may repeat its first microsecond)
-            last, moved = record, True
-            if _wanted(record, query):
-                if len(found) == limit:
-                    return UsagePage(found, encode_cursor(found[-1]))
-                found.append(record)
-        if len(batch) < size:
-            return UsagePage(found, None)
-        if not moved:  # the whole batch shares the cursor's microsecond: read further
-            size = min(size * 2, MAX_SCAN)
-            continue
-        assert last is not None
-        after = (last.created_us, last.request_id)
-        until = last.created_us + 1
-    return UsagePage(found, None if last is None else encode_cursor(last))
+    check_window(query.since_us, query.until_us)
+    before = None if query.cursor is None else decode_cursor(query.cursor)
+    found = await store.list_usage(
+        account_id=query.account_id,
+        since_us=query.since_us,
+        until_us=query.until_us,
+        limit=limit + 1,
+        key_id=query.key_id,
+        instrument=None if query.instrument is None else query.instrument.lower(),
+        before=before,
+    )
+    if len(found) > limit:
+        return UsagePage(found[:limit], encode_cursor(found[limit - 1]))
+    return UsagePage(found, None)
