@@ -12,19 +12,19 @@ from pathlib import Path
 import aiohttp
 from aiohttp import web
 
-from gridgate.api.api_keys import create_api_key, list_api_keys, revoke_api_key
+from gridgate.api import accounts as accounts_api
+from gridgate.api import api_keys, catalog, instruments, sessions, tokens, usage, users
+from gridgate.api.audit import audit_log
 from gridgate.api.balance import balance
 from gridgate.api.chat import chat_completions
 from gridgate.api.errors import REQUEST_IDS, RequestIds, error_middleware
+from gridgate.api.limits import limits_handlers
 from gridgate.api.messages import count_tokens, messages
 from gridgate.api.models import get_model, list_models
 from gridgate.api.offers import offers_status
 from gridgate.api.openapi import load_document, openapi_document
 from gridgate.api.ops import healthz, metrics, readyz, refresh_gauges
-from gridgate.api.sessions import login, logout, me
 from gridgate.api.state import STATE, AppState, CatalogRef
-from gridgate.api.usage import usage as usage_page
-from gridgate.core.accounts import Accounts
 from gridgate.core.billing import Billing
 from gridgate.core.catalog import Catalog, records_from_settings
 from gridgate.core.change_feed import ChangeFeed
@@ -39,14 +39,16 @@ from gridgate.core.offer_health import HealthPolicy, OfferHealth
 from gridgate.core.people import People
 from gridgate.core.preferences import no_figures
 from gridgate.core.rate_guard import RateGuard
-from gridgate.core.rate_limits import RateLimiter
+from gridgate.core.rate_limits import LimiterUnavailable, RateLimiter
 from gridgate.core.sign_in import SignIn
 from gridgate.core.usage_writer import UsageWriter
+from gridgate.dashboard import add_dashboard
 from gridgate.metrics import Metrics
 from gridgate.providers import anthropic, openai
 from gridgate.providers.anthropic import AnthropicAdapter
 from gridgate.providers.base import Adapter
 from gridgate.providers.openai import OpenAIAdapter
+from gridgate.services import build_services
 from gridgate.settings import Settings
 from gridgate.storage.ports import Store
 from gridgate.storage.redis_limiter import RedisLimiter
@@ -86,17 +88,62 @@ def build_app(
     app.router.add_get("/healthz", healthz)
     app.router.add_get("/readyz", readyz)
     app.router.add_get("/metrics", metrics)
-    app.router.add_get("/api/v1/openapi.json", openapi_document)
-    app.router.add_post("/api/v1/session", login)
-    app.router.add_delete("/api/v1/session", logout)
-    app.router.add_get("/api/v1/me", me)
-    app.router.add_get("/api/v1/api-keys", list_api_keys)
-    app.router.add_post("/api/v1/api-keys", create_api_key)
-    app.router.add_delete("/api/v1/api-keys/{key_id}", revoke_api_key)
-    app.router.add_get("/api/v1/balance", balance)
-    app.router.add_get("/api/v1/usage", usage_page)
+    _management_routes(app.router)
+    add_dashboard(app)
     app.cleanup_ctx.append(_lifespan(settings, clock or SystemClock(), environ))
     return app
+
+
+def _management_routes(router: web.UrlDispatcher) -> None:
+    """The management API (``/api/v1``), as ``api/openapi.json`` documents it."""
+    v1 = "/api/v1"
+    router.add_get(f"{v1}/openapi.json", openapi_document)
+    router.add_post(f"{v1}/session", sessions.login)
+    router.add_delete(f"{v1}/session", sessions.logout)
+    router.add_get(f"{v1}/me", sessions.me)
+    router.add_put(f"{v1}/me/password", sessions.change_password)
+    router.add_get(f"{v1}/tokens", tokens.list_tokens)
+    router.add_post(f"{v1}/tokens", tokens.create_token)
+    router.add_delete(f"{v1}/tokens/{{token_id}}", tokens.revoke_token)
+    router.add_get(f"{v1}/api-keys", api_keys.list_api_keys)
+    router.add_post(f"{v1}/api-keys", api_keys.create_api_key)
+    router.add_get(f"{v1}/api-keys/{{key_id}}", api_keys.get_api_key)
+    router.add_put(f"{v1}/api-keys/{{key_id}}", api_keys.update_api_key)
+    router.add_delete(f"{v1}/api-keys/{{key_id}}", api_keys.revoke_api_key)
+    router.add_get(f"{v1}/balance", balance)
+    router.add_get(f"{v1}/usage", usage.usage)
+    router.add_get(f"{v1}/usage/daily", usage.usage_daily)
+    router.add_get(f"{v1}/usage.csv", usage.usage_csv)
+    router.add_get(f"{v1}/accounts", accounts_api.list_accounts)
+    router.add_post(f"{v1}/accounts", accounts_api.create_account)
+    router.add_get(f"{v1}/accounts/{{account_id}}", accounts_api.get_account)
+    router.add_post(f"{v1}/accounts/{{account_id}}/credits", accounts_api.credit)
+    router.add_post(f"{v1}/accounts/{{account_id}}/adjustments", accounts_api.adjust)
+    for scope, path, param in (
+        ("account", "accounts", "account_id"),
+        ("key", "api-keys", "key_id"),
+        ("instrument", "instruments", "instrument_id"),
+    ):
+        show, put = limits_handlers(scope, param)  # type: ignore[arg-type]
+        router.add_get(f"{v1}/{path}/{{{param}}}/limits", show)
+        router.add_put(f"{v1}/{path}/{{{param}}}/limits", put)
+    router.add_get(f"{v1}/users", users.list_users)
+    router.add_post(f"{v1}/users", users.create_user)
+    router.add_patch(f"{v1}/users/{{user_id}}", users.update_user)
+    router.add_get(f"{v1}/instruments", instruments.list_instruments)
+    router.add_post(f"{v1}/instruments", catalog.create_instrument)
+    router.add_get(f"{v1}/instruments/{{instrument_id}}", instruments.get_instrument)
+    router.add_patch(f"{v1}/instruments/{{instrument_id}}", catalog.update_instrument)
+    router.add_get(f"{v1}/suppliers", catalog.list_suppliers)
+    router.add_post(f"{v1}/suppliers", catalog.create_supplier)
+    router.add_get(f"{v1}/suppliers/{{name}}", catalog.get_supplier)
+    router.add_patch(f"{v1}/suppliers/{{name}}", catalog.update_supplier)
+    router.add_get(f"{v1}/offers", catalog.list_offers)
+    router.add_post(f"{v1}/offers", catalog.create_offer)
+    router.add_get(f"{v1}/offers/{{offer_id:.+}}", catalog.get_offer)  # offer ids have slashes
+    router.add_patch(f"{v1}/offers/{{offer_id:.+}}", catalog.update_offer)
+    router.add_get(f"{v1}/offer-health", catalog.offer_health)
+    router.add_get(f"{v1}/audit-log", audit_log)
 
 
 def _lifespan(
@@ -110,6 +157,7 @@ def _lifespan(
         sweeper: asyncio.Task[None] | None = None
         sharer: asyncio.Task[None] | None = None
         guard: RateGuard | None = None
+        login_limiter: RateLimiter | None = None
         followers: list[asyncio.Task[None]] = []
         try:
             catalog = CatalogRef(Catalog.build(*await store.load_catalog()))
@@ -175,8 +223,20 @@ def _lifespan(
                 reload_catalog=reload_catalog,
             )
             people = People(store, clock)
-            # failed logins, counted by a limiter of this process's own (not the API keys')
-            throttle = LoginThrottle(MemoryLimiter(window_ms=LOGIN_WINDOW_MS))
+            services = build_services(
+                store,
+                clock,
+                settings,
+                catalog=catalog.get,
+                people=people,
+                on_revoke=auth.forget,
+                on_catalog_change=reload_catalog,
+            )
+            # failed logins, counted by a limiter of their own (Redis when configured)
+            login_limiter = _limiter(settings, window_ms=LOGIN_WINDOW_MS, purpose="login")
+            throttle = LoginThrottle(
+                login_limiter, fail_open=settings.limits.on_backend_failure == "open"
+            )
             app[STATE] = AppState(
                 settings=settings,
                 store=store,
@@ -187,9 +247,8 @@ def _lifespan(
                 usage=usage,
                 exchange=exchange,
                 http=http,
-                people=people,
-                accounts=Accounts(store, clock),
                 sign_in=SignIn(people, throttle),
+                services=services,
                 openapi=load_document(),
                 metrics=meters,
                 limiter=limiter,
@@ -219,6 +278,9 @@ def _lifespan(
                 await usage.close()
             if guard is not None:
                 await guard.close()
+            if login_limiter is not None:
+                with contextlib.suppress(LimiterUnavailable):
+                    await login_limiter.close()
             if STATE in app:
                 app[STATE].metrics.flush()  # what the last requests observed
             if billing is not None:
@@ -230,11 +292,16 @@ def _lifespan(
     return lifespan
 
 
-def _limiter(settings: Settings) -> RateLimiter:
-    """Redis when configured (exact across every process and host), else this process's memory."""
+def _limiter(settings: Settings, *, window_ms: int = 60_000, purpose: str = "rl") -> RateLimiter:
+    """Redis when configured (exact across every process and host), else this process's memory.
+    ``purpose`` keeps each limiter's keys apart (``<namespace>:v1:<purpose>:``)."""
     if settings.redis.url:
-        return RedisLimiter(settings.redis.url, prefix=f"{settings.redis.namespace}:v1:rl:")
-    return MemoryLimiter()
+        return RedisLimiter(
+            settings.redis.url,
+            window_ms=window_ms,
+            prefix=f"{settings.redis.namespace}:v1:{purpose}:",
+        )
+    return MemoryLimiter(window_ms=window_ms)
 
 
 async def _renew_slots(guard: RateGuard) -> None:

@@ -5,20 +5,15 @@ from __future__ import annotations
 
 from aiohttp import web
 
-from gridgate.api.principal import principal
+from gridgate.api import query
+from gridgate.api.answers import data
+from gridgate.api.principal import actor
 from gridgate.api.state import STATE
-from gridgate.core.access import required_account
-from gridgate.money import format_usd
+from gridgate.shapes import money
 
 
 async def balance(request: web.Request) -> web.Response:
-    who = await principal(request)
-    account = required_account(who.user, request.query.get("account_id"))
-    found = await request.app[STATE].accounts.balance(account)
-    return web.json_response(
-        {
-            "account_id": account,
-            "balance_usd": format_usd(found.effective),
-            "balance_nanos": found.effective,
-        }
+    found = await request.app[STATE].services.accounts.balance(
+        await actor(request), query.text(request, "account_id")
     )
+    return data({"account_id": found.account_id, **money("balance", found.effective)})

@@ -14,6 +14,7 @@ from dataclasses import dataclass
 from aiohttp import web
 
 from gridgate.api.state import STATE
+from gridgate.core.access import Actor
 from gridgate.core.keys import bearer_token
 from gridgate.core.people import csrf_ok
 from gridgate.errors import PermissionDenied, Unauthorized
@@ -29,9 +30,22 @@ class Principal:
     user: UserRecord
     session: SessionRecord | None  # None: acting through a management token
 
+    @property
+    def actor(self) -> Actor:
+        return Actor.of(self.user)
+
+    @property
+    def by_token(self) -> bool:
+        return self.session is None
+
+
+async def actor(request: web.Request) -> Actor:
+    """Who is calling (``principal``), as the services take them."""
+    return (await principal(request)).actor
+
 
 async def principal(request: web.Request) -> Principal:
-    people = request.app[STATE].people
+    people = request.app[STATE].services.people
     header = request.headers.get("Authorization")
     if header is not None:
         return Principal(await people.token_user(bearer_token(header)), None)

@@ -7,17 +7,16 @@ from dataclasses import dataclass, field
 import aiohttp
 from aiohttp import web
 
-from gridgate.core.accounts import Accounts
 from gridgate.core.billing import Billing
 from gridgate.core.catalog import Catalog
 from gridgate.core.clock import Clock
 from gridgate.core.exchange import Exchange
 from gridgate.core.keys import Authenticator
-from gridgate.core.people import People
 from gridgate.core.rate_limits import RateLimiter
 from gridgate.core.sign_in import SignIn
 from gridgate.core.usage_writer import UsageWriter
 from gridgate.metrics import Metrics
+from gridgate.services import Services
 from gridgate.settings import Settings
 from gridgate.storage.ports import Store
 
@@ -44,9 +43,8 @@ class AppState:
     usage: UsageWriter
     exchange: Exchange
     http: aiohttp.ClientSession
-    people: People  # the management API's users, sessions, tokens and audit log
-    accounts: Accounts  # accounts and keys as operations (what the CLI calls too)
     sign_in: SignIn  # throttled by a login limiter of its own
+    services: Services  # what the management API, the dashboard and the CLI call
     openapi: bytes  # GET /api/v1/openapi.json
     background: list[object] = field(default_factory=list)
     metrics: Metrics = field(default_factory=Metrics)

@@ -1,43 +1,102 @@
-"""``GET /api/v1/usage``: usage records newest first, a page at a time
-(``?since=&until=&limit=&key_id=&instrument=&cursor=``; see ``core/usage_pages.py``)."""
+"""``/api/v1/usage``: usage records newest first, a page at a time; ``/usage/daily``: sums per
+UTC day and instrument; ``/usage.csv``: every matching record as CSV (a download). All take
+``since``, ``until``, ``key_id``, ``instrument`` (and an operator's ``account_id``)."""
 
 from __future__ import annotations
 
+import csv
+import io
+from typing import Any
+
 from aiohttp import web
 
-from gridgate.api.principal import principal
+from gridgate.api import query
+from gridgate.api.answers import data
+from gridgate.api.principal import actor
 from gridgate.api.state import STATE
-from gridgate.core.access import account_in_scope
-from gridgate.core.accounts import parse_time
-from gridgate.core.usage_pages import MAX_PAGE, UsageQuery, usage_page
-from gridgate.errors import ValidationFailed
-from gridgate.shapes import usage_json
+from gridgate.core.usage_pages import MAX_PAGE
+from gridgate.shapes import daily_json, usage_json
+from gridgate.storage.records import UsageRecord
+
+CSV_COLUMNS = tuple(
+    usage_json(
+        UsageRecord(
+            request_id="",
+            created_us=0,
+            account_id="",
+            key_id="",
+            instrument="",
+            supplier=None,
+            offer_id=None,
+            upstream_model=None,
+            stream=False,
+        )
+    )
+)
 
 
-def _time(request: web.Request, name: str) -> int | None:
-    text = request.query.get(name)
-    return None if text is None else parse_time(text, param=name)
-
-
-def _limit(request: web.Request) -> int:
-    text = request.query.get("limit")
-    if text is None:
-        return MAX_PAGE
-    if not text.isdigit() or len(text) > 6:
-        raise ValidationFailed(f"limit: must be an integer from 1 to {MAX_PAGE}", param="limit")
-    return int(text)
+def _filters(request: web.Request) -> dict[str, Any]:
+    return {
+        "account_id": query.text(request, "account_id"),
+        "since_us": query.time(request, "since"),
+        "until_us": query.time(request, "until"),
+        "key_id": query.text(request, "key_id"),
+        "instrument": query.text(request, "instrument"),
+    }
 
 
 async def usage(request: web.Request) -> web.Response:
-    who = await principal(request)
-    query = UsageQuery(
-        account_id=account_in_scope(who.user, request.query.get("account_id"), required=False),
-        since_us=_time(request, "since"),
-        until_us=_time(request, "until"),
-        limit=_limit(request),
-        key_id=request.query.get("key_id"),
-        instrument=request.query.get("instrument"),
-        cursor=request.query.get("cursor"),
+    page = await request.app[STATE].services.usage_reports.page(
+        await actor(request),
+        **_filters(request),
+        limit=query.limit(request, MAX_PAGE),
+        cursor=query.text(request, "cursor"),
     )
-    page = await usage_page(request.app[STATE].store, query)
-    return web.json_response({"data": [usage_json(r) for r in page.records], "next": page.next})
+    return data([usage_json(r) for r in page.records], next_cursor=page.next)
+
+
+async def usage_daily(request: web.Request) -> web.Response:
+    _, _, sums = await request.app[STATE].services.usage_reports.daily(
+        await actor(request), **_filters(request)
+    )
+    return data([daily_json(d) for d in sums])
+
+
+def csv_cell(value: Any) -> Any:
+    """A CSV cell: empty for null, true/false for booleans, and a leading quote for text a
+    spreadsheet would run as a formula."""
+    if value is None:
+        return ""
+    if isinstance(value, bool):
+        return "true" if value else "false"
+    if isinstance(value, str) and value[:1] in ("=", "+", "-", "@", "\t", "\r"):
+        return "'" + value
+    return value
+
+
+async def usage_csv(request: web.Request) -> web.StreamResponse:
+    who = await actor(request)
+    filters = _filters(request)
+    batches = request.app[STATE].services.usage_reports.export(who, **filters)
+    first = await anext(batches, None)  # a bad filter fails here, before the 200 is sent
+    response = web.StreamResponse(
+        headers={
+            "Content-Type": "text/csv; charset=utf-8",
+            "Content-Disposition": 'attachment; filename="gridgate-usage.csv"',
+        }
+    )
+    await response.prepare(request)
+    out = io.StringIO()
+    writer = csv.writer(out, lineterminator="\n")
+    writer.writerow(CSV_COLUMNS)
+    batch = first
+    while batch is not None:
+        writer.writerows([csv_cell(row[c]) for c in CSV_COLUMNS] for row in map(usage_json, batch))
+        await response.write(out.getvalue().encode())
+        out.seek(0)
+        out.truncate()
+        batch = await anext(batches, None)
+    if out.getvalue():
+        await response.write(out.getvalue().encode())
+    await response.write_eof()
+    return response
