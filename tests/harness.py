@@ -168,6 +168,7 @@ class GatewayProcess:
     bg: BackgroundLoop
     store: SqlStore
     log_path: Path
+    store_url: str = ""
     offers: list[Offer] = field(default_factory=list)
     sims: dict[str, RunningSimulator] = field(default_factory=dict)
     wires: dict[str, str] = field(default_factory=dict)  # supplier → wire format, if not openai
@@ -253,7 +254,27 @@ def start_gateway(
         )
     )
     log_path = tmp / "gateway.log"
-    with log_path.open("wb") as log:
+    process = _serve(config, log_path, env)
+    store_url = database_url or f"sqlite:///{data_dir / 'gridgate.db'}"
+    store = SqlStore(store_url)
+    bg.run(store.open())
+    return GatewayProcess(
+        store_url=store_url,
+        base_url=f"http://127.0.0.1:{port}/v1",
+        config=config,
+        data_dir=data_dir,
+        process=process,
+        bg=bg,
+        store=store,
+        log_path=log_path,
+        offers=offers,
+        wires=wires or {},
+    )
+
+
+def _serve(config: Path, log_path: Path, env: dict[str, str] | None) -> subprocess.Popen[bytes]:
+    """``gridgate serve --config CONFIG``, once it says it is serving (its stderr to the log)."""
+    with log_path.open("ab") as log:
         process = subprocess.Popen(
             [sys.executable, "-m", "gridgate", "serve", "--config", str(config)],
             stdout=subprocess.PIPE,
@@ -273,19 +294,16 @@ def start_gateway(
         if process.stdout is not None:
             process.stdout.close()
         raise RuntimeError(f"gateway did not start: {line!r}\n{log_path.read_text()}")
-    store = SqlStore(database_url or f"sqlite:///{data_dir / 'gridgate.db'}")
-    bg.run(store.open())
-    return GatewayProcess(
-        base_url=f"http://127.0.0.1:{port}/v1",
-        config=config,
-        data_dir=data_dir,
-        process=process,
-        bg=bg,
-        store=store,
-        log_path=log_path,
-        offers=offers,
-        wires=wires or {},
-    )
+    return process
+
+
+def restart_gateway(gw: GatewayProcess, env: dict[str, str] | None = None) -> None:
+    """Stop ``gw`` and serve its config and data again, on the same port (in place)."""
+    code = stop_gateway(gw)
+    assert code == 0, gw.log_path.read_text()
+    gw.process = _serve(gw.config, gw.log_path, env)
+    gw.store = SqlStore(gw.store_url)
+    gw.run(gw.store.open())
 
 
 def stop_gateway(gw: GatewayProcess) -> int:

@@ -231,6 +231,7 @@ def _lifespan(
                 people=people,
                 on_revoke=auth.forget,
                 on_catalog_change=reload_catalog,
+                on_limits_change=reload_limits,
             )
             # failed logins, counted by a limiter of their own (Redis when configured)
             login_limiter = _limiter(settings, window_ms=LOGIN_WINDOW_MS, purpose="login")

@@ -49,9 +49,10 @@ def build_services(
     people: People | None = None,
     on_revoke: Callable[[list[str]], None] | None = None,
     on_catalog_change: Callable[[], Awaitable[None]] | None = None,
+    on_limits_change: Callable[[], Awaitable[None]] | None = None,
 ) -> Services:
     """``catalog``: the current snapshot (the market's prices); ``on_revoke`` and
-    ``on_catalog_change`` make a change effective in this process at once (other processes
+    ``on_catalog_change`` and ``on_limits_change`` make a change effective in this process at once (other processes
     follow the change feed)."""
     people = people or People(store, clock)
     return Services(
@@ -60,7 +61,7 @@ def build_services(
         api_keys=ApiKeys(store, clock, on_revoke=on_revoke),
         users=Users(people),
         tokens=ManagementTokens(people, clock),
-        limits=LimitOverrides(store, settings.limits),
+        limits=LimitOverrides(store, settings.limits, on_change=on_limits_change),
         catalog_editor=CatalogEditor(store, on_change=on_catalog_change),
         usage_reports=UsageReports(store, clock),
         market=Market(store, catalog, clock),

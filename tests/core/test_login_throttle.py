@@ -1,13 +1,18 @@
-"""Login throttling over a real in-process limiter: failures count per email and per client
-address; a success does not count; the limit refuses with Retry-After."""
+"""Login throttling over real limiters (in process, and Redis shared by every process):
+failures count per email and per client address; a success does not count; the limit refuses
+with Retry-After; an unreachable Redis refuses sign-in (503) unless told to fail open."""
 
 from __future__ import annotations
+
+import socket
 
 import pytest
 
 from gridgate.core.login_throttle import LoginThrottle
 from gridgate.core.memory_limiter import MemoryLimiter
-from gridgate.errors import RateLimited
+from gridgate.errors import NoCapacity, RateLimited
+from gridgate.storage.redis_limiter import RedisLimiter
+from tests.redis_server import gridgate_namespace, require_redis
 
 WINDOW_MS = 15 * 60 * 1000
 
@@ -47,3 +52,44 @@ async def test_fifty_failures_per_address() -> None:
     with pytest.raises(RateLimited):
         await throttle.attempt("fresh@example.com", "10.0.0.1")
     await throttle.attempt("fresh@example.com", "10.0.0.2")
+
+
+async def test_on_redis_every_process_counts_the_same_failures() -> None:
+    """Two throttles (two processes) over one Redis: ten failures between them, then 429."""
+    url = require_redis()
+    prefix = f"{gridgate_namespace()}:v1:login:"
+    limiters = [RedisLimiter(url, window_ms=WINDOW_MS, prefix=prefix) for _ in range(2)]
+    throttles = [LoginThrottle(limiter) for limiter in limiters]
+    try:
+        for i in range(10):
+            await throttles[i % 2].attempt("a@example.com", f"10.0.0.{i}")
+        for throttle in throttles:
+            with pytest.raises(RateLimited):
+                await throttle.attempt("a@example.com", "10.0.0.200")
+    finally:
+        for limiter in limiters:
+            await limiter.close()
+
+
+@pytest.mark.parametrize("fail_open", [False, True])
+async def test_an_unreachable_redis_refuses_sign_in_unless_told_to_fail_open(
+    fail_open: bool,
+) -> None:
+    with socket.socket() as s:  # a port nothing listens on
+        s.bind(("127.0.0.1", 0))
+        dead = f"redis://127.0.0.1:{s.getsockname()[1]}/0"
+    limiter = RedisLimiter(dead, window_ms=WINDOW_MS, prefix="x:", connect_timeout=0.2)
+    throttle = LoginThrottle(limiter, fail_open=fail_open)
+    try:
+        if fail_open:
+            ticket = await throttle.attempt("a@example.com", "10.0.0.1")
+            assert ticket is None
+            await throttle.succeeded(ticket)
+        else:
+            with pytest.raises(NoCapacity) as refused:
+                await throttle.attempt("a@example.com", "10.0.0.1")
+            assert refused.value.status == 503
+            assert refused.value.headers["Retry-After"] == "1"
+            assert "127.0.0.1" not in refused.value.message
+    finally:
+        await limiter.close()

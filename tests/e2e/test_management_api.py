@@ -8,6 +8,7 @@ from __future__ import annotations
 import secrets
 from dataclasses import dataclass, field
 from typing import Any
+from urllib.parse import quote
 
 import httpx
 import openai
@@ -68,7 +69,7 @@ def signed_in(gw: GatewayProcess, email: str) -> Caller:
     response = login(gw, email)
     assert response.status_code == 200, response.text
     cookie = response.cookies["gridgate_session"]
-    body = response.json()
+    body = response.json()["data"]
     return Caller(api_root(gw), cookie=cookie, csrf=body["csrf_token"], user=body["user"])
 
 
@@ -116,6 +117,8 @@ class World:
     b_key: str
     member_a: Caller
     operator: Caller
+    b_owner: str = ""  # a user of B
+    b_token: str = ""  # a management token of that user
 
 
 @pytest.fixture(scope="module")
@@ -127,7 +130,13 @@ def world(gateway: GatewayProcess) -> World:
     wait_until(lambda: gateway.usage(a) and gateway.usage(b))
     member = signed_in(gateway, make_user(gateway, "member", a))
     operator = with_token(gateway, make_user(gateway, "operator", None))
-    return World(a, b, key_ids(gateway, b)[0], member, operator)
+    owner_b = gateway.run(gateway.store.get_user_by_email(make_user(gateway, "owner", b)))
+    assert owner_b is not None
+
+    async def mint() -> str:
+        return (await People(gateway.store, SystemClock()).create_token(owner_b, "b")).record.id
+
+    return World(a, b, key_ids(gateway, b)[0], member, operator, owner_b.id, gateway.run(mint()))
 
 
 # -- sessions ------------------------------------------------------------------------------------
@@ -141,7 +150,7 @@ def test_login_sets_a_hardened_session_cookie(gateway: GatewayProcess) -> None:
     assert len(name_value.removeprefix("gridgate_session=")) >= 43
     lowered = {a.lower() for a in attributes}
     assert {"httponly", "samesite=strict", "secure", "path=/"} <= lowered
-    body = response.json()
+    body = response.json()["data"]
     assert body["user"]["email"] == email
     assert body["user"]["role"] == "owner"
     assert "password_hash" not in body["user"]
@@ -150,7 +159,7 @@ def test_login_sets_a_hardened_session_cookie(gateway: GatewayProcess) -> None:
     caller = signed_in(gateway, email)
     me = caller.request("GET", "/me")
     assert me.status_code == 200
-    assert me.json()["user"]["email"] == email
+    assert me.json()["data"]["user"]["email"] == email
 
 
 def test_wrong_credentials_say_one_thing(gateway: GatewayProcess) -> None:
@@ -210,7 +219,7 @@ def test_a_token_call_needs_no_csrf(gateway: GatewayProcess) -> None:
     script = with_token(gateway, make_user(gateway, "owner", account))
     created = script.request("POST", "/api-keys", json={"api_key": {"name": "deploy"}})
     assert created.status_code == 201, created.text
-    assert created.json()["api_key"]["account_id"] == account
+    assert created.json()["data"]["account_id"] == account
 
 
 def test_validation_errors_name_the_param(gateway: GatewayProcess) -> None:
@@ -246,7 +255,7 @@ def test_a_key_created_here_serves_the_sdk_until_revoked_here(
         "POST", "/api-keys", json={"api_key": {"name": "laptop", "expires_at": None}}
     )
     assert created.status_code == 201, created.text
-    shown = created.json()["api_key"]
+    shown = created.json()["data"]
     assert set(shown) == {
         "id", "name", "key_prefix", "is_active", "created_at", "expires_at", "last_used_at",
         "revoked_at", "account_id", "key",
@@ -254,9 +263,11 @@ def test_a_key_created_here_serves_the_sdk_until_revoked_here(
     assert shown["key"].startswith("gg") and shown["key"].startswith(shown["key_prefix"])
     assert shown["is_active"] is True and shown["account_id"] == account
 
-    listed = caller.request("GET", "/api-keys").json()["api_keys"]
+    listed = caller.request("GET", "/api-keys").json()["data"]
     assert shown["id"] in [k["id"] for k in listed]
-    assert all("key" not in k and "secret_hash" not in k for k in listed)
+    assert all(k["key"] is None and "secret_hash" not in k for k in listed)
+    one = caller.request("GET", f"/api-keys/{shown['id']}").json()["data"]
+    assert one == {**shown, "key": None, "last_used_at": one["last_used_at"]}
 
     sdk = OpenAI(base_url=gateway.base_url, api_key=shown["key"], max_retries=0)
     request.addfinalizer(sdk.close)
@@ -275,7 +286,7 @@ def test_a_key_created_here_serves_the_sdk_until_revoked_here(
     expected = price.cost(completion.usage.prompt_tokens, completion.usage.completion_tokens)
     assert seen["cost_nanos"] == expected > 0
     assert seen["instrument"] == "text-prime" and seen["output_tokens"] == 12
-    balance = caller.request("GET", "/balance").json()
+    balance = caller.request("GET", "/balance").json()["data"]
     assert balance == {
         "account_id": account,
         "balance_usd": balance["balance_usd"],
@@ -283,9 +294,9 @@ def test_a_key_created_here_serves_the_sdk_until_revoked_here(
     }
 
     revoked = caller.request("DELETE", f"/api-keys/{shown['id']}")
-    assert revoked.status_code == 200, revoked.text
-    assert revoked.json()["api_key"]["is_active"] is False
-    assert revoked.json()["api_key"]["revoked_at"] is not None
+    assert revoked.status_code == 204, revoked.text
+    after = caller.request("GET", f"/api-keys/{shown['id']}").json()["data"]
+    assert after["is_active"] is False and after["revoked_at"] is not None
     with pytest.raises(openai.AuthenticationError):
         sdk.chat.completions.create(
             model="text-prime", messages=[{"role": "user", "content": "again"}], max_tokens=4
@@ -304,24 +315,24 @@ def test_usage_pages_newest_first(gateway: GatewayProcess) -> None:
     wait_until(lambda: len(gateway.usage(account)) == 3)
     caller = with_token(gateway, make_user(gateway, "member", account))
     first = caller.request("GET", "/usage?limit=2").json()
-    assert len(first["data"]) == 2 and first["next"]
-    second = caller.request("GET", f"/usage?limit=2&cursor={first['next']}").json()
-    assert len(second["data"]) == 1 and second["next"] is None
+    assert len(first["data"]) == 2 and first["next_cursor"]
+    second = caller.request("GET", f"/usage?limit=2&cursor={first['next_cursor']}").json()
+    assert len(second["data"]) == 1 and second["next_cursor"] is None
     ids = [r["request_id"] for r in first["data"] + second["data"]]
     assert ids == [u.request_id for u in gateway.usage(account)]  # the store's newest first
     none = caller.request("GET", "/usage?instrument=text-max").json()
-    assert none == {"data": [], "next": None}
+    assert none == {"data": [], "next_cursor": None}
     assert caller.request("GET", "/usage?cursor=@@").status_code == 422
 
 
 # -- authorisation: one test per endpoint ----------------------------------------------------------
 def test_list_keys_of_another_account(world: World) -> None:
     not_found(world.member_a.request("GET", f"/api-keys?account_id={world.b}"))
-    own = world.member_a.request("GET", "/api-keys").json()["api_keys"]
+    own = world.member_a.request("GET", "/api-keys").json()["data"]
     assert own and {k["account_id"] for k in own} == {world.a}
-    theirs = world.operator.request("GET", f"/api-keys?account_id={world.b}").json()["api_keys"]
+    theirs = world.operator.request("GET", f"/api-keys?account_id={world.b}").json()["data"]
     assert world.b_key in [k["id"] for k in theirs]
-    every = world.operator.request("GET", "/api-keys").json()["api_keys"]
+    every = world.operator.request("GET", "/api-keys").json()["data"]
     assert {world.a, world.b} <= {k["account_id"] for k in every}
 
 
@@ -331,10 +342,10 @@ def test_create_key_in_another_account(gateway: GatewayProcess, world: World) ->
     not_found(world.member_a.request("POST", "/api-keys", json=body))
     assert key_ids(gateway, world.b) == before
     mine = world.member_a.request("POST", "/api-keys", json={"api_key": {"name": "mine"}})
-    assert mine.json()["api_key"]["account_id"] == world.a
+    assert mine.json()["data"]["account_id"] == world.a
     made = world.operator.request("POST", "/api-keys", json=body)
     assert made.status_code == 201
-    assert made.json()["api_key"]["account_id"] == world.b
+    assert made.json()["data"]["account_id"] == world.b
     no_account = world.operator.request("POST", "/api-keys", json={"api_key": {"name": "x"}})
     assert no_account.status_code == 422
     assert no_account.json()["error"]["param"] == "account_id"
@@ -352,19 +363,19 @@ def test_revoke_key_of_another_account(gateway: GatewayProcess, world: World) ->
     assert still is not None and still.revoked_us is None
     spare = world.operator.request(
         "POST", "/api-keys", json={"api_key": {"name": "spare", "account_id": world.b}}
-    ).json()["api_key"]["id"]
+    ).json()["data"]["id"]
     not_found(world.member_a.request("DELETE", f"/api-keys/{spare}"))
     done = world.operator.request("DELETE", f"/api-keys/{spare}")
-    assert done.status_code == 200
-    assert done.json()["api_key"]["is_active"] is False
+    assert done.status_code == 204
+    assert gateway.run(gateway.store.get_key(spare)).revoked_us is not None  # type: ignore[union-attr]
 
 
 def test_balance_of_another_account(gateway: GatewayProcess, world: World) -> None:
     not_found(world.member_a.request("GET", f"/balance?account_id={world.b}"))
-    own = world.member_a.request("GET", "/balance").json()
+    own = world.member_a.request("GET", "/balance").json()["data"]
     assert own["account_id"] == world.a
     assert own["balance_nanos"] == gateway.balance(world.a)
-    theirs = world.operator.request("GET", f"/balance?account_id={world.b}").json()
+    theirs = world.operator.request("GET", f"/balance?account_id={world.b}").json()["data"]
     assert theirs["account_id"] == world.b
     assert theirs["balance_nanos"] == gateway.balance(world.b)
     assert world.operator.request("GET", "/balance").status_code == 422
@@ -373,7 +384,7 @@ def test_balance_of_another_account(gateway: GatewayProcess, world: World) -> No
 def test_usage_of_another_account(gateway: GatewayProcess, world: World) -> None:
     not_found(world.member_a.request("GET", f"/usage?account_id={world.b}"))
     by_their_key = world.member_a.request("GET", f"/usage?key_id={world.b_key}").json()
-    assert by_their_key == {"data": [], "next": None}
+    assert by_their_key == {"data": [], "next_cursor": None}
     own = world.member_a.request("GET", "/usage").json()["data"]
     assert own and {r["key_id"] for r in own} <= set(key_ids(gateway, world.a))
     theirs = world.operator.request("GET", f"/usage?account_id={world.b}").json()["data"]
@@ -398,3 +409,115 @@ def test_the_openapi_document_is_served(gateway: GatewayProcess) -> None:
     document = response.json()
     assert document["openapi"] == "3.1.0"
     assert "/api/v1/api-keys/{key_id}" in document["paths"]
+
+
+# -- authorisation, every endpoint: a member of A reaches nothing of B; only operators run the
+# -- exchange. Each case also checks that nothing changed.
+def _snapshot(gateway: GatewayProcess, world: World) -> tuple[object, ...]:
+    key = gateway.run(gateway.store.get_key(world.b_key))
+    owner = gateway.run(gateway.store.get_user(world.b_owner))
+    token = gateway.run(gateway.store.get_management_token(world.b_token))
+    limits = gateway.run(gateway.store.list_limits())
+    return (
+        key,
+        owner,
+        token,
+        gateway.balance(world.b),
+        len(gateway.run(gateway.store.list_accounts())),
+        limits,
+        gateway.run(gateway.store.load_catalog()),
+    )
+
+
+OTHER_ACCOUNT = [
+    ("GET", "/api-keys/{b_key}", None),
+    ("PUT", "/api-keys/{b_key}", {"api_key": {"name": "mine now"}}),
+    ("PUT", "/api-keys/{b_key}", {"api_key": {"is_active": False}}),
+    ("GET", "/api-keys/{b_key}/limits", None),
+    ("GET", "/usage/daily?account_id={b}", None),
+    ("GET", "/usage.csv?account_id={b}", None),
+    ("GET", "/accounts/{b}", None),
+    ("GET", "/accounts/{b}/limits", None),
+    ("GET", "/users?account_id={b}", None),
+    ("PATCH", "/users/{b_owner}", {"user": {"is_active": False}}),
+    ("DELETE", "/tokens/{b_token}", None),
+]
+OPERATORS_ONLY = [
+    ("POST", "/accounts", {"account": {"name": "mine"}}),
+    ("POST", "/accounts/{a}/credits", {"amount_usd": "100", "idempotency_key": "free money"}),
+    ("POST", "/accounts/{b}/credits", {"amount_usd": "100", "idempotency_key": "free money"}),
+    ("POST", "/accounts/{a}/adjustments", {"amount_usd": "9", "idempotency_key": "adj"}),
+    ("PUT", "/accounts/{a}/limits", {"limits": {"requests_per_minute": "unlimited"}}),
+    ("PUT", "/api-keys/{b_key}/limits", {"limits": {"requests_per_minute": 0}}),
+    ("PUT", "/instruments/text-prime/limits", {"limits": {"concurrent": 0}}),
+    ("POST", "/users", {"user": {"email": "x@example.com", "name": "X",
+                                 "password": "a long enough password", "role": "operator"}}),
+    ("POST", "/users", {"user": {"email": "y@example.com", "name": "Y", "account_id": "{a}",
+                                 "password": "a long enough password", "role": "owner"}}),
+    ("GET", "/suppliers", None),
+    ("GET", "/suppliers/sim-alpha", None),
+    ("POST", "/suppliers", {"supplier": {"name": "evil", "base_url": "http://127.0.0.1:9/v1"}}),
+    ("PATCH", "/suppliers/sim-alpha", {"supplier": {"base_url": "http://127.0.0.1:9/v1"}}),
+    ("GET", "/offers", None),
+    ("GET", "/offers/{offer}", None),
+    ("POST", "/offers", {"offer": {"supplier": "sim-alpha", "instrument": "text-prime",
+                                   "model": "m", "input_usd_per_m": "0", "output_usd_per_m": "0",
+                                   "quality": 99, "context": 200000, "max_output": 64000}}),
+    ("PATCH", "/offers/{offer}", {"offer": {"input_usd_per_m": "0"}}),
+    ("PATCH", "/offers/{offer}", {"offer": {"enabled": False}}),
+    ("POST", "/instruments", {"instrument": {"id": "text-x", "context_length": 10,
+                                             "max_input_tokens": 5, "max_completion_tokens": 5}}),
+    ("PATCH", "/instruments/text-prime", {"instrument": {"enabled": False}}),
+    ("GET", "/offer-health", None),
+    ("GET", "/audit-log", None),
+]  # fmt: skip
+
+
+def _fill(template: object, world: World, offer: str) -> object:
+    names = {"a": world.a, "b": world.b, "b_key": world.b_key, "b_owner": world.b_owner,
+             "b_token": world.b_token, "offer": offer}  # fmt: skip
+    if isinstance(template, str):
+        return template.format(**names)
+    if isinstance(template, dict):
+        return {k: _fill(v, world, offer) for k, v in template.items()}
+    return template
+
+
+def _call(caller: Caller, world: World, gateway: GatewayProcess, method: str, path: str,
+          body: object) -> httpx.Response:  # fmt: skip
+    offer = quote(gateway.offers[0].supplier + "/text-prime/" + gateway.offers[0].model, safe="")
+    filled = _fill(path, world, offer)
+    assert isinstance(filled, str)
+    kwargs = {} if body is None else {"json": _fill(body, world, offer)}
+    return caller.request(method, filled, **kwargs)
+
+
+@pytest.mark.parametrize(("method", "path", "body"), OTHER_ACCOUNT)
+def test_a_member_reaches_nothing_of_another_account(
+    gateway: GatewayProcess, world: World, method: str, path: str, body: object
+) -> None:
+    before = _snapshot(gateway, world)
+    not_found(_call(world.member_a, world, gateway, method, path, body))
+    assert _snapshot(gateway, world) == before
+
+
+@pytest.mark.parametrize(("method", "path", "body"), OPERATORS_ONLY)
+def test_only_an_operator_runs_the_exchange(
+    gateway: GatewayProcess, world: World, method: str, path: str, body: object
+) -> None:
+    before = _snapshot(gateway, world)
+    refused = _call(world.member_a, world, gateway, method, path, body)
+    assert refused.status_code == 403, refused.text
+    assert refused.json()["error"]["code"] == "forbidden"
+    assert _snapshot(gateway, world) == before
+
+
+def test_a_member_sees_only_their_own_account(world: World) -> None:
+    listed = world.member_a.request("GET", "/accounts").json()["data"]
+    assert [a["id"] for a in listed] == [world.a]
+    own = world.member_a.request("GET", f"/accounts/{world.a}").json()["data"]
+    assert own["id"] == world.a
+    users = world.member_a.request("GET", "/users").json()["data"]
+    assert users and {u["account_id"] for u in users} == {world.a}
+    daily = world.member_a.request("GET", "/usage/daily").json()["data"]
+    assert daily and {d["instrument"] for d in daily} == {"text-prime"}

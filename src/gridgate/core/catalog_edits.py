@@ -191,6 +191,8 @@ class CatalogEditor:
                 "api_key_env",
                 "the NAME of an environment variable (letters, digits, '_'), not a key",
             )
+        if not create and record == current:
+            return current  # an edit that changes nothing writes nothing
         action = "supplier.create" if create else "supplier.update"
         try:
             saved = await self._store.save_supplier(
@@ -269,16 +271,18 @@ class CatalogEditor:
             record = msgspec.structs.replace(record, id=new_id)
         action = "offer.create" if create else "offer.update"
         shown = {**_shown(given), **{k: format_usd(v) for k, v in values.items()}}
-        try:
-            saved = await self._store.save_offer(
-                record, create=create, audit=note(actor, action, **shown)
-            )
-        except Conflict as exc:
-            raise ValidationFailed(
-                f"id: an offer {record.id!r} exists already", param="id", code="taken"
-            ) from exc
-        except NotFoundInStore as exc:
-            raise NotFound(f"no offer {record.id!r}") from exc
+        saved = record
+        if create or record != current:  # an edit that changes nothing writes nothing
+            try:
+                saved = await self._store.save_offer(
+                    record, create=create, audit=note(actor, action, **shown)
+                )
+            except Conflict as exc:
+                raise ValidationFailed(
+                    f"id: an offer {record.id!r} exists already", param="id", code="taken"
+                ) from exc
+            except NotFoundInStore as exc:
+                raise NotFound(f"no offer {record.id!r}") from exc
         if enabled is not None and enabled == (saved.disabled_us is not None):
             saved = await self._set_disabled(actor, saved.id, disabled=not enabled)
         await self._changed()
@@ -354,6 +358,8 @@ class CatalogEditor:
         _tokens("max_completion_tokens", record.max_completion_tokens)
         if record.max_input_tokens > record.context_length:
             raise _fail("max_input_tokens", "cannot exceed context_length")
+        if not create and record == current:
+            return current  # an edit that changes nothing writes nothing
         action = "instrument.create" if create else "instrument.update"
         try:
             saved = await self._store.save_instrument(

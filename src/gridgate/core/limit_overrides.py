@@ -11,7 +11,7 @@ anyone signed in reads an instrument's.
 
 from __future__ import annotations
 
-from collections.abc import Mapping
+from collections.abc import Awaitable, Callable, Mapping
 from typing import Any, Literal
 
 import msgspec
@@ -60,9 +60,18 @@ def describe(value: int | None) -> int | str | None:
 
 
 class LimitOverrides:
-    def __init__(self, store: Store, defaults: LimitsSettings) -> None:
+    def __init__(
+        self,
+        store: Store,
+        defaults: LimitsSettings,
+        *,
+        on_change: Callable[[], Awaitable[None]] | None = None,
+    ) -> None:
+        """``on_change``: make a change effective in this process at once (the others follow
+        the change feed)."""
         self._store = store
         self._defaults = defaults
+        self._on_change = on_change
 
     async def set(
         self,
@@ -88,6 +97,8 @@ class LimitOverrides:
             await self._store.set_limits(updated, audit=audit)
         except NotFoundInStore as exc:
             raise NotFound(f"no {scope} {subject!r}") from exc
+        if self._on_change is not None:
+            await self._on_change()
         return await self.show(actor, scope, subject)
 
     async def show(self, actor: Actor, scope: LimitScope, subject: str) -> dict[str, Any]:
