@@ -4,7 +4,7 @@ call applies once: the body's ``idempotency_key`` or the ``Idempotency-Key`` hea
 
 from __future__ import annotations
 
-from typing import Any
+from typing import Any, Literal
 
 import msgspec
 from aiohttp import web
@@ -75,25 +75,19 @@ def _idempotency_key(request: web.Request, body: Money) -> str:
 
 
 async def credit(request: web.Request) -> web.Response:
-    who = await actor(request)
-    body = await decode_json(request, Money)
-    entry, account = await request.app[STATE].services.accounts.credit(
-        who,
-        request.match_info["account_id"],
-        body.amount_usd,
-        idempotency_key=_idempotency_key(request, body),
-        memo=body.memo,
-    )
-    return data(
-        {"entry": entry_json(entry), "account": await _described(request, who, account)},
-        status=201,
-    )
+    return await _move_money(request, "credit")
 
 
 async def adjust(request: web.Request) -> web.Response:
+    return await _move_money(request, "adjust")
+
+
+async def _move_money(request: web.Request, kind: Literal["credit", "adjust"]) -> web.Response:
     who = await actor(request)
     body = await decode_json(request, Money)
-    entry, account = await request.app[STATE].services.accounts.adjust(
+    accounts = request.app[STATE].services.accounts
+    move = accounts.credit if kind == "credit" else accounts.adjust
+    entry, account = await move(
         who,
         request.match_info["account_id"],
         body.amount_usd,

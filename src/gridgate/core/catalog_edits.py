@@ -10,8 +10,9 @@ what is there" (for a create: the default). Prices are exact USD decimals per 1M
 
 from __future__ import annotations
 
+import contextlib
 import re
-from collections.abc import Awaitable, Callable
+from collections.abc import Awaitable, Callable, Iterator
 from typing import Any
 
 import msgspec
@@ -122,6 +123,20 @@ def _unset_create_only(given: dict[str, Any], key: str, what: str) -> None:
         raise _fail(key, f"a {what}'s {key} cannot change (create a new one)")
 
 
+@contextlib.contextmanager
+def _saving(what: str, key: str, param: str) -> Iterator[None]:
+    """The store's refusals of a catalog write, as the caller's errors: a key taken (422
+    ``taken``, naming ``param``) or a row gone (404)."""
+    try:
+        yield
+    except Conflict as exc:
+        raise ValidationFailed(
+            f"{param}: a {what} {key!r} exists already", param=param, code="taken"
+        ) from exc
+    except NotFoundInStore as exc:
+        raise NotFound(f"no {what} {key!r}") from exc
+
+
 class CatalogEditor:
     def __init__(
         self, store: Store, *, on_change: Callable[[], Awaitable[None]] | None = None
@@ -194,16 +209,10 @@ class CatalogEditor:
         if not create and record == current:
             return current  # an edit that changes nothing writes nothing
         action = "supplier.create" if create else "supplier.update"
-        try:
+        with _saving("supplier", record.name, "name"):
             saved = await self._store.save_supplier(
                 record, create=create, audit=note(actor, action, **_shown(given))
             )
-        except Conflict as exc:
-            raise ValidationFailed(
-                f"name: a supplier {record.name!r} exists already", param="name", code="taken"
-            ) from exc
-        except NotFoundInStore as exc:
-            raise NotFound(f"no supplier {record.name!r}") from exc
         await self._changed()
         return saved
 
@@ -273,16 +282,10 @@ class CatalogEditor:
         shown = {**_shown(given), **{k: format_usd(v) for k, v in values.items()}}
         saved = record
         if create or record != current:  # an edit that changes nothing writes nothing
-            try:
+            with _saving("offer", record.id, "id"):
                 saved = await self._store.save_offer(
                     record, create=create, audit=note(actor, action, **shown)
                 )
-            except Conflict as exc:
-                raise ValidationFailed(
-                    f"id: an offer {record.id!r} exists already", param="id", code="taken"
-                ) from exc
-            except NotFoundInStore as exc:
-                raise NotFound(f"no offer {record.id!r}") from exc
         if enabled is not None and enabled == (saved.disabled_us is not None):
             saved = await self._set_disabled(actor, saved.id, disabled=not enabled)
         await self._changed()
@@ -298,12 +301,10 @@ class CatalogEditor:
 
     async def _set_disabled(self, actor: Actor, offer_id: str, *, disabled: bool) -> OfferRecord:
         action = "offer.disable" if disabled else "offer.enable"
-        try:
+        with _saving("offer", offer_id, "offer_id"):
             return await self._store.set_offer_disabled(
                 offer_id, disabled, audit=note(actor, action)
             )
-        except NotFoundInStore as exc:
-            raise NotFound(f"no offer {offer_id!r}") from exc
 
     # -- instruments ----------------------------------------------------------------------------
     async def save_instrument(
@@ -361,16 +362,10 @@ class CatalogEditor:
         if not create and record == current:
             return current  # an edit that changes nothing writes nothing
         action = "instrument.create" if create else "instrument.update"
-        try:
+        with _saving("instrument", record.id, "id"):
             saved = await self._store.save_instrument(
                 record, create=create, audit=note(actor, action, **_shown(given))
             )
-        except Conflict as exc:
-            raise ValidationFailed(
-                f"id: an instrument {record.id!r} exists already", param="id", code="taken"
-            ) from exc
-        except NotFoundInStore as exc:
-            raise NotFound(f"no instrument {record.id!r}") from exc
         await self._changed()
         return saved
 
