@@ -13,7 +13,7 @@ from __future__ import annotations
 import contextlib
 import re
 from collections.abc import Awaitable, Callable, Iterator
-from typing import Any
+from typing import Any, TypeVar
 
 import msgspec
 
@@ -31,6 +31,7 @@ from gridgate.storage.records import (
 )
 
 UNSET: Any = msgspec.UNSET
+R = TypeVar("R", InstrumentRecord, SupplierRecord, OfferRecord)
 CAPABILITIES: tuple[Capability, ...] = ("tools", "json_schema", "vision", "logprobs")
 MAX_TOKENS = 100_000_000  # context windows and output limits: far past any model's
 MAX_PRICE_NANOS = 1_000_000 * 1_000_000_000  # $1,000,000 per 1M tokens
@@ -158,6 +159,27 @@ class CatalogEditor:
             {o.id: o for o in offers},
         )
 
+    async def _commit(
+        self,
+        actor: Actor,
+        what: str,
+        record: R,
+        current: R,
+        create: bool,
+        detail: dict[str, Any],
+        save: Callable[..., Awaitable[R]],
+    ) -> R:
+        """Write ``record`` (audited as ``<what>.create`` or ``.update`` with ``detail``) and
+        reload this process's catalog; an edit that changes nothing writes nothing."""
+        if not create and record == current:
+            return current
+        key = record.name if isinstance(record, SupplierRecord) else record.id
+        action = f"{what}.{'create' if create else 'update'}"
+        with _saving(what, key, "name" if what == "supplier" else "id"):
+            saved = await save(record, create=create, audit=note(actor, action, **detail))
+        await self._changed()
+        return saved
+
     # -- reading --------------------------------------------------------------------------------
     async def suppliers(self, actor: Actor) -> list[SupplierRecord]:
         require_operator(actor)
@@ -206,15 +228,9 @@ class CatalogEditor:
                 "api_key_env",
                 "the NAME of an environment variable (letters, digits, '_'), not a key",
             )
-        if not create and record == current:
-            return current  # an edit that changes nothing writes nothing
-        action = "supplier.create" if create else "supplier.update"
-        with _saving("supplier", record.name, "name"):
-            saved = await self._store.save_supplier(
-                record, create=create, audit=note(actor, action, **_shown(given))
-            )
-        await self._changed()
-        return saved
+        return await self._commit(
+            actor, "supplier", record, current, create, _shown(given), self._store.save_supplier
+        )
 
     # -- offers ---------------------------------------------------------------------------------
     async def save_offer(
@@ -278,17 +294,13 @@ class CatalogEditor:
             if not _OFFER_ID.fullmatch(new_id):
                 raise _fail("id", "1 to 200 letters, digits or '._:/@+-'")
             record = msgspec.structs.replace(record, id=new_id)
-        action = "offer.create" if create else "offer.update"
         shown = {**_shown(given), **{k: format_usd(v) for k, v in values.items()}}
-        saved = record
-        if create or record != current:  # an edit that changes nothing writes nothing
-            with _saving("offer", record.id, "id"):
-                saved = await self._store.save_offer(
-                    record, create=create, audit=note(actor, action, **shown)
-                )
+        saved = await self._commit(
+            actor, "offer", record, current, create, shown, self._store.save_offer
+        )
         if enabled is not None and enabled == (saved.disabled_us is not None):
             saved = await self._set_disabled(actor, saved.id, disabled=not enabled)
-        await self._changed()
+            await self._changed()
         return saved
 
     async def set_offer_enabled(self, actor: Actor, offer_id: str, enabled: bool) -> OfferRecord:
@@ -359,15 +371,9 @@ class CatalogEditor:
         _tokens("max_completion_tokens", record.max_completion_tokens)
         if record.max_input_tokens > record.context_length:
             raise _fail("max_input_tokens", "cannot exceed context_length")
-        if not create and record == current:
-            return current  # an edit that changes nothing writes nothing
-        action = "instrument.create" if create else "instrument.update"
-        with _saving("instrument", record.id, "id"):
-            saved = await self._store.save_instrument(
-                record, create=create, audit=note(actor, action, **_shown(given))
-            )
-        await self._changed()
-        return saved
+        return await self._commit(
+            actor, "instrument", record, current, create, _shown(given), self._store.save_instrument
+        )
 
 
 def _shown(given: dict[str, Any]) -> dict[str, Any]:
