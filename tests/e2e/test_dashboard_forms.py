@@ -6,8 +6,8 @@ strict Content-Security-Policy and send strangers to the sign-in page (and back,
 from __future__ import annotations
 
 import re
-from urllib.parse import parse_qs, urlsplit
 from collections.abc import Iterator
+from urllib.parse import parse_qs, urlsplit
 
 import httpx
 import pytest
@@ -182,7 +182,7 @@ def test_after_signing_in_it_never_leaves_the_dashboard(
                 "password": "a long enough password",
                 "login_token": token,
                 "next": target,
-            },  # fmt: skip
+            },
         )
         assert done.status_code == 303
         assert done.headers["location"] == "/dashboard/"
