@@ -95,7 +95,7 @@ def build_app(
 
 
 def _management_routes(router: web.UrlDispatcher) -> None:
-    """The management API (``/api/v1``), as ``api/openapi.json`` documents it."""
+    """The management API (``/api/v1``), as ``api/openapi.py``'s document describes it."""
     v1 = "/api/v1"
     router.add_get(f"{v1}/openapi.json", openapi_document)
     router.add_post(f"{v1}/session", sessions.login)
