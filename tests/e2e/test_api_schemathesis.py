@@ -10,6 +10,7 @@ from __future__ import annotations
 import json
 import secrets
 from collections.abc import Iterator
+from typing import Any
 
 import httpx
 import pytest
@@ -105,7 +106,7 @@ def test_the_document_served_is_the_one_tested(gateway_url: str) -> None:
     suppress_health_check=list(HealthCheck),
 )
 def test_no_input_makes_a_5xx_or_an_undocumented_answer(
-    case: schemathesis.Case, role: str, tokens: dict[str, str], gateway_url: str
+    case: schemathesis.Case[Any], role: str, tokens: dict[str, str], gateway_url: str
 ) -> None:
     case.call_and_validate(
         base_url=gateway_url,

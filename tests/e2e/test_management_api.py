@@ -281,6 +281,7 @@ def test_a_key_created_here_serves_the_sdk_until_revoked_here(
         return data[0] if data else None
 
     seen = wait_until(record)
+    assert seen is not None
     offer = next(o for o in gateway.offers if o.supplier == "sim-beta")
     price = Price(nanos(offer.usd_in), nanos(offer.usd_out))
     expected = price.cost(completion.usage.prompt_tokens, completion.usage.completion_tokens)
@@ -488,8 +489,9 @@ def _call(caller: Caller, world: World, gateway: GatewayProcess, method: str, pa
     offer = quote(gateway.offers[0].supplier + "/text-prime/" + gateway.offers[0].model, safe="")
     filled = _fill(path, world, offer)
     assert isinstance(filled, str)
-    kwargs = {} if body is None else {"json": _fill(body, world, offer)}
-    return caller.request(method, filled, **kwargs)
+    if body is None:
+        return caller.request(method, filled)
+    return caller.request(method, filled, json=_fill(body, world, offer))
 
 
 @pytest.mark.parametrize(("method", "path", "body"), OTHER_ACCOUNT)

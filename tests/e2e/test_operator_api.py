@@ -268,10 +268,11 @@ def test_suppliers_and_offers_are_created_and_checked(
     created = data(operator.request("POST", "/offers", json={"offer": offer}), 201)
     assert created["id"] == "sim-alpha-2/text-prime/m2"
     assert created["capabilities"] == ["tools"] and created["instrument"] == "text-prime"
-    for field, value in (("supplier", "nobody"), ("instrument", "text-none"),
-                         ("quality", 101), ("max_output", 999_999), ("input_usd_per_m", "-1")):  # fmt: skip
+    wrong: list[tuple[str, object]] = [("supplier", "nobody"), ("instrument", "text-none"),
+        ("quality", 101), ("max_output", 999_999), ("input_usd_per_m", "-1")]  # fmt: skip
+    for field, wrong_value in wrong:
         bad = operator.request("POST", "/offers", json={"offer": {**offer, "model": "m3",
-                                                                  field: value}})  # fmt: skip
+                                                                  field: wrong_value}})  # fmt: skip
         assert bad.status_code == 422 and bad.json()["error"]["param"] == field, bad.text
     unknown = operator.request("PATCH", "/offers/nope", json={"offer": {"quality": 50}})
     assert unknown.status_code == 404
@@ -309,9 +310,8 @@ def test_offer_health_usage_sums_and_the_csv_agree(
     account, secret = ops_gateway.new_account("5")
     for _ in range(3):
         served_by(ops_gateway, secret)
-    records = wait_until(
-        lambda: len(ops_gateway.usage(account)) == 3 and ops_gateway.usage(account)
-    )
+    wait_until(lambda: len(ops_gateway.usage(account)) == 3)
+    records = ops_gateway.usage(account)
     health = data(operator.request("GET", "/offer-health?window_seconds=600"))
     assert {row["offer_id"] for row in health} >= {BETA}
     assert all("verdict" in row and "spec" in row for row in health)
