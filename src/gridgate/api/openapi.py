@@ -6,7 +6,9 @@ against it."""
 
 from __future__ import annotations
 
+from collections.abc import Mapping
 from dataclasses import dataclass, field
+from types import MappingProxyType
 from typing import Any
 
 import msgspec
@@ -23,21 +25,26 @@ ANYONE = "anyone"  # no credentials
 PERSON = "person"  # a signed-in person or a token
 OPERATOR = "operator"  # an operator's session or token
 
-ERRORS = {
-    "400": ("BadRequest", "Malformed JSON, or a body not sent as application/json"),
-    "401": ("Unauthorized", "Not signed in, or wrong credentials (code not_authenticated)"),
-    "402": ("InsufficientBalance", "The change would take the balance below zero"),
-    "403": (
-        "Forbidden",
-        "A cookie call without the session's X-CSRF-Token (code csrf_failed), or an operator's "
-        "operation by someone else (code forbidden)",
-    ),
-    "404": ("NotFound", "No such object, or one of another account"),
-    "413": ("PayloadTooLarge", "The body is too large"),
-    "422": ("ValidationFailed", "A value is wrong or out of range; error.param names it"),
-    "429": ("RateLimited", "Too many failed sign-ins for this email or address; see Retry-After"),
-    "503": ("Unavailable", "The sign-in throttle's store is unreachable (fails closed)"),
-}
+ERRORS: Mapping[str, tuple[str, str]] = MappingProxyType(
+    {
+        "400": ("BadRequest", "Malformed JSON, or a body not sent as application/json"),
+        "401": ("Unauthorized", "Not signed in, or wrong credentials (code not_authenticated)"),
+        "402": ("InsufficientBalance", "The change would take the balance below zero"),
+        "403": (
+            "Forbidden",
+            "A cookie call without the session's X-CSRF-Token (code csrf_failed), or an operator's "
+            "operation by someone else (code forbidden)",
+        ),
+        "404": ("NotFound", "No such object, or one of another account"),
+        "413": ("PayloadTooLarge", "The body is too large"),
+        "422": ("ValidationFailed", "A value is wrong or out of range; error.param names it"),
+        "429": (
+            "RateLimited",
+            "Too many failed sign-ins for this email or address; see Retry-After",
+        ),
+        "503": ("Unavailable", "The sign-in throttle's store is unreachable (fails closed)"),
+    }
+)
 
 
 def query(name: str, description: str, schema: Schema | None = None) -> dict[str, Any]:
@@ -50,25 +57,10 @@ def query(name: str, description: str, schema: Schema | None = None) -> dict[str
     }
 
 
-ACCOUNT_Q = query("account_id", "An operator's choice of account (others: only their own)")
-SINCE = query("since", "From this time on (ISO 8601, or Unix seconds)")
-UNTIL = query("until", "Before this time (ISO 8601, or Unix seconds)")
-CURSOR = query("cursor", "The next_cursor of the previous page")
-
-
 def limit_q(maximum: int) -> dict[str, Any]:
     return query(
         "limit", f"Records per page (default {maximum})", {"type": "integer", "minimum": 1}
     )
-
-
-USAGE_FILTERS = [
-    ACCOUNT_Q,
-    SINCE,
-    UNTIL,
-    query("key_id", "Only this API key's requests"),
-    query("instrument", "Only this instrument's requests"),
-]
 
 
 @dataclass(frozen=True)
@@ -103,6 +95,17 @@ def _data(schema: Schema, *, paged: bool) -> Schema:
 
 
 def operations() -> list[Op]:
+    account_q = query("account_id", "An operator's choice of account (others: only their own)")
+    since = query("since", "From this time on (ISO 8601, or Unix seconds)")
+    until = query("until", "Before this time (ISO 8601, or Unix seconds)")
+    cursor = query("cursor", "The next_cursor of the previous page")
+    usage_filters = [
+        account_q,
+        since,
+        until,
+        query("key_id", "Only this API key's requests"),
+        query("instrument", "Only this instrument's requests"),
+    ]
     keys = f"{V1}/api-keys/{{key_id}}"
     account = f"{V1}/accounts/{{account_id}}"
     instrument = f"{V1}/instruments/{{instrument_id}}"
@@ -166,7 +169,7 @@ def operations() -> list[Op]:
             f"{V1}/api-keys",
             "listApiKeys",
             "An account's API keys, oldest first",
-            params=[ACCOUNT_Q],
+            params=[account_q],
             answer=_list("ApiKey"),
         ),
         Op(
@@ -199,7 +202,7 @@ def operations() -> list[Op]:
             f"{V1}/balance",
             "getBalance",
             "What the account has left",
-            params=[ACCOUNT_Q],
+            params=[account_q],
             answer=_one("Balance"),
         ),
         Op(
@@ -207,7 +210,7 @@ def operations() -> list[Op]:
             f"{V1}/usage",
             "listUsage",
             "Usage records, newest first, a page at a time",
-            params=[*USAGE_FILTERS, limit_q(USAGE_PAGE), CURSOR],
+            params=[*usage_filters, limit_q(USAGE_PAGE), cursor],
             answer=_list("UsageRecord", True),
             paged=True,
         ),
@@ -216,7 +219,7 @@ def operations() -> list[Op]:
             f"{V1}/usage/daily",
             "dailyUsage",
             "Usage summed per UTC day and instrument",
-            params=USAGE_FILTERS,
+            params=usage_filters,
             answer=_list("DailyUsage"),
         ),
         Op(
@@ -224,7 +227,7 @@ def operations() -> list[Op]:
             f"{V1}/usage.csv",
             "exportUsage",
             "Every matching usage record as CSV (a download; one column per UsageRecord field)",
-            params=USAGE_FILTERS,
+            params=usage_filters,
             answer={"type": "string"},
             media="text/csv",
         ),
@@ -300,7 +303,7 @@ def operations() -> list[Op]:
             f"{V1}/users",
             "listUsers",
             "People (an account's people: their account's)",
-            params=[ACCOUNT_Q],
+            params=[account_q],
             answer=_list("User"),
         ),
         Op(
@@ -445,9 +448,9 @@ def operations() -> list[Op]:
             OPERATOR,
             params=[
                 limit_q(AUDIT_PAGE),
-                CURSOR,
-                SINCE,
-                UNTIL,
+                cursor,
+                since,
+                until,
                 query("actor", "Only this actor's"),
                 query("action", "Only this action, e.g. api_key.create"),
                 query("subject", "Only changes of this object"),
