@@ -272,6 +272,25 @@ def start_gateway(
     )
 
 
+@contextlib.contextmanager
+def own_gateway(bg: BackgroundLoop, tmp: Path, offers: list[Offer]) -> Iterator[GatewayProcess]:
+    """A ``gridgate serve`` of a test module's own (one that changes its catalog or accounts),
+    over a simulator per supplier ``offers`` name; stopped cleanly at the end."""
+    names = list(dict.fromkeys(o.supplier for o in offers))
+    with simulators(bg, names) as sims:
+        gw = start_gateway(tmp, bg, {n: s.base_url for n, s in sims.items()}, offers)
+        gw.sims = sims
+        try:
+            yield gw
+        finally:
+            assert stop_gateway(gw) == 0, gw.log_path.read_text()
+
+
+def site(gw: GatewayProcess) -> str:
+    """``http://127.0.0.1:PORT``: the gateway's root (the dashboard's, the API's base)."""
+    return gw.base_url.removesuffix("/v1")
+
+
 def _serve(config: Path, log_path: Path, env: dict[str, str] | None) -> subprocess.Popen[bytes]:
     """``gridgate serve --config CONFIG``, once it says it is serving (its stderr to the log)."""
     with log_path.open("ab") as log:

@@ -32,9 +32,8 @@ from tests.harness import (
     BackgroundLoop,
     GatewayProcess,
     Offer,
-    simulators,
-    start_gateway,
-    stop_gateway,
+    own_gateway,
+    site,
     wait_until,
 )
 
@@ -57,19 +56,8 @@ def dash_gw(
 ) -> Iterator[GatewayProcess]:
     """A gateway for the browser tests alone: they change its catalog and its accounts (it, like
     the browser, stops when this package's tests are done)."""
-    with simulators(bg, ["sim-alpha", "sim-beta"]) as sims:
-        tmp = tmp_path_factory.mktemp("dashboard")
-        gw = start_gateway(tmp, bg, {n: s.base_url for n, s in sims.items()}, OFFERS)
-        gw.sims = sims
-        try:
-            yield gw
-        finally:
-            assert stop_gateway(gw) == 0, gw.log_path.read_text()
-
-
-def site(gw: GatewayProcess) -> str:
-    """``http://127.0.0.1:PORT``: the browser contexts' base URL."""
-    return gw.base_url.removesuffix("/v1")
+    with own_gateway(bg, tmp_path_factory.mktemp("dashboard"), OFFERS) as gw:
+        yield gw
 
 
 @dataclass(frozen=True)

@@ -8,7 +8,6 @@ Bounded: a fixed number of examples per operation, derandomized, so a run is the
 from __future__ import annotations
 
 import json
-import secrets
 from collections.abc import Iterator
 from typing import Any
 
@@ -25,16 +24,13 @@ from schemathesis.specs.openapi.checks import (
 )
 
 from gridgate.api.openapi import load_document
-from gridgate.core.clock import SystemClock
-from gridgate.core.people import People
-from tests.e2e.test_management_api import PASSWORD
+from tests.e2e.test_management_api import make_user, with_token
 from tests.harness import (
     BackgroundLoop,
     GatewayProcess,
     Offer,
-    simulators,
-    start_gateway,
-    stop_gateway,
+    own_gateway,
+    site,
 )
 
 OFFERS = [
@@ -56,38 +52,23 @@ schema.config.generation.update(modes=list(GenerationMode))
 def fuzzed_gateway(
     bg: BackgroundLoop, tmp_path_factory: pytest.TempPathFactory
 ) -> Iterator[GatewayProcess]:
-    with simulators(bg, ["sim-alpha"]) as sims:
-        tmp = tmp_path_factory.mktemp("schemathesis")
-        gw = start_gateway(tmp, bg, {n: s.base_url for n, s in sims.items()}, OFFERS)
-        gw.sims = sims
-        try:
-            yield gw
-        finally:
-            assert stop_gateway(gw) == 0, gw.log_path.read_text()
-
-
-def _token(gw: GatewayProcess, role: str, account_id: str | None) -> str:
-    async def mint() -> str:
-        people = People(gw.store, SystemClock())
-        email = f"{role}-{secrets.token_hex(4)}@example.com"
-        user = await people.create_user(email, role, role, account_id, PASSWORD)
-        return (await people.create_token(user, "schemathesis")).secret
-
-    return gw.run(mint())
+    with own_gateway(bg, tmp_path_factory.mktemp("schemathesis"), OFFERS) as gw:
+        yield gw
 
 
 @pytest.fixture(scope="module")
 def tokens(fuzzed_gateway: GatewayProcess) -> dict[str, str]:
     account, _ = fuzzed_gateway.new_account("5")
-    return {
-        "operator": _token(fuzzed_gateway, "operator", None),
-        "member": _token(fuzzed_gateway, "member", account),
+    callers = {
+        "operator": with_token(fuzzed_gateway, make_user(fuzzed_gateway, "operator", None)),
+        "member": with_token(fuzzed_gateway, make_user(fuzzed_gateway, "member", account)),
     }
+    return {role: caller.token for role, caller in callers.items() if caller.token}
 
 
 @pytest.fixture(scope="module")
 def gateway_url(fuzzed_gateway: GatewayProcess) -> str:
-    return fuzzed_gateway.base_url.removesuffix("/v1")
+    return site(fuzzed_gateway)
 
 
 def test_the_document_served_is_the_one_tested(gateway_url: str) -> None:

@@ -19,7 +19,7 @@ from gridgate.core.clock import SystemClock
 from gridgate.core.people import People
 from gridgate.money import Price
 from gridgate.storage.records import Role
-from tests.harness import GatewayProcess, nanos, wait_until
+from tests.harness import GatewayProcess, nanos, site, wait_until
 
 PASSWORD = "a long enough password"
 
@@ -49,7 +49,7 @@ class Caller:
 
 
 def api_root(gw: GatewayProcess) -> str:
-    return gw.base_url.removesuffix("/v1") + "/api/v1"
+    return site(gw) + "/api/v1"
 
 
 def make_user(gw: GatewayProcess, role: Role, account_id: str | None) -> str:

@@ -24,10 +24,8 @@ from tests.harness import (
     GatewayProcess,
     Offer,
     nanos,
+    own_gateway,
     restart_gateway,
-    simulators,
-    start_gateway,
-    stop_gateway,
     wait_until,
 )
 
@@ -42,14 +40,8 @@ BETA = "sim-beta/text-prime/sim/prime-b"
 def ops_gateway(
     bg: BackgroundLoop, tmp_path_factory: pytest.TempPathFactory
 ) -> Iterator[GatewayProcess]:
-    with simulators(bg, ["sim-alpha", "sim-beta"]) as sims:
-        tmp = tmp_path_factory.mktemp("operator-api")
-        gw = start_gateway(tmp, bg, {n: s.base_url for n, s in sims.items()}, OFFERS)
-        gw.sims = sims
-        try:
-            yield gw
-        finally:
-            assert stop_gateway(gw) == 0, gw.log_path.read_text()
+    with own_gateway(bg, tmp_path_factory.mktemp("operator-api"), OFFERS) as gw:
+        yield gw
 
 
 def person(gw: GatewayProcess, role: str, account: str | None) -> str:

@@ -15,7 +15,7 @@ import msgspec
 from aiohttp import web
 
 from gridgate.api import accounts, api_keys, catalog, limits, sessions, tokens, users
-from gridgate.api.openapi_schemas import Schema, array, ref, response_schemas
+from gridgate.api.openapi_schemas import Schema, array, obj, ref, response_schemas, string
 from gridgate.api.state import STATE
 from gridgate.core.audit_log import MAX_PAGE as AUDIT_PAGE
 from gridgate.core.usage_pages import MAX_PAGE as USAGE_PAGE
@@ -86,12 +86,7 @@ def _data(schema: Schema, *, paged: bool) -> Schema:
             "type": ["string", "null"],
             "description": "Pass as cursor for the next page; null on the last",
         }
-    return {
-        "type": "object",
-        "required": list(properties),
-        "properties": properties,
-        "additionalProperties": False,
-    }
+    return obj(properties)
 
 
 def operations() -> list[Op]:
@@ -120,12 +115,7 @@ def operations() -> list[Op]:
             ANYONE,
             sessions.Credentials,
             answer=_data(
-                {
-                    "type": "object",
-                    "required": ["user", "csrf_token"],
-                    "properties": {"user": ref("User"), "csrf_token": {"type": "string"}},
-                    "additionalProperties": False,
-                },
+                obj({"user": ref("User"), "csrf_token": string()}),
                 paged=False,
             ),
             errors=("401", "429", "503"),
@@ -467,13 +457,7 @@ def _one(name: str) -> Schema:
 
 
 def _single(name: str, key: str) -> Schema:
-    inner = {
-        "type": "object",
-        "required": [key],
-        "properties": {key: ref(name)},
-        "additionalProperties": False,
-    }
-    return _data(inner, paged=False)
+    return _data(obj({key: ref(name)}), paged=False)
 
 
 def _list(name: str, paged: bool = False) -> Schema:
