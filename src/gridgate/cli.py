@@ -144,6 +144,17 @@ def verify_json(report: VerifyReport) -> dict[str, Any]:
             for account_id, column, total in report.mismatches
         ],
         "negative_balances": list(report.negative),
+        "holds_checked": report.holds_checked,
+        "hold_mismatches": [
+            {
+                "hold_id": m.hold_id,
+                "account_id": m.account_id,
+                **money("charged", m.charged),
+                **money("recorded", m.recorded),
+                **money("difference", m.charged - m.recorded),
+            }
+            for m in report.holds
+        ],
     }
 
 
@@ -417,7 +428,9 @@ def cmd_ledger(args: argparse.Namespace, settings: Settings) -> int:
             f"ledger {'ok' if result['ok'] else 'NOT OK'}: "
             f"{result['accounts_checked']} accounts checked, "
             f"{len(result['mismatches'])} mismatches, "
-            f"{len(result['negative_balances'])} negative balances"
+            f"{len(result['negative_balances'])} negative balances; "
+            f"{result['holds_checked']} closed holds checked against their usage records, "
+            f"{len(result['hold_mismatches'])} mismatches"
         ]
         lines += [
             f"  mismatch {m['account_id']}: balance {m['balance_usd']} USD, "
@@ -425,17 +438,24 @@ def cmd_ledger(args: argparse.Namespace, settings: Settings) -> int:
             for m in result["mismatches"]
         ]
         lines += [f"  negative balance {a}" for a in result["negative_balances"]]
+        lines += [
+            f"  hold {m['hold_id']} of {m['account_id']}: charged {m['charged_usd']} USD, "
+            f"usage records {m['recorded_usd']} USD (off by {m['difference_usd']})"
+            for m in result["hold_mismatches"]
+        ]
         return "\n".join(lines)
 
     _print(result, args.json, human)
     if result["ok"]:
         return 0
     named = sorted(
-        {m["account_id"] for m in result["mismatches"]} | set(result["negative_balances"])
+        {m["account_id"] for m in result["mismatches"]}
+        | set(result["negative_balances"])
+        | {m["account_id"] for m in result["hold_mismatches"]}
     )
     print(
-        "gridgate: ledger verification failed: the balance of "
-        f"{', '.join(named)} does not equal the sum of its entries or is below zero",
+        f"gridgate: ledger verification failed for {', '.join(named)}: a balance does not equal "
+        "the sum of its entries, is below zero, or a hold charged other than its usage records",
         file=sys.stderr,
     )
     return 1
@@ -732,7 +752,9 @@ def build_parser() -> argparse.ArgumentParser:
 
     ledger = add("ledger", "check the ledger", cmd_ledger)
     _Actions(ledger).add_parser(
-        "verify", help="check that every balance equals the sum of its entries and is not negative"
+        "verify",
+        help="check that every balance equals the sum of its entries and is not negative, and "
+        "that every closed hold charged what its usage records cost",
     )
 
     offers = add("offers", "supplier offers", cmd_offers)

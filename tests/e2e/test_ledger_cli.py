@@ -81,6 +81,8 @@ def test_ledger_verify_ok_then_detects_a_tampered_balance(tmp_path: Path) -> Non
         "accounts_checked": 2,
         "mismatches": [],
         "negative_balances": [],
+        "holds_checked": 0,
+        "hold_mismatches": [],
     }
 
     with sqlite3.connect(tmp_path / "gridgate.db") as conn:

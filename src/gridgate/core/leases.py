@@ -29,8 +29,9 @@ from dataclasses import dataclass
 from typing import Any
 
 from gridgate.core.clock import Clock
+from gridgate.core.outage import Outage
 from gridgate.settings import BillingSettings
-from gridgate.storage.ports import HoldResult, StorageError, Store
+from gridgate.storage.ports import LEASE_ID_PREFIX, HoldResult, StorageError, Store
 
 log = logging.getLogger("gridgate.leases")
 
@@ -70,14 +71,18 @@ class Reservation:
 
 
 class LeaseBook:
-    def __init__(self, store: Store, clock: Clock, settings: BillingSettings) -> None:
+    def __init__(
+        self, store: Store, clock: Clock, settings: BillingSettings, outage: Outage | None = None
+    ) -> None:
         self._store = store
+        self._outage = outage
         self._clock = clock
         self._settings = settings
         self._target = settings.lease_nanos
         self._ttl_us = settings.hold_ttl_seconds * 1_000_000
         self._open: dict[str, Lease] = {}  # account id → the lease new requests use
         self._closing: dict[str, Lease] = {}  # hold id → retired, waiting for its requests
+        self._unsettled: dict[str, Lease] = {}  # hold id → done, its settle refused: retried
         self._locks: dict[str, asyncio.Lock] = {}
         self._tasks: set[asyncio.Task[None]] = set()
         self._placing: set[asyncio.Future[HoldResult]] = set()
@@ -92,7 +97,7 @@ class LeaseBook:
     @property
     def open_count(self) -> int:
         """Leases (ledger holds) this process has open, closing ones included."""
-        return len(self._open) + len(self._closing)
+        return len(self._open) + len(self._closing) + len(self._unsettled)
 
     # -- the hot path ----------------------------------------------------------------------
     def try_reserve(self, account_id: str, amount: int) -> Reservation | None:
@@ -176,7 +181,7 @@ class LeaseBook:
         self, account_id: str, key_id: str, amount: int, *, single_use: bool = False
     ) -> HoldResult:
         now = self._clock.now_us()
-        hold_id = "lease_" + secrets.token_hex(12)
+        hold_id = LEASE_ID_PREFIX + secrets.token_hex(12)
         placing = asyncio.ensure_future(
             self._store.place_hold(
                 hold_id=hold_id,
@@ -244,13 +249,17 @@ class LeaseBook:
 
     async def _close(self, lease: Lease) -> None:
         self._closing.pop(lease.hold_id, None)
+        self._unsettled.pop(lease.hold_id, None)
         try:
             result = await self._store.settle_hold(
                 lease.hold_id, lease.charged, now_us=self._clock.now_us()
             )
-        except StorageError:
-            # leave it to expiry, which charges the usage recorded against it
-            log.exception("closing a lease failed; it will expire", extra={"hold": lease.hold_id})
+        except StorageError as exc:
+            # kept (and renewed) to settle at the next tick: its charge is known here, and an
+            # expiry would charge only the usage records written by then
+            self._unsettled[lease.hold_id] = lease
+            if self._outage is None or not self._outage.noted(exc, "closing a lease"):
+                log.exception("closing a lease failed; retrying", extra={"hold": lease.hold_id})
             return
         if result.already_settled and result.charged != lease.charged:
             # it expired first (its renewals failed): expiry charged the usage recorded by then
@@ -280,15 +289,18 @@ class LeaseBook:
         for lease in list(self._closing.values()):
             if lease.inflight == 0 and now - lease.last_used >= self._settings.lease_idle_seconds:
                 self._spawn(self._close(lease))  # a single-use hold whose request went away
-        live = [*self._open.values(), *self._closing.values()]
+        for lease in list(self._unsettled.values()):
+            self._spawn(self._close(lease))
+        live = [*self._open.values(), *self._closing.values(), *self._unsettled.values()]
         now_us = self._clock.now_us()
         due = [lease for lease in live if lease.expires_us - now_us < self._ttl_us // 2]
         if due:
             expires = now_us + self._ttl_us
             try:
                 await self._store.extend_holds([lease.hold_id for lease in due], expires)
-            except StorageError:
-                log.exception("renewing leases failed")
+            except StorageError as exc:
+                if self._outage is None or not self._outage.noted(exc, "renewing leases"):
+                    log.exception("renewing leases failed")
             else:
                 for lease in due:
                     lease.expires_us = expires
@@ -299,7 +311,14 @@ class LeaseBook:
             await asyncio.gather(*list(self._placing), return_exceptions=True)
         for lease in list(self._open.values()):
             self._retire_now(lease)
-        for lease in list(self._closing.values()):
+        for lease in [*self._closing.values(), *self._unsettled.values()]:
             self._spawn(self._close(lease))
         while self._tasks:
             await asyncio.gather(*list(self._tasks), return_exceptions=True)
+        for lease in self._unsettled.values():
+            log.warning(
+                "lease %s could not be settled before stopping: it expires in under %d s and is "
+                "then charged the usage recorded against it",
+                lease.hold_id,
+                self._settings.hold_ttl_seconds,
+            )

@@ -39,6 +39,11 @@ class StorageError(Exception):
     """A store failed (unreachable, constraint broken unexpectedly). Never shown raw to a client."""
 
 
+class StoreUnavailable(StorageError):
+    """The database cannot be reached right now (refused, dropped or timed-out connections,
+    a server shutting down): nothing was written, and the same call may succeed later."""
+
+
 class NotFoundInStore(StorageError):
     """The named account / key / hold does not exist."""
 
@@ -69,14 +74,31 @@ class SettleResult(msgspec.Struct, frozen=True, kw_only=True):
     already_settled: bool  # True when a previous settle/release had already closed the hold
 
 
+# The ids of the holds requests are served from (``core/leases.py``): each request charges its
+# lease exactly what its usage record says it cost.
+LEASE_ID_PREFIX = "lease_"
+
+
+class HoldMismatch(msgspec.Struct, frozen=True, kw_only=True):
+    """A closed lease whose charge is not what the usage records against it cost (capped at the
+    hold): a request served without its record, or a record without its charge."""
+
+    hold_id: str
+    account_id: str
+    charged: int
+    recorded: int  # what its usage records cost, capped at the hold's amount
+
+
 class VerifyReport(msgspec.Struct, frozen=True, kw_only=True):
     accounts_checked: int
     mismatches: tuple[tuple[str, int, int], ...]  # (account_id, balance column, sum of entries)
     negative: tuple[str, ...]  # accounts whose balance is below zero
+    holds_checked: int = 0
+    holds: tuple[HoldMismatch, ...] = ()  # closed holds not matching their usage records
 
     @property
     def ok(self) -> bool:
-        return not self.mismatches and not self.negative
+        return not self.mismatches and not self.negative and not self.holds
 
 
 class AccountBalance(msgspec.Struct, frozen=True, kw_only=True):
@@ -98,6 +120,41 @@ class AccountBalance(msgspec.Struct, frozen=True, kw_only=True):
     def effective(self) -> int:
         """The balance a person should see: credits minus everything charged or recorded."""
         return self.ledger + self.held - self.recorded
+
+
+class SpoolChunk(msgspec.Struct, frozen=True):
+    """Usage records read back from the spool, and where the next read starts."""
+
+    path: str
+    records: list[UsageRecord]
+    end: int  # byte offset after the last line read
+    last: bool  # nothing after ``end``: once written, the file is done
+
+
+class UsageSpool(Protocol):
+    """Local, durable room for usage records the database cannot take right now
+    (``storage/usage_spool.py``). Every method does blocking file I/O: call it off the loop."""
+
+    @property
+    def holding(self) -> bool:
+        """Whether this process's own spilled records are not all written yet."""
+
+    def spill(self, records: Sequence[UsageRecord]) -> None:
+        """Append durably, after everything spilled before."""
+
+    def read_own(self, limit: int) -> SpoolChunk | None:
+        """The oldest of this process's spilled records not yet written, at most ``limit``."""
+
+    def claim_orphan(self) -> str | None:
+        """A spool file that no living process holds, now ours to write; None if none."""
+
+    def read_orphan(self, path: str, offset: int, limit: int) -> SpoolChunk: ...
+
+    def written(self, chunk: SpoolChunk) -> None:
+        """``chunk`` is in the database: move past it (and finish its file when it is the last)."""
+
+    def close(self) -> None:
+        """Release the files; what is still unwritten stays for the next process."""
 
 
 class Store(Protocol):

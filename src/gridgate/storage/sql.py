@@ -56,6 +56,7 @@ from sqlalchemy import (
     true,
     update,
 )
+from sqlalchemy import exc as sa_exc
 from sqlalchemy.dialects import postgresql as pg_dialect
 from sqlalchemy.dialects import sqlite as sqlite_dialect
 from sqlalchemy.exc import SQLAlchemyError
@@ -64,6 +65,8 @@ from gridgate.storage import migrations, sql_catalog
 from gridgate.storage.ports import (
     AccountBalance,
     Conflict,
+    LEASE_ID_PREFIX,
+    HoldMismatch,
     HoldRefusal,
     HoldResult,
     IdempotencyConflict,
@@ -71,6 +74,7 @@ from gridgate.storage.ports import (
     SettleResult,
     StorageError,
     Store,
+    StoreUnavailable,
     VerifyReport,
 )
 from gridgate.storage.records import (
@@ -132,13 +136,47 @@ def _now_us() -> int:
 
 @contextlib.contextmanager
 def _translate() -> Iterator[None]:
-    """The storage boundary: driver and SQLAlchemy errors become ``StorageError``."""
+    """The storage boundary: driver and SQLAlchemy errors become ``StorageError`` — and
+    ``StoreUnavailable`` when the database could not be reached (``_unreachable``)."""
     try:
         yield
-    except (SQLAlchemyError, sqlite3.Error, OSError) as exc:
+    except (SQLAlchemyError, sqlite3.Error, OSError, TimeoutError) as exc:
         orig = getattr(exc, "orig", None)
         detail = f"{type(orig).__name__}: {orig}" if orig is not None else f"{exc}"
-        raise StorageError(f"database error: {detail}") from exc
+        error = StoreUnavailable if _unreachable(exc) else StorageError
+        raise error(f"database error: {detail}") from exc
+
+
+# SQLSTATE classes of a server that is gone or going: connection exceptions (08), operator
+# intervention (57: shutting down, crashed, not yet accepting), insufficient resources (53)
+_UNREACHABLE_SQLSTATES = ("08", "57", "53")
+# SQLite's words for a file it cannot use right now (another process's lock, the disk)
+_SQLITE_UNAVAILABLE = ("locked", "busy", "unable to open", "disk i/o", "readonly database")
+
+
+def _unreachable(exc: BaseException) -> bool:
+    """Whether ``exc`` says the database cannot be reached right now, rather than that the
+    statement itself was wrong: the former is a 503 to retry, the latter a bug (500)."""
+    if isinstance(exc, OSError | TimeoutError | sa_exc.TimeoutError | sa_exc.DisconnectionError):
+        return True
+    if isinstance(exc, sa_exc.DBAPIError) and exc.connection_invalidated:
+        return True
+    orig = getattr(exc, "orig", None) or exc
+    cause = orig.__cause__ if orig.__cause__ is not None else orig
+    if isinstance(cause, OSError | TimeoutError):
+        return True
+    sqlstate = getattr(cause, "sqlstate", None) or getattr(orig, "sqlstate", None)
+    if isinstance(sqlstate, str):
+        return sqlstate.startswith(_UNREACHABLE_SQLSTATES)
+    if isinstance(orig, sqlite3.OperationalError):
+        text = str(orig).lower()
+        return any(word in text for word in _SQLITE_UNAVAILABLE)
+    # asyncpg's own connection-level errors (a closed connection, a lost one)
+    return isinstance(exc, sa_exc.InterfaceError) or type(cause).__name__ in (
+        "ConnectionDoesNotExistError",
+        "ConnectionFailureError",
+        "InterfaceError",
+    )
 
 
 class _Replay(Exception):
@@ -427,6 +465,45 @@ _SQLITE_UPSERT_USAGE = (
     "ON CONFLICT (request_id) DO UPDATE SET "
     + ", ".join(f"{f} = excluded.{f}" for f in _USAGE_FIELDS if f != "request_id")
 )
+
+
+def _closed_holds_against_usage(conn: Connection) -> tuple[int, tuple[HoldMismatch, ...]]:
+    """Every closed lease (settled, expired or released) beside what its usage records cost:
+    each request a lease served charged it exactly its record's cost, so the two agree (capped
+    at the hold, as settling and expiring charge) — or a record was lost or never charged."""
+    recorded = (
+        select(usage_records.c.hold_id, func.sum(usage_records.c.cost).label("cost"))
+        .where(usage_records.c.hold_id.is_not(None))
+        .group_by(usage_records.c.hold_id)
+        .subquery()
+    )
+    stmt = (
+        select(
+            holds.c.id,
+            holds.c.account_id,
+            holds.c.amount,
+            func.coalesce(holds.c.charged, 0).label("charged"),
+            func.coalesce(recorded.c.cost, 0).label("recorded"),
+        )
+        .select_from(holds.outerjoin(recorded, recorded.c.hold_id == holds.c.id))
+        .where(holds.c.status != "held", holds.c.id.startswith(LEASE_ID_PREFIX, autoescape=True))
+        .order_by(holds.c.id)
+    )
+    checked = 0
+    unmatched: list[HoldMismatch] = []
+    for row in conn.execute(stmt):
+        checked += 1
+        capped = min(int(row.recorded), int(row.amount))
+        if int(row.charged) != capped:
+            unmatched.append(
+                HoldMismatch(
+                    hold_id=str(row.id),
+                    account_id=str(row.account_id),
+                    charged=int(row.charged),
+                    recorded=capped,
+                )
+            )
+    return checked, tuple(unmatched)
 
 
 def _usage(row: Row[Any]) -> UsageRecord:
@@ -1072,10 +1149,13 @@ class SqlStore:
         rows = await self._read(
             lambda conn: [(str(r.id), int(r.balance), int(r.total)) for r in conn.execute(stmt)]
         )
+        checked, unmatched = await self._read(_closed_holds_against_usage)
         return VerifyReport(
             accounts_checked=len(rows),
             mismatches=tuple((a, b, s) for a, b, s in rows if b != s),
             negative=tuple(a for a, b, _ in rows if b < 0),
+            holds_checked=checked,
+            holds=unmatched,
         )
 
     # -- usage ------------------------------------------------------------------------------
