@@ -36,6 +36,7 @@ from gridgate.core.limit_rules import LimitRules
 from gridgate.core.login_throttle import LOGIN_WINDOW_MS, LoginThrottle
 from gridgate.core.memory_limiter import MemoryLimiter
 from gridgate.core.offer_health import HealthPolicy, OfferHealth
+from gridgate.core.outage import Outage
 from gridgate.core.people import People
 from gridgate.core.preferences import no_figures
 from gridgate.core.rate_guard import RateGuard
@@ -53,6 +54,7 @@ from gridgate.settings import Settings
 from gridgate.storage.ports import Store
 from gridgate.storage.redis_limiter import RedisLimiter
 from gridgate.storage.sql import SqlStore
+from gridgate.storage.usage_spool import FileSpool
 
 log = logging.getLogger("gridgate")
 
@@ -165,10 +167,18 @@ def _lifespan(
                 limit=settings.upstream.pool_size, limit_per_host=0, ttl_dns_cache=300
             )
             http = aiohttp.ClientSession(connector=connector)
-            billing = Billing(store, clock, settings.billing)
+            outage = Outage(clock)
+            billing = Billing(store, clock, settings.billing, outage)
             # several workers: each writes its metrics where a scrape of any one sums them all
             meters = Metrics(multiprocess=settings.server.workers > 1)
-            usage = UsageWriter(store, observe=meters.observe_usage)
+            usage = UsageWriter(
+                store,
+                spool=FileSpool(settings.usage_spool_dir),
+                outage=outage,
+                memory_records=settings.billing.usage_memory_records,
+                shutdown_seconds=settings.billing.usage_shutdown_seconds,
+                observe=meters.observe_usage,
+            )
             rules = LimitRules(settings.limits)
             rules.replace(await store.list_limits())
             limiter = _limiter(settings)
@@ -221,6 +231,7 @@ def _lifespan(
                 forget_keys=auth.forget,
                 reload_limits=reload_limits,
                 reload_catalog=reload_catalog,
+                outage=outage,
             )
             people = People(store, clock)
             services = build_services(
@@ -253,11 +264,17 @@ def _lifespan(
                 openapi=load_document(),
                 metrics=meters,
                 limiter=limiter,
+                outage=outage,
             )
             usage.start()
             sweeper = asyncio.create_task(
                 _upkeep(
-                    billing, store, clock, settings, gauges=partial(refresh_gauges, app[STATE])
+                    billing,
+                    store,
+                    clock,
+                    settings,
+                    outage,
+                    gauges=partial(refresh_gauges, app[STATE]),
                 ),
                 name="gridgate-upkeep",
             )
@@ -265,7 +282,7 @@ def _lifespan(
             followers.append(asyncio.create_task(_renew_slots(guard), name="gridgate-limit-slots"))
             if health is not None and settings.health.share_seconds > 0:
                 sharer = asyncio.create_task(
-                    _share(store, health, catalog, clock, settings.health.share_seconds),
+                    _share(store, health, catalog, clock, settings.health.share_seconds, outage),
                     name="gridgate-health-sharing",
                 )
             yield
@@ -313,7 +330,12 @@ async def _renew_slots(guard: RateGuard) -> None:
 
 
 async def _share(
-    store: Store, health: OfferHealth, catalog: CatalogRef, clock: Clock, seconds: float
+    store: Store,
+    health: OfferHealth,
+    catalog: CatalogRef,
+    clock: Clock,
+    seconds: float,
+    outage: Outage,
 ) -> None:
     """Offer health across processes (``core/health_sharing.py``), every ``seconds``."""
     while True:
@@ -322,8 +344,9 @@ async def _share(
             ejected = await share_round(store, health, catalog.get(), clock)
             if ejected:
                 log.info("ejected %d offers on what every process measured", ejected)
-        except Exception:
-            log.exception("offer health sharing failed")
+        except Exception as exc:
+            if not outage.noted(exc, "offer health sharing"):
+                log.exception("offer health sharing failed")
 
 
 async def _upkeep(
@@ -331,23 +354,29 @@ async def _upkeep(
     store: Store,
     clock: Clock,
     settings: Settings,
+    outage: Outage,
     *,
     gauges: Callable[[], None] | None = None,
 ) -> None:
     """Keep leases fresh (renew, close idle ones) and release the holds of crashed processes;
-    refresh the metrics ``gauges`` every tick."""
+    refresh the metrics ``gauges`` every tick. While the database is down, see each tick
+    whether it is back (requests refused meanwhile would not tell)."""
     tick = settings.billing.lease_tick_seconds
     sweep_every = max(1, round(settings.billing.sweep_interval_seconds / tick))
     rounds = 0
     while True:
         try:
+            if outage.down:
+                await store.ping()
+                outage.recovered()
             await billing.leases.tick()
             if rounds % sweep_every == 0:
                 expired = await store.expire_holds(clock.now_us())
                 if expired:
                     log.info("closed %d expired holds", len(expired))
-        except Exception:
-            log.exception("lease upkeep failed")
+        except Exception as exc:
+            if not outage.noted(exc, "lease upkeep"):
+                log.exception("lease upkeep failed")
         if gauges is not None:
             gauges()
         rounds += 1

@@ -20,6 +20,7 @@ adapter, storage); nothing outside ``gridgate`` leaks to a client, and no messag
     ├── RateLimited                       429 (carries Retry-After)
     ├── NoQualifyingOffer                 422 the request needs what no offer of the instrument has
     ├── NoCapacity                        503 the instrument has no offer able to serve right now
+    ├── ServiceUnavailable                503 the database is unreachable for now (carries Retry-After)
     └── UpstreamError                     an upstream answered badly (translated in providers/)
         ├── UpstreamRejected              4xx the caller's fault: surfaced with the upstream's message
         └── SupplierFailed                502 the supplier's fault (fail over to the next offer)
@@ -155,6 +156,13 @@ class NoCapacity(GridgateError):
     openai_type = "service_unavailable"
     anthropic_type = "overloaded_error"
     default_code = "no_capacity"
+
+
+class ServiceUnavailable(GridgateError):
+    status = 503
+    openai_type = "service_unavailable"
+    anthropic_type = "overloaded_error"
+    default_code = "temporarily_unavailable"
 
 
 class UpstreamError(GridgateError):

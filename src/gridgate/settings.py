@@ -66,6 +66,13 @@ class BillingSettings(_Strict, frozen=True, kw_only=True, forbid_unknown_fields=
     # tokens is clamped to what it affords; below this many output tokens the answer is 402
     min_output_tokens: int = 256
     sweep_interval_seconds: float = 30.0
+    # while the database refuses usage records, this many wait in memory; past it they are
+    # spilled to the spool on local disk (usage_spool_dir, default <data_dir>/spool) and written
+    # from there once it is back, as are what a process left there when it stopped
+    usage_memory_records: int = 50_000
+    usage_spool_dir: str = ""
+    # at shutdown, how long to keep trying the database before spilling what is left to disk
+    usage_shutdown_seconds: float = 10.0
 
     @property
     def lease_nanos(self) -> int:
@@ -236,6 +243,10 @@ class Settings(_Strict, frozen=True, kw_only=True, forbid_unknown_fields=True):
             return self.database.url
         return f"sqlite:///{Path(self.data_dir) / 'gridgate.db'}"
 
+    @property
+    def usage_spool_dir(self) -> Path:
+        return Path(self.billing.usage_spool_dir or Path(self.data_dir) / "spool")
+
 
 _PATH_RE = re.compile(r"at `\$(?P<path>[^`]*)`")
 _UNKNOWN_RE = re.compile(r"unknown field `(?P<field>[^`]+)`")
@@ -290,6 +301,10 @@ def _check(settings: Settings, source: str) -> None:
         fail("billing.hold_ttl_seconds", "must be at least 10 (leases renew at half of it)")
     if settings.billing.min_output_tokens < 1:
         fail("billing.min_output_tokens", "must be at least 1")
+    if settings.billing.usage_memory_records < 1:
+        fail("billing.usage_memory_records", "must be at least 1")
+    if settings.billing.usage_shutdown_seconds < 0:
+        fail("billing.usage_shutdown_seconds", "must be 0 or more")
     if settings.upstream.max_attempts < 1:
         fail("upstream.max_attempts", "must be at least 1")
     try:  # the policy validates its own knobs; a bad one names its config path

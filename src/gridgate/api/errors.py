@@ -6,7 +6,8 @@ the reference exchange's envelope together with OpenAI's. The status is the same
 surfaces (the reference exchange's Messages surface mirrors its chat-completions statuses).
 Our own errors render themselves; aiohttp's HTTP exceptions (unknown path, wrong method, body too
 large) are translated into the same envelope; anything unexpected is logged with the request id
-and answered with a generic 500 that reveals nothing.
+and answered with a generic 500 that reveals nothing — except the database being unreachable,
+which is a 503 with ``Retry-After`` (the same for every request while it lasts, logged once).
 
 Request ids: every request gets gridgate's own unique id (``REQUEST_ID``, the key of its usage
 record). A client's ``X-Request-Id`` of 1–128 chars of ``[A-Za-z0-9._:@/+=-]`` is honoured
@@ -28,15 +29,18 @@ import msgspec
 from aiohttp import web
 
 from gridgate.api.state import STATE
+from gridgate.core.outage import RETRY_AFTER_SECONDS
 from gridgate.errors import (
     BadRequest,
     GridgateError,
     MethodNotAllowed,
     NotFound,
     PayloadTooLarge,
+    ServiceUnavailable,
     http_status,
 )
 from gridgate.logs import CURRENT_REQUEST, RequestContext, route_of, valid_request_id
+from gridgate.storage.ports import StoreUnavailable
 
 log = logging.getLogger("gridgate.api")
 
@@ -120,6 +124,18 @@ def _translate(exc: web.HTTPException, request: web.Request) -> GridgateError:
     return GridgateError(exc.reason or "error")
 
 
+def _unavailable(exc: StoreUnavailable, request: web.Request) -> ServiceUnavailable:
+    """The database is unreachable: 503 to retry shortly, noted once per outage (no traceback
+    per request; ``core/outage.py`` logs its start and end)."""
+    state = request.app.get(STATE)
+    if state is not None:
+        state.outage.refused(exc)
+    return ServiceUnavailable(
+        "the service is temporarily unavailable; retry shortly",
+        headers={"Retry-After": str(RETRY_AFTER_SECONDS)},
+    )
+
+
 @web.middleware
 async def error_middleware(request: web.Request, handler: Handler) -> web.StreamResponse:
     started = time.perf_counter()
@@ -164,6 +180,8 @@ async def _answer(request: web.Request, handler: Handler) -> web.StreamResponse:
         response = error_response(_translate(exc, request), request)
         response.set_status(exc.status)
         return response
+    except StoreUnavailable as exc:
+        return error_response(_unavailable(exc, request), request)
     except Exception:
         log.exception("unhandled error", extra={"request_id": visible_request_id(request)})
         return error_response(GridgateError("internal error; it has been logged"), request)

@@ -12,6 +12,7 @@ from gridgate.core.catalog import Catalog
 from gridgate.core.clock import Clock
 from gridgate.core.exchange import Exchange
 from gridgate.core.keys import Authenticator
+from gridgate.core.outage import Outage
 from gridgate.core.rate_limits import RateLimiter
 from gridgate.core.sign_in import SignIn
 from gridgate.core.usage_writer import UsageWriter
@@ -46,6 +47,7 @@ class AppState:
     sign_in: SignIn  # throttled by a login limiter of its own
     services: Services  # what the management API, the dashboard and the CLI call
     openapi: bytes  # GET /api/v1/openapi.json
+    outage: Outage  # the database's reachability as this process sees it
     background: list[object] = field(default_factory=list)
     metrics: Metrics = field(default_factory=Metrics)
     limiter: RateLimiter | None = None  # None: no rate-limit backend configured

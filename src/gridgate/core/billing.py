@@ -16,6 +16,7 @@ from dataclasses import dataclass
 
 from gridgate.core.clock import Clock
 from gridgate.core.leases import LeaseBook, Reservation
+from gridgate.core.outage import Outage
 from gridgate.errors import InsufficientBalance, Unauthorized
 from gridgate.money import Price, format_usd
 from gridgate.settings import BillingSettings
@@ -37,9 +38,11 @@ class Quote:
 
 
 class Billing:
-    def __init__(self, store: Store, clock: Clock, settings: BillingSettings) -> None:
+    def __init__(
+        self, store: Store, clock: Clock, settings: BillingSettings, outage: Outage | None = None
+    ) -> None:
         self._settings = settings
-        self.leases = LeaseBook(store, clock, settings)
+        self.leases = LeaseBook(store, clock, settings, outage)
 
     async def reserve(
         self, *, account_id: str, key_id: str, quote: Quote, requested: int | None

@@ -18,6 +18,7 @@ import logging
 from collections.abc import Awaitable, Callable
 
 from gridgate.core.clock import Clock
+from gridgate.core.outage import Outage
 from gridgate.storage.ports import Store
 
 log = logging.getLogger("gridgate.changes")
@@ -38,6 +39,7 @@ class ChangeFeed:
         forget_keys: Callable[[list[str]], None],
         reload_limits: Callable[[], Awaitable[None]],
         reload_catalog: Callable[[], Awaitable[None]],
+        outage: Outage | None = None,
     ) -> None:
         self._store = store
         self._clock = clock
@@ -49,12 +51,20 @@ class ChangeFeed:
         self._seen: dict[int, int] = {}  # change id → created_us, for the lookback window
         self._next_refresh = clock.monotonic() + refresh_seconds
         self._next_prune = clock.monotonic()
+        self._outage = outage
+        self._last_read_us: int | None = None  # when the last successful poll read the feed
 
     async def poll(self) -> None:
         """Act on the changes not yet seen (and on the refresh, when due)."""
         now_us = self._clock.now_us()
-        horizon = now_us - int(LOOKBACK_SECONDS * 1_000_000)
-        fresh = [c for c in await self._store.changes_since(horizon) if c.id not in self._seen]
+        lookback = int(LOOKBACK_SECONDS * 1_000_000)
+        horizon = now_us - lookback
+        # after polls that failed (the database was down), from the last one that read the feed
+        since = (
+            horizon if self._last_read_us is None else min(horizon, self._last_read_us - lookback)
+        )
+        fresh = [c for c in await self._store.changes_since(since) if c.id not in self._seen]
+        self._last_read_us = now_us
         for change in fresh:
             self._seen[change.id] = change.created_us
         self._seen = {i: t for i, t in self._seen.items() if t >= horizon}
@@ -78,6 +88,7 @@ class ChangeFeed:
         while True:
             try:
                 await self.poll()
-            except Exception:
-                log.exception("reading the change feed failed")
+            except Exception as exc:
+                if self._outage is None or not self._outage.noted(exc, "the change feed"):
+                    log.exception("reading the change feed failed")
             await asyncio.sleep(self._poll)

@@ -1,23 +1,40 @@
 """The usage writer: usage records and key last-used times, written in batches off the hot path.
 
-One tracked background task per process drains a queue and writes a batch whenever it has
-``batch_size`` records or ``flush_seconds`` have passed since the first unwritten one. ``close``
-drains everything still queued, so a graceful shutdown loses nothing. A failed write is retried
-with backoff (records are idempotent by request id); records are dropped only if the store keeps
-failing past shutdown, and then they are logged by request id.
+One tracked background task per process writes what requests submit, a batch at a time: after
+the first record of a batch arrives it waits ``flush_seconds`` for more (or until it has
+``batch_size``). A served request always ends with its record in the database, whatever the
+database does meanwhile:
+
+- a failed write is retried, with backoff, for as long as the process lives; records wait in
+  memory, in the order they were made (a stream's checkpoints, then its final record: the last
+  written wins);
+- past ``memory_records`` waiting, they are **spilled** to the spool on local disk
+  (``storage/usage_spool.py``), fsynced, and written from there, oldest first, once the database
+  is back — before anything newer;
+- ``close`` (at shutdown) keeps trying for ``shutdown_seconds``, then spills what is left; the
+  spool file outlives the process, and the next process of the same data directory (or a sibling
+  worker, within ``orphan_check_seconds``) writes it.
+
+Records are idempotent by request id, so writing one twice (a process that died while writing
+its spool) changes nothing.
 """
 
 from __future__ import annotations
 
 import asyncio
 import contextlib
+import itertools
 import logging
-from collections.abc import Callable
+from collections import deque
+from collections.abc import Callable, Sequence
 
-from gridgate.storage.ports import StorageError, Store
+from gridgate.core.outage import Outage
+from gridgate.storage.ports import StorageError, Store, StoreUnavailable, UsageSpool
 from gridgate.storage.records import UsageRecord
 
 log = logging.getLogger("gridgate.usage")
+
+FIRST_RETRY_SECONDS = 0.05
 
 
 class UsageWriter:
@@ -25,24 +42,47 @@ class UsageWriter:
         self,
         store: Store,
         *,
+        spool: UsageSpool | None = None,
+        outage: Outage | None = None,
         batch_size: int = 500,
         flush_seconds: float = 0.05,
-        max_retries: int = 5,
+        memory_records: int = 50_000,
+        retry_max_seconds: float = 1.0,
+        shutdown_seconds: float = 10.0,
+        orphan_check_seconds: float = 10.0,
         observe: Callable[[UsageRecord], None] | None = None,
     ) -> None:
-        """``observe`` sees every record as it is queued (the metrics hook)."""
+        """``observe`` sees every record as it is submitted (the metrics hook). Without a
+        ``spool``, records that cannot be written wait in memory however many they are."""
         self._store = store
+        self._spool = spool
+        self._outage = outage
         self._observe = observe
         self._batch_size = batch_size
         self._flush_seconds = flush_seconds
-        self._max_retries = max_retries
-        self._queue: asyncio.Queue[UsageRecord | None] = asyncio.Queue()
+        self._memory_records = memory_records
+        self._retry_max = retry_max_seconds
+        self._shutdown_seconds = shutdown_seconds
+        self._orphan_seconds = orphan_check_seconds
+        self._pending: deque[UsageRecord] = deque()
+        self._wake = asyncio.Event()
         self._task: asyncio.Task[None] | None = None
+        self._stopping = False
+        self._give_up_at = 0.0
         self._written = 0
+        self._spooled = 0  # spilled by this process and not yet written
+        self._failing_since: float | None = None
+        self._orphan: tuple[str, int] | None = None  # a claimed orphan file and where we are in it
 
     @property
     def pending(self) -> int:
-        return self._queue.qsize()
+        """Records waiting in memory."""
+        return len(self._pending)
+
+    @property
+    def spooled(self) -> int:
+        """Records this process spilled to disk and has not written yet."""
+        return self._spooled
 
     @property
     def written(self) -> int:
@@ -53,7 +93,9 @@ class UsageWriter:
             self._task = asyncio.create_task(self._run(), name="gridgate-usage-writer")
 
     def submit(self, record: UsageRecord) -> None:
-        self._queue.put_nowait(record)
+        self._pending.append(record)
+        if not self._wake.is_set():
+            self._wake.set()
         if self._observe is not None:
             try:
                 self._observe(record)
@@ -61,68 +103,185 @@ class UsageWriter:
                 log.exception("observing a usage record failed")
 
     async def close(self) -> None:
-        """Write everything queued, then stop."""
+        """Write everything submitted (for at most ``shutdown_seconds`` while the database
+        refuses, then spill the rest to disk), then stop."""
         if self._task is None:
             return
-        self._queue.put_nowait(None)
-        await self._task
-        self._task = None
+        self._stopping = True
+        self._give_up_at = asyncio.get_running_loop().time() + self._shutdown_seconds
+        self._wake.set()
+        try:
+            await self._task
+        finally:
+            self._task = None
+            if self._spool is not None:
+                await asyncio.to_thread(self._spool.close)
 
+    # -- the task ---------------------------------------------------------------------------
     async def _run(self) -> None:
-        stopping = False
-        while not stopping:
-            first = await self._queue.get()
-            if first is None:
-                break
-            batch = [first]
-            loop = asyncio.get_running_loop()
-            deadline = loop.time() + self._flush_seconds
-            while len(batch) < self._batch_size:
+        loop = asyncio.get_running_loop()
+        delay = FIRST_RETRY_SECONDS
+        orphans_due = loop.time()  # look for a dead process's spool at once
+        while True:
+            if self._pending or self._holding():
+                if self._gathering():
+                    await asyncio.sleep(self._flush_seconds)  # let the batch fill
                 try:
-                    item = self._queue.get_nowait()
-                except asyncio.QueueEmpty:
-                    remaining = deadline - loop.time()
-                    if remaining <= 0:
-                        break
-                    try:
-                        item = await asyncio.wait_for(self._queue.get(), remaining)
-                    except TimeoutError:
-                        break
-                if item is None:
-                    stopping = True
-                    break
-                batch.append(item)
-            await self._write(batch)
-        # drain whatever arrived after the stop marker
-        rest: list[UsageRecord] = []
-        with contextlib.suppress(asyncio.QueueEmpty):
-            while True:
-                item = self._queue.get_nowait()
-                if item is not None:
-                    rest.append(item)
-        if rest:
-            await self._write(rest)
+                    await self._write_backlog()
+                except StorageError as exc:
+                    self._failed(exc)
+                    if self._stopping and loop.time() >= self._give_up_at:
+                        await self._spill(give_up=True)
+                        return
+                    await self._keep_within_memory()
+                    await self._pause(delay)
+                    delay = min(delay * 2, self._retry_max)
+                else:
+                    delay = FIRST_RETRY_SECONDS
+                    self._recovered()
+                continue
+            if self._stopping:
+                return
+            if self._spool is not None and (self._orphan is not None or loop.time() >= orphans_due):
+                orphans_due = loop.time() + self._orphan_seconds
+                try:
+                    if await self._write_orphan_chunk():
+                        continue  # more of it: but what requests submit goes first
+                except StorageError as exc:
+                    self._failed(exc)
+            self._wake.clear()
+            if self._spool is None:
+                await self._wake.wait()
+                continue
+            with contextlib.suppress(TimeoutError):
+                await asyncio.wait_for(self._wake.wait(), max(orphans_due - loop.time(), 0.01))
 
-    async def _write(self, batch: list[UsageRecord]) -> None:
+    def _holding(self) -> bool:
+        return self._spool is not None and self._spool.holding
+
+    def _gathering(self) -> bool:
+        """Whether to wait ``flush_seconds`` for a fuller batch before writing: not when one is
+        full, not while retrying (the backoff waited), not when stopping."""
+        return (
+            len(self._pending) < self._batch_size
+            and self._failing_since is None
+            and not self._stopping
+            and not self._holding()
+        )
+
+    async def _write_backlog(self) -> None:
+        """This process's spilled records (the oldest), then those in memory, a batch at a
+        time; raises ``StorageError`` at the first batch the database refuses."""
+        spool = self._spool
+        while spool is not None and spool.holding:
+            chunk = await asyncio.to_thread(spool.read_own, self._batch_size)
+            if chunk is None:
+                break
+            await self._insert(chunk.records)
+            await asyncio.to_thread(spool.written, chunk)
+            self._spooled = max(self._spooled - len(chunk.records), 0)
+        while self._pending:
+            batch = list(itertools.islice(self._pending, self._batch_size))
+            await self._insert(batch)
+            for _ in batch:  # submissions made meanwhile were appended on the right
+                self._pending.popleft()
+
+    async def _insert(self, records: Sequence[UsageRecord]) -> None:
+        if not records:
+            return
         last_used: dict[str, int] = {}
-        for record in batch:
+        for record in records:
             if record.created_us > last_used.get(record.key_id, 0):
                 last_used[record.key_id] = record.created_us
-        delay = 0.05
-        for attempt in range(self._max_retries + 1):
-            try:
-                await self._store.insert_usage(batch)
-                await self._store.touch_keys(last_used)
-            except StorageError:
-                if attempt == self._max_retries:
-                    log.error(
-                        "usage records lost after retries: %s",
-                        ",".join(r.request_id for r in batch),
-                    )
-                    return
-                log.warning("usage write failed; retrying", exc_info=True)
-                await asyncio.sleep(delay)
-                delay = min(delay * 2, 2.0)
-            else:
-                self._written += len(batch)
-                return
+        await self._store.insert_usage(records)
+        self._written += len(records)
+        with contextlib.suppress(StorageError):  # a last-used time may lag; a record may not
+            await self._store.touch_keys(last_used)
+
+    async def _write_orphan_chunk(self) -> bool:
+        """One batch of a spool file a stopped process left; True while that file has more."""
+        spool = self._spool
+        assert spool is not None
+        if self._orphan is None:
+            path = await asyncio.to_thread(spool.claim_orphan)
+            if path is None:
+                return False
+            self._orphan = (path, 0)
+        path, offset = self._orphan
+        chunk = await asyncio.to_thread(spool.read_orphan, path, offset, self._batch_size)
+        await self._insert(chunk.records)
+        await asyncio.to_thread(spool.written, chunk)
+        if chunk.last:
+            self._orphan = None
+            log.info("wrote the usage records a stopped process left in %s", path)
+            return False
+        self._orphan = (path, chunk.end)
+        return True
+
+    async def _keep_within_memory(self) -> None:
+        if self._spool is not None and len(self._pending) > self._memory_records:
+            await self._spill(give_up=False)
+
+    async def _spill(self, *, give_up: bool) -> None:
+        """Move every record in memory to the spool (durably), oldest first."""
+        if self._spool is None or not self._pending:
+            if give_up and self._pending:
+                log.error(
+                    "%d usage records could not be written and there is no spool: lost: %s",
+                    len(self._pending),
+                    ",".join(r.request_id for r in self._pending),
+                )
+            return
+        batch = list(self._pending)
+        try:
+            await asyncio.to_thread(self._spool.spill, batch)
+        except OSError:
+            log.exception(
+                "spilling %d usage records to disk failed; they stay in memory", len(batch)
+            )
+            return
+        for _ in batch:
+            self._pending.popleft()
+        self._spooled += len(batch)
+        if give_up:
+            log.warning(
+                "stopping with the database unreachable: %d usage records kept on disk for the "
+                "next process to write",
+                self._spooled,
+            )
+
+    async def _pause(self, seconds: float) -> None:
+        """Wait before the next try: ``seconds``, or until ``close`` when that comes first."""
+        loop = asyncio.get_running_loop()
+        if self._stopping:
+            await asyncio.sleep(min(seconds, max(self._give_up_at - loop.time(), 0.0)))
+            return
+        self._wake.clear()
+        with contextlib.suppress(TimeoutError):
+            await asyncio.wait_for(self._until_stopping(), seconds)
+
+    async def _until_stopping(self) -> None:
+        while not self._stopping:
+            await self._wake.wait()
+            self._wake.clear()
+
+    def _failed(self, exc: StorageError) -> None:
+        loop = asyncio.get_running_loop()
+        if self._failing_since is None:
+            self._failing_since = loop.time()
+            if not (self._outage is not None and isinstance(exc, StoreUnavailable)):
+                log.warning("writing usage records failed; retrying until it works: %s", exc)
+        if self._outage is not None and isinstance(exc, StoreUnavailable):
+            self._outage.failed(exc, "the usage writer")
+
+    def _recovered(self) -> None:
+        if self._outage is not None:
+            self._outage.recovered()
+        since = self._failing_since
+        if since is None:
+            return
+        self._failing_since = None
+        log.info(
+            "usage records written again after %.1f s of failures",
+            asyncio.get_running_loop().time() - since,
+        )
