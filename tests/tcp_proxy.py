@@ -49,9 +49,7 @@ class CuttableProxy:
             return
         self._writers |= {client_w, upstream_w}
         try:
-            await asyncio.gather(
-                self._pipe(client_r, upstream_w), self._pipe(upstream_r, client_w)
-            )
+            await asyncio.gather(self._pipe(client_r, upstream_w), self._pipe(upstream_r, client_w))
         finally:
             for writer in (client_w, upstream_w):
                 self._writers.discard(writer)

@@ -14,7 +14,7 @@ from __future__ import annotations
 import asyncio
 import json
 import time
-from collections.abc import Iterator
+from collections.abc import Callable, Iterator
 from pathlib import Path
 from typing import Any
 
@@ -98,6 +98,10 @@ async def _load(
     await asyncio.gather(*(client(i) for i in range(CLIENTS)))
 
 
+def _more_than(outcomes: list[Outcome], count: int) -> Callable[[], bool]:
+    return lambda: len(outcomes) > count
+
+
 def _readyz(gw: GatewayProcess) -> int:
     return httpx.get(gw.base_url.removesuffix("/v1") + "/readyz", timeout=5).status_code
 
@@ -147,7 +151,7 @@ def test_an_outage_under_load_loses_no_usage_record_and_answers_503_not_500(
             assert int(probe.headers["retry-after"]) > 0
             assert probe.json()["error"]["type"] == "service_unavailable"
             while time.monotonic() - cut_at < outage_seconds:  # the outage, under load
-                wait_until(lambda n=len(outcomes): len(outcomes) > n, timeout=10)
+                wait_until(_more_than(outcomes, len(outcomes)), timeout=10)
             during = outcomes[served_before:]
             bg.run(proxy.restore())
             wait_until(lambda: _readyz(gw) == 200, timeout=15)

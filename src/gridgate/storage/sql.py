@@ -63,9 +63,9 @@ from sqlalchemy.exc import SQLAlchemyError
 
 from gridgate.storage import migrations, sql_catalog
 from gridgate.storage.ports import (
+    LEASE_ID_PREFIX,
     AccountBalance,
     Conflict,
-    LEASE_ID_PREFIX,
     HoldMismatch,
     HoldRefusal,
     HoldResult,
