@@ -73,6 +73,8 @@ def test_every_family_is_exposed_with_its_type() -> None:
         "gridgate_holds_outstanding": "gauge",
         "gridgate_usage_queue_depth": "gauge",
         "gridgate_leases_open": "gauge",
+        "gridgate_usage_spooled_records": "gauge",
+        "gridgate_database_unreachable": "gauge",
     }
 
 

@@ -151,6 +151,13 @@ class Metrics:
             "gridgate_usage_queue_depth", "Usage records queued for the background writer."
         )
         self._leases = gauge("gridgate_leases_open", "Balance leases open in the process.")
+        self._spooled = gauge(
+            "gridgate_usage_spooled_records",
+            "Usage records kept on local disk while the database refuses them.",
+        )
+        self._database_down = gauge(
+            "gridgate_database_unreachable", "1 while a process finds the database unreachable."
+        )
         # label children, looked up once per label tuple (``labels()`` costs ~1 µs each)
         self._http_children: dict[tuple[str, str, int], tuple[Counter, Histogram]] = {}
         self._usage_children: dict[tuple[str, str | None, int, str], _UsageChildren] = {}
@@ -239,10 +246,14 @@ class Metrics:
     def limiter_error(self) -> None:
         self._limiter_errors.inc()
 
-    def set_gauges(self, holds: int, queue: int, leases: int) -> None:
+    def set_gauges(
+        self, holds: int, queue: int, leases: int, spooled: int = 0, database_down: bool = False
+    ) -> None:
         self._holds.set(holds)
         self._queue.set(queue)
         self._leases.set(leases)
+        self._spooled.set(spooled)
+        self._database_down.set(1 if database_down else 0)
 
     # -- exposition ----------------------------------------------------------------------------
     def render(self) -> tuple[bytes, str]:

@@ -63,7 +63,11 @@ def refresh_gauges(state: AppState) -> None:
     leases = state.billing.leases
     state.metrics.flush()
     state.metrics.set_gauges(
-        holds=leases.inflight, queue=state.usage.pending, leases=leases.open_count
+        holds=leases.inflight,
+        queue=state.usage.pending,
+        leases=leases.open_count,
+        spooled=state.usage.spooled,
+        database_down=state.outage.down,
     )
 
 

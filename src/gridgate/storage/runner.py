@@ -54,6 +54,7 @@ TxFunction = Callable[[Connection], T]
 _WRITE = "gridgate_write"
 SQLITE_BUSY_TIMEOUT_MS = 10_000
 PG_POOL_SIZE, PG_MAX_OVERFLOW = 10, 5
+PG_CONNECT_TIMEOUT_SECONDS = 5.0
 SQLITE_POOL_SIZE, SQLITE_MAX_OVERFLOW = 4, 0
 SQLITE_READER_BUSY_TIMEOUT_MS = 20
 
@@ -119,7 +120,12 @@ class PostgresRunner:
             pool_size=pool_size,
             max_overflow=max_overflow,
             pool_recycle=3600,
-            connect_args={"server_settings": {"application_name": "gridgate"}},
+            # a database that does not answer (a host gone, packets dropped) fails a new
+            # connection in seconds, so callers get a 503 to retry rather than a minute's wait
+            connect_args={
+                "server_settings": {"application_name": "gridgate"},
+                "timeout": PG_CONNECT_TIMEOUT_SECONDS,
+            },
         )
 
     async def prepare(self) -> None:
