@@ -73,6 +73,7 @@ class UsageWriter:
         self._spooled = 0  # spilled by this process and not yet written
         self._failing_since: float | None = None
         self._orphan: tuple[str, int] | None = None  # a claimed orphan file and where we are in it
+        self._orphans_due = 0.0  # when to look for one next
 
     @property
     def pending(self) -> int:
@@ -121,7 +122,7 @@ class UsageWriter:
     async def _run(self) -> None:
         loop = asyncio.get_running_loop()
         delay = FIRST_RETRY_SECONDS
-        orphans_due = loop.time()  # look for a dead process's spool at once
+        self._orphans_due = loop.time()  # look for a stopped process's spool at once
         while True:
             if self._pending or self._holding():
                 if self._gathering():
@@ -139,22 +140,37 @@ class UsageWriter:
                 else:
                     delay = FIRST_RETRY_SECONDS
                     self._recovered()
+                    await self._orphans_if_due()  # between batches: steady load never starves it
                 continue
             if self._stopping:
                 return
-            if self._spool is not None and (self._orphan is not None or loop.time() >= orphans_due):
-                orphans_due = loop.time() + self._orphan_seconds
-                try:
-                    if await self._write_orphan_chunk():
-                        continue  # more of it: but what requests submit goes first
-                except StorageError as exc:
-                    self._failed(exc)
+            if await self._orphans_if_due():
+                continue  # more of that file: but what requests submit goes first
             self._wake.clear()
             if self._spool is None:
                 await self._wake.wait()
                 continue
             with contextlib.suppress(TimeoutError):
-                await asyncio.wait_for(self._wake.wait(), max(orphans_due - loop.time(), 0.01))
+                await asyncio.wait_for(
+                    self._wake.wait(), max(self._orphans_due - loop.time(), 0.01)
+                )
+
+    async def _orphans_if_due(self) -> bool:
+        """One batch of a spool file a stopped process left, when one is being written or it is
+        time to look for one; True when that file has more and the database took this batch."""
+        if self._spool is None or self._stopping:
+            return False
+        now = asyncio.get_running_loop().time()
+        if now < self._orphans_due:
+            return False
+        try:
+            more = await self._write_orphan_chunk()
+        except StorageError as exc:
+            self._failed(exc)
+            more = False
+        if not more:
+            self._orphans_due = now + self._orphan_seconds
+        return more
 
     def _holding(self) -> bool:
         return self._spool is not None and self._spool.holding
