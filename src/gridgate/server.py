@@ -19,6 +19,7 @@ from multiprocessing.synchronize import Event as EventType
 from aiohttp import web
 
 from gridgate.app import build_app, open_store
+from gridgate.connection_guard import ConnectionGuard, ConnectionLimits
 from gridgate.logs import JsonAccessLogger, configure_logging
 from gridgate.metrics import prepare_multiprocess, worker_exit
 from gridgate.settings import Settings
@@ -57,19 +58,27 @@ async def run_gateway(
         handler_cancellation=True,
     )
     await runner.setup()
+    assert runner.server is not None
     host, port = settings.server.host, settings.server.port
-    site = web.TCPSite(runner, host, port, reuse_port=reuse_port or None, backlog=2048)
+    loop = asyncio.get_running_loop()
+    # the guard is the protocol factory: it bounds how long clients take to send requests and
+    # how many connections this process holds (``connection_guard.py``)
+    guard = ConnectionGuard(runner.server, ConnectionLimits.from_settings(settings))
+    listener: asyncio.Server | None = None
     try:
-        await site.start()
+        listener = await loop.create_server(
+            guard, host, port, reuse_port=reuse_port or None, backlog=2048
+        )
         event = stop or asyncio.Event()
         if stop is None:
-            loop = asyncio.get_running_loop()
             for sig in (signal.SIGINT, signal.SIGTERM):
                 loop.add_signal_handler(sig, event.set)
         if ready is not None:
             ready(f"http://{host}:{port}")
         await event.wait()
     finally:
+        if listener is not None:
+            listener.close()  # no new connections; those open drain in the runner's cleanup
         await runner.cleanup()
 
 
