@@ -55,6 +55,10 @@ class ServerSettings(_Strict, frozen=True, kw_only=True, forbid_unknown_fields=T
     # at the cap the oldest connection that has not sent a whole request is closed for the new
     # one, and when every one is serving a request the new one gets 503 with Retry-After
     max_connections: int = 0
+    # with several workers, one that dies is started again (after 0.5 s, doubling up to 30 s);
+    # one that dies this many times within the window is not, and the server stops (exit 1)
+    worker_restart_limit: int = 5
+    worker_restart_window_seconds: float = 60.0
 
 
 class DatabaseSettings(_Strict, frozen=True, kw_only=True, forbid_unknown_fields=True):
@@ -303,6 +307,10 @@ def _check(settings: Settings, source: str) -> None:
             fail(f"server.{knob}", "must be positive")
     if settings.server.max_connections < 0:
         fail("server.max_connections", "must be 0 (below the file-descriptor limit) or more")
+    if settings.server.worker_restart_limit < 1:
+        fail("server.worker_restart_limit", "must be at least 1")
+    if not settings.server.worker_restart_window_seconds > 0:
+        fail("server.worker_restart_window_seconds", "must be positive")
     if settings.logging.level.upper() not in ("DEBUG", "INFO", "WARNING", "ERROR", "CRITICAL"):
         fail("logging.level", "must be one of DEBUG, INFO, WARNING, ERROR, CRITICAL")
     try:

@@ -41,6 +41,7 @@ def load(tmp_path: Path, text: str) -> object:
         ("[server]\nheader_timeout_seconds = 0\n", "server.header_timeout_seconds: must be"),
         ("[server]\nbody_timeout_seconds = -1\n", "server.body_timeout_seconds: must be"),
         ("[server]\nmax_connections = -1\n", "server.max_connections: must be"),
+        ("[server]\nworker_restart_limit = 0\n", "server.worker_restart_limit: must be"),
     ],
 )
 def test_errors_name_the_config_path(tmp_path: Path, text: str, named: str) -> None:
