@@ -65,11 +65,14 @@ class Supervisor:
         self.health = WorkerHealth.create(context, settings.server.workers)
         self._slots = [_Slot(i) for i in range(settings.server.workers)]
         self._stopping = False
+        self._stopped_by_signal = False
         self._gave_up = False
 
     def start(self) -> bool:
         """Start every worker and wait until each accepts connections; False (every worker
-        stopped) when one fails to start."""
+        stopped) when one fails to start. From now on SIGINT and SIGTERM stop the workers."""
+        signal.signal(signal.SIGINT, self._on_signal)
+        signal.signal(signal.SIGTERM, self._on_signal)
         for slot in self._slots:
             self._spawn(slot)
         for slot in self._slots:
@@ -81,7 +84,8 @@ class Supervisor:
                         if other.process is not None:
                             other.process.join()
                             self._ended(other)
-                    print(f"gridgate: {slot.process.name} failed to start", file=sys.stderr)
+                    if not self._stopped_by_signal:
+                        print(f"gridgate: {slot.process.name} failed to start", file=sys.stderr)
                     return False
             slot.serving = True
         self._publish()
@@ -89,8 +93,6 @@ class Supervisor:
 
     def run(self) -> int:
         """Watch the workers until the server stops; its exit status."""
-        signal.signal(signal.SIGINT, self._on_signal)
-        signal.signal(signal.SIGTERM, self._on_signal)
         while True:
             running = [slot for slot in self._slots if slot.process is not None]
             if not running and (self._stopping or not self._restarts_due()):
@@ -202,6 +204,7 @@ class Supervisor:
         return any(slot.restart_at is not None for slot in self._slots)
 
     def _on_signal(self, signum: int, _frame: object) -> None:
+        self._stopped_by_signal = True
         self._stop(signum)
 
     def _stop(self, signum: int) -> None:

@@ -241,7 +241,7 @@ def test_slowloris_is_cut_and_everyone_else_is_served(
     assert all(s.lasted < HEADER_S + MARGIN_S for s in headers), max(s.lasted for s in headers)
     timed_out = [s for s in headers if s.answer]
     evicted = [s for s in headers if not s.answer]
-    assert len(timed_out) >= 100 and len(evicted) >= 100, (len(timed_out), len(evicted))
+    assert len(timed_out) >= 100 and len(evicted) >= 50, (len(timed_out), len(evicted))
     for s in timed_out:
         assert s.answer.startswith(b"HTTP/1.1 408 "), s.answer
         assert s.json()["error"]["code"] == "request_timeout"

@@ -99,7 +99,12 @@ def two_workers(bg: BackgroundLoop, tmp_path: Path) -> Iterator[GatewayProcess]:
         try:
             yield gw
         finally:
-            stop_gateway(gw)
+            if gw.process.returncode is None:
+                stop_gateway(gw)
+            else:  # the test saw it end
+                gw.run(gw.store.close())
+                if gw.process.stdout is not None:
+                    gw.process.stdout.close()
 
 
 def test_a_killed_worker_is_logged_restarted_and_visible(two_workers: GatewayProcess) -> None:
@@ -154,6 +159,12 @@ def test_a_killed_worker_is_logged_restarted_and_visible(two_workers: GatewayPro
             "gridgate_workers_given_up": 0,
         }
     serve_one(gw, secret)
+
+    # SIGTERM still stops every worker, and none is restarted
+    gw.process.terminate()
+    assert gw.process.wait(30) == 0
+    assert not worker_pids(gw.process.pid)
+    assert [r["pid"] for r in log_lines(gw) if "died" in r["msg"]] == [victim]
 
 
 def test_a_worker_that_dies_at_every_start_is_given_up(two_workers: GatewayProcess) -> None:
