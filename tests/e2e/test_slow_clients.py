@@ -29,12 +29,12 @@ from tests.harness import (
 )
 
 OFFERS = [Offer("sim-a", "text-prime", "sim/a", "0.10", "0.40", 40, 196_608, 131_072)]
-HEADER_S, BODY_IDLE_S, BODY_S = 1.0, 1.0, 2.5
+HEADER_S, BODY_IDLE_S, BODY_S, KEEPALIVE_S = 1.0, 1.0, 2.5, 3.0
 MARGIN_S = 2.0  # a loaded 2-core machine: the check runs within this of the deadline
 LIMITS = f"""header_timeout_seconds = {HEADER_S}
 body_idle_timeout_seconds = {BODY_IDLE_S}
 body_timeout_seconds = {BODY_S}
-keepalive_timeout_seconds = 3.0
+keepalive_timeout_seconds = {KEEPALIVE_S}
 """
 SLOW_HEADERS = 300
 CAP = 200
@@ -305,3 +305,38 @@ def test_at_the_cap_with_every_connection_serving_new_ones_get_503(
             )
         finally:
             assert stop_gateway(gw) == 0, gw.log_path.read_text()
+
+
+def test_kept_alive_connections_idle_then_slow(bg: BackgroundLoop, gateway: GatewayProcess) -> None:
+    """Between requests a connection may idle for the keep-alive timeout (then it is closed
+    without a word); the next request's headers are bounded from its first byte."""
+    port = port_of(gateway)
+    request = b"GET /healthz HTTP/1.1\r\nHost: gw\r\n\r\n"
+
+    async def idle() -> Slow:
+        reader, writer = await asyncio.open_connection("127.0.0.1", port)
+        writer.write(request)
+        await reader.readuntil(b'"ok"}')
+        served = time.monotonic()
+        rest = await asyncio.wait_for(reader.read(), 10)  # until the server closes it
+        writer.close()
+        return Slow(served, time.monotonic(), rest)
+
+    async def slow_second() -> Slow:
+        reader, writer = await asyncio.open_connection("127.0.0.1", port)
+        writer.write(request)
+        await reader.readuntil(b'"ok"}')
+        started = time.monotonic()
+        writer.write(b"GET /healthz HTTP/1.1\r\n")  # and nothing more
+        rest = await asyncio.wait_for(reader.read(), 10)
+        writer.close()
+        return Slow(started, time.monotonic(), rest)
+
+    async def both() -> list[Slow]:
+        return list(await asyncio.gather(idle(), slow_second()))
+
+    idled, slow = bg.run(both())
+    assert idled.answer == b""
+    assert KEEPALIVE_S - 0.1 <= idled.lasted < KEEPALIVE_S + MARGIN_S, idled.lasted
+    assert slow.answer.startswith(b"HTTP/1.1 408 "), slow.answer
+    assert HEADER_S - 0.1 <= slow.lasted < HEADER_S + MARGIN_S, slow.lasted
