@@ -79,16 +79,17 @@ class Supervisor:
             assert slot.listening is not None and slot.process is not None
             while not slot.listening.wait(TICK_SECONDS):
                 if not slot.process.is_alive():
+                    name = slot.process.name
                     self._stop(signal.SIGTERM)
                     for other in self._slots:
                         if other.process is not None:
                             other.process.join()
                             self._ended(other)
                     if not self._stopped_by_signal:
-                        print(f"gridgate: {slot.process.name} failed to start", file=sys.stderr)
+                        print(f"gridgate: {name} failed to start", file=sys.stderr)
                     return False
             slot.serving = True
-        self._publish()
+            self._publish()
         return True
 
     def run(self) -> int:

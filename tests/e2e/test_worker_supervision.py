@@ -8,6 +8,7 @@ from __future__ import annotations
 import json
 import os
 import signal
+import socket
 import time
 from collections.abc import Iterator
 from pathlib import Path
@@ -21,6 +22,7 @@ from tests.harness import (
     BackgroundLoop,
     GatewayProcess,
     Offer,
+    run_cli,
     simulators,
     start_gateway,
     stop_gateway,
@@ -193,3 +195,19 @@ def test_a_worker_that_dies_at_every_start_is_given_up(two_workers: GatewayProce
     assert "not restarting it" in deaths[-1]["msg"]
     assert deaths[-1]["deaths_in_window"] == 3
     assert not worker_pids(gw.process.pid)
+
+
+def test_a_worker_that_cannot_start_stops_the_server_at_once(tmp_path: Path) -> None:
+    """The port is taken (by a socket that does not share it): the workers cannot listen, so
+    the server says which one failed and exits 1, restarting nothing."""
+    with socket.socket() as taken:
+        taken.bind(("127.0.0.1", 0))
+        taken.listen()
+        port = taken.getsockname()[1]
+        done = run_cli(
+            *("serve", "--workers", "2", "--host", "127.0.0.1", "--port", str(port)),
+            data_dir=tmp_path,
+        )
+    assert done.returncode == 1
+    assert "gridgate: gridgate-worker-0 failed to start" in done.stderr
+    assert "died" not in done.stderr
