@@ -278,6 +278,12 @@ class GuardedHandler(RequestHandler):
         if phase == HEADERS:
             deadline = self._since + limits.header_seconds
         elif phase == BODY:
+            if self._reading_paused or self._buffer_paused:
+                # gridgate stopped reading (its handler has not taken what came yet): the wait
+                # is not the client's, its clocks start again once reading resumes
+                now = self._loop.time()
+                self._since = now
+                self._body_ends = max(self._body_ends, now + limits.body_idle_seconds)
             deadline = min(self._since + limits.body_idle_seconds, self._body_ends)
         else:
             deadline = self._since + limits.idle_seconds

@@ -340,3 +340,17 @@ def test_kept_alive_connections_idle_then_slow(bg: BackgroundLoop, gateway: Gate
     assert KEEPALIVE_S - 0.1 <= idled.lasted < KEEPALIVE_S + MARGIN_S, idled.lasted
     assert slow.answer.startswith(b"HTTP/1.1 408 "), slow.answer
     assert HEADER_S - 0.1 <= slow.lasted < HEADER_S + MARGIN_S, slow.lasted
+
+
+def test_a_large_body_sent_briskly_is_read_whole(gateway: GatewayProcess) -> None:
+    """Many packets of body, read as they come: no timeout of the body's reading trips."""
+    _, secret = gateway.new_account("5")
+    text = "hi " * 2_000_000  # 6 MB
+    response = httpx.post(
+        f"{gateway.base_url}/messages/count_tokens",
+        json={"model": "text-prime", "messages": [{"role": "user", "content": text}]},
+        headers={"x-api-key": secret},
+        timeout=30,
+    )
+    assert response.status_code == 200, response.text
+    assert response.json()["input_tokens"] > 100_000
