@@ -22,6 +22,10 @@ At ``max_connections`` a new connection closes the oldest one that has not sent 
 one gets 503 with ``Retry-After`` and is closed. The cost on the request path is a few attribute
 reads per packet: the timer is only moved when a deadline comes nearer (a body that did not come
 with its headers, the first byte after an idle spell that outlived it).
+
+It reads a few of aiohttp's handler internals (``_request_count``, ``_messages``, the reading
+pause flags, the server's handler arguments), as of aiohttp 3.14; the slow-client tests
+(``tests/e2e/test_slow_clients.py``) fail if they change.
 """
 
 from __future__ import annotations
@@ -278,7 +282,7 @@ class GuardedHandler(RequestHandler):
         if phase == HEADERS:
             deadline = self._since + limits.header_seconds
         elif phase == BODY:
-            if self._reading_paused or self._buffer_paused:
+            if self._reading_paused or getattr(self, "_buffer_paused", False):  # 3.14+
                 # gridgate stopped reading (its handler has not taken what came yet): the wait
                 # is not the client's, its clocks start again once reading resumes
                 now = self._loop.time()
