@@ -16,11 +16,13 @@ adapter, storage); nothing outside ``gridgate`` leaks to a client, and no messag
     ├── NotFound                          404 unknown path or object
     │   └── UnknownInstrument             404 unknown instrument in ``model``
     ├── MethodNotAllowed                  405
+    ├── RequestTimeout                    408 the request's headers or body came too slowly
     ├── PayloadTooLarge                   413 body over the configured limit
     ├── RateLimited                       429 (carries Retry-After)
     ├── NoQualifyingOffer                 422 the request needs what no offer of the instrument has
     ├── NoCapacity                        503 the instrument has no offer able to serve right now
     ├── ServiceUnavailable                503 the database is unreachable for now (carries Retry-After)
+    ├── Overloaded                        503 the process holds as many connections as it may
     └── UpstreamError                     an upstream answered badly (translated in providers/)
         ├── UpstreamRejected              4xx the caller's fault: surfaced with the upstream's message
         └── SupplierFailed                502 the supplier's fault (fail over to the next offer)
@@ -131,6 +133,13 @@ class MethodNotAllowed(GridgateError):
     anthropic_type = "invalid_request_error"
 
 
+class RequestTimeout(GridgateError):
+    status = 408
+    openai_type = "invalid_request_error"
+    anthropic_type = "invalid_request_error"
+    default_code = "request_timeout"
+
+
 class PayloadTooLarge(GridgateError):
     status = 413
     openai_type = "invalid_request_error"
@@ -163,6 +172,13 @@ class ServiceUnavailable(GridgateError):
     openai_type = "service_unavailable"
     anthropic_type = "overloaded_error"
     default_code = "temporarily_unavailable"
+
+
+class Overloaded(GridgateError):
+    status = 503
+    openai_type = "service_unavailable"
+    anthropic_type = "overloaded_error"
+    default_code = "server_busy"
 
 
 class UpstreamError(GridgateError):

@@ -1,7 +1,8 @@
 """Running the gateway: one event loop per process, ``server.workers`` processes sharing the
-port (SO_REUSEPORT), graceful shutdown on SIGINT/SIGTERM (in-flight requests drain, the usage
-writer flushes). With several workers, their metrics meet in a temporary directory that lives
-as long as the parent (``metrics.prepare_multiprocess``)."""
+port (SO_REUSEPORT) under a supervisor that restarts one that dies (``supervisor.py``), graceful
+shutdown on SIGINT/SIGTERM (in-flight requests drain, the usage writer flushes). With several
+workers, their metrics meet in a temporary directory that lives as long as the parent
+(``metrics.prepare_multiprocess``)."""
 
 from __future__ import annotations
 
@@ -11,17 +12,20 @@ import logging
 import multiprocessing
 import shutil
 import signal
-import sys
 import tempfile
 from collections.abc import Callable
 from multiprocessing.synchronize import Event as EventType
 
 from aiohttp import web
 
+from gridgate.api.ops import WORKER_HEALTH
 from gridgate.app import build_app, open_store
+from gridgate.connection_guard import ConnectionGuard, ConnectionLimits
 from gridgate.logs import JsonAccessLogger, configure_logging
-from gridgate.metrics import prepare_multiprocess, worker_exit
+from gridgate.metrics import prepare_multiprocess
 from gridgate.settings import Settings
+from gridgate.supervisor import Supervisor
+from gridgate.worker_health import WorkerHealth
 
 log = logging.getLogger("gridgate.server")
 SHUTDOWN_GRACE_SECONDS = 30.0
@@ -40,9 +44,13 @@ async def run_gateway(
     reuse_port: bool = False,
     ready: Callable[[str], None] | None = None,
     stop: asyncio.Event | None = None,
+    workers: WorkerHealth | None = None,
 ) -> None:
-    """Serve until ``stop`` is set (or SIGINT/SIGTERM when no event is given)."""
+    """Serve until ``stop`` is set (or SIGINT/SIGTERM when no event is given). ``workers``: the
+    supervisor's view of its workers, when this process is one of them."""
     app = build_app(settings)
+    if workers is not None:
+        app[WORKER_HEALTH] = workers
     access_log = None
     if settings.server.access_log:  # asked for: written whatever the level of other logs
         access_log = logging.getLogger("aiohttp.access")
@@ -57,26 +65,40 @@ async def run_gateway(
         handler_cancellation=True,
     )
     await runner.setup()
+    assert runner.server is not None
     host, port = settings.server.host, settings.server.port
-    site = web.TCPSite(runner, host, port, reuse_port=reuse_port or None, backlog=2048)
+    loop = asyncio.get_running_loop()
+    # the guard is the protocol factory: it bounds how long clients take to send requests and
+    # how many connections this process holds (``connection_guard.py``)
+    guard = ConnectionGuard(runner.server, ConnectionLimits.from_settings(settings))
+    listener: asyncio.Server | None = None
     try:
-        await site.start()
+        listener = await loop.create_server(
+            guard, host, port, reuse_port=reuse_port or None, backlog=2048
+        )
         event = stop or asyncio.Event()
         if stop is None:
-            loop = asyncio.get_running_loop()
             for sig in (signal.SIGINT, signal.SIGTERM):
                 loop.add_signal_handler(sig, event.set)
         if ready is not None:
             ready(f"http://{host}:{port}")
         await event.wait()
     finally:
+        if listener is not None:
+            listener.close()  # no new connections; those open drain in the runner's cleanup
         await runner.cleanup()
 
 
-def _worker(settings: Settings, reuse_port: bool, listening: EventType) -> None:
+def _worker(
+    settings: Settings, reuse_port: bool, listening: EventType, health: WorkerHealth
+) -> None:
     configure_logging(settings.logging.format, settings.logging.level)
     _use_uvloop()
-    asyncio.run(run_gateway(settings, reuse_port=reuse_port, ready=lambda _: listening.set()))
+    asyncio.run(
+        run_gateway(
+            settings, reuse_port=reuse_port, ready=lambda _: listening.set(), workers=health
+        )
+    )
 
 
 def serve(settings: Settings) -> int:
@@ -112,42 +134,8 @@ def serve(settings: Settings) -> int:
 
 
 def _run_workers(settings: Settings, workers: int, url: str) -> int:
-    context = multiprocessing.get_context("spawn")
-    listening = [context.Event() for _ in range(workers)]
-    processes = [
-        context.Process(
-            target=_worker, args=(settings, True, listening[i]), name=f"gridgate-worker-{i}"
-        )
-        for i in range(workers)
-    ]
-    for process in processes:
-        process.start()
-    # announce the address only once every worker accepts connections on it
-    for process, event in zip(processes, listening, strict=True):
-        while not event.wait(0.1):
-            if not process.is_alive():
-                for other in processes:
-                    other.terminate()
-                print(f"gridgate: {process.name} failed to start", file=sys.stderr)
-                return 1
-    print(f"gridgate serving on {url}/v1 with {workers} workers", flush=True)
-
-    def forward(signum: int, _frame: object) -> None:
-        for process in processes:
-            if process.is_alive() and process.pid is not None:
-                with contextlib.suppress(ProcessLookupError):
-                    import os
-
-                    os.kill(process.pid, signum)
-
-    signal.signal(signal.SIGINT, forward)
-    signal.signal(signal.SIGTERM, forward)
-    for process in processes:
-        process.join()
-        if process.pid is not None:
-            worker_exit(process.pid)
-    failed = [p.name for p in processes if p.exitcode not in (0, -signal.SIGTERM, -signal.SIGINT)]
-    if failed:
-        print(f"gridgate: workers failed: {', '.join(failed)}", file=sys.stderr)
+    supervisor = Supervisor(multiprocessing.get_context("spawn"), settings, _worker)
+    if not supervisor.start():
         return 1
-    return 0
+    print(f"gridgate serving on {url}/v1 with {workers} workers", flush=True)
+    return supervisor.run()

@@ -41,6 +41,24 @@ class ServerSettings(_Strict, frozen=True, kw_only=True, forbid_unknown_fields=T
     access_log: bool = False
     # send `x-gridgate-supplier` naming the serving supplier on every answer
     expose_supplier: bool = True
+    # how long a client may take to send its request (see ``connection_guard.py``): its headers
+    # (from accept, or from the first byte of a request on a kept-alive connection), a pause in
+    # its body, and its whole body; past them it gets 408 and the connection closes. Answers
+    # (long streams, slow upstreams) are never bounded by these
+    header_timeout_seconds: float = 10.0
+    body_idle_timeout_seconds: float = 10.0
+    body_timeout_seconds: float = 60.0
+    # a kept-alive connection idle between requests is closed after this (longer than the idle
+    # timeout of the load balancers in front, e.g. 60 s)
+    keepalive_timeout_seconds: float = 75.0
+    # connections one process holds at once (0: below its file-descriptor limit, at most 10,000);
+    # at the cap the oldest connection that has not sent a whole request is closed for the new
+    # one, and when every one is serving a request the new one gets 503 with Retry-After
+    max_connections: int = 0
+    # with several workers, one that dies is started again (after 0.5 s, doubling up to 30 s);
+    # one that dies this many times within the window is not, and the server stops (exit 1)
+    worker_restart_limit: int = 5
+    worker_restart_window_seconds: float = 60.0
 
 
 class DatabaseSettings(_Strict, frozen=True, kw_only=True, forbid_unknown_fields=True):
@@ -290,6 +308,20 @@ def _check(settings: Settings, source: str) -> None:
         fail("server.workers", "must be at least 1")
     if settings.server.max_body_bytes < 1024:
         fail("server.max_body_bytes", "must be at least 1024")
+    for knob in (
+        "header_timeout_seconds",
+        "body_idle_timeout_seconds",
+        "body_timeout_seconds",
+        "keepalive_timeout_seconds",
+    ):
+        if not getattr(settings.server, knob) > 0:
+            fail(f"server.{knob}", "must be positive")
+    if settings.server.max_connections < 0:
+        fail("server.max_connections", "must be 0 (below the file-descriptor limit) or more")
+    if settings.server.worker_restart_limit < 1:
+        fail("server.worker_restart_limit", "must be at least 1")
+    if not settings.server.worker_restart_window_seconds > 0:
+        fail("server.worker_restart_window_seconds", "must be positive")
     if settings.logging.level.upper() not in ("DEBUG", "INFO", "WARNING", "ERROR", "CRITICAL"):
         fail("logging.level", "must be one of DEBUG, INFO, WARNING, ERROR, CRITICAL")
     try:

@@ -38,6 +38,10 @@ def load(tmp_path: Path, text: str) -> object:
         (SUPPLIER + OFFER.replace("text-prime", "text-ultra"), "offers[0].instrument"),
         ('[database]\nurl = "mysql://x"\n', "database.url"),
         ("[[suppliers]]\nname = 1\n", "suppliers[0]"),
+        ("[server]\nheader_timeout_seconds = 0\n", "server.header_timeout_seconds: must be"),
+        ("[server]\nbody_timeout_seconds = -1\n", "server.body_timeout_seconds: must be"),
+        ("[server]\nmax_connections = -1\n", "server.max_connections: must be"),
+        ("[server]\nworker_restart_limit = 0\n", "server.worker_restart_limit: must be"),
     ],
 )
 def test_errors_name_the_config_path(tmp_path: Path, text: str, named: str) -> None:

@@ -1,5 +1,6 @@
 """Operator endpoints: ``GET /healthz`` (the process is up), ``GET /readyz`` (it can serve: the
-database answers, and the rate limiter's backend when one is configured) and ``GET /metrics``
+database answers, the rate limiter's backend when one is configured, and with several workers
+every one of them serves) and ``GET /metrics``
 (Prometheus text exposition; with several workers, the sum of them all).
 
 Readiness names the failing check and nothing else: no URL, host or error text leaves in the
@@ -16,10 +17,13 @@ import msgspec
 from aiohttp import web
 
 from gridgate.api.state import STATE, AppState
+from gridgate.worker_health import WorkerHealth
 
 log = logging.getLogger("gridgate.api")
 
 CHECK_TIMEOUT_SECONDS = 1.0
+# the supervisor's view of the worker processes, in a worker of ``gridgate serve --workers N``
+WORKER_HEALTH: web.AppKey[WorkerHealth] = web.AppKey("gridgate_worker_health", WorkerHealth)
 
 
 async def healthz(_: web.Request) -> web.Response:
@@ -46,6 +50,11 @@ async def readyz(request: web.Request) -> web.Response:
     results = dict(zip(probes, await asyncio.gather(*probes.values()), strict=True))
     checks = {"database": results["database"], "redis": results.get("redis", "not configured")}
     failing = [name for name, result in results.items() if result != "ok"]
+    workers = workers_check(request.app)
+    if workers is not None:
+        checks["workers"] = workers
+        if workers != "ok":
+            failing.append("workers")
     body: dict[str, object] = {"status": "not ready" if failing else "ready", "checks": checks}
     if failing:
         body["failing"] = failing
@@ -55,6 +64,17 @@ async def readyz(request: web.Request) -> web.Response:
         content_type="application/json",
         headers={"Cache-Control": "no-store"},
     )
+
+
+def workers_check(app: web.Application) -> str | None:
+    """The worker processes as their supervisor sees them: "ok" while every one serves, "1 of 2
+    serving" while one is down or starting again (not ready: this host serves at part of its
+    capacity); None for a process serving alone (no supervisor)."""
+    health = app.get(WORKER_HEALTH)
+    if health is None:
+        return None
+    counts = health.counts()
+    return "ok" if counts.ready else f"{counts.serving} of {counts.expected} serving"
 
 
 def refresh_gauges(state: AppState) -> None:
@@ -78,4 +98,7 @@ async def metrics(request: web.Request) -> web.Response:
         body, content_type = await asyncio.to_thread(state.metrics.render)
     else:
         body, content_type = state.metrics.render()
+    workers = request.app.get(WORKER_HEALTH)
+    if workers is not None:
+        body += workers.exposition()
     return web.Response(body=body, headers={"Content-Type": content_type})
