@@ -17,6 +17,7 @@ adapter, storage); nothing outside ``gridgate`` leaks to a client, and no messag
     │   └── UnknownInstrument             404 unknown instrument in ``model``
     ├── MethodNotAllowed                  405
     ├── PayloadTooLarge                   413 body over the configured limit
+    ├── UnsupportedMediaType              415 a body in a Content-Encoding gridgate does not decode
     ├── RateLimited                       429 (carries Retry-After)
     ├── NoQualifyingOffer                 422 the request needs what no offer of the instrument has
     ├── NoCapacity                        503 the instrument has no offer able to serve right now
@@ -134,6 +135,13 @@ class PayloadTooLarge(GridgateError):
     status = 413
     openai_type = "invalid_request_error"
     anthropic_type = "request_too_large"
+
+
+class UnsupportedMediaType(GridgateError):
+    status = 415
+    openai_type = "invalid_request_error"
+    anthropic_type = "invalid_request_error"
+    default_code = "unsupported_content_encoding"
 
 
 class RateLimited(GridgateError):

@@ -18,6 +18,7 @@ from multiprocessing.synchronize import Event as EventType
 
 from aiohttp import web
 
+from gridgate.api.refusals import GatewayRunner
 from gridgate.app import build_app, open_store
 from gridgate.logs import JsonAccessLogger, configure_logging
 from gridgate.metrics import prepare_multiprocess, worker_exit
@@ -47,7 +48,7 @@ async def run_gateway(
     if settings.server.access_log:  # asked for: written whatever the level of other logs
         access_log = logging.getLogger("aiohttp.access")
         access_log.setLevel(logging.INFO)
-    runner = web.AppRunner(
+    runner = GatewayRunner(
         app,
         access_log=access_log,
         access_log_class=JsonAccessLogger,

@@ -6,6 +6,7 @@ from aiohttp import web
 
 from gridgate.api.errors import REQUEST_ID, request_id_headers
 from gridgate.api.rate_headers import on_errors_too
+from gridgate.api.request_body import read_body
 from gridgate.api.state import STATE, AppState
 from gridgate.api.streaming import relay
 from gridgate.core.exchange import Served
@@ -25,7 +26,7 @@ async def chat_completions(request: web.Request) -> web.StreamResponse:
     state = request.app[STATE]
     request_id = request[REQUEST_ID]
     key = await state.auth.authenticate(bearer_token(request.headers.get("Authorization")))
-    chat = decode_chat_request(await request.read())
+    chat = decode_chat_request(await read_body(request, state.settings.server.max_body_bytes))
     limits: dict[str, str] = {}  # the rate-limit headers, filled in at admission
     with on_errors_too(limits):
         if not chat.is_stream:

@@ -15,6 +15,7 @@ from multidict import CIMultiDictProxy
 
 from gridgate.api.errors import REQUEST_ID, request_id_headers
 from gridgate.api.rate_headers import on_errors_too
+from gridgate.api.request_body import read_body
 from gridgate.api.state import STATE, AppState
 from gridgate.api.streaming import relay
 from gridgate.core.exchange import Served
@@ -52,7 +53,7 @@ async def messages(request: web.Request) -> web.StreamResponse:
     state = request.app[STATE]
     request_id = request[REQUEST_ID]
     key = await state.auth.authenticate(api_key(request.headers))
-    native = decode_messages_request(await request.read())
+    native = decode_messages_request(await read_body(request, state.settings.server.max_body_bytes))
     chat = to_chat_request(native)
     limits: dict[str, str] = {}  # the rate-limit headers, filled in at admission
     with on_errors_too(limits):
@@ -81,7 +82,9 @@ async def count_tokens(request: web.Request) -> web.Response:
     differ; the metered count of a served request is the supplier's."""
     state = request.app[STATE]
     await state.auth.authenticate(api_key(request.headers))
-    native = decode_messages_request(await request.read(), count_tokens=True)
+    native = decode_messages_request(
+        await read_body(request, state.settings.server.max_body_bytes), count_tokens=True
+    )
     chat = to_chat_request(native)
     if state.catalog.get().instrument(chat.model) is None:
         raise UnknownInstrument(

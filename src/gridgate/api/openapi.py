@@ -36,7 +36,12 @@ ERRORS: Mapping[str, tuple[str, str]] = MappingProxyType(
             "operation by someone else (code forbidden)",
         ),
         "404": ("NotFound", "No such object, or one of another account"),
-        "413": ("PayloadTooLarge", "The body is too large"),
+        "413": ("PayloadTooLarge", "The body is too large (as sent, or once decompressed)"),
+        "415": (
+            "UnsupportedMediaType",
+            "A Content-Encoding other than identity, gzip or deflate "
+            "(code unsupported_content_encoding)",
+        ),
         "422": ("ValidationFailed", "A value is wrong or out of range; error.param names it"),
         "429": (
             "RateLimited",
@@ -495,7 +500,7 @@ def _error_codes(op: Op) -> list[str]:
     if op.who != ANYONE:
         codes |= {"401", "403", "404", "422"}
     if op.body is not None:
-        codes |= {"400", "413", "422"}
+        codes |= {"400", "413", "415", "422"}
     if op.params:
         codes.add("422")
     return sorted(codes)
