@@ -7,13 +7,15 @@ make a 30 MB answer, nor a 15 MB log line).
 
 from __future__ import annotations
 
-from typing import Final
+from typing import Final, TypeVar, cast
 
+T = TypeVar("T")
 ECHO_LIMIT: Final = 200
 
 
-def capped(value: str, limit: int = ECHO_LIMIT) -> str:
-    """``value``, or its first ``limit - 1`` characters and an ellipsis when longer."""
-    if len(value) <= limit:
+def capped(value: T, limit: int = ECHO_LIMIT) -> T:
+    """A string ``value``, or its first ``limit - 1`` characters and an ellipsis when longer;
+    anything else as it is."""
+    if not isinstance(value, str) or len(value) <= limit:
         return value
-    return value[: limit - 1] + "…"
+    return cast(T, value[: limit - 1] + "…")

@@ -29,9 +29,13 @@ adapter, storage); nothing outside ``gridgate`` leaks to a client, and no messag
 
 from __future__ import annotations
 
-from typing import Any, ClassVar
+from typing import Any, ClassVar, Final
 
 import msgspec
+
+from gridgate.echo import capped
+
+MESSAGE_LIMIT: Final = 2000
 
 
 class GridgateError(Exception):
@@ -48,9 +52,12 @@ class GridgateError(Exception):
         code: str | None = None,
         headers: dict[str, str] | None = None,
     ) -> None:
+        # what an error quotes of the caller's input is capped where it is quoted; this bounds
+        # the whole message too, whatever it quotes (it is echoed twice in every body)
+        message = capped(message, MESSAGE_LIMIT)
         super().__init__(message)
         self.message = message
-        self.param = param
+        self.param = capped(param)
         self.code = code if code is not None else self.default_code
         self.headers = headers or {}
 

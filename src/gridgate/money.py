@@ -15,6 +15,8 @@ from __future__ import annotations
 from dataclasses import dataclass
 from decimal import Decimal, InvalidOperation
 
+from gridgate.echo import capped
+
 NANOS_PER_USD = 1_000_000_000
 TOKENS_PER_PRICE_UNIT = 1_000_000
 
@@ -30,11 +32,11 @@ def usd_to_nanos(amount: str | Decimal | int) -> int:
     try:
         value = Decimal(amount) if not isinstance(amount, Decimal) else amount
     except (InvalidOperation, ValueError) as exc:
-        raise MoneyError(f"not a decimal amount: {amount!r}") from exc
+        raise MoneyError(f"not a decimal amount: {capped(amount)!r}") from exc
     if not value.is_finite():
-        raise MoneyError(f"not a finite amount: {amount!r}")
+        raise MoneyError(f"not a finite amount: {capped(amount)!r}")
     if value and value.adjusted() > 18:  # far past any balance a BIGINT of nanos can hold
-        raise MoneyError(f"not a plausible amount: {amount!r}")
+        raise MoneyError(f"not a plausible amount: {capped(amount)!r}")
     nanos = value * NANOS_PER_USD
     if nanos != nanos.to_integral_value():
         raise MoneyError(f"{amount} USD is finer than one nano-dollar")

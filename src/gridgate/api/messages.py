@@ -20,6 +20,7 @@ from gridgate.api.state import STATE, AppState
 from gridgate.api.streaming import relay
 from gridgate.core.exchange import Served
 from gridgate.core.keys import bearer_token
+from gridgate.echo import capped
 from gridgate.errors import Unauthorized, UnknownInstrument
 from gridgate.protocol.anthropic_messages import decode_messages_request
 from gridgate.protocol.chat_to_messages import (
@@ -88,7 +89,7 @@ async def count_tokens(request: web.Request) -> web.Response:
     chat = to_chat_request(native)
     if state.catalog.get().instrument(chat.model) is None:
         raise UnknownInstrument(
-            f"model {chat.model!r} is not an instrument of this exchange; "
+            f"model {capped(chat.model)!r} is not an instrument of this exchange; "
             "GET /v1/models lists them",
             param="model",
         )

@@ -36,6 +36,7 @@ from gridgate.core.preferences import DroppedFields, Figures, Preferences, no_fi
 from gridgate.core.rate_guard import Pass, RateGuard
 from gridgate.core.routing import Needs, rank
 from gridgate.core.usage_writer import UsageWriter
+from gridgate.echo import capped
 from gridgate.errors import (
     GridgateError,
     InsufficientBalance,
@@ -157,7 +158,7 @@ class Exchange:
         instrument = catalog.instrument(request.model)
         if instrument is None:
             raise UnknownInstrument(
-                f"model {request.model!r} is not an instrument of this exchange; "
+                f"model {capped(request.model)!r} is not an instrument of this exchange; "
                 "GET /v1/models lists them",
                 param="model",
             )

@@ -11,6 +11,7 @@ from __future__ import annotations
 from gridgate.core.access import Actor, account_in_scope, require_operator, require_owner
 from gridgate.core.audit_log import note
 from gridgate.core.people import People
+from gridgate.echo import capped
 from gridgate.errors import NotFound, Unauthorized, ValidationFailed
 from gridgate.storage.records import UserRecord
 
@@ -25,7 +26,7 @@ class Users:
     async def get(self, actor: Actor, user_id: str) -> UserRecord:
         user = await self._store_user(user_id)
         if not actor.is_operator and user.account_id != actor.account_id:
-            raise NotFound(f"no user {user_id!r}")
+            raise NotFound(f"no user {capped(user_id)!r}")
         return user
 
     async def create(
