@@ -1,5 +1,7 @@
 """Operator endpoints: ``GET /healthz`` (the process is up), ``GET /readyz`` (it can serve: the
-database answers, and the rate limiter's backend when one is configured) and ``GET /metrics``
+database answers, and the rate limiter's backend when one is configured and
+``limits.on_backend_failure`` is ``closed``; with ``open`` an unreachable backend is named in the
+checks but the process stays ready, as it serves without limits) and ``GET /metrics``
 (Prometheus text exposition; with several workers, the sum of them all).
 
 Readiness names the failing check and nothing else: no URL, host or error text leaves in the
@@ -46,6 +48,10 @@ async def readyz(request: web.Request) -> web.Response:
     results = dict(zip(probes, await asyncio.gather(*probes.values()), strict=True))
     checks = {"database": results["database"], "redis": results.get("redis", "not configured")}
     failing = [name for name, result in results.items() if result != "ok"]
+    if "redis" in failing and state.settings.limits.on_backend_failure == "open":
+        # the limiter fails open: requests are served (without limits), so still ready
+        failing.remove("redis")
+        checks["redis"] = f"{checks['redis']} (open: serving unlimited)"
     body: dict[str, object] = {"status": "not ready" if failing else "ready", "checks": checks}
     if failing:
         body["failing"] = failing
