@@ -45,7 +45,8 @@ ERRORS: Mapping[str, tuple[str, str]] = MappingProxyType(
         "422": ("ValidationFailed", "A value is wrong or out of range; error.param names it"),
         "429": (
             "RateLimited",
-            "Too many failed sign-ins for this email or address; see Retry-After",
+            "Too many failed sign-ins from this address (for this email, or in all); see "
+            "Retry-After",
         ),
         "503": ("Unavailable", "The sign-in throttle's store is unreachable (fails closed)"),
     }
