@@ -394,6 +394,24 @@ def test_usage_of_another_account(gateway: GatewayProcess, world: World) -> None
     assert [r["request_id"] for r in theirs] == [u.request_id for u in gateway.usage(world.b)]
 
 
+def test_a_disabled_users_tokens_stay_revoked_when_re_enabled(gateway: GatewayProcess) -> None:
+    owner = make_user(gateway, "owner", gateway.new_account("1")[0])
+    operator = with_token(gateway, make_user(gateway, "operator", None))
+    scripted = with_token(gateway, owner)
+    me = scripted.request("GET", "/me")
+    assert me.status_code == 200, me.text
+    user_id = me.json()["data"]["user"]["id"]
+    for active in (False, True):
+        changed = operator.request(
+            "PATCH", f"/users/{user_id}", json={"user": {"is_active": active}}
+        )
+        assert changed.status_code == 200, changed.text
+    refused = scripted.request("GET", "/me")
+    assert refused.status_code == 401
+    assert refused.json()["error"]["code"] == "revoked_token"
+    assert login(gateway, owner).status_code == 200  # the user is back; only the tokens are not
+
+
 # -- login throttling ------------------------------------------------------------------------------
 def test_the_eleventh_failed_login_from_an_address_is_429_but_the_owner_gets_in(
     gateway: GatewayProcess,

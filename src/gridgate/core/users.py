@@ -56,7 +56,8 @@ class Users:
         )
 
     async def set_disabled(self, actor: Actor, user_id: str, disabled: bool) -> UserRecord:
-        """Disabling ends the user's sessions at once; their tokens stop working too."""
+        """Disabling ends the user's sessions and revokes their management tokens at once (for
+        good: enabling the user again revives neither)."""
         user = await self.get(actor, user_id)
         if user.role == "operator" or user.account_id is None:
             require_operator(actor)
