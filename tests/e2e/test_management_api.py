@@ -412,6 +412,42 @@ def test_a_disabled_users_tokens_stay_revoked_when_re_enabled(gateway: GatewayPr
     assert login(gateway, owner).status_code == 200  # the user is back; only the tokens are not
 
 
+def test_an_owner_cannot_tell_whether_an_email_exists_in_another_account(
+    gateway: GatewayProcess,
+) -> None:
+    a = gateway.new_account("1")[0]
+    owner = signed_in(gateway, make_user(gateway, "owner", a))
+    elsewhere = make_user(gateway, "member", gateway.new_account("1")[0])
+    here = make_user(gateway, "member", a)
+    answers = []
+    for email in (elsewhere, here):
+        user = {
+            "email": email,
+            "name": "N",
+            "role": "member",
+            "account_id": a,
+            "password": PASSWORD,
+        }
+        refused = owner.request("POST", "/users", json={"user": user})
+        assert refused.status_code == 422, refused.text
+        error = refused.json()["error"]
+        assert error["code"] == "email_unavailable"
+        assert "exist" not in error["message"] and "taken" not in error["message"]
+        answers.append(refused.json())
+    assert answers[0] == answers[1]  # another account's or this one's: the same answer
+    operator = with_token(gateway, make_user(gateway, "operator", None))
+    user = {
+        "email": elsewhere,
+        "name": "N",
+        "role": "member",
+        "account_id": a,
+        "password": PASSWORD,
+    }
+    taken = operator.request("POST", "/users", json={"user": user})
+    assert taken.status_code == 422
+    assert taken.json()["error"]["code"] == "email_taken"
+
+
 # -- login throttling ------------------------------------------------------------------------------
 def test_the_eleventh_failed_login_from_an_address_is_429_but_the_owner_gets_in(
     gateway: GatewayProcess,
