@@ -448,6 +448,25 @@ def test_an_owner_cannot_tell_whether_an_email_exists_in_another_account(
     assert taken.json()["error"]["code"] == "email_taken"
 
 
+def test_a_credit_must_be_a_plain_ascii_decimal(gateway: GatewayProcess) -> None:
+    account = gateway.new_account("1")[0]
+    operator = with_token(gateway, make_user(gateway, "operator", None))
+    for amount in ("１", "1e3", " 1", "+1"):
+        refused = operator.request(
+            "POST",
+            f"/accounts/{account}/credits",
+            json={"amount_usd": amount, "idempotency_key": f"plain-{amount}"},
+        )
+        assert refused.status_code == 422, (amount, refused.text)
+        assert refused.json()["error"]["param"] == "amount"
+        assert "plain decimal" in refused.json()["error"]["message"]
+    assert gateway.balance(account) == nanos("1")
+    credit = {"amount_usd": "1.5", "idempotency_key": "plain-ok"}
+    done = operator.request("POST", f"/accounts/{account}/credits", json=credit)
+    assert done.status_code in (200, 201), done.text
+    assert gateway.balance(account) == nanos("2.5")
+
+
 # -- login throttling ------------------------------------------------------------------------------
 def test_the_eleventh_failed_login_from_an_address_is_429_but_the_owner_gets_in(
     gateway: GatewayProcess,

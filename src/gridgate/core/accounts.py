@@ -197,7 +197,7 @@ class Accounts:
 
 def _amount(usd: str) -> int:
     try:
-        amount = usd_to_nanos(usd.strip())
+        amount = usd_to_nanos(usd)
     except MoneyError as exc:
         raise ValidationFailed(f"amount: {exc}", param="amount") from exc
     if abs(amount) > MAX_ENTRY_NANOS:

@@ -106,7 +106,7 @@ def _tokens(param: str, value: int, *, minimum: int = 1) -> int:
 
 def _price(param: str, usd: str) -> int:
     try:
-        nanos = usd_to_nanos(usd.strip())
+        nanos = usd_to_nanos(usd)
     except MoneyError as exc:
         raise _fail(param, str(exc)) from exc
     if not 0 <= nanos <= MAX_PRICE_NANOS:
