@@ -35,6 +35,7 @@ from gridgate.core.offer_health import (
 from gridgate.core.preferences import DroppedFields, Figures, Preferences, no_figures
 from gridgate.core.rate_guard import Pass, RateGuard
 from gridgate.core.routing import Needs, rank
+from gridgate.core.usage_error import error_summary, summary
 from gridgate.core.usage_writer import UsageWriter
 from gridgate.echo import capped
 from gridgate.errors import (
@@ -643,7 +644,7 @@ class Exchange:
             0,
             outcome=outcome,
             status=status,
-            error=error.message if error else None,
+            error=error_summary(error) if error else None,
         )
 
     def _record(
@@ -689,7 +690,7 @@ class Exchange:
                 billed=charged > 0,
                 in_spec=None if judged is None else judged.in_spec,
                 spec_note=None if judged is None else (judged.breach or judged.failure),
-                error=error,
+                error=summary(error),  # bounded and redacted, whatever the caller passed
             )
         )
 
