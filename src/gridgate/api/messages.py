@@ -19,7 +19,7 @@ from gridgate.api.request_body import read_body
 from gridgate.api.state import STATE, AppState
 from gridgate.api.streaming import relay
 from gridgate.core.exchange import Served
-from gridgate.core.keys import bearer_token
+from gridgate.core.keys import presented_key
 from gridgate.echo import capped
 from gridgate.errors import Unauthorized, UnknownInstrument
 from gridgate.protocol.anthropic_messages import decode_messages_request
@@ -34,7 +34,7 @@ from gridgate.protocol.tokens import measure_prompt
 
 def api_key(headers: CIMultiDictProxy[str]) -> str:
     """The key from ``x-api-key``, else from ``Authorization: Bearer``."""
-    key = headers.get("x-api-key", "").strip() or bearer_token(headers.get("Authorization"))
+    key = presented_key(headers.get("Authorization"), headers.get("x-api-key"), native="x-api-key")
     if not key:
         raise Unauthorized(
             "missing API key: send it as 'x-api-key: <key>' (or 'Authorization: Bearer <key>')",
