@@ -386,8 +386,14 @@ def test_balance_of_another_account(gateway: GatewayProcess, world: World) -> No
 
 def test_usage_of_another_account(gateway: GatewayProcess, world: World) -> None:
     not_found(world.member_a.request("GET", f"/usage?account_id={world.b}"))
-    by_their_key = world.member_a.request("GET", f"/usage?key_id={world.b_key}").json()
-    assert by_their_key == {"data": [], "next_cursor": None}
+    for path in ("/usage", "/usage/daily", "/usage.csv"):  # their key: as if it did not exist
+        by_their_key = world.member_a.request("GET", f"{path}?key_id={world.b_key}")
+        not_found(by_their_key)
+        assert by_their_key.json()["error"]["param"] == "key_id"
+        not_found(world.member_a.request("GET", f"{path}?key_id=key_nope"))
+        assert world.member_a.request(
+            "GET", f"{path}?key_id={key_ids(gateway, world.a)[0]}"
+        ).is_success
     own = world.member_a.request("GET", "/usage").json()["data"]
     assert own and {r["key_id"] for r in own} <= set(key_ids(gateway, world.a))
     theirs = world.operator.request("GET", f"/usage?account_id={world.b}").json()["data"]
