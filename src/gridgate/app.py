@@ -78,7 +78,10 @@ def build_app(
     settings: Settings, *, clock: Clock | None = None, environ: Mapping[str, str] | None = None
 ) -> web.Application:
     app = web.Application(
-        client_max_size=settings.server.max_body_bytes, middlewares=[error_middleware]
+        client_max_size=settings.server.max_body_bytes,
+        middlewares=[error_middleware],
+        # bodies are decompressed by api/request_body.py, bounded, or refused in the envelope
+        handler_args={"auto_decompress": False},
     )
     app[REQUEST_IDS] = RequestIds()
     app.router.add_post("/v1/chat/completions", chat_completions)

@@ -38,9 +38,9 @@ from typing import Any, cast
 
 from aiohttp import web
 from aiohttp.streams import StreamReader
-from aiohttp.web_protocol import RequestHandler
 from aiohttp.web_request import BaseRequest
 
+from gridgate.api.refusals import EnvelopedRequestHandler, GatewayServer
 from gridgate.errors import GridgateError, Overloaded, RequestTimeout
 from gridgate.settings import Settings
 
@@ -103,7 +103,7 @@ class ConnectionGuard:
     """One per process: the protocol factory of the listening socket, the count of connections
     and, oldest first, those that have not sent a whole request (which may be evicted)."""
 
-    def __init__(self, server: web.Server, limits: ConnectionLimits) -> None:
+    def __init__(self, server: GatewayServer, limits: ConnectionLimits) -> None:
         self.server = server
         self.limits = limits
         self.loop = asyncio.get_running_loop()
@@ -160,8 +160,9 @@ class ConnectionGuard:
         self._evicted = self._refused = 0
 
 
-class GuardedHandler(RequestHandler):
-    """aiohttp's connection handler, with the deadlines of the guard's phases."""
+class GuardedHandler(EnvelopedRequestHandler):
+    """aiohttp's connection handler (with the parser's refusals in the envelope,
+    ``api/refusals.py``), with the deadlines of the guard's phases."""
 
     __slots__ = (
         "_body",
@@ -174,7 +175,7 @@ class GuardedHandler(RequestHandler):
         "_timer",
     )
 
-    def __init__(self, guard: ConnectionGuard, manager: web.Server, **kwargs: Any) -> None:
+    def __init__(self, guard: ConnectionGuard, manager: GatewayServer, **kwargs: Any) -> None:
         super().__init__(manager, **kwargs)
         self._guard = guard
         self._phase = HEADERS

@@ -18,6 +18,7 @@ adapter, storage); nothing outside ``gridgate`` leaks to a client, and no messag
     ├── MethodNotAllowed                  405
     ├── RequestTimeout                    408 the request's headers or body came too slowly
     ├── PayloadTooLarge                   413 body over the configured limit
+    ├── UnsupportedMediaType              415 a body in a Content-Encoding gridgate does not decode
     ├── RateLimited                       429 (carries Retry-After)
     ├── NoQualifyingOffer                 422 the request needs what no offer of the instrument has
     ├── NoCapacity                        503 the instrument has no offer able to serve right now
@@ -31,9 +32,13 @@ adapter, storage); nothing outside ``gridgate`` leaks to a client, and no messag
 
 from __future__ import annotations
 
-from typing import Any, ClassVar
+from typing import Any, ClassVar, Final
 
 import msgspec
+
+from gridgate.echo import capped
+
+MESSAGE_LIMIT: Final = 2000
 
 
 class GridgateError(Exception):
@@ -50,9 +55,12 @@ class GridgateError(Exception):
         code: str | None = None,
         headers: dict[str, str] | None = None,
     ) -> None:
+        # what an error quotes of the caller's input is capped where it is quoted; this bounds
+        # the whole message too, whatever it quotes (it is echoed twice in every body)
+        message = capped(message, MESSAGE_LIMIT)
         super().__init__(message)
         self.message = message
-        self.param = param
+        self.param = capped(param)
         self.code = code if code is not None else self.default_code
         self.headers = headers or {}
 
@@ -144,6 +152,13 @@ class PayloadTooLarge(GridgateError):
     status = 413
     openai_type = "invalid_request_error"
     anthropic_type = "request_too_large"
+
+
+class UnsupportedMediaType(GridgateError):
+    status = 415
+    openai_type = "invalid_request_error"
+    anthropic_type = "invalid_request_error"
+    default_code = "unsupported_content_encoding"
 
 
 class RateLimited(GridgateError):

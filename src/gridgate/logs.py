@@ -146,7 +146,10 @@ def configure_logging(fmt: LogFormat, level: str) -> None:
 def route_of(request: web.BaseRequest) -> str:
     """The matched route's canonical path (``/v1/models/{model}``), or ``other``: a label of
     bounded cardinality, never the raw path."""
-    match_info = getattr(request, "match_info", None)
+    try:
+        match_info = getattr(request, "match_info", None)
+    except AssertionError:  # never routed: a request the HTTP parser refused
+        return "other"
     route = getattr(match_info, "route", None)
     resource = getattr(route, "resource", None)
     if resource is None:

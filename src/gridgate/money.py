@@ -7,15 +7,22 @@ such as $0.0302 / 1M is exact (30_200_000). A charge for a token count is
 (never per token), so a sum of charges never under-collects.
 
 No float ever touches a balance: USD amounts enter as ``str`` / ``Decimal`` / ``int`` and are
-converted exactly; an amount with more precision than a nano-dollar is rejected, not rounded.
+converted exactly; an amount with more precision than a nano-dollar is rejected, not rounded. A
+``str`` amount must be a plain ASCII decimal (``-?[0-9]+(.[0-9]+)?``).
 """
 
 from __future__ import annotations
 
+import re
 from dataclasses import dataclass
 from decimal import Decimal, InvalidOperation
 
+from gridgate.echo import capped
+
 NANOS_PER_USD = 1_000_000_000
+# what a USD amount given as text may look like: plain ASCII (``Decimal`` alone also takes
+# "1e3", "１" (a full-width digit), " 1", "+1" and "1_000")
+_PLAIN_DECIMAL = re.compile(r"-?[0-9]+(?:\.[0-9]+)?")
 TOKENS_PER_PRICE_UNIT = 1_000_000
 
 
@@ -27,14 +34,19 @@ def usd_to_nanos(amount: str | Decimal | int) -> int:
     """Exact USD → nano-dollars. Raises MoneyError for non-numbers, NaN/inf or sub-nano precision."""
     if isinstance(amount, bool | float):
         raise MoneyError("amounts must be given as decimal strings or integers, not floats")
+    if isinstance(amount, str) and _PLAIN_DECIMAL.fullmatch(amount) is None:
+        raise MoneyError(
+            f"not a plain decimal amount: {capped(amount)!r} (ASCII digits, an optional leading "
+            "'-' and '.', e.g. '25' or '-1.5'; no spaces, exponents or other digits)"
+        )
     try:
         value = Decimal(amount) if not isinstance(amount, Decimal) else amount
     except (InvalidOperation, ValueError) as exc:
-        raise MoneyError(f"not a decimal amount: {amount!r}") from exc
+        raise MoneyError(f"not a decimal amount: {capped(amount)!r}") from exc
     if not value.is_finite():
-        raise MoneyError(f"not a finite amount: {amount!r}")
+        raise MoneyError(f"not a finite amount: {capped(amount)!r}")
     if value and value.adjusted() > 18:  # far past any balance a BIGINT of nanos can hold
-        raise MoneyError(f"not a plausible amount: {amount!r}")
+        raise MoneyError(f"not a plausible amount: {capped(amount)!r}")
     nanos = value * NANOS_PER_USD
     if nanos != nanos.to_integral_value():
         raise MoneyError(f"{amount} USD is finer than one nano-dollar")

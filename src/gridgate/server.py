@@ -16,9 +16,8 @@ import tempfile
 from collections.abc import Callable
 from multiprocessing.synchronize import Event as EventType
 
-from aiohttp import web
-
 from gridgate.api.ops import WORKER_HEALTH
+from gridgate.api.refusals import GatewayRunner
 from gridgate.app import build_app, open_store
 from gridgate.connection_guard import ConnectionGuard, ConnectionLimits
 from gridgate.logs import JsonAccessLogger, configure_logging
@@ -55,7 +54,7 @@ async def run_gateway(
     if settings.server.access_log:  # asked for: written whatever the level of other logs
         access_log = logging.getLogger("aiohttp.access")
         access_log.setLevel(logging.INFO)
-    runner = web.AppRunner(
+    runner = GatewayRunner(
         app,
         access_log=access_log,
         access_log_class=JsonAccessLogger,
@@ -65,12 +64,11 @@ async def run_gateway(
         handler_cancellation=True,
     )
     await runner.setup()
-    assert runner.server is not None
     host, port = settings.server.host, settings.server.port
     loop = asyncio.get_running_loop()
     # the guard is the protocol factory: it bounds how long clients take to send requests and
     # how many connections this process holds (``connection_guard.py``)
-    guard = ConnectionGuard(runner.server, ConnectionLimits.from_settings(settings))
+    guard = ConnectionGuard(runner.gateway_server, ConnectionLimits.from_settings(settings))
     listener: asyncio.Server | None = None
     try:
         listener = await loop.create_server(

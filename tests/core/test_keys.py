@@ -4,11 +4,14 @@ from __future__ import annotations
 
 from pathlib import Path
 
+import pytest
+
 from gridgate.core.access import CLI
 from gridgate.core.accounts import Accounts
 from gridgate.core.api_keys import ApiKeys
 from gridgate.core.clock import SystemClock
 from gridgate.core.keys import bearer_token, hash_secret, looks_like_key, mint_key
+from gridgate.errors import Unauthorized
 from gridgate.storage.sql import SqlStore
 
 
@@ -25,9 +28,13 @@ def test_minted_keys_are_long_random_and_hashed() -> None:
 def test_bearer_parsing() -> None:
     assert bearer_token("Bearer abc") == "abc"
     assert bearer_token("bearer  abc ") == "abc"
-    assert bearer_token("Basic abc") is None
-    assert bearer_token("Bearer") is None
+    assert bearer_token("BEARER\tabc") == "abc"
     assert bearer_token(None) is None
+    assert bearer_token("") is None
+    for malformed in ("Basic abc", "Bearer", "Bearerabc", "Bearer abc def"):
+        with pytest.raises(Unauthorized) as refused:
+            bearer_token(malformed)
+        assert refused.value.code == "malformed_authorization"
 
 
 async def test_the_secret_is_shown_once_and_never_stored(tmp_path: Path) -> None:

@@ -27,6 +27,14 @@ def test_inexact_or_invalid_amounts_are_refused(bad: str) -> None:
         usd_to_nanos(bad)
 
 
+@pytest.mark.parametrize(
+    "bad", ["１", "1e3", "1E3", " 1", "1 ", "+1", "1_000", "1.", ".5", "٣", "0x10", "1\n", ""]
+)
+def test_only_plain_ascii_decimals_are_amounts(bad: str) -> None:
+    with pytest.raises(MoneyError, match="plain decimal"):
+        usd_to_nanos(bad)
+
+
 def test_floats_are_refused() -> None:
     with pytest.raises(MoneyError):
         usd_to_nanos(0.1)  # type: ignore[arg-type]

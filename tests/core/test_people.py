@@ -287,7 +287,10 @@ async def test_management_token_failures(
         await people.token_user("ggm_" + "a" * 43)
     live = await people.create_token(user, "live")
     await people.set_disabled(user.id, True)
-    with pytest.raises(Unauthorized, match="disabled"):
+    with pytest.raises(Unauthorized, match="revoked"):  # disabling revokes them, for good
+        await people.token_user(live.secret)
+    await people.set_disabled(user.id, False)
+    with pytest.raises(Unauthorized, match="revoked"):
         await people.token_user(live.secret)
 
 

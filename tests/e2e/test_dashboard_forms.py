@@ -219,3 +219,16 @@ def test_a_member_gets_the_403_page_on_operator_pages(gateway: GatewayProcess) -
             assert page.status_code == 403, path
             assert "Not allowed" in page.text
         assert client.get("/").status_code == 200
+
+
+def test_the_usage_filter_of_another_accounts_key_is_404(gateway: GatewayProcess) -> None:
+    account, _ = gateway.new_account("1")
+    member = signed_in(gateway, make_user(gateway, "member", account))
+    theirs = gateway.run(gateway.store.list_keys(gateway.new_account("1")[0]))[0].id
+    own = gateway.run(gateway.store.list_keys(account))[0].id
+    assert member.cookie is not None
+    with httpx.Client(
+        base_url=root(gateway), cookies={"gridgate_session": member.cookie}, timeout=30
+    ) as client:
+        assert client.get("/usage", params={"key_id": theirs}).status_code == 404
+        assert client.get("/usage", params={"key_id": own}).status_code == 200

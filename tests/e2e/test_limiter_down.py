@@ -1,5 +1,6 @@
 """When the rate limiter's Redis cannot be reached: 503 by default (closed), or served without
-limits and a loud log (open); /readyz names Redis either way."""
+limits and a loud log (open); /readyz names Redis either way (503 when closed, still ready when
+open)."""
 
 from __future__ import annotations
 
@@ -88,3 +89,14 @@ def test_open_serves_without_limits_and_says_so_in_the_log(open_: GatewayProcess
     assert "WITHOUT rate limits" in log
     assert log.count("WITHOUT rate limits") == 1  # once per 10 s, not once per request
     assert "hunter2" not in log
+
+
+def test_open_stays_ready_and_names_redis_in_the_checks(open_: GatewayProcess) -> None:
+    ready = httpx.get(open_.base_url.removesuffix("/v1") + "/readyz", timeout=10)
+    assert ready.status_code == 200, ready.text
+    body = ready.json()
+    assert body["status"] == "ready"
+    assert body["checks"]["redis"] == "failed (open: serving unlimited)"
+    assert body["checks"]["database"] == "ok"
+    assert "failing" not in body
+    assert "hunter2" not in ready.text

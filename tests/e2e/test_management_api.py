@@ -59,10 +59,12 @@ def make_user(gw: GatewayProcess, role: Role, account_id: str | None) -> str:
     return email
 
 
-def login(gw: GatewayProcess, email: str, password: str = PASSWORD) -> httpx.Response:
-    return httpx.post(
-        f"{api_root(gw)}/session", json={"email": email, "password": password}, timeout=30
-    )
+def login(
+    gw: GatewayProcess, email: str, password: str = PASSWORD, source: str = "127.0.0.1"
+) -> httpx.Response:
+    """Sign in over HTTP, connecting from the local address ``source`` (any of 127.0.0.0/8)."""
+    with httpx.Client(transport=httpx.HTTPTransport(local_address=source), timeout=30) as client:
+        return client.post(f"{api_root(gw)}/session", json={"email": email, "password": password})
 
 
 def signed_in(gw: GatewayProcess, email: str) -> Caller:
@@ -384,24 +386,110 @@ def test_balance_of_another_account(gateway: GatewayProcess, world: World) -> No
 
 def test_usage_of_another_account(gateway: GatewayProcess, world: World) -> None:
     not_found(world.member_a.request("GET", f"/usage?account_id={world.b}"))
-    by_their_key = world.member_a.request("GET", f"/usage?key_id={world.b_key}").json()
-    assert by_their_key == {"data": [], "next_cursor": None}
+    for path in ("/usage", "/usage/daily", "/usage.csv"):  # their key: as if it did not exist
+        by_their_key = world.member_a.request("GET", f"{path}?key_id={world.b_key}")
+        not_found(by_their_key)
+        assert by_their_key.json()["error"]["param"] == "key_id"
+        not_found(world.member_a.request("GET", f"{path}?key_id=key_nope"))
+        assert world.member_a.request(
+            "GET", f"{path}?key_id={key_ids(gateway, world.a)[0]}"
+        ).is_success
     own = world.member_a.request("GET", "/usage").json()["data"]
     assert own and {r["key_id"] for r in own} <= set(key_ids(gateway, world.a))
     theirs = world.operator.request("GET", f"/usage?account_id={world.b}").json()["data"]
     assert [r["request_id"] for r in theirs] == [u.request_id for u in gateway.usage(world.b)]
 
 
+def test_a_disabled_users_tokens_stay_revoked_when_re_enabled(gateway: GatewayProcess) -> None:
+    owner = make_user(gateway, "owner", gateway.new_account("1")[0])
+    operator = with_token(gateway, make_user(gateway, "operator", None))
+    scripted = with_token(gateway, owner)
+    me = scripted.request("GET", "/me")
+    assert me.status_code == 200, me.text
+    user_id = me.json()["data"]["user"]["id"]
+    for active in (False, True):
+        changed = operator.request(
+            "PATCH", f"/users/{user_id}", json={"user": {"is_active": active}}
+        )
+        assert changed.status_code == 200, changed.text
+    refused = scripted.request("GET", "/me")
+    assert refused.status_code == 401
+    assert refused.json()["error"]["code"] == "revoked_token"
+    assert login(gateway, owner).status_code == 200  # the user is back; only the tokens are not
+
+
+def test_an_owner_cannot_tell_whether_an_email_exists_in_another_account(
+    gateway: GatewayProcess,
+) -> None:
+    a = gateway.new_account("1")[0]
+    owner = signed_in(gateway, make_user(gateway, "owner", a))
+    elsewhere = make_user(gateway, "member", gateway.new_account("1")[0])
+    here = make_user(gateway, "member", a)
+    answers = []
+    for email in (elsewhere, here):
+        user = {
+            "email": email,
+            "name": "N",
+            "role": "member",
+            "account_id": a,
+            "password": PASSWORD,
+        }
+        refused = owner.request("POST", "/users", json={"user": user})
+        assert refused.status_code == 422, refused.text
+        error = refused.json()["error"]
+        assert error["code"] == "email_unavailable"
+        assert "exist" not in error["message"] and "taken" not in error["message"]
+        answers.append(refused.json())
+    assert answers[0] == answers[1]  # another account's or this one's: the same answer
+    operator = with_token(gateway, make_user(gateway, "operator", None))
+    user = {
+        "email": elsewhere,
+        "name": "N",
+        "role": "member",
+        "account_id": a,
+        "password": PASSWORD,
+    }
+    taken = operator.request("POST", "/users", json={"user": user})
+    assert taken.status_code == 422
+    assert taken.json()["error"]["code"] == "email_taken"
+
+
+def test_a_credit_must_be_a_plain_ascii_decimal(gateway: GatewayProcess) -> None:
+    account = gateway.new_account("1")[0]
+    operator = with_token(gateway, make_user(gateway, "operator", None))
+    for amount in ("１", "1e3", " 1", "+1"):
+        refused = operator.request(
+            "POST",
+            f"/accounts/{account}/credits",
+            json={"amount_usd": amount, "idempotency_key": f"plain-{amount}"},
+        )
+        assert refused.status_code == 422, (amount, refused.text)
+        assert refused.json()["error"]["param"] == "amount"
+        assert "plain decimal" in refused.json()["error"]["message"]
+    assert gateway.balance(account) == nanos("1")
+    credit = {"amount_usd": "1.5", "idempotency_key": "plain-ok"}
+    done = operator.request("POST", f"/accounts/{account}/credits", json=credit)
+    assert done.status_code in (200, 201), done.text
+    assert gateway.balance(account) == nanos("2.5")
+
+
 # -- login throttling ------------------------------------------------------------------------------
-def test_the_eleventh_failed_login_for_an_email_is_429(gateway: GatewayProcess) -> None:
-    email = make_user(gateway, "member", gateway.new_account("1")[0])
+def test_the_eleventh_failed_login_from_an_address_is_429_but_the_owner_gets_in(
+    gateway: GatewayProcess,
+) -> None:
+    email = make_user(gateway, "operator", None)
     for _ in range(10):
         assert login(gateway, email, "a wrong password, again").status_code == 401
     refused = login(gateway, email, "a wrong password, again")
     assert refused.status_code == 429
     assert int(refused.headers["Retry-After"]) > 0
     assert refused.json()["error"]["code"] == "login_rate_limited"
-    assert login(gateway, email).status_code == 429  # even the right password, for a while
+    assert login(gateway, email).status_code == 429  # that address: even the right password
+    # the guesser's address is held back, the operator is not locked out
+    assert login(gateway, email, source="127.0.0.2").status_code == 200
+    for _ in range(3):  # under attack: another address gets a few guesses, then waits
+        assert login(gateway, email, "wrong", source="127.0.0.3").status_code == 401
+    assert login(gateway, email, "wrong", source="127.0.0.3").status_code == 429
 
 
 def test_the_openapi_document_is_served(gateway: GatewayProcess) -> None:

@@ -6,10 +6,11 @@ from aiohttp import web
 
 from gridgate.api.errors import REQUEST_ID, request_id_headers
 from gridgate.api.rate_headers import on_errors_too
+from gridgate.api.request_body import read_body
 from gridgate.api.state import STATE, AppState
 from gridgate.api.streaming import relay
 from gridgate.core.exchange import Served
-from gridgate.core.keys import bearer_token
+from gridgate.core.keys import presented_key
 from gridgate.errors import GridgateError
 from gridgate.protocol.openai_chat import decode_chat_request
 
@@ -24,8 +25,11 @@ def _served_headers(state: AppState, request: web.Request, served: Served | None
 async def chat_completions(request: web.Request) -> web.StreamResponse:
     state = request.app[STATE]
     request_id = request[REQUEST_ID]
-    key = await state.auth.authenticate(bearer_token(request.headers.get("Authorization")))
-    chat = decode_chat_request(await request.read())
+    headers = request.headers
+    key = await state.auth.authenticate(
+        presented_key(headers.get("Authorization"), headers.get("x-api-key"), native="bearer")
+    )
+    chat = decode_chat_request(await read_body(request, state.settings.server.max_body_bytes))
     limits: dict[str, str] = {}  # the rate-limit headers, filled in at admission
     with on_errors_too(limits):
         if not chat.is_stream:

@@ -30,6 +30,7 @@ from aiohttp import web
 
 from gridgate.api.state import STATE
 from gridgate.core.outage import RETRY_AFTER_SECONDS
+from gridgate.echo import capped
 from gridgate.errors import (
     BadRequest,
     GridgateError,
@@ -113,12 +114,12 @@ def _translate(exc: web.HTTPException, request: web.Request) -> GridgateError:
     if isinstance(exc, web.HTTPMethodNotAllowed):
         allowed = ", ".join(sorted(exc.allowed_methods))
         error: GridgateError = MethodNotAllowed(
-            f"method {request.method} not allowed on {request.path}; use {allowed}"
+            f"method {request.method} not allowed on {capped(request.path)}; use {allowed}"
         )
         error.headers["Allow"] = allowed
         return error
     if isinstance(exc, web.HTTPNotFound):
-        return NotFound(f"no such endpoint: {request.method} {request.path}")
+        return NotFound(f"no such endpoint: {request.method} {capped(request.path)}")
     if exc.status == 400:
         return BadRequest(exc.reason or "bad request")
     return GridgateError(exc.reason or "error")

@@ -9,6 +9,8 @@ from typing import TypeVar
 import msgspec
 from aiohttp import web
 
+from gridgate.api.request_body import read_body
+from gridgate.api.state import STATE
 from gridgate.errors import BadRequest, ValidationFailed
 
 T = TypeVar("T")
@@ -30,7 +32,7 @@ async def decode_json(request: web.Request, kind: type[T]) -> T:
     another site posts cannot be)."""
     if request.content_type != "application/json":
         raise BadRequest("the body must be JSON, sent with 'Content-Type: application/json'")
-    body = await request.read()
+    body = await read_body(request, request.app[STATE].settings.server.max_body_bytes)
     try:
         return msgspec.json.decode(body, type=kind)
     except msgspec.ValidationError as exc:

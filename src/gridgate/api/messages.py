@@ -15,10 +15,12 @@ from multidict import CIMultiDictProxy
 
 from gridgate.api.errors import REQUEST_ID, request_id_headers
 from gridgate.api.rate_headers import on_errors_too
+from gridgate.api.request_body import read_body
 from gridgate.api.state import STATE, AppState
 from gridgate.api.streaming import relay
 from gridgate.core.exchange import Served
-from gridgate.core.keys import bearer_token
+from gridgate.core.keys import presented_key
+from gridgate.echo import capped
 from gridgate.errors import Unauthorized, UnknownInstrument
 from gridgate.protocol.anthropic_messages import decode_messages_request
 from gridgate.protocol.chat_to_messages import (
@@ -32,7 +34,7 @@ from gridgate.protocol.tokens import measure_prompt
 
 def api_key(headers: CIMultiDictProxy[str]) -> str:
     """The key from ``x-api-key``, else from ``Authorization: Bearer``."""
-    key = headers.get("x-api-key", "").strip() or bearer_token(headers.get("Authorization"))
+    key = presented_key(headers.get("Authorization"), headers.get("x-api-key"), native="x-api-key")
     if not key:
         raise Unauthorized(
             "missing API key: send it as 'x-api-key: <key>' (or 'Authorization: Bearer <key>')",
@@ -52,7 +54,7 @@ async def messages(request: web.Request) -> web.StreamResponse:
     state = request.app[STATE]
     request_id = request[REQUEST_ID]
     key = await state.auth.authenticate(api_key(request.headers))
-    native = decode_messages_request(await request.read())
+    native = decode_messages_request(await read_body(request, state.settings.server.max_body_bytes))
     chat = to_chat_request(native)
     limits: dict[str, str] = {}  # the rate-limit headers, filled in at admission
     with on_errors_too(limits):
@@ -81,11 +83,13 @@ async def count_tokens(request: web.Request) -> web.Response:
     differ; the metered count of a served request is the supplier's."""
     state = request.app[STATE]
     await state.auth.authenticate(api_key(request.headers))
-    native = decode_messages_request(await request.read(), count_tokens=True)
+    native = decode_messages_request(
+        await read_body(request, state.settings.server.max_body_bytes), count_tokens=True
+    )
     chat = to_chat_request(native)
     if state.catalog.get().instrument(chat.model) is None:
         raise UnknownInstrument(
-            f"model {chat.model!r} is not an instrument of this exchange; "
+            f"model {capped(chat.model)!r} is not an instrument of this exchange; "
             "GET /v1/models lists them",
             param="model",
         )

@@ -11,6 +11,7 @@ from aiohttp import web
 from gridgate.api.state import STATE
 from gridgate.core.catalog import Catalog
 from gridgate.core.routing import Needs, meets_spec, rank
+from gridgate.echo import capped
 from gridgate.errors import GridgateError, UnknownInstrument
 from gridgate.money import format_usd
 from gridgate.storage.records import InstrumentRecord
@@ -89,7 +90,9 @@ async def get_model(request: web.Request) -> web.Response:
     catalog = request.app[STATE].catalog.get()
     instrument = catalog.instrument(request.match_info["model"])
     if instrument is None:
-        raise UnknownInstrument(f"no instrument {request.match_info['model']!r}", param="model")
+        raise UnknownInstrument(
+            f"no instrument {capped(request.match_info['model'])!r}", param="model"
+        )
     return web.Response(
         body=msgspec.json.encode(_entry(catalog, instrument)), content_type="application/json"
     )

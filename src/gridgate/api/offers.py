@@ -13,7 +13,7 @@ import msgspec
 from aiohttp import web
 
 from gridgate.api.state import STATE
-from gridgate.core.keys import bearer_token
+from gridgate.core.keys import presented_key
 from gridgate.core.offer_figures import OfferFigures
 from gridgate.storage.records import InstrumentRecord
 
@@ -46,7 +46,10 @@ def _figures(figures: OfferFigures | None) -> dict[str, Any]:
 
 async def offers_status(request: web.Request) -> web.Response:
     state = request.app[STATE]
-    await state.auth.authenticate(bearer_token(request.headers.get("Authorization")))
+    headers = request.headers
+    await state.auth.authenticate(
+        presented_key(headers.get("Authorization"), headers.get("x-api-key"), native="bearer")
+    )
     catalog = state.catalog.get()
     health = state.exchange.health
     entries = []

@@ -36,11 +36,17 @@ ERRORS: Mapping[str, tuple[str, str]] = MappingProxyType(
             "operation by someone else (code forbidden)",
         ),
         "404": ("NotFound", "No such object, or one of another account"),
-        "413": ("PayloadTooLarge", "The body is too large"),
+        "413": ("PayloadTooLarge", "The body is too large (as sent, or once decompressed)"),
+        "415": (
+            "UnsupportedMediaType",
+            "A Content-Encoding other than identity, gzip or deflate "
+            "(code unsupported_content_encoding)",
+        ),
         "422": ("ValidationFailed", "A value is wrong or out of range; error.param names it"),
         "429": (
             "RateLimited",
-            "Too many failed sign-ins for this email or address; see Retry-After",
+            "Too many failed sign-ins from this address (for this email, or in all); see "
+            "Retry-After",
         ),
         "503": ("Unavailable", "The sign-in throttle's store is unreachable (fails closed)"),
     }
@@ -495,7 +501,7 @@ def _error_codes(op: Op) -> list[str]:
     if op.who != ANYONE:
         codes |= {"401", "403", "404", "422"}
     if op.body is not None:
-        codes |= {"400", "413", "422"}
+        codes |= {"400", "413", "415", "422"}
     if op.params:
         codes.add("422")
     return sorted(codes)

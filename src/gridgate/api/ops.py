@@ -1,5 +1,7 @@
 """Operator endpoints: ``GET /healthz`` (the process is up), ``GET /readyz`` (it can serve: the
-database answers, the rate limiter's backend when one is configured, and with several workers
+database answers; the rate limiter's backend when one is configured and
+``limits.on_backend_failure`` is ``closed`` — with ``open`` an unreachable backend is named in
+the checks but the process stays ready, as it serves without limits; and with several workers
 every one of them serves) and ``GET /metrics``
 (Prometheus text exposition; with several workers, the sum of them all).
 
@@ -50,6 +52,10 @@ async def readyz(request: web.Request) -> web.Response:
     results = dict(zip(probes, await asyncio.gather(*probes.values()), strict=True))
     checks = {"database": results["database"], "redis": results.get("redis", "not configured")}
     failing = [name for name, result in results.items() if result != "ok"]
+    if "redis" in failing and state.settings.limits.on_backend_failure == "open":
+        # the limiter fails open: requests are served (without limits), so still ready
+        failing.remove("redis")
+        checks["redis"] = f"{checks['redis']} (open: serving unlimited)"
     workers = workers_check(request.app)
     if workers is not None:
         checks["workers"] = workers

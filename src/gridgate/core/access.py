@@ -15,6 +15,7 @@ from __future__ import annotations
 
 from dataclasses import dataclass
 
+from gridgate.echo import capped
 from gridgate.errors import NotFound, PermissionDenied, Unauthorized, ValidationFailed
 from gridgate.storage.records import Role, UserRecord
 
@@ -72,7 +73,7 @@ def account_in_scope(actor: Actor, requested: str | None, *, required: bool) -> 
         return requested
     own = actor.account_id
     if own is None or (requested is not None and requested != own):
-        raise NotFound(f"no account {requested!r}")
+        raise NotFound(f"no account {capped(requested)!r}")
     return own
 
 
@@ -86,6 +87,6 @@ def require_owner(actor: Actor, account_id: str) -> None:
     if actor.is_operator:
         return
     if actor.account_id != account_id:
-        raise NotFound(f"no account {account_id!r}")
+        raise NotFound(f"no account {capped(account_id)!r}")
     if actor.role != "owner":
         raise PermissionDenied("only the account's owner may do this", code="forbidden")

@@ -10,6 +10,7 @@ from typing import Literal
 from gridgate.core.access import Actor, account_in_scope, require_operator, required_account
 from gridgate.core.audit_log import note
 from gridgate.core.clock import Clock
+from gridgate.echo import capped
 from gridgate.errors import InsufficientBalance, NotFound, ValidationFailed
 from gridgate.money import MoneyError, usd_to_nanos
 from gridgate.storage.ports import (
@@ -68,14 +69,14 @@ class Accounts:
         account_id = required_account(actor, account_id)
         account = await self._store.get_account(account_id)
         if account is None:
-            raise NotFound(f"no account {account_id!r}")
+            raise NotFound(f"no account {capped(account_id)!r}")
         return account
 
     async def balance(self, actor: Actor, account_id: str | None) -> AccountBalance:
         account_id = required_account(actor, account_id)
         balance = await self._store.account_balance(account_id)
         if balance is None:
-            raise NotFound(f"no account {account_id!r}")
+            raise NotFound(f"no account {capped(account_id)!r}")
         return balance
 
     async def list(self, actor: Actor) -> list[AccountRecord]:
@@ -147,7 +148,7 @@ class Accounts:
                 audit=audit,
             )
         except NotFoundInStore as exc:
-            raise NotFound(f"no account {account_id!r}") from exc
+            raise NotFound(f"no account {capped(account_id)!r}") from exc
         except IdempotencyConflict as exc:
             raise ValidationFailed(
                 f"{exc}; a retry must repeat the same account, amount and kind",
@@ -156,7 +157,7 @@ class Accounts:
             ) from exc
         except ValueError as exc:  # the store refuses to take the balance below zero
             raise InsufficientBalance(
-                f"{kind} refused: the balance of {account_id!r} cannot go below zero"
+                f"{kind} refused: the balance of {capped(account_id)!r} cannot go below zero"
             ) from exc
 
     async def verify_ledger(self, actor: Actor) -> VerifyReport:
@@ -196,7 +197,7 @@ class Accounts:
 
 def _amount(usd: str) -> int:
     try:
-        amount = usd_to_nanos(usd.strip())
+        amount = usd_to_nanos(usd)
     except MoneyError as exc:
         raise ValidationFailed(f"amount: {exc}", param="amount") from exc
     if abs(amount) > MAX_ENTRY_NANOS:

@@ -17,6 +17,7 @@ from gridgate.core.audit_log import note
 from gridgate.core.clock import Clock
 from gridgate.core.keys import mint_key
 from gridgate.core.times import parse_expiry
+from gridgate.echo import capped
 from gridgate.errors import NotFound, ValidationFailed
 from gridgate.storage.ports import NotFoundInStore, Store
 from gridgate.storage.records import KeyRecord
@@ -57,7 +58,7 @@ class ApiKeys:
     async def get(self, actor: Actor, key_id: str) -> KeyRecord:
         key = await self._store.get_key(key_id)
         if key is None or not may_act_on(actor, key.account_id):
-            raise NotFound(f"no key {key_id!r}")
+            raise NotFound(f"no key {capped(key_id)!r}")
         return key
 
     async def create(
@@ -82,7 +83,7 @@ class ApiKeys:
                 audit=note(actor, "api_key.create", account_id=account, name=cleaned),
             )
         except NotFoundInStore as exc:
-            raise NotFound(f"no account {account!r}") from exc
+            raise NotFound(f"no account {capped(account)!r}") from exc
         return NewKey(record, minted.secret)
 
     async def update(
@@ -114,7 +115,7 @@ class ApiKeys:
                 key_id, audit=note(actor, "api_key.revoke", account_id=key.account_id)
             )
         except NotFoundInStore as exc:  # pragma: no cover - keys are never deleted
-            raise NotFound(f"no key {key_id!r}") from exc
+            raise NotFound(f"no key {capped(key_id)!r}") from exc
         if self._on_revoke is not None:
             self._on_revoke([key_id])
         return revoked

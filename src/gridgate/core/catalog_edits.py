@@ -19,6 +19,7 @@ import msgspec
 
 from gridgate.core.access import Actor, require_operator
 from gridgate.core.audit_log import note
+from gridgate.echo import capped
 from gridgate.errors import NotFound, ValidationFailed
 from gridgate.money import MoneyError, format_usd, usd_to_nanos
 from gridgate.storage.ports import Conflict, NotFoundInStore, Store
@@ -105,7 +106,7 @@ def _tokens(param: str, value: int, *, minimum: int = 1) -> int:
 
 def _price(param: str, usd: str) -> int:
     try:
-        nanos = usd_to_nanos(usd.strip())
+        nanos = usd_to_nanos(usd)
     except MoneyError as exc:
         raise _fail(param, str(exc)) from exc
     if not 0 <= nanos <= MAX_PRICE_NANOS:
@@ -132,10 +133,10 @@ def _saving(what: str, key: str, param: str) -> Iterator[None]:
         yield
     except Conflict as exc:
         raise ValidationFailed(
-            f"{param}: a {what} {key!r} exists already", param=param, code="taken"
+            f"{param}: a {what} {capped(key)!r} exists already", param=param, code="taken"
         ) from exc
     except NotFoundInStore as exc:
-        raise NotFound(f"no {what} {key!r}") from exc
+        raise NotFound(f"no {what} {capped(key)!r}") from exc
 
 
 class CatalogEditor:
@@ -193,14 +194,14 @@ class CatalogEditor:
         require_operator(actor)
         found = (await self._catalog())[2].get(offer_id)
         if found is None:
-            raise NotFound(f"no offer {offer_id!r}")
+            raise NotFound(f"no offer {capped(offer_id)!r}")
         return found
 
     async def supplier(self, actor: Actor, name: str) -> SupplierRecord:
         require_operator(actor)
         found = (await self._catalog())[1].get(name)
         if found is None:
-            raise NotFound(f"no supplier {name!r}")
+            raise NotFound(f"no supplier {capped(name)!r}")
         return found
 
     # -- suppliers ------------------------------------------------------------------------------
@@ -263,7 +264,7 @@ class CatalogEditor:
             _unset_create_only(given, "id", "offer")
             found = offers.get(offer_id or "")
             if found is None:
-                raise NotFound(f"no offer {offer_id!r}")
+                raise NotFound(f"no offer {capped(offer_id)!r}")
             current = found
         values: dict[str, Any] = {}
         if "input_usd_per_m" in given:
@@ -278,9 +279,9 @@ class CatalogEditor:
             )
         record = msgspec.structs.replace(current, **given, **values)
         if record.supplier not in suppliers:
-            raise _fail("supplier", f"no supplier {record.supplier!r}")
+            raise _fail("supplier", f"no supplier {capped(record.supplier)!r}")
         if record.instrument not in instruments:
-            raise _fail("instrument", f"no instrument {record.instrument!r}")
+            raise _fail("instrument", f"no instrument {capped(record.instrument)!r}")
         if not _MODEL.fullmatch(record.model):
             raise _fail("model", "1 to 200 characters, no spaces")
         _score("quality", record.quality)
@@ -349,7 +350,7 @@ class CatalogEditor:
             _unset_create_only(given, "id", "instrument")
             found = instruments.get((instrument_id or "").lower())
             if found is None:
-                raise NotFound(f"no instrument {instrument_id!r}")
+                raise NotFound(f"no instrument {capped(instrument_id)!r}")
             current = found
         record = msgspec.structs.replace(current, **given)
         if not _NAME.fullmatch(record.id):

@@ -35,7 +35,9 @@ from gridgate.core.offer_health import (
 from gridgate.core.preferences import DroppedFields, Figures, Preferences, no_figures
 from gridgate.core.rate_guard import Pass, RateGuard
 from gridgate.core.routing import Needs, rank
+from gridgate.core.usage_error import error_summary, summary
 from gridgate.core.usage_writer import UsageWriter
+from gridgate.echo import capped
 from gridgate.errors import (
     GridgateError,
     InsufficientBalance,
@@ -157,7 +159,7 @@ class Exchange:
         instrument = catalog.instrument(request.model)
         if instrument is None:
             raise UnknownInstrument(
-                f"model {request.model!r} is not an instrument of this exchange; "
+                f"model {capped(request.model)!r} is not an instrument of this exchange; "
                 "GET /v1/models lists them",
                 param="model",
             )
@@ -642,7 +644,7 @@ class Exchange:
             0,
             outcome=outcome,
             status=status,
-            error=error.message if error else None,
+            error=error_summary(error) if error else None,
         )
 
     def _record(
@@ -688,7 +690,7 @@ class Exchange:
                 billed=charged > 0,
                 in_spec=None if judged is None else judged.in_spec,
                 spec_note=None if judged is None else (judged.breach or judged.failure),
-                error=error,
+                error=summary(error),  # bounded and redacted, whatever the caller passed
             )
         )
 

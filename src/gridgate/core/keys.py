@@ -20,6 +20,7 @@ import hashlib
 import re
 import secrets
 from dataclasses import dataclass
+from typing import Literal
 
 from gridgate.core.clock import Clock
 from gridgate.errors import Unauthorized
@@ -28,6 +29,7 @@ from gridgate.storage.records import KeyRecord
 
 KEY_PREFIX = "gg_"
 _SECRET_BODY_RE = re.compile(r"[A-Za-z0-9_-]{43}")  # 32 random bytes, URL-safe base64
+_BEARER_RE = re.compile(r"[Bb][Ee][Aa][Rr][Ee][Rr][ \t]+([^ \t]+)")
 VISIBLE_CHARS = 8  # of the random part, shown after the prefix in listings
 VISIBLE_PREFIX_CHARS = len(KEY_PREFIX) + VISIBLE_CHARS
 MAX_CACHED_KEYS = 100_000
@@ -58,13 +60,30 @@ def looks_like_key(secret: str, prefix: str = KEY_PREFIX) -> bool:
 
 
 def bearer_token(header: str | None) -> str | None:
-    """The token of an ``Authorization: Bearer <token>`` header, or None."""
-    if not header:
+    """The token of an ``Authorization: Bearer <token>`` header (RFC 7235: the scheme in any
+    case, then one or more spaces or tabs, then the token), or None when there is no header.
+    A header of another shape is ``Unauthorized`` "malformed Authorization header"."""
+    if header is None or not header.strip(" \t"):
         return None
-    scheme, _, token = header.strip().partition(" ")
-    if scheme.lower() != "bearer":
-        return None
-    return token.strip() or None
+    match = _BEARER_RE.fullmatch(header.strip(" \t"))
+    if match is None:
+        raise Unauthorized(
+            "malformed Authorization header: expected 'Bearer <key>'",
+            code="malformed_authorization",
+        )
+    return match.group(1)
+
+
+def presented_key(
+    authorization: str | None, x_api_key: str | None, *, native: Literal["bearer", "x-api-key"]
+) -> str | None:
+    """The key a request presents, in ``Authorization: Bearer`` or ``x-api-key`` (clients of
+    either surface send either). Given both, the surface's ``native`` header wins: Bearer on the
+    OpenAI surface, ``x-api-key`` on the Anthropic one."""
+    header_key = (x_api_key or "").strip(" \t") or None
+    if native == "x-api-key" and header_key is not None:
+        return header_key
+    return bearer_token(authorization) or header_key
 
 
 class Authenticator:
@@ -87,7 +106,8 @@ class Authenticator:
     async def authenticate(self, secret: str | None) -> KeyRecord:
         if secret is None:
             raise Unauthorized(
-                "missing API key: send it as 'Authorization: Bearer <key>'", code="missing_api_key"
+                "missing API key: send it as 'Authorization: Bearer <key>' (or 'x-api-key: <key>')",
+                code="missing_api_key",
             )
         if not looks_like_key(secret):
             raise Unauthorized("malformed API key")

@@ -20,6 +20,7 @@ from gridgate.core.access import Actor, may_act_on, require_operator
 from gridgate.core.audit_log import note
 from gridgate.core.limit_rules import LimitRules
 from gridgate.core.rate_limits import LIMIT_KINDS, LimitKind, LimitScope
+from gridgate.echo import capped
 from gridgate.errors import NotFound, ValidationFailed
 from gridgate.settings import LimitsSettings
 from gridgate.storage.ports import NotFoundInStore, Store
@@ -96,7 +97,7 @@ class LimitOverrides:
         try:
             await self._store.set_limits(updated, audit=audit)
         except NotFoundInStore as exc:
-            raise NotFound(f"no {scope} {subject!r}") from exc
+            raise NotFound(f"no {scope} {capped(subject)!r}") from exc
         if self._on_change is not None:
             await self._on_change()
         return await self.show(actor, scope, subject)
@@ -133,4 +134,4 @@ class LimitOverrides:
             key = None if subject == "*" else await self._store.get_key(subject)
             owner = "" if key is None else key.account_id
         if subject == "*" or not may_act_on(actor, owner):
-            raise NotFound(f"no {scope} {subject!r}")
+            raise NotFound(f"no {scope} {capped(subject)!r}")

@@ -10,6 +10,7 @@ from gridgate.core.audit_log import note
 from gridgate.core.clock import Clock
 from gridgate.core.people import NewToken, People
 from gridgate.core.times import parse_expiry
+from gridgate.echo import capped
 from gridgate.errors import NotFound, PermissionDenied
 from gridgate.storage.records import ManagementTokenRecord
 
@@ -53,7 +54,7 @@ class ManagementTokens:
     async def revoke(self, actor: Actor, token_id: str) -> ManagementTokenRecord:
         token = await self._people.get_token(token_id)
         if token is None or (token.user_id != actor.id and not actor.is_operator):
-            raise NotFound(f"no management token {token_id!r}")
+            raise NotFound(f"no management token {capped(token_id)!r}")
         return await self._people.revoke_token(
             token_id, audit=note(actor, "token.revoke", user_id=token.user_id)
         )

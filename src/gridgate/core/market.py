@@ -11,6 +11,7 @@ from gridgate.core.clock import Clock
 from gridgate.core.price_history import DailyPrice, average, daily_prices
 from gridgate.core.routing import Needs, declared_in_spec, meets_spec, rank
 from gridgate.core.times import day_of
+from gridgate.echo import capped
 from gridgate.errors import GridgateError, UnknownInstrument
 from gridgate.storage.ports import Store
 from gridgate.storage.records import InstrumentRecord
@@ -56,7 +57,9 @@ class Market:
         if found is None and include_disabled:
             found = catalog.instruments.get(instrument_id.lower())
         if found is None:
-            raise UnknownInstrument(f"no instrument {instrument_id!r}", param="instrument_id")
+            raise UnknownInstrument(
+                f"no instrument {capped(instrument_id)!r}", param="instrument_id"
+            )
         return await self._view(catalog, found)
 
     async def _view(self, catalog: Catalog, instrument: InstrumentRecord) -> InstrumentView:

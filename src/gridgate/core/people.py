@@ -32,6 +32,7 @@ from argon2.exceptions import InvalidHashError, VerificationError
 from gridgate.core.audit_log import note
 from gridgate.core.clock import Clock
 from gridgate.core.keys import hash_secret, looks_like_key, mint_key
+from gridgate.echo import capped
 from gridgate.errors import NotFound, Unauthorized, ValidationFailed
 from gridgate.storage.ports import Conflict, NotFoundInStore, Store
 from gridgate.storage.records import (
@@ -149,7 +150,7 @@ class People:
             raise ValidationFailed(f"name: must be 1 to {MAX_NAME_LENGTH} characters", param="name")
         if role not in ROLES:
             raise ValidationFailed(
-                f"role: must be one of {', '.join(ROLES)}, not {role!r}", param="role"
+                f"role: must be one of {', '.join(ROLES)}, not {capped(role)!r}", param="role"
             )
         if role == "operator" and account_id is not None:
             raise ValidationFailed(
@@ -170,7 +171,7 @@ class People:
                 audit=audit,
             )
         except NotFoundInStore as exc:
-            raise NotFound(f"no account {account_id!r}") from exc
+            raise NotFound(f"no account {capped(account_id)!r}") from exc
         except Conflict as exc:
             raise ValidationFailed(
                 "email: a user with this email exists already", param="email", code="email_taken"
@@ -179,13 +180,13 @@ class People:
     async def get_user(self, user_id: str) -> UserRecord:
         user = await self._store.get_user(user_id)
         if user is None:
-            raise NotFound(f"no user {user_id!r}")
+            raise NotFound(f"no user {capped(user_id)!r}")
         return user
 
     async def get_user_by_email(self, email: str) -> UserRecord:
         user = await self._store.get_user_by_email(email)
         if user is None:
-            raise NotFound(f"no user with email {email.strip().lower()!r}")
+            raise NotFound(f"no user with email {capped(email.strip().lower())!r}")
         return user
 
     async def list_users(self, account_id: str | None = None) -> list[UserRecord]:
@@ -198,7 +199,7 @@ class People:
         try:
             return await self._store.set_user_disabled(user_id, disabled, audit=audit)
         except NotFoundInStore as exc:
-            raise NotFound(f"no user {user_id!r}") from exc
+            raise NotFound(f"no user {capped(user_id)!r}") from exc
 
     async def set_password(
         self, user_id: str, password: str, *, audit: AuditNote | None = None
@@ -207,7 +208,7 @@ class People:
         try:
             return await self._store.set_password_hash(user_id, password_hash, audit=audit)
         except NotFoundInStore as exc:
-            raise NotFound(f"no user {user_id!r}") from exc
+            raise NotFound(f"no user {capped(user_id)!r}") from exc
 
     async def authenticate(self, email: str, password: str) -> UserRecord:
         """The user with this email and password, if active; else ``Unauthorized`` with one
@@ -349,7 +350,7 @@ class People:
         try:
             return await self._store.revoke_management_token(token_id, audit=audit)
         except NotFoundInStore as exc:
-            raise NotFound(f"no management token {token_id!r}") from exc
+            raise NotFound(f"no management token {capped(token_id)!r}") from exc
 
     # -- the audit log -------------------------------------------------------------------------
     async def audit(self, actor: str, action: str, subject: str, **detail: Any) -> AuditEntry:

@@ -4,6 +4,7 @@ from __future__ import annotations
 
 from datetime import UTC, datetime
 
+from gridgate.echo import capped
 from gridgate.errors import ValidationFailed
 
 DAY_US = 86_400_000_000
@@ -14,13 +15,15 @@ def parse_time(text: str, *, param: str) -> int:
     try:
         moment = datetime.fromisoformat(text)
     except ValueError as exc:
-        raise ValidationFailed(f"{param}: not an ISO 8601 time: {text!r}", param=param) from exc
+        raise ValidationFailed(
+            f"{param}: not an ISO 8601 time: {capped(text)!r}", param=param
+        ) from exc
     if moment.tzinfo is None:
         moment = moment.replace(tzinfo=UTC)
     try:
         delta = moment - datetime(1970, 1, 1, tzinfo=UTC)
     except OverflowError as exc:
-        raise ValidationFailed(f"{param}: out of range: {text!r}", param=param) from exc
+        raise ValidationFailed(f"{param}: out of range: {capped(text)!r}", param=param) from exc
     return (delta.days * 86_400 + delta.seconds) * 1_000_000 + delta.microseconds
 
 

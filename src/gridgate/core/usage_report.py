@@ -1,7 +1,7 @@
 """What an account used and spent, as its people (and operators) read it: pages of usage
 records, sums per UTC day and instrument, a CSV-ready export, and the overview of spend today,
 this month and per day. An account's user reads their own account only; an operator names one
-(or reads every account).
+(or reads every account). A ``key_id`` filter of a key outside the account read is 404.
 """
 
 from __future__ import annotations
@@ -14,7 +14,8 @@ from gridgate.core.access import Actor, account_in_scope
 from gridgate.core.clock import Clock
 from gridgate.core.times import DAY_US, day_of, day_start
 from gridgate.core.usage_pages import UsagePage, UsageQuery, check_window, usage_page
-from gridgate.errors import ValidationFailed
+from gridgate.echo import capped
+from gridgate.errors import NotFound, ValidationFailed
 from gridgate.storage.ports import Store
 from gridgate.storage.records import DailyUsage, UsageRecord
 
@@ -53,8 +54,10 @@ class UsageReports:
         instrument: str | None = None,
         cursor: str | None = None,
     ) -> UsagePage:
+        account = account_in_scope(actor, account_id, required=False)
+        await self._check_key(account, key_id)
         query = UsageQuery(
-            account_id=account_in_scope(actor, account_id, required=False),
+            account_id=account,
             since_us=since_us,
             until_us=until_us,
             limit=limit,
@@ -81,8 +84,10 @@ class UsageReports:
         check_window(since, until)
         if until - since > MAX_DAYS * DAY_US:
             raise ValidationFailed(f"since: at most {MAX_DAYS} days before until", param="since")
+        account = account_in_scope(actor, account_id, required=False)
+        await self._check_key(account, key_id)
         sums = await self._store.usage_daily(
-            account_id=account_in_scope(actor, account_id, required=False),
+            account_id=account,
             since_us=since,
             until_us=until,
             key_id=key_id,
@@ -102,6 +107,7 @@ class UsageReports:
     ) -> AsyncIterator[list[UsageRecord]]:
         """Every matching record, newest first, in batches (at most ``MAX_EXPORT``)."""
         account = account_in_scope(actor, account_id, required=False)
+        await self._check_key(account, key_id)
         check_window(since_us, until_us)
         before: tuple[int, str] | None = None
         sent = 0
@@ -120,6 +126,15 @@ class UsageReports:
             yield batch
             sent += len(batch)
             before = (batch[-1].created_us, batch[-1].request_id)
+
+    async def _check_key(self, account_id: str | None, key_id: str | None) -> None:
+        """A ``key_id`` filter names a key of the account read (any key, for an operator reading
+        every account): another account's key is answered like one that does not exist."""
+        if key_id is None:
+            return
+        key = await self._store.get_key(key_id)
+        if key is None or (account_id is not None and key.account_id != account_id):
+            raise NotFound(f"no key {capped(key_id)!r}", param="key_id")
 
     async def overview(self, actor: Actor, account_id: str | None = None) -> Overview:
         now = self._clock.now_us()

@@ -19,6 +19,7 @@ from aiohttp import web
 from multidict import MultiDict, MultiDictProxy
 
 from gridgate.api.principal import SESSION_COOKIE
+from gridgate.api.request_body import refuse_encoded
 from gridgate.api.state import STATE
 from gridgate.core.access import Actor
 from gridgate.core.people import csrf_ok, csrf_token_for
@@ -77,6 +78,7 @@ async def read_form(request: web.Request) -> MultiDictProxy[str]:
         raise PermissionDenied("expected a form", code="csrf_failed")
     if (request.content_length or 0) > MAX_FORM_BYTES:
         raise PermissionDenied("form too large", code="csrf_failed")
+    refuse_encoded(request)
     form = await request.post()
     return MultiDictProxy(MultiDict((k, v) for k, v in form.items() if isinstance(v, str)))
 

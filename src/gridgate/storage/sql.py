@@ -1510,6 +1510,13 @@ class SqlStore:
             row = conn.execute(stmt).first()
             if row is not None and disabled:
                 conn.execute(sessions.delete().where(sessions.c.user_id == user_id))
+                # revoked for good: enabling the user again must not revive them
+                tokens = management_tokens.c
+                conn.execute(
+                    update(management_tokens)
+                    .where(tokens.user_id == user_id, tokens.revoked_us.is_(None))
+                    .values(revoked_us=now)
+                )
             if row is not None:
                 _note(conn, audit, user_id, now)
             return row
