@@ -9,7 +9,7 @@ import pytest
 from gridgate.errors import SupplierFailed, SupplierTimeout, UpstreamRejected
 from gridgate.protocol.openai_chat import decode_chat_request
 from gridgate.protocol.sse import SSEParser
-from gridgate.providers.base import UpstreamCall
+from gridgate.providers.base import UpstreamCall, Usage, counted
 from gridgate.providers.openai import map_request, map_response, map_stream_event, upstream_error
 from gridgate.storage.records import OfferRecord, SupplierRecord
 
@@ -141,6 +141,31 @@ def test_response_without_usage_is_counted_and_marked_estimated() -> None:
         json.loads(completion.body)["usage"]["total_tokens"]
         == 12 + completion.usage.completion_tokens
     )
+
+
+def test_response_whose_usage_counts_nothing_is_counted_and_marked_estimated() -> None:
+    """Explicit zeros for an answer with text are no count: gridgate counts instead, keeping
+    what the supplier did count."""
+    zero = {"prompt_tokens": 0, "completion_tokens": 0, "total_tokens": 0}
+    completion = map_response(
+        json.dumps({**COMPLETION, "usage": zero}).encode(), prompt_estimate=12
+    )
+    output = -(-len(b"Hello! How can I assist you today?") // 4)
+    usage = completion.usage
+    assert (usage.prompt_tokens, usage.completion_tokens, usage.estimated) == (12, output, True)
+    assert json.loads(completion.body)["usage"]["total_tokens"] == 12 + output
+    half = {"prompt_tokens": 19, "completion_tokens": 0, "total_tokens": 19}
+    usage = map_response(
+        json.dumps({**COMPLETION, "usage": half}).encode(), prompt_estimate=12
+    ).usage
+    assert (usage.prompt_tokens, usage.completion_tokens, usage.estimated) == (19, output, True)
+
+
+def test_counted_keeps_a_real_count() -> None:
+    real = Usage(prompt_tokens=8, completion_tokens=0)
+    assert counted(real, prompt_estimate=3, out_bytes=0) is real  # an empty answer
+    assert counted(None, prompt_estimate=3, out_bytes=9) == Usage(3, 3, estimated=True)
+    assert counted(Usage(0, 5), prompt_estimate=3, out_bytes=40) == Usage(3, 5, estimated=True)
 
 
 @pytest.mark.parametrize("body", [b"not json", b'{"choices": []}', b'{"id": 1}'])
