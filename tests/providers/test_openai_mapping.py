@@ -4,6 +4,7 @@ from __future__ import annotations
 
 import json
 
+import msgspec
 import pytest
 
 from gridgate.errors import SupplierFailed, SupplierTimeout, UpstreamRejected
@@ -87,6 +88,28 @@ def call(body: dict[str, object], *, stream: bool = False, cap: int = 100) -> Up
         stream=stream,
         prompt_estimate=7,
     )
+
+
+def test_a_zero_retention_supplier_is_sent_no_metadata_and_no_store_request() -> None:
+    body = {
+        "model": "text-prime",
+        "messages": [{"role": "user", "content": "hi"}],
+        "metadata": {"project": "x"},
+        "store": True,
+    }
+    sent = json.loads(map_request(call(body)))  # SUPPLIER declares zero retention (the default)
+    assert "metadata" not in sent and "store" not in sent
+    assert json.loads(map_request(call({**body, "store": False})))["store"] is False
+    keeps = UpstreamCall(
+        supplier=msgspec.structs.replace(SUPPLIER, zero_retention=False),
+        offer=OFFER,
+        request=decode_chat_request(json.dumps(body).encode()),
+        max_output_tokens=100,
+        stream=False,
+        prompt_estimate=7,
+    )
+    sent = json.loads(map_request(keeps))
+    assert sent["metadata"] == {"project": "x"} and sent["store"] is True
 
 
 def test_request_drops_gateway_fields_and_sets_model_and_cap() -> None:

@@ -22,6 +22,7 @@ import msgspec
 from gridgate.core.billing import Billing, Quote
 from gridgate.core.catalog import Catalog, PricedOffer
 from gridgate.core.clock import Clock
+from gridgate.core.costly_options import keeping_data, refuse_unpriced
 from gridgate.core.leases import Reservation
 from gridgate.core.offer_health import (
     Admission,
@@ -162,6 +163,7 @@ class Exchange:
                 "GET /v1/models lists them",
                 param="model",
             )
+        refuse_unpriced(request)
         requested = request.effective_max_tokens
         if requested is not None and requested > instrument.max_completion_tokens:
             field_name = (
@@ -215,9 +217,8 @@ class Exchange:
             n=request.n_choices,
         )
         preferences = Preferences.of(request, self._dropped_fields)  # None: no ``provider``
-        candidates = rank(
-            instrument, catalog.offers_for(instrument.id), needs, preferences, self._figures
-        )
+        offers = keeping_data(request, instrument, catalog.offers_for(instrument.id))
+        candidates = rank(instrument, offers, needs, preferences, self._figures)
         return Plan(
             instrument=instrument,
             candidates=candidates,

@@ -106,7 +106,8 @@ _USAGE_NULL = (b',"usage":null', b'"usage":null,', b', "usage": null', b'"usage"
 
 # -- pure mapping ----------------------------------------------------------------------------
 def map_request(call: UpstreamCall) -> bytes:
-    """The upstream body: the caller's fields, the offer's model, the held max output tokens."""
+    """The upstream body: the caller's fields, the offer's model, the held max output tokens;
+    for a zero-retention supplier without ``metadata`` (nor ``store: true``)."""
     req: ChatRequest = call.request
     if req.has_extensions:
         req = without_extensions(req)
@@ -123,6 +124,12 @@ def map_request(call: UpstreamCall) -> bytes:
     else:
         changes["max_completion_tokens"] = call.max_output_tokens
         changes["max_tokens"] = msgspec.UNSET
+    if call.supplier.zero_retention:
+        # nothing that asks for or labels stored data goes to a supplier that keeps none
+        # (routing never sends it ``store: true``; see core/costly_options.py)
+        changes["metadata"] = msgspec.UNSET
+        if req.store is True:
+            changes["store"] = msgspec.UNSET
     if call.stream:
         changes["stream"] = True
         changes["stream_options"] = StreamOptions(include_usage=True)
