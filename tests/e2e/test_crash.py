@@ -1,5 +1,6 @@
 """A gateway killed with SIGKILL mid-stream: after a restart and the lease's expiry, the ledger
-verifies, the part delivered before the crash is charged, and the rest is released."""
+verifies, the part delivered before the crash is charged, the rest is released, and the
+stream's record is final (``interrupted``), not left ``in_progress``."""
 
 from __future__ import annotations
 
@@ -72,7 +73,11 @@ def test_sigkill_mid_stream_charges_what_was_delivered(bg: BackgroundLoop, tmp_p
                 ),
                 timeout=30,
             )
-            record = second.usage(account_id)[0]
+            record = wait_until(
+                lambda: (r := second.usage(account_id)[0]).outcome != "in_progress" and r
+            )
+            assert record.outcome == "interrupted"  # final: its process will never end it
+            assert record.billed
             assert closed.charged == record.cost > 0  # the delivered part, by its last checkpoint
             assert record.cost < lease.amount  # the rest was released
             assert record.output_tokens >= 10

@@ -130,6 +130,7 @@ def check(raw: bytes) -> None:
     msgspec.json.encode(req)  # whatever decodes can be sent upstream
     size = measure_prompt(req)
     assert size.upper_bound >= size.estimate > 0
+    assert size.estimate >= size.charge >= 0  # a charge never exceeds what was held
 
 
 @FUZZ

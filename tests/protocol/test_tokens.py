@@ -51,7 +51,7 @@ def test_minimal_prompt() -> None:
     base = PROMPT_BASE_TOKENS + MESSAGE_OVERHEAD_TOKENS
     assert prompt_token_upper_bound(req) == base + 5
     assert prompt_token_estimate(req) == base + 2
-    assert measure_prompt(req) == (base + 5, base + 2)
+    assert measure_prompt(req) == (base + 5, base + 2, 2)
 
 
 def test_every_text_counts() -> None:
@@ -161,6 +161,21 @@ def test_bound_covers_estimate_and_bytes(msgs: list[Any]) -> None:
     # the estimate of plain text is about a quarter of its bytes, plus the same overheads
     assert estimate >= math.ceil(text_bytes / 4)
     assert bound - estimate >= text_bytes - math.ceil(text_bytes / 4)
+    # what a prompt nobody counted is charged: its text alone, never above the hold's figure
+    charge = measure_prompt(req).charge
+    assert math.ceil(text_bytes / 4) <= charge <= estimate <= bound  # (tool ids count too)
+
+
+def test_an_uncounted_prompt_is_charged_its_text_without_overheads() -> None:
+    """A short prompt is a few tokens: the charge carries none of the hold's fixed overheads
+    (a supplier counts "say hi" as about 8 tokens, the estimate says 138)."""
+    req = request([{"role": "system", "content": "be brief"}, {"role": "user", "content": "hi"}])
+    size = measure_prompt(req)
+    assert size.charge == math.ceil(len("be brief" + "hi") / 4) == 3
+    assert size.estimate >= PROMPT_BASE_TOKENS
+    image = {"type": "image_url", "image_url": {"url": "data:image/png;base64,AAAA"}}
+    media = measure_prompt(request([{"role": "user", "content": [image]}]))
+    assert media.charge == 0 < media.estimate <= media.upper_bound
 
 
 def test_bound_is_at_least_encoded_length_of_text() -> None:

@@ -282,6 +282,26 @@ def test_an_answer_without_usage_is_counted_and_marked_estimated(spec: OpenAISpe
     spec.completion(document)
 
 
+def test_an_answer_whose_usage_counts_nothing_is_counted_and_marked_estimated() -> None:
+    """The Messages wire cannot leave usage out: a supplier that does not meter reports
+    zeros. Zero tokens for 40 bytes of text (or for any prompt) is not a count."""
+    zero = {"input_tokens": 0, "output_tokens": 0}
+    body = _message([{"type": "text", "text": "x" * 40}], usage=zero)
+    completion = map_response(body, request=PLAIN, prompt_estimate=12, now=_now)
+    assert completion.usage.estimated
+    assert (completion.usage.prompt_tokens, completion.usage.completion_tokens) == (12, 10)
+    assert json.loads(completion.body)["usage"]["total_tokens"] == 22
+    # a prompt it did count is kept; only the output is gridgate's
+    counted_prompt = {"input_tokens": 8, "output_tokens": 0}
+    body = _message([{"type": "text", "text": "x" * 40}], usage=counted_prompt)
+    usage = map_response(body, request=PLAIN, prompt_estimate=12).usage
+    assert (usage.prompt_tokens, usage.completion_tokens, usage.estimated) == (8, 10, True)
+    # an empty answer of 0 output tokens is a count
+    empty = _message([{"type": "text", "text": ""}], usage={"input_tokens": 8, "output_tokens": 0})
+    usage = map_response(empty, request=PLAIN, prompt_estimate=12).usage
+    assert (usage.prompt_tokens, usage.completion_tokens, usage.estimated) == (8, 0, False)
+
+
 def test_a_json_object_answer_is_the_forced_tools_input() -> None:
     request = decode_chat_request(
         b'{"model": "m", "messages": [{"role": "user", "content": "hi"}],'
@@ -937,3 +957,25 @@ async def test_untranslatable_requests_never_reach_the_supplier(
     with pytest.raises(Untranslatable, match=r"^n: "):
         await _first(anthropic, call)
     assert upstream.requests == []
+
+
+def test_a_stream_whose_usage_counts_nothing_is_counted_and_marked_estimated() -> None:
+    zero = {"input_tokens": 0, "output_tokens": 0}
+    start = {**START, "message": {**START["message"], "usage": zero}}  # type: ignore[dict-item]
+    end = {**END, "usage": {"output_tokens": 0}}
+    chunks, error = _translate(
+        _translator(PLAIN_STREAM, prompt_estimate=11), _events(start, TEXT_START, TEXT, end, STOP)
+    )
+    assert error is None
+    assert chunks[0].prompt_tokens is None  # 0 is not a count of the prompt
+    usage = chunks[-2].usage
+    assert usage is not None and usage.estimated
+    assert (usage.prompt_tokens, usage.completion_tokens) == (11, 1)
+
+
+def test_the_prompt_count_of_message_start_rides_the_first_chunk() -> None:
+    """A stream cut before message_stop is charged the supplier's prompt count."""
+    chunks, error = _translate(_translator(PLAIN_STREAM), _events(START, TEXT_START, TEXT))
+    assert error is None
+    assert chunks[0].prompt_tokens == 100  # input 30 + cache reads 70
+    assert all(c.prompt_tokens is None for c in chunks[1:])

@@ -4,12 +4,13 @@ from __future__ import annotations
 
 import json
 
+import msgspec
 import pytest
 
 from gridgate.errors import SupplierFailed, SupplierTimeout, UpstreamRejected
 from gridgate.protocol.openai_chat import decode_chat_request
 from gridgate.protocol.sse import SSEParser
-from gridgate.providers.base import UpstreamCall
+from gridgate.providers.base import UpstreamCall, Usage, counted
 from gridgate.providers.openai import map_request, map_response, map_stream_event, upstream_error
 from gridgate.storage.records import OfferRecord, SupplierRecord
 
@@ -89,6 +90,28 @@ def call(body: dict[str, object], *, stream: bool = False, cap: int = 100) -> Up
     )
 
 
+def test_a_zero_retention_supplier_is_sent_no_metadata_and_no_store_request() -> None:
+    body = {
+        "model": "text-prime",
+        "messages": [{"role": "user", "content": "hi"}],
+        "metadata": {"project": "x"},
+        "store": True,
+    }
+    sent = json.loads(map_request(call(body)))  # SUPPLIER declares zero retention (the default)
+    assert "metadata" not in sent and "store" not in sent
+    assert json.loads(map_request(call({**body, "store": False})))["store"] is False
+    keeps = UpstreamCall(
+        supplier=msgspec.structs.replace(SUPPLIER, zero_retention=False),
+        offer=OFFER,
+        request=decode_chat_request(json.dumps(body).encode()),
+        max_output_tokens=100,
+        stream=False,
+        prompt_estimate=7,
+    )
+    sent = json.loads(map_request(keeps))
+    assert sent["metadata"] == {"project": "x"} and sent["store"] is True
+
+
 def test_request_drops_gateway_fields_and_sets_model_and_cap() -> None:
     body = {
         "model": "Text-Prime",
@@ -141,6 +164,31 @@ def test_response_without_usage_is_counted_and_marked_estimated() -> None:
         json.loads(completion.body)["usage"]["total_tokens"]
         == 12 + completion.usage.completion_tokens
     )
+
+
+def test_response_whose_usage_counts_nothing_is_counted_and_marked_estimated() -> None:
+    """Explicit zeros for an answer with text are no count: gridgate counts instead, keeping
+    what the supplier did count."""
+    zero = {"prompt_tokens": 0, "completion_tokens": 0, "total_tokens": 0}
+    completion = map_response(
+        json.dumps({**COMPLETION, "usage": zero}).encode(), prompt_estimate=12
+    )
+    output = -(-len(b"Hello! How can I assist you today?") // 4)
+    usage = completion.usage
+    assert (usage.prompt_tokens, usage.completion_tokens, usage.estimated) == (12, output, True)
+    assert json.loads(completion.body)["usage"]["total_tokens"] == 12 + output
+    half = {"prompt_tokens": 19, "completion_tokens": 0, "total_tokens": 19}
+    usage = map_response(
+        json.dumps({**COMPLETION, "usage": half}).encode(), prompt_estimate=12
+    ).usage
+    assert (usage.prompt_tokens, usage.completion_tokens, usage.estimated) == (19, output, True)
+
+
+def test_counted_keeps_a_real_count() -> None:
+    real = Usage(prompt_tokens=8, completion_tokens=0)
+    assert counted(real, prompt_estimate=3, out_bytes=0) is real  # an empty answer
+    assert counted(None, prompt_estimate=3, out_bytes=9) == Usage(3, 3, estimated=True)
+    assert counted(Usage(0, 5), prompt_estimate=3, out_bytes=40) == Usage(3, 5, estimated=True)
 
 
 @pytest.mark.parametrize("body", [b"not json", b'{"choices": []}', b'{"id": 1}'])

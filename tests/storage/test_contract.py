@@ -567,6 +567,39 @@ async def test_expire_charges_the_usage_recorded_against_each_hold(store: SqlSto
     assert await _balance(store, a.id) == 10_000 - 350 - 200
 
 
+async def test_expiry_makes_a_dead_streams_checkpoint_final(store: SqlStore) -> None:
+    """A stream cut by a crash left its checkpoint (``in_progress``) on its process's lease:
+    when the lease expires the record becomes ``interrupted``, at the cost it recorded (what
+    the expiry charged). Checkpoints on live leases, and final records, are left alone."""
+    account = await _funded(store, 10_000)
+    for hold_id, expires in (("dead", NOW + 10), ("alive", LATER)):
+        placed = await store.place_hold(
+            hold_id=hold_id,
+            account_id=account.id,
+            key_id=None,
+            amount=1_000,
+            expires_us=expires,
+            now_us=NOW,
+        )
+        assert placed.hold is not None
+    await store.insert_usage(
+        [
+            _usage("cut", NOW, account.id, cost=120, hold_id="dead", outcome="in_progress"),
+            _usage("done", NOW + 1, account.id, cost=80, hold_id="dead", outcome="ok"),
+            _usage("running", NOW + 2, account.id, cost=50, hold_id="alive", outcome="in_progress"),
+        ]
+    )
+    [result] = await store.expire_holds(NOW + 10)
+    assert (result.hold_id, result.charged) == ("dead", 200)
+    records = {r.request_id: r for r in await store.list_usage(account_id=account.id)}
+    assert {k: (r.outcome, r.cost) for k, r in records.items()} == {
+        "cut": ("interrupted", 120),
+        "done": ("ok", 80),
+        "running": ("in_progress", 50),
+    }
+    assert (await store.verify_ledger()).ok
+
+
 async def test_extend_holds_moves_only_open_holds_and_only_later(store: SqlStore) -> None:
     a = await _funded(store, 1_000)
     for hold_id, expires in [("h1", NOW + 10), ("h2", NOW + 10), ("h3", NOW + 10), ("h4", LATER)]:

@@ -22,6 +22,7 @@ import msgspec
 from gridgate.core.billing import Billing, Quote
 from gridgate.core.catalog import Catalog, PricedOffer
 from gridgate.core.clock import Clock
+from gridgate.core.costly_options import keeping_data, refuse_unpriced
 from gridgate.core.leases import Reservation
 from gridgate.core.offer_health import (
     Admission,
@@ -51,8 +52,8 @@ from gridgate.errors import (
 )
 from gridgate.protocol.openai_chat import ChatRequest
 from gridgate.protocol.sse import SSEParser
-from gridgate.protocol.tokens import measure_prompt, tokens_for_bytes
-from gridgate.providers.base import Adapter, Chunk, Completion, UpstreamCall, Usage
+from gridgate.protocol.tokens import measure_prompt
+from gridgate.providers.base import Adapter, Chunk, Completion, UpstreamCall, Usage, counted
 from gridgate.settings import HedgingSettings, UpstreamSettings
 from gridgate.storage.records import (
     Capability,
@@ -70,6 +71,7 @@ class Plan:
     candidates: list[PricedOffer]
     prompt_bound: int
     prompt_estimate: int
+    prompt_charge: int  # what the prompt is charged when no supplier counted it
     requested_max: int | None
     n: int
 
@@ -163,6 +165,7 @@ class Exchange:
                 "GET /v1/models lists them",
                 param="model",
             )
+        refuse_unpriced(request)
         requested = request.effective_max_tokens
         if requested is not None and requested > instrument.max_completion_tokens:
             field_name = (
@@ -216,14 +219,14 @@ class Exchange:
             n=request.n_choices,
         )
         preferences = Preferences.of(request, self._dropped_fields)  # None: no ``provider``
-        candidates = rank(
-            instrument, catalog.offers_for(instrument.id), needs, preferences, self._figures
-        )
+        offers = keeping_data(request, instrument, catalog.offers_for(instrument.id))
+        candidates = rank(instrument, offers, needs, preferences, self._figures)
         return Plan(
             instrument=instrument,
             candidates=candidates,
             prompt_bound=size.upper_bound,
             prompt_estimate=estimate,
+            prompt_charge=size.charge,
             requested_max=requested,
             n=request.n_choices,
         )
@@ -535,7 +538,7 @@ class Exchange:
             request=request,
             max_output_tokens=state.quote.max_output_tokens,
             stream=state.stream,
-            prompt_estimate=plan.prompt_estimate,
+            prompt_estimate=plan.prompt_charge,
         )
 
     def _remaining(self, state: _Attempt) -> float:
@@ -575,13 +578,17 @@ class Exchange:
         ttft_us: int | None = None,
         generation_us: int | None = None,
         judged: Verdict | None = None,
+        delivered: bool = True,
     ) -> None:
         """Charge what ``usage`` costs at ``offer``'s price (never more than the hold), release
-        the rest, and queue the usage record. A delivery ``judged`` out of spec is not charged,
-        unless its instrument bills out-of-spec deliveries."""
+        the rest, and queue the usage record. A delivery that gave the caller nothing (not
+        ``delivered``) is not charged; nor is one ``judged`` out of spec, unless its instrument
+        bills out-of-spec deliveries."""
         assert state.reservation is not None
         reservation, state.reservation = state.reservation, None
         cost = offer.price.cost(usage.prompt_tokens, usage.completion_tokens)
+        if not delivered:
+            cost = 0
         if (
             judged is not None
             and not judged.billable
@@ -604,13 +611,20 @@ class Exchange:
         )
 
     def checkpoint(
-        self, state: _Attempt, offer: PricedOffer, usage: Usage, *, ttft_us: int | None
+        self,
+        state: _Attempt,
+        offer: PricedOffer,
+        usage: Usage,
+        *,
+        ttft_us: int | None,
+        delivered: bool = True,
     ) -> None:
         """Record what a stream has delivered so far (outcome ``in_progress``, cost capped at its
-        reservation). The final record replaces it; if the process dies first, the expiry of
-        the lease charges this."""
+        reservation; nothing while no content has reached the caller). The final record
+        replaces it; if the process dies first, the expiry of the lease charges this and marks
+        the record ``interrupted``."""
         assert state.reservation is not None
-        cost = offer.price.cost(usage.prompt_tokens, usage.completion_tokens)
+        cost = offer.price.cost(usage.prompt_tokens, usage.completion_tokens) if delivered else 0
         self._record(
             state,
             offer,
@@ -720,14 +734,16 @@ class StreamSession:
         self._first_at = exchange.clock.monotonic()
         self._supplier_ttft_s = self._first_at - dispatched  # this offer's own, for its health
         self._usage: Usage | None = None
+        self._prompt_reported: int | None = None  # the supplier's prompt count, told early
         self._output_bytes = 0
-        self._deltas = 0  # chunks of generated text relayed: a lower bound on tokens
+        self._deltas = 0  # chunks of generated text relayed: a lower bound on tokens; 0: the
+        # caller has had no content (text, reasoning, tool calls) yet
         assert state.quote is not None
         self._token_cap = state.quote.max_output_tokens * state.plan.n
         self._last_raw = b""
         self._next_checkpoint = exchange.clock.monotonic() + exchange.checkpoint_seconds
         self.served = Served(offer.supplier.name, offer.offer.id, offer.offer.model)
-        self.prompt_estimate = state.plan.prompt_estimate
+        self.prompt_estimate = state.plan.prompt_charge  # what a prompt nobody counted costs
         self.ended = False  # set just before the last piece is yielded
         self._finished = False  # settled (by the relay's end, a failure, or close())
 
@@ -749,6 +765,8 @@ class StreamSession:
                 for chunk in batch:
                     if chunk.usage is not None:
                         self._usage = chunk.usage
+                    if chunk.prompt_tokens is not None:
+                        self._prompt_reported = chunk.prompt_tokens
                     if chunk.deltas:
                         self._deltas += chunk.deltas
                         if self._deltas > self._token_cap:
@@ -776,7 +794,11 @@ class StreamSession:
                 if now >= self._next_checkpoint:
                     self._next_checkpoint = now + self._exchange.checkpoint_seconds
                     self._exchange.checkpoint(
-                        self._state, self._offer, self._metered(), ttft_us=self._ttft_us
+                        self._state,
+                        self._offer,
+                        self._metered(),
+                        ttft_us=self._ttft_us,
+                        delivered=self._deltas > 0,
                     )
                 try:
                     batch = await anext(self._upstream)
@@ -795,13 +817,14 @@ class StreamSession:
                 await self._finish("cancelled", 499, None)
 
     def _metered(self) -> Usage:
-        """The upstream's usage when it sent one, else gridgate's own count of what was relayed."""
-        if self._usage is not None:
-            return self._usage
-        return Usage(
-            prompt_tokens=self._state.plan.prompt_estimate,
-            completion_tokens=tokens_for_bytes(self._output_bytes),
-            estimated=True,
+        """The upstream's usage when it counted the answer, else gridgate's own count of what
+        was relayed (``counted``): the prompt at the supplier's count when it told one early
+        (Anthropic's ``message_start``), else at its text alone (never more than was sent)."""
+        prompt = self._prompt_reported
+        return counted(
+            self._usage,
+            prompt_estimate=prompt if prompt is not None else self._state.plan.prompt_charge,
+            out_bytes=self._output_bytes,
         )
 
     async def _finish(self, outcome: str, status: int, error: str | None) -> bool:
@@ -843,6 +866,8 @@ class StreamSession:
                 ttft_us=self._ttft_us,
                 generation_us=int(generation_s * 1_000_000),
                 judged=judged,
+                # a whole answer is billed as metered; one cut short only for content relayed
+                delivered=outcome in ("ok", "cut_at_hold") or self._deltas > 0,
             )
         finally:
             exchange.end(state)

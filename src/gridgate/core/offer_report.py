@@ -44,6 +44,7 @@ _OUTCOMES: dict[str, Outcome | None] = {
     "cut_at_hold": "ok",  # delivered, ended where the caller's money did
     "cancelled": None,
     "upstream_rejected": None,
+    "interrupted": None,  # the gateway process died mid-stream
 }
 
 

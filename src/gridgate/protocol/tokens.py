@@ -31,6 +31,10 @@ walk with text counted as ``ceil(bytes / 4)`` — about right for English with m
 and an overestimate for code and most other languages' ASCII — and images at
 IMAGE_PART_TOKENS_ESTIMATE. It is always ≤ the upper bound.
 
+``charge`` (for metering a prompt whose upstream reported no count) is only the text part of the
+estimate, ``ceil(bytes / 4)``: no fixed overheads, no media. A caller is never charged for more
+prompt than was really sent; holds keep the upper bound. It is ≤ the estimate ≤ the upper bound.
+
 ``count_text_tokens_estimate`` is ``ceil(bytes / 4)`` for metering an answer whose upstream
 reported no usage.
 """
@@ -111,6 +115,7 @@ BYTES_PER_TOKEN_ESTIMATE: Final = 4
 class PromptSize(NamedTuple):
     upper_bound: int  # never below what an upstream counts (see the module docstring)
     estimate: int  # realistic, for routing
+    charge: int  # text only, no overheads: what a prompt is charged when nobody counted it
 
 
 def utf8_length(text: str) -> int:
@@ -201,8 +206,9 @@ def measure_prompt(req: ChatRequest) -> PromptSize:
         text += _json_length(req.response_format.json_schema)
 
     upper_bound = fixed + text + media_bound
-    estimate = fixed + -(-text // BYTES_PER_TOKEN_ESTIMATE) + media_estimate
-    return PromptSize(upper_bound, estimate)
+    charge = -(-text // BYTES_PER_TOKEN_ESTIMATE)
+    estimate = fixed + charge + media_estimate
+    return PromptSize(upper_bound, estimate, min(charge, estimate, upper_bound))
 
 
 def _audio_tokens(part: AudioPart) -> int:

@@ -14,6 +14,7 @@ from dataclasses import dataclass
 from typing import Protocol
 
 from gridgate.protocol.openai_chat import ChatRequest
+from gridgate.protocol.tokens import tokens_for_bytes
 from gridgate.storage.records import OfferRecord, SupplierRecord
 
 
@@ -26,6 +27,27 @@ class Usage:
     estimated: bool = False  # counted by gridgate because the upstream reported none
 
 
+def counted(usage: Usage | None, *, prompt_estimate: int, out_bytes: int) -> Usage:
+    """``usage`` when the upstream counted the answer, else gridgate's count (marked
+    estimated): no usage at all, a prompt of 0 tokens (no prompt is empty) or 0 output tokens
+    for an answer of ``out_bytes`` > 0 bytes of text. A count the upstream did make is kept."""
+    if (
+        usage is not None
+        and usage.prompt_tokens > 0
+        and (usage.completion_tokens > 0 or out_bytes == 0)
+    ):
+        return usage
+    prompt = usage.prompt_tokens if usage is not None else 0
+    output = usage.completion_tokens if usage is not None else 0
+    return Usage(
+        prompt_tokens=prompt if prompt > 0 else prompt_estimate,
+        completion_tokens=output if output > 0 else tokens_for_bytes(out_bytes),
+        reasoning_tokens=usage.reasoning_tokens if usage is not None and output > 0 else 0,
+        cached_tokens=usage.cached_tokens if usage is not None and prompt > 0 else 0,
+        estimated=True,
+    )
+
+
 @dataclass(frozen=True, slots=True)
 class UpstreamCall:
     supplier: SupplierRecord
@@ -33,7 +55,7 @@ class UpstreamCall:
     request: ChatRequest
     max_output_tokens: int  # per choice; the upstream is always told this
     stream: bool
-    prompt_estimate: int  # gridgate's own count, used when the upstream reports no usage
+    prompt_estimate: int  # gridgate's own count (text only), used when the upstream reports none
 
 
 @dataclass(slots=True)
@@ -51,6 +73,7 @@ class Chunk:
 
     raw: bytes  # the SSE event bytes (``data: {...}\\n\\n``), or b"" for nothing to forward
     usage: Usage | None = None  # set on the chunk that carries the upstream's usage
+    prompt_tokens: int | None = None  # the upstream's prompt count, told before its usage
     usage_only: bool = False  # a chunk with no choices that exists only to carry usage
     output_bytes: int = 0  # UTF-8 bytes of generated text in this chunk (for self-metering)
     deltas: int = 0  # choices that carry generated text here: each holds at least one token

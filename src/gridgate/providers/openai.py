@@ -35,8 +35,8 @@ from gridgate.protocol.openai_chat import (
     UserMessage,
 )
 from gridgate.protocol.sse import SSEEvent
-from gridgate.protocol.tokens import tokens_for_bytes, utf8_length
-from gridgate.providers.base import Chunk, Completion, UpstreamCall, Usage
+from gridgate.protocol.tokens import utf8_length
+from gridgate.providers.base import Chunk, Completion, UpstreamCall, Usage, counted
 from gridgate.providers.failures import error_message, translate_errors
 from gridgate.providers.headers import SupplierHeaders
 from gridgate.providers.relay import relay
@@ -106,7 +106,8 @@ _USAGE_NULL = (b',"usage":null', b'"usage":null,', b', "usage": null', b'"usage"
 
 # -- pure mapping ----------------------------------------------------------------------------
 def map_request(call: UpstreamCall) -> bytes:
-    """The upstream body: the caller's fields, the offer's model, the held max output tokens."""
+    """The upstream body: the caller's fields, the offer's model, the held max output tokens;
+    for a zero-retention supplier without ``metadata`` (nor ``store: true``)."""
     req: ChatRequest = call.request
     if req.has_extensions:
         req = without_extensions(req)
@@ -123,6 +124,12 @@ def map_request(call: UpstreamCall) -> bytes:
     else:
         changes["max_completion_tokens"] = call.max_output_tokens
         changes["max_tokens"] = msgspec.UNSET
+    if call.supplier.zero_retention:
+        # nothing that asks for or labels stored data goes to a supplier that keeps none
+        # (routing never sends it ``store: true``; see core/costly_options.py)
+        changes["metadata"] = msgspec.UNSET
+        if req.store is True:
+            changes["store"] = msgspec.UNSET
     if call.stream:
         changes["stream"] = True
         changes["stream_options"] = StreamOptions(include_usage=True)
@@ -266,20 +273,19 @@ def _text_bytes(message: _Message | None) -> int:
 
 
 def map_response(body: bytes, *, prompt_estimate: int) -> Completion:
-    """Meter an upstream answer. Forwarded as is, unless it lacks usage (then it is added,
-    counted by gridgate and marked as estimated)."""
+    """Meter an upstream answer. Forwarded as is, unless it lacks usage or its usage counts
+    nothing for something (then its usage is gridgate's count, marked as estimated)."""
     try:
         parsed = _response_decoder.decode(body)
     except msgspec.DecodeError as exc:
         raise SupplierFailed("the supplier sent a malformed answer") from exc
     if not parsed.choices:
         raise SupplierFailed("the supplier sent an answer without choices")
-    if parsed.usage is not None:
-        return Completion(body=body, usage=_usage(parsed.usage), model=parsed.model)
+    reported = _usage(parsed.usage) if parsed.usage is not None else None
     out_bytes = sum(_text_bytes(c.message) for c in parsed.choices)
-    usage = Usage(
-        prompt_tokens=prompt_estimate, completion_tokens=tokens_for_bytes(out_bytes), estimated=True
-    )
+    usage = counted(reported, prompt_estimate=prompt_estimate, out_bytes=out_bytes)
+    if usage is reported:
+        return Completion(body=body, usage=usage, model=parsed.model)
     document = msgspec.json.decode(body)
     document["usage"] = {
         "prompt_tokens": usage.prompt_tokens,

@@ -261,6 +261,16 @@ _EXPIRE = (
     .values(status="expired", charged=_CHARGEABLE, closed_us=_p_now)
     .returning(holds.c.id, holds.c.account_id, holds.c.amount, holds.c.charged)
 )
+# A stream's checkpoint on an expired hold will never be replaced by its final record (its
+# process died): it becomes final, at the cost it recorded, which the expiry charged.
+_INTERRUPT = (
+    update(usage_records)
+    .where(
+        usage_records.c.hold_id.in_(bindparam("p_holds", expanding=True)),
+        usage_records.c.outcome == "in_progress",
+    )
+    .values(outcome="interrupted")
+)
 _EXTEND = (
     update(holds)
     .where(holds.c.status == "held", holds.c.expires_us < _p_expires)  # only ever later
@@ -1045,7 +1055,8 @@ class SqlStore:
     async def expire_holds(self, now_us: int, *, limit: int = 1000) -> list[SettleResult]:
         """One transaction: close the due holds (``WHERE status = 'held'``, so a concurrent
         settle of the same hold and this never both close it), each charged what its usage
-        records cost (capped at the hold), then refund the rest per account in a fixed order."""
+        records cost (capped at the hold), then refund the rest per account in a fixed order;
+        the streams' checkpoints on them (``in_progress``) become ``interrupted``."""
 
         def tx(conn: Connection) -> list[tuple[str, str, int, int]]:
             closed = sorted(
@@ -1077,6 +1088,7 @@ class SqlStore:
                     for hold_id, account_id, amount, charged in closed
                 ],
             )
+            conn.execute(_INTERRUPT, {"p_holds": [hold_id for hold_id, *_ in closed]})
             return closed
 
         return [

@@ -41,10 +41,26 @@ def _finish_reason(stop_reason: str | None, has_tool_calls: bool) -> str:
     return FINISH_REASON.get(stop_reason or "", "stop")
 
 
-def _usage(raw: _Usage | None) -> Usage | None:
-    """The metered usage, or None when the upstream reported no complete usage."""
-    if raw is None or raw.input_tokens is None or raw.output_tokens is None:
+def _prompt_tokens(raw: _Usage | None) -> int | None:
+    """The prompt as the upstream counted it (input, cache reads and writes), or None when it
+    counted nothing: a count missing, or 0 (no prompt is empty; a supplier that does not
+    meter reports zeros, as the Messages wire cannot leave usage out)."""
+    if raw is None or raw.input_tokens is None:
         return None
+    total = raw.input_tokens + (raw.cache_read_input_tokens or 0)
+    total += raw.cache_creation_input_tokens or 0
+    return total if total > 0 else None
+
+
+def _usage(raw: _Usage | None, out_bytes: int) -> Usage | None:
+    """The metered usage, or None when the upstream reported no complete usage: a count
+    missing, a prompt of 0 tokens, or 0 output tokens for an answer that has text
+    (``out_bytes``: UTF-8 bytes of the generated text, reasoning and tool calls)."""
+    if raw is None or raw.output_tokens is None or _prompt_tokens(raw) is None:
+        return None
+    if raw.output_tokens <= 0 and out_bytes > 0:
+        return None
+    assert raw.input_tokens is not None
     cached = raw.cache_read_input_tokens or 0
     return Usage(
         prompt_tokens=raw.input_tokens + cached + (raw.cache_creation_input_tokens or 0),
@@ -57,14 +73,14 @@ def _usage(raw: _Usage | None) -> Usage | None:
 
 
 def _estimated_usage(raw: _Usage | None, prompt_estimate: int, out_bytes: int) -> Usage:
-    """Usage counted by gridgate (the upstream reported none, or no output count): the
-    reported input if there is one, else gridgate's estimate; the output from its bytes."""
+    """Usage counted by gridgate (the upstream reported none, or counted nothing where there
+    was something): the reported input if it counted one, else gridgate's estimate; the
+    output from its bytes."""
     usage = Usage(completion_tokens=tokens_for_bytes(out_bytes), estimated=True)
-    if raw is not None and raw.input_tokens is not None:
+    prompt = _prompt_tokens(raw)
+    if raw is not None and prompt is not None:
         usage.cached_tokens = raw.cache_read_input_tokens or 0
-        usage.prompt_tokens = (
-            raw.input_tokens + usage.cached_tokens + (raw.cache_creation_input_tokens or 0)
-        )
+        usage.prompt_tokens = prompt
     else:
         usage.prompt_tokens = prompt_estimate
     return usage
@@ -165,12 +181,12 @@ def map_response(
     }
     if message.stop_reason == "stop_sequence" and message.stop_sequence is not None:
         choice["stop_reason"] = message.stop_sequence
-    usage = _usage(message.usage)
+    generated = sum(utf8_length(text) for text in (*texts, *reasoning)) + sum(
+        utf8_length(call["function"]["name"]) + utf8_length(call["function"]["arguments"])
+        for call in tool_calls
+    )
+    usage = _usage(message.usage, generated)
     if usage is None:
-        generated = sum(utf8_length(text) for text in (*texts, *reasoning)) + sum(
-            utf8_length(call["function"]["name"]) + utf8_length(call["function"]["arguments"])
-            for call in tool_calls
-        )
         usage = _estimated_usage(message.usage, prompt_estimate, generated)
     document = {
         "id": message.id,

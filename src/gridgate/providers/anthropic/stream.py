@@ -21,6 +21,7 @@ from gridgate.providers.anthropic.answer import (
     _estimated_usage,
     _finish_reason,
     _need,
+    _prompt_tokens,
     _usage,
     _usage_document,
 )
@@ -123,7 +124,9 @@ class StreamTranslator:
         )
         if event.message.usage is not None:
             self._update_usage(event.message.usage)
-        return [Chunk(raw=self._delta(b'{"role":"assistant","content":""}'))]
+        # the prompt's count comes now: a stream cut before its end is charged it
+        prompt = _prompt_tokens(event.message.usage)
+        return [Chunk(raw=self._delta(b'{"role":"assistant","content":""}'), prompt_tokens=prompt)]
 
     def _block_start(self, event: _Event) -> list[Chunk]:
         self._check_started()
@@ -226,7 +229,7 @@ class StreamTranslator:
         if not self._finished:
             raise SupplierFailed("the supplier's stream stopped without a stop reason")
         self.done = True
-        usage = _usage(self._usage) if self._usage_reported else None
+        usage = _usage(self._usage, self._out_bytes) if self._usage_reported else None
         if usage is None:
             usage = _estimated_usage(self._usage, self._prompt_estimate, self._out_bytes)
         raw = (
