@@ -9,7 +9,7 @@ import pytest
 
 from gridgate.core.catalog import Catalog
 from gridgate.core.costly_options import keeping_data, refuse_unpriced
-from gridgate.errors import NoQualifyingOffer, ValidationFailed
+from gridgate.errors import BadRequest, NoQualifyingOffer
 from gridgate.protocol.openai_chat import ChatRequest, decode_chat_request
 from gridgate.storage.records import SupplierRecord
 from tests.core.test_routing import PRIME, offer
@@ -22,7 +22,7 @@ def chat(**fields: object) -> ChatRequest:
 
 @pytest.mark.parametrize("tier", ["flex", "scale", "priority"])
 def test_a_tier_no_offer_prices_is_refused_naming_it(tier: str) -> None:
-    with pytest.raises(ValidationFailed) as caught:
+    with pytest.raises(BadRequest) as caught:
         refuse_unpriced(chat(service_tier=tier))
     assert caught.value.param == "service_tier" and tier in caught.value.message
 
@@ -43,7 +43,7 @@ def test_the_standard_tier_and_nulls_pass(fields: dict[str, object]) -> None:
 
 @pytest.mark.parametrize("options", [{}, {"search_context_size": "low"}])
 def test_web_search_is_refused_naming_it(options: dict[str, object]) -> None:
-    with pytest.raises(ValidationFailed) as caught:
+    with pytest.raises(BadRequest) as caught:
         refuse_unpriced(chat(web_search_options=options))
     assert caught.value.param == "web_search_options"
 

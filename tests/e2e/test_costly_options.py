@@ -95,7 +95,7 @@ def test_an_option_no_offer_prices_is_refused_naming_it(
     before = requests_seen(gateway)
     for stream in (False, True):
         response = post(gateway, secret, "/chat/completions", chat(stream=stream, **fields))
-        assert response.status_code == 422, response.text
+        assert response.status_code == 400, response.text
         error = response.json()["error"]
         assert error["param"] == param and error["type"] == "invalid_request_error"
         assert error["message"].startswith(f"{param}:")

@@ -6,9 +6,9 @@ An offer prices tokens at its supplier's standard tier, and nothing else. So:
     option                              decision
     ─────────────────────────────────── ─────────────────────────────────────────────────────
     service_tier auto, default, null    forwarded as sent: the standard tier offers price
-    service_tier flex, scale, priority  422, ``param`` service_tier: no offer prices another
+    service_tier flex, scale, priority  400, ``param`` service_tier: no offer prices another
                                         tier (flex is cheaper but may be refused or slow)
-    web_search_options                  422, ``param`` web_search_options: search is billed per
+    web_search_options                  400, ``param`` web_search_options: search is billed per
                                         call, which no offer prices
     store: true                         served only by suppliers that keep data (declared
                                         ``zero_retention = false``); none: 422, ``param`` store
@@ -28,7 +28,8 @@ from typing import Final
 from msgspec import UNSET
 
 from gridgate.core.catalog import PricedOffer
-from gridgate.errors import NoQualifyingOffer, ValidationFailed
+from gridgate.echo import capped
+from gridgate.errors import BadRequest, NoQualifyingOffer
 from gridgate.protocol.openai_chat import ChatRequest
 from gridgate.storage.records import InstrumentRecord
 
@@ -37,17 +38,18 @@ PRICED_TIERS: Final = frozenset(("auto", "default"))
 
 
 def refuse_unpriced(request: ChatRequest) -> None:
-    """Raise ``ValidationFailed`` naming the first option of ``request`` no offer prices."""
+    """Raise ``BadRequest`` (400, as OpenAI answers a parameter it does not support) naming the
+    first option of ``request`` no offer prices."""
     tier = request.service_tier
     if isinstance(tier, str) and tier not in PRICED_TIERS:
-        raise ValidationFailed(
-            f"service_tier: {tier!r} is not offered by this exchange: offers are priced at "
+        raise BadRequest(
+            f"service_tier: {capped(tier)!r} is not offered by this exchange: offers are priced at "
             "their suppliers' standard tier (send 'auto' or 'default', or omit it)",
             param="service_tier",
         )
     options = request.web_search_options
     if options is not None and options is not UNSET:
-        raise ValidationFailed(
+        raise BadRequest(
             "web_search_options: web search is not offered by this exchange (its suppliers "
             "bill it per search, which no offer prices); omit it",
             param="web_search_options",
