@@ -35,8 +35,8 @@ from tests.postgres import create_database, drop_database, require_postgres
 from tests.tcp_proxy import CuttableProxy
 
 OFFERS = [Offer("sim-a", "text-prime", "sim/a", "0.10", "0.40", 40, 196_608, 131_072)]
-CLIENTS = 12
-MAX_REQUESTS = 20_000  # a bound on the load whatever the timing
+CLIENTS = 8
+MAX_REQUESTS = 200_000  # a bound on the load whatever the timing, well above what a run makes
 BODY = {"model": "text-prime", "max_tokens": 8, "messages": [{"role": "user", "content": "hi"}]}
 
 
