@@ -218,3 +218,28 @@ def test_a_spill_cut_short_by_a_crash_loses_only_its_partial_line(tmp_path: Path
     other.written(chunk)
     assert spool_files(tmp_path) == []
     assert os.listdir(tmp_path) == []
+
+
+async def test_steady_submissions_are_written_in_batches(store: SqlStore, tmp_path: Path) -> None:
+    """Records arriving while a batch is written wait for the next batch: one transaction per
+    ``flush_seconds`` or so, never one per record."""
+
+    class Counting(Outageable):
+        def __init__(self, store: SqlStore) -> None:
+            super().__init__(store)
+            self.batches = 0
+
+        async def insert_usage(self, records: Sequence[UsageRecord]) -> None:
+            self.batches += 1
+            await asyncio.sleep(0.003)  # a transaction takes a while on a busy server
+            await super().insert_usage(records)
+
+    counting = Counting(store)
+    writer = UsageWriter(counting, spool=FileSpool(tmp_path / "spool"), flush_seconds=0.05)  # type: ignore[arg-type]
+    writer.start()
+    for i in range(400):  # about 0.5 s of a steady trickle
+        writer.submit(record(i))
+        await asyncio.sleep(0.001)
+    await writer.close()
+    assert len(await written(store)) == 400
+    assert counting.batches <= 40, counting.batches

@@ -186,8 +186,10 @@ class UsageWriter:
         )
 
     async def _write_backlog(self) -> None:
-        """This process's spilled records (the oldest), then those in memory, a batch at a
-        time; raises ``StorageError`` at the first batch the database refuses."""
+        """This process's spilled records (the oldest), then those in memory when it was
+        called, a batch at a time; raises ``StorageError`` at the first batch the database
+        refuses. What is submitted meanwhile waits for the next call (and its fuller batch):
+        chasing it would write one record per transaction under steady load."""
         spool = self._spool
         while spool is not None and spool.holding:
             chunk = await asyncio.to_thread(spool.read_own, self._batch_size)
@@ -196,11 +198,13 @@ class UsageWriter:
             await self._insert(chunk.records)
             await asyncio.to_thread(spool.written, chunk)
             self._spooled = max(self._spooled - len(chunk.records), 0)
-        while self._pending:
-            batch = list(itertools.islice(self._pending, self._batch_size))
+        left = len(self._pending)
+        while left > 0:
+            batch = list(itertools.islice(self._pending, min(left, self._batch_size)))
             await self._insert(batch)
             for _ in batch:  # submissions made meanwhile were appended on the right
                 self._pending.popleft()
+            left -= len(batch)
 
     async def _insert(self, records: Sequence[UsageRecord]) -> None:
         if not records:
