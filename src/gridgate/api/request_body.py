@@ -15,6 +15,7 @@ from typing import Final
 
 from aiohttp import web
 
+from gridgate.echo import capped
 from gridgate.errors import BadRequest, PayloadTooLarge, UnsupportedMediaType
 
 DECODED: Final = ("gzip", "x-gzip", "deflate")
@@ -81,8 +82,7 @@ def inflate(raw: bytes, limit: int, wbits: int) -> bytes:
 
 
 def _unsupported(encoding: str) -> str:
-    shown = encoding if len(encoding) <= 40 else encoding[:39] + "…"
     return (
-        f"Content-Encoding {shown!r} is not supported; send the body as is (identity), "
-        "gzip or deflate"
+        f"Content-Encoding {capped(encoding, 40)!r} is not supported; send the body as is "
+        "(identity), gzip or deflate"
     )
