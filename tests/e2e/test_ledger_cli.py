@@ -121,6 +121,49 @@ def test_ledger_verify_ok_then_detects_a_tampered_balance(tmp_path: Path) -> Non
     assert honest in negative.stderr
 
 
+def test_ledger_verify_finds_a_lease_charged_other_than_its_usage_records(tmp_path: Path) -> None:
+    """A lease that charged for requests with no record behind them (a record lost), or whose
+    records cost more than it charged (served free), fails verification, naming the lease —
+    while every balance still equals its entries."""
+    honest = new_account(tmp_path, "10")
+    lost = new_account(tmp_path, "10")
+    free = new_account(tmp_path, "10")
+
+    async def leases() -> None:
+        async with SqlStore(f"sqlite:///{tmp_path / 'gridgate.db'}") as store:
+            for account_id, charged in ((honest, 500), (lost, 800), (free, 200)):
+                hold_id = f"lease_{account_id[-8:]}"
+                placed = await store.place_hold(
+                    hold_id=hold_id,
+                    account_id=account_id,
+                    key_id=None,
+                    amount=NANOS,
+                    expires_us=us("2031-01-01T00:00:00"),
+                    now_us=us("2030-01-01T00:00:00"),
+                )
+                assert placed.hold is not None
+                await store.insert_usage(
+                    [
+                        usage(f"r1{account_id}", account_id, "2030-01-01T00:01:00", 300, hold_id),
+                        usage(f"r2{account_id}", account_id, "2030-01-01T00:02:00", 200, hold_id),
+                    ]
+                )
+                await store.settle_hold(hold_id, charged, now_us=us("2030-01-01T00:03:00"))
+
+    asyncio.run(leases())
+    done = gridgate("ledger", "verify", "--json", data_dir=tmp_path)
+    assert done.returncode == 1, done.stdout
+    report = json.loads(done.stdout)
+    assert report["mismatches"] == [] and report["negative_balances"] == []
+    assert report["holds_checked"] == 3
+    found = {
+        m["account_id"]: (m["charged_nanos"], m["recorded_nanos"])
+        for m in report["hold_mismatches"]
+    }
+    assert found == {lost: (800, 500), free: (200, 500)}
+    assert lost in done.stderr and free in done.stderr and honest not in done.stderr
+
+
 # -- accounts adjust --------------------------------------------------------------------------
 
 
