@@ -20,8 +20,8 @@ from pathlib import Path
 from typing import Any, TypeVar
 
 from gridgate.core.access import CLI
-from gridgate.core.accounts import Accounts
-from gridgate.core.api_keys import ApiKeys
+from gridgate.core.accounts.accounts import Accounts
+from gridgate.core.accounts.api_keys import ApiKeys
 from gridgate.core.clock import SystemClock
 from gridgate.money import usd_to_nanos
 from gridgate.simulator.options import SimulatorOptions

@@ -12,37 +12,34 @@ from pathlib import Path
 import aiohttp
 from aiohttp import web
 
-from gridgate.api import accounts as accounts_api
-from gridgate.api import api_keys, catalog, instruments, sessions, tokens, usage, users
-from gridgate.api.audit import audit_log
-from gridgate.api.balance import balance
-from gridgate.api.chat import chat_completions
+from gridgate.api.consumption.anthropic_messages import count_tokens, messages
+from gridgate.api.consumption.models import get_model, list_models
+from gridgate.api.consumption.offers import offers_status
+from gridgate.api.consumption.openai_chat import chat_completions
 from gridgate.api.errors import REQUEST_IDS, RequestIds, error_middleware
-from gridgate.api.limits import limits_handlers
-from gridgate.api.messages import count_tokens, messages
-from gridgate.api.models import get_model, list_models
-from gridgate.api.offers import offers_status
-from gridgate.api.openapi import load_document, openapi_document
+from gridgate.api.manage import accounts as accounts_api
+from gridgate.api.manage import api_keys, catalog, instruments, sessions, tokens, usage, users
+from gridgate.api.manage.audit import audit_log
+from gridgate.api.manage.balance import balance
+from gridgate.api.manage.limits import limits_handlers
+from gridgate.api.manage.openapi import load_document, openapi_document
 from gridgate.api.ops import healthz, metrics, readyz, refresh_gauges
-from gridgate.api.state import STATE, AppState, CatalogRef
-from gridgate.core.billing import Billing
-from gridgate.core.catalog import Catalog, records_from_settings
+from gridgate.core.accounts.auth import Authenticator
+from gridgate.core.billing.billing import Billing
+from gridgate.core.billing.usage_writer import UsageWriter
+from gridgate.core.catalog.catalog import Catalog, records_from_settings
 from gridgate.core.change_feed import ChangeFeed
 from gridgate.core.clock import Clock, SystemClock
-from gridgate.core.exchange import Exchange
-from gridgate.core.health_sharing import share_round
-from gridgate.core.keys import Authenticator
-from gridgate.core.limit_rules import LimitRules
-from gridgate.core.login_throttle import LOGIN_WINDOW_MS, LoginThrottle
-from gridgate.core.memory_limiter import MemoryLimiter
-from gridgate.core.offer_health import HealthPolicy, OfferHealth
+from gridgate.core.exchange.exchange import Exchange
+from gridgate.core.exchange.preferences import no_figures
+from gridgate.core.health.offer_health import HealthPolicy, OfferHealth
+from gridgate.core.health.sharing import share_round
+from gridgate.core.limits.guard import RateGuard
+from gridgate.core.limits.login_throttle import LOGIN_WINDOW_MS, LoginThrottle
+from gridgate.core.limits.rules import LimitRules
 from gridgate.core.outage import Outage
-from gridgate.core.people import People
-from gridgate.core.preferences import no_figures
-from gridgate.core.rate_guard import RateGuard
-from gridgate.core.rate_limits import LimiterUnavailable, RateLimiter
-from gridgate.core.sign_in import SignIn
-from gridgate.core.usage_writer import UsageWriter
+from gridgate.core.people.directory import People
+from gridgate.core.people.sign_in import SignIn
 from gridgate.dashboard import add_dashboard
 from gridgate.metrics import Metrics
 from gridgate.providers import anthropic, openai
@@ -51,8 +48,11 @@ from gridgate.providers.base import Adapter
 from gridgate.providers.openai import OpenAIAdapter
 from gridgate.services import build_services
 from gridgate.settings import Settings
+from gridgate.state import STATE, AppState, CatalogRef
+from gridgate.storage.limiter.memory import MemoryLimiter
+from gridgate.storage.limiter.port import LimiterUnavailable, RateLimiter
+from gridgate.storage.limiter.redis import RedisLimiter
 from gridgate.storage.ports import Store
-from gridgate.storage.redis_limiter import RedisLimiter
 from gridgate.storage.sql import SqlStore
 from gridgate.storage.usage_spool import FileSpool
 
@@ -100,7 +100,7 @@ def build_app(
 
 
 def _management_routes(router: web.UrlDispatcher) -> None:
-    """The management API (``/api/v1``), as ``api/openapi.py``'s document describes it."""
+    """The management API (``/api/v1``), as ``api/manage/openapi.py``'s document describes it."""
     v1 = "/api/v1"
     router.add_get(f"{v1}/openapi.json", openapi_document)
     router.add_post(f"{v1}/session", sessions.login)
@@ -340,7 +340,7 @@ async def _share(
     seconds: float,
     outage: Outage,
 ) -> None:
-    """Offer health across processes (``core/health_sharing.py``), every ``seconds``."""
+    """Offer health across processes (``core/health/sharing.py``), every ``seconds``."""
     while True:
         await asyncio.sleep(seconds)
         try:

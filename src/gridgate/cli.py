@@ -18,13 +18,12 @@ from typing import Any
 import msgspec
 
 from gridgate.core.access import CLI
-from gridgate.core.accounts import Statement
-from gridgate.core.catalog import Catalog
-from gridgate.core.catalog_edits import OfferFields
+from gridgate.core.accounts.accounts import Statement
+from gridgate.core.catalog.catalog import Catalog
+from gridgate.core.catalog.edits import OfferFields
 from gridgate.core.clock import SystemClock
-from gridgate.core.limit_overrides import parse_value
-from gridgate.core.offer_report import offer_status_json
-from gridgate.core.rate_limits import LimitKind, LimitScope
+from gridgate.core.health.report import offer_status_json
+from gridgate.core.limits.overrides import parse_value
 from gridgate.core.times import parse_time
 from gridgate.errors import GridgateError
 from gridgate.services import Services, build_services
@@ -40,6 +39,7 @@ from gridgate.shapes import (
     user_json,
 )
 from gridgate.shapes import iso as _iso
+from gridgate.storage.limiter.port import LimitKind, LimitScope
 from gridgate.storage.ports import AccountBalance, StorageError, VerifyReport
 from gridgate.storage.records import AccountRecord, UsageRecord
 

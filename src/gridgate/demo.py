@@ -20,10 +20,10 @@ import msgspec
 
 from gridgate.app import open_store
 from gridgate.core.access import CLI
-from gridgate.core.accounts import Accounts
-from gridgate.core.api_keys import ApiKeys
+from gridgate.core.accounts.accounts import Accounts
+from gridgate.core.accounts.api_keys import ApiKeys
 from gridgate.core.clock import SystemClock
-from gridgate.core.people import People
+from gridgate.core.people.directory import People
 from gridgate.errors import NotFound
 from gridgate.server import _use_uvloop, run_gateway
 from gridgate.settings import OfferSettings, Settings, SupplierSettings

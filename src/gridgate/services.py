@@ -7,20 +7,20 @@ from __future__ import annotations
 from collections.abc import Awaitable, Callable
 from dataclasses import dataclass
 
-from gridgate.core.accounts import Accounts
-from gridgate.core.api_keys import ApiKeys
+from gridgate.core.accounts.accounts import Accounts
+from gridgate.core.accounts.api_keys import ApiKeys
+from gridgate.core.accounts.usage_report import UsageReports
 from gridgate.core.audit_log import AuditLog
-from gridgate.core.catalog import Catalog
-from gridgate.core.catalog_edits import CatalogEditor
+from gridgate.core.catalog.catalog import Catalog
+from gridgate.core.catalog.edits import CatalogEditor
 from gridgate.core.clock import Clock
-from gridgate.core.limit_overrides import LimitOverrides
-from gridgate.core.management_tokens import ManagementTokens
-from gridgate.core.market import Market
-from gridgate.core.offer_health import HealthPolicy
-from gridgate.core.offer_report import OfferBoard
-from gridgate.core.people import People
-from gridgate.core.usage_report import UsageReports
-from gridgate.core.users import Users
+from gridgate.core.exchange.market import Market
+from gridgate.core.health.offer_health import HealthPolicy
+from gridgate.core.health.report import OfferBoard
+from gridgate.core.limits.overrides import LimitOverrides
+from gridgate.core.people.directory import People
+from gridgate.core.people.tokens import ManagementTokens
+from gridgate.core.people.users import Users
 from gridgate.settings import Settings
 from gridgate.storage.ports import Store
 

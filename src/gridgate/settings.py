@@ -114,7 +114,7 @@ class UpstreamSettings(_Strict, frozen=True, kw_only=True, forbid_unknown_fields
 
 class HealthSettings(_Strict, frozen=True, kw_only=True, forbid_unknown_fields=True):
     """Offer health: what gridgate measures of every delivery and when an offer leaves (and
-    rejoins) the eligible set. See ``core/offer_health.py`` for the state machine."""
+    rejoins) the eligible set. See ``core/health/offer_health.py`` for the state machine."""
 
     enabled: bool = True
     window_size: int = 200  # deliveries kept per offer
@@ -340,7 +340,7 @@ def _check(settings: Settings, source: str) -> None:
     if settings.upstream.max_attempts < 1:
         fail("upstream.max_attempts", "must be at least 1")
     try:  # the policy validates its own knobs; a bad one names its config path
-        from gridgate.core.offer_health import HealthPolicy  # here: core imports settings
+        from gridgate.core.health.offer_health import HealthPolicy  # here: core imports settings
 
         HealthPolicy.from_settings(settings.health)
     except ValueError as exc:

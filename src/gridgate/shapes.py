@@ -7,8 +7,8 @@ from __future__ import annotations
 from datetime import UTC, datetime
 from typing import Any
 
-from gridgate.core.market import InstrumentView
-from gridgate.core.price_history import DailyPrice
+from gridgate.core.catalog.price_history import DailyPrice
+from gridgate.core.exchange.market import InstrumentView
 from gridgate.core.times import iso_day
 from gridgate.money import format_usd
 from gridgate.storage.ports import AccountBalance

@@ -7,7 +7,7 @@ import json
 
 from openapi_spec_validator import validate
 
-from gridgate.api.openapi import load_document
+from gridgate.api.manage.openapi import load_document
 from gridgate.app import build_app
 from gridgate.settings import Settings
 

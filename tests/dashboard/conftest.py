@@ -22,10 +22,10 @@ from openai.types.chat import ChatCompletion
 from playwright.sync_api import Browser, Page, ViewportSize, expect, sync_playwright
 
 from gridgate.core.access import CLI
-from gridgate.core.accounts import Accounts
+from gridgate.core.accounts.accounts import Accounts
 from gridgate.core.clock import SystemClock
-from gridgate.core.keys import looks_like_key
-from gridgate.core.people import People
+from gridgate.core.credentials import looks_like_key
+from gridgate.core.people.directory import People
 from gridgate.storage.records import OfferRecord, UsageRecord
 from tests.e2e.test_management_api import PASSWORD
 from tests.harness import (

@@ -35,7 +35,7 @@ import pytest
 from playwright.sync_api import Locator, Page, ViewportSize, expect
 
 from gridgate.core.access import CLI
-from gridgate.core.api_keys import ApiKeys
+from gridgate.core.accounts.api_keys import ApiKeys
 from gridgate.core.clock import SystemClock
 from gridgate.money import Price, format_usd
 from tests.e2e.test_management_api import PASSWORD

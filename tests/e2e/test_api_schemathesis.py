@@ -23,7 +23,7 @@ from schemathesis.specs.openapi.checks import (
     status_code_conformance,
 )
 
-from gridgate.api.openapi import load_document
+from gridgate.api.manage.openapi import load_document
 from tests.e2e.test_management_api import make_user, with_token
 from tests.harness import (
     BackgroundLoop,

@@ -16,7 +16,7 @@ import pytest
 from openai import OpenAI
 
 from gridgate.core.clock import SystemClock
-from gridgate.core.people import People
+from gridgate.core.people.directory import People
 from gridgate.money import Price
 from gridgate.storage.records import Role
 from tests.harness import GatewayProcess, nanos, site, wait_until

@@ -443,7 +443,7 @@ def test_a_key_revoked_through_the_cli_fails_on_the_next_request(
 
 
 def test_an_expired_key_is_401(sdk: Callable[[str], OpenAI], gateway: GatewayProcess) -> None:
-    from gridgate.core.keys import mint_key
+    from gridgate.core.credentials import mint_key
 
     account_id, _ = gateway.new_account("1")
     minted = mint_key()

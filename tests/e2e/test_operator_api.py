@@ -17,7 +17,7 @@ import httpx
 import pytest
 
 from gridgate.core.clock import SystemClock
-from gridgate.core.people import People
+from gridgate.core.people.directory import People
 from tests.e2e.test_management_api import PASSWORD, Caller, api_root, signed_in, with_token
 from tests.harness import (
     BackgroundLoop,

@@ -12,7 +12,7 @@ import aiohttp
 import httpx
 import pytest
 
-from gridgate.core.usage_error import SUMMARY_LIMIT, summary
+from gridgate.core.exchange.usage_error import SUMMARY_LIMIT, summary
 from gridgate.simulator.server import RunningSimulator
 from tests.harness import BackgroundLoop, GatewayProcess, Offer, own_gateway, wait_until
 

@@ -10,7 +10,7 @@ from pathlib import Path
 from typing import Any
 
 from gridgate.core.clock import SystemClock
-from gridgate.core.people import People
+from gridgate.core.people.directory import People
 from gridgate.storage.records import AuditEntry, UserRecord
 from gridgate.storage.sql import SqlStore
 from tests.harness import run_cli

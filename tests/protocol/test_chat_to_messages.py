@@ -17,7 +17,7 @@ from hypothesis import given, settings
 from hypothesis import strategies as st
 from pydantic import TypeAdapter
 
-from gridgate.core.exchange import _DONE_EVENT, _error_event, _length_cutoff
+from gridgate.core.exchange.exchange import _DONE_EVENT, _error_event, _length_cutoff
 from gridgate.errors import GridgateError, NoCapacity, SupplierFailed, SupplierTimeout
 from gridgate.protocol.chat_to_messages import (
     MessageStreamEncoder,

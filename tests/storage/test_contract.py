@@ -1027,8 +1027,8 @@ async def test_catalog_upsert_and_load_round_trip(store: SqlStore) -> None:
 
 async def test_usage_pages_walk_records_that_share_a_microsecond(store: SqlStore) -> None:
     """Pages of one record over five that share their time, then two older ones: each record
-    once, newest first, whatever the page's reads look like (core/usage_pages.py)."""
-    from gridgate.core.usage_pages import UsageQuery, usage_page
+    once, newest first, whatever the page's reads look like (core/accounts/usage_pages.py)."""
+    from gridgate.core.accounts.usage_pages import UsageQuery, usage_page
 
     same = [_usage(f"r{i}", NOW + 9) for i in range(5)]
     older = [_usage("o1", NOW + 2), _usage("o0", NOW + 1)]

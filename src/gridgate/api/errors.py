@@ -28,7 +28,6 @@ from collections.abc import Awaitable, Callable
 import msgspec
 from aiohttp import web
 
-from gridgate.api.state import STATE
 from gridgate.core.outage import RETRY_AFTER_SECONDS
 from gridgate.echo import capped
 from gridgate.errors import (
@@ -41,6 +40,7 @@ from gridgate.errors import (
     http_status,
 )
 from gridgate.logs import CURRENT_REQUEST, RequestContext, route_of, valid_request_id
+from gridgate.state import STATE
 from gridgate.storage.ports import StoreUnavailable
 
 log = logging.getLogger("gridgate.api")

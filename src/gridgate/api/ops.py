@@ -18,7 +18,7 @@ from collections.abc import Awaitable
 import msgspec
 from aiohttp import web
 
-from gridgate.api.state import STATE, AppState
+from gridgate.state import STATE, AppState
 from gridgate.worker_health import WorkerHealth
 
 log = logging.getLogger("gridgate.api")

@@ -9,13 +9,13 @@ from typing import Any
 
 from aiohttp import web
 
-from gridgate.api.state import STATE
 from gridgate.core.access import require_operator
-from gridgate.core.limit_overrides import FIELDS, parse_value
-from gridgate.core.rate_limits import LimitKind
+from gridgate.core.limits.overrides import FIELDS, parse_value
 from gridgate.dashboard.pages import done, guarded, render
 from gridgate.dashboard.session import Viewer, posted_form, viewer
 from gridgate.errors import ValidationFailed
+from gridgate.state import STATE
+from gridgate.storage.limiter.port import LimitKind
 
 
 async def _list(request: web.Request, who: Viewer, *, error: str | None = None) -> web.Response:

@@ -7,10 +7,10 @@ from urllib.parse import urlencode
 
 from aiohttp import web
 
-from gridgate.api.state import STATE
 from gridgate.dashboard.pages import guarded, render
 from gridgate.dashboard.session import viewer
 from gridgate.errors import ValidationFailed
+from gridgate.state import STATE
 
 PAGE = 50
 

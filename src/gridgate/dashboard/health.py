@@ -5,10 +5,10 @@ from __future__ import annotations
 
 from aiohttp import web
 
-from gridgate.api.state import STATE
-from gridgate.core.offer_report import offer_status_json
+from gridgate.core.health.report import offer_status_json
 from gridgate.dashboard.pages import guarded, render
 from gridgate.dashboard.session import viewer
+from gridgate.state import STATE
 
 
 @guarded

@@ -5,12 +5,12 @@ from __future__ import annotations
 
 from aiohttp import web
 
-from gridgate.api.state import STATE
-from gridgate.core.price_history import DailyPrice
+from gridgate.core.catalog.price_history import DailyPrice
 from gridgate.dashboard.charts import daily_lines
 from gridgate.dashboard.pages import guarded, render
 from gridgate.dashboard.render import usd
 from gridgate.dashboard.session import viewer
+from gridgate.state import STATE
 
 
 def _series(history: list[DailyPrice]) -> dict[str, list[float | None]]:

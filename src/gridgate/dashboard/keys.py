@@ -5,10 +5,10 @@ from __future__ import annotations
 
 from aiohttp import web
 
-from gridgate.api.state import STATE
 from gridgate.dashboard.pages import done, guarded, render
 from gridgate.dashboard.session import Viewer, posted_form, viewer
 from gridgate.errors import ValidationFailed
+from gridgate.state import STATE
 
 
 async def _list_page(

@@ -10,13 +10,13 @@ import msgspec
 from aiohttp import web
 from multidict import MultiDictProxy
 
-from gridgate.api.state import STATE
 from gridgate.core.access import require_operator
-from gridgate.core.catalog_edits import CAPABILITIES, OfferFields, SupplierFields
+from gridgate.core.catalog.edits import CAPABILITIES, OfferFields, SupplierFields
 from gridgate.dashboard.pages import done, guarded, render
 from gridgate.dashboard.session import Viewer, posted_form, viewer
 from gridgate.errors import ValidationFailed
 from gridgate.money import format_usd
+from gridgate.state import STATE
 from gridgate.storage.records import OfferRecord
 
 _NUMBERS = {"quality": float, "context": int, "max_output": int}

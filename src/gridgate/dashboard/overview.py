@@ -5,11 +5,11 @@ from __future__ import annotations
 
 from aiohttp import web
 
-from gridgate.api.state import STATE
 from gridgate.dashboard.charts import stacked_bars
 from gridgate.dashboard.pages import guarded, render
 from gridgate.dashboard.render import tokens, usd
 from gridgate.dashboard.session import viewer
+from gridgate.state import STATE
 
 
 @guarded

@@ -7,10 +7,10 @@ from typing import Any
 
 from aiohttp import web
 
-from gridgate.api.state import STATE
 from gridgate.dashboard.pages import done, guarded, render
 from gridgate.dashboard.session import Viewer, posted_form, viewer
 from gridgate.errors import ValidationFailed
+from gridgate.state import STATE
 
 
 async def _page(

@@ -18,12 +18,12 @@ from urllib.parse import quote, urlsplit
 from aiohttp import web
 from multidict import MultiDict, MultiDictProxy
 
-from gridgate.api.principal import SESSION_COOKIE
+from gridgate.api.manage.principal import SESSION_COOKIE
 from gridgate.api.request_body import refuse_encoded
-from gridgate.api.state import STATE
 from gridgate.core.access import Actor
-from gridgate.core.people import csrf_ok, csrf_token_for
+from gridgate.core.people.directory import csrf_ok, csrf_token_for
 from gridgate.errors import PermissionDenied
+from gridgate.state import STATE
 from gridgate.storage.records import SessionRecord, UserRecord
 
 LOGIN_COOKIE = "gridgate_login"

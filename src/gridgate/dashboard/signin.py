@@ -5,9 +5,8 @@ from __future__ import annotations
 
 from aiohttp import web
 
-from gridgate.api.principal import SESSION_COOKIE
-from gridgate.api.sessions import clear_session_cookie, set_session_cookie
-from gridgate.api.state import STATE
+from gridgate.api.manage.principal import SESSION_COOKIE
+from gridgate.api.manage.sessions import clear_session_cookie, set_session_cookie
 from gridgate.dashboard.pages import guarded, render, url
 from gridgate.dashboard.session import (
     LOGIN_COOKIE,
@@ -20,6 +19,7 @@ from gridgate.dashboard.session import (
     set_login_cookie,
 )
 from gridgate.errors import GridgateError, http_status
+from gridgate.state import STATE
 
 
 def _form(

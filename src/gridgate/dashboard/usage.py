@@ -7,12 +7,12 @@ from urllib.parse import urlencode
 
 from aiohttp import web
 
-from gridgate.api.state import STATE
 from gridgate.core.times import DAY_US, parse_time
 from gridgate.dashboard.pages import guarded, render
 from gridgate.dashboard.session import viewer
 from gridgate.errors import ValidationFailed
 from gridgate.shapes import iso
+from gridgate.state import STATE
 
 PAGE = 50
 

@@ -21,7 +21,7 @@ Every field is optional and ``null`` means "not given". Unknown fields (OpenRout
 ``quantizations``, ``max_price.request`` …) are accepted and ignored, like unknown fields
 anywhere in a request. Supplier names are matched case-insensitively; a name that is no supplier
 of the exchange is not an error (what routing does with the preferences lives in
-``core/preferences.py``).
+``core/exchange/preferences.py``).
 
 Prices are decoded as ``Decimal`` (a JSON number or a decimal string), so the USD amount the
 caller wrote is compared exactly with the offers' integer nano-dollar prices.

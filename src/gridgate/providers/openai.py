@@ -126,7 +126,7 @@ def map_request(call: UpstreamCall) -> bytes:
         changes["max_tokens"] = msgspec.UNSET
     if call.supplier.zero_retention:
         # nothing that asks for or labels stored data goes to a supplier that keeps none
-        # (routing never sends it ``store: true``; see core/costly_options.py)
+        # (routing never sends it ``store: true``; see core/exchange/costly_options.py)
         changes["metadata"] = msgspec.UNSET
         if req.store is True:
             changes["store"] = msgspec.UNSET

@@ -74,7 +74,7 @@ class SettleResult(msgspec.Struct, frozen=True, kw_only=True):
     already_settled: bool  # True when a previous settle/release had already closed the hold
 
 
-# The ids of the holds requests are served from (``core/leases.py``): each request charges its
+# The ids of the holds requests are served from (``core/billing/leases.py``): each request charges its
 # lease exactly what its usage record says it cost.
 LEASE_ID_PREFIX = "lease_"
 

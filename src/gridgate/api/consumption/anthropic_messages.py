@@ -1,0 +1,101 @@
+"""POST /v1/messages and /v1/messages/count_tokens: the Anthropic Messages surface.
+
+The same exchange as the OpenAI surface underneath: the body is validated against Anthropic's
+schema, translated into the canonical request, served (routing, hold, settle, usage record), and
+the canonical answer translated back into Anthropic's ``message`` or event stream. Keys come in
+``x-api-key`` (what the ``anthropic`` SDK sends) or ``Authorization: Bearer`` (what Claude Code
+sends with ``ANTHROPIC_AUTH_TOKEN``).
+"""
+
+from __future__ import annotations
+
+import msgspec
+from aiohttp import web
+from multidict import CIMultiDictProxy
+
+from gridgate.api.consumption.rate_headers import on_errors_too
+from gridgate.api.consumption.streaming import relay
+from gridgate.api.errors import REQUEST_ID, request_id_headers
+from gridgate.api.request_body import read_body
+from gridgate.core.accounts.auth import presented_key
+from gridgate.core.exchange.exchange import Served
+from gridgate.echo import capped
+from gridgate.errors import Unauthorized, UnknownInstrument
+from gridgate.protocol.anthropic_messages import decode_messages_request
+from gridgate.protocol.chat_to_messages import (
+    MessageStreamEncoder,
+    error_event,
+    message_from_completion,
+)
+from gridgate.protocol.messages_to_chat import to_chat_request
+from gridgate.protocol.tokens import measure_prompt
+from gridgate.state import STATE, AppState
+
+
+def api_key(headers: CIMultiDictProxy[str]) -> str:
+    """The key from ``x-api-key``, else from ``Authorization: Bearer``."""
+    key = presented_key(headers.get("Authorization"), headers.get("x-api-key"), native="x-api-key")
+    if not key:
+        raise Unauthorized(
+            "missing API key: send it as 'x-api-key: <key>' (or 'Authorization: Bearer <key>')",
+            code="missing_api_key",
+        )
+    return key
+
+
+def _headers(state: AppState, request: web.Request, served: Served | None) -> dict[str, str]:
+    headers = request_id_headers(request, anthropic=True)
+    if served is not None and state.settings.server.expose_supplier:
+        headers["x-gridgate-supplier"] = served.supplier
+    return headers
+
+
+async def messages(request: web.Request) -> web.StreamResponse:
+    state = request.app[STATE]
+    request_id = request[REQUEST_ID]
+    key = await state.auth.authenticate(api_key(request.headers))
+    native = decode_messages_request(await read_body(request, state.settings.server.max_body_bytes))
+    chat = to_chat_request(native)
+    limits: dict[str, str] = {}  # the rate-limit headers, filled in at admission
+    with on_errors_too(limits):
+        if not chat.is_stream:
+            completion, served = await state.exchange.complete(key, chat, request_id, limits)
+            return web.Response(
+                body=message_from_completion(completion.body, model=native.model),
+                content_type="application/json",
+                headers={**limits, **_headers(state, request, served)},
+            )
+        return await relay(
+            request,
+            state.exchange.open_stream(key, chat, request_id, limits),
+            keepalive_seconds=state.settings.upstream.keepalive_seconds,
+            headers=lambda served: {**limits, **_headers(state, request, served)},
+            encoder=lambda session: (
+                MessageStreamEncoder(native.model, session.prompt_estimate).feed
+            ),
+            error_event=error_event,
+        )
+
+
+async def count_tokens(request: web.Request) -> web.Response:
+    """gridgate's own estimate of the prompt's input tokens (the figure holds are sized from):
+    UTF-8 bytes of the text / 4, plus per-message and per-image overheads. Suppliers' tokenizers
+    differ; the metered count of a served request is the supplier's."""
+    state = request.app[STATE]
+    await state.auth.authenticate(api_key(request.headers))
+    native = decode_messages_request(
+        await read_body(request, state.settings.server.max_body_bytes), count_tokens=True
+    )
+    chat = to_chat_request(native)
+    if state.catalog.get().instrument(chat.model) is None:
+        raise UnknownInstrument(
+            f"model {capped(chat.model)!r} is not an instrument of this exchange; "
+            "GET /v1/models lists them",
+            param="model",
+        )
+    estimate = measure_prompt(chat).estimate
+    return web.Response(
+        body=msgspec.json.encode({"input_tokens": estimate}),
+        content_type="application/json",
+        headers=request_id_headers(request, anthropic=True),
+    )

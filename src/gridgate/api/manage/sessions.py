@@ -1,0 +1,71 @@
+"""``/api/v1/session`` (sign in, sign out), ``/api/v1/me`` and ``/api/v1/me/password``.
+
+The session cookie is ``HttpOnly`` (no script reads it), ``SameSite=Strict`` (no other site's
+request carries it), ``Secure`` (browsers treat http://127.0.0.1 and localhost as secure, so it
+works locally too) and ``Path=/``. It has no ``Max-Age``: it ends with the browser, and the
+server ends it sooner (12 hours idle, 7 days at most).
+"""
+
+from __future__ import annotations
+
+import msgspec
+from aiohttp import web
+
+from gridgate.api.manage.answers import data, no_content
+from gridgate.api.manage.json_body import decode_json
+from gridgate.api.manage.principal import SESSION_COOKIE, principal
+from gridgate.shapes import user_json
+from gridgate.state import STATE
+
+
+class Credentials(msgspec.Struct, forbid_unknown_fields=True):
+    email: str
+    password: str
+
+
+class PasswordChange(msgspec.Struct, forbid_unknown_fields=True):
+    current_password: str
+    new_password: str
+
+
+def set_session_cookie(response: web.StreamResponse, secret: str) -> None:
+    response.set_cookie(
+        SESSION_COOKIE, secret, httponly=True, samesite="Strict", secure=True, path="/"
+    )
+
+
+def clear_session_cookie(response: web.StreamResponse) -> None:
+    response.del_cookie(SESSION_COOKIE, path="/", secure=True, httponly=True, samesite="Strict")
+
+
+async def login(request: web.Request) -> web.Response:
+    body = await decode_json(request, Credentials)
+    user, opened = await request.app[STATE].sign_in.login(
+        body.email, body.password, request.remote or "unknown"
+    )
+    response = data({"user": user_json(user), "csrf_token": opened.csrf_token})
+    set_session_cookie(response, opened.secret)
+    return response
+
+
+async def logout(request: web.Request) -> web.Response:
+    who = await principal(request)
+    secret = request.cookies.get(SESSION_COOKIE)
+    await request.app[STATE].sign_in.logout(who.user, who.session, secret)
+    response = no_content()
+    clear_session_cookie(response)
+    return response
+
+
+async def me(request: web.Request) -> web.Response:
+    who = await principal(request)
+    return data({"user": user_json(who.user)})
+
+
+async def change_password(request: web.Request) -> web.Response:
+    who = await principal(request)
+    body = await decode_json(request, PasswordChange)
+    await request.app[STATE].services.users.change_password(
+        who.actor, body.current_password, body.new_password
+    )
+    return no_content()
