@@ -11,8 +11,8 @@ from typing import Any
 import pytest
 
 from gridgate.errors import BadRequest, GridgateError, ValidationFailed
-from gridgate.protocol.anthropic_messages import decode_messages_request
-from gridgate.protocol.messages_to_chat import to_chat_request
+from gridgate.protocol.anthropic.request import decode_messages_request
+from gridgate.protocol.anthropic.to_chat import to_chat_request
 from gridgate.protocol.openai_chat import UNSET, ChatRequest, decode_chat_request
 from gridgate.protocol.provider_preferences import MaxPrice, ProviderPreferences
 from gridgate.providers import anthropic, openai

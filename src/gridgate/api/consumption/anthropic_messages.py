@@ -21,13 +21,13 @@ from gridgate.core.accounts.auth import presented_key
 from gridgate.core.exchange.exchange import Served
 from gridgate.echo import capped
 from gridgate.errors import Unauthorized, UnknownInstrument
-from gridgate.protocol.anthropic_messages import decode_messages_request
-from gridgate.protocol.chat_to_messages import (
+from gridgate.protocol.anthropic.from_chat import (
     MessageStreamEncoder,
     error_event,
     message_from_completion,
 )
-from gridgate.protocol.messages_to_chat import to_chat_request
+from gridgate.protocol.anthropic.request import decode_messages_request
+from gridgate.protocol.anthropic.to_chat import to_chat_request
 from gridgate.protocol.tokens import measure_prompt
 from gridgate.state import STATE, AppState
 

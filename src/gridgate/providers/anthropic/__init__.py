@@ -7,11 +7,12 @@ body, and the answer — a ``message`` or its event stream — back to a canonic
 contract's (issue 5): stop reasons, usage, tool choice, tools, thinking budget, messages,
 images, files, response_format as a forced tool.
 
-    wire.py      the Anthropic request gridgate sends and the answer it reads (msgspec structs)
-    request.py   ``map_request``: what each canonical field becomes (the decision table)
-    answer.py    ``map_response``: a ``message`` → a ``chat.completion``; usage, finish reason
-    stream.py    ``StreamTranslator``: the event stream → ``chat.completion.chunk`` events
-    adapter.py   ``AnthropicAdapter`` (``complete()``, ``stream()``) and ``upstream_error``
+    wire.py          the Anthropic request gridgate sends and the answer it reads (msgspec structs)
+    request.py       ``map_request``: what each canonical field becomes (the decision table)
+    conversation.py  ``map_messages``: the messages → ``system`` and user/assistant turns
+    answer.py        ``map_response``: a ``message`` → a ``chat.completion``; usage, finish reason
+    stream.py        ``StreamTranslator``: the event stream → ``chat.completion.chunk`` events
+    adapter.py       ``AnthropicAdapter`` (``complete()``, ``stream()``) and ``upstream_error``
 """
 
 from gridgate.providers.anthropic.adapter import AnthropicAdapter, upstream_error

@@ -12,6 +12,7 @@ from __future__ import annotations
 
 import time
 from collections.abc import Callable, Mapping
+from dataclasses import dataclass, field
 from typing import Any, Final
 
 import msgspec
@@ -20,7 +21,13 @@ from gridgate.errors import SupplierFailed
 from gridgate.protocol.openai_chat import ChatRequest
 from gridgate.protocol.tokens import tokens_for_bytes, utf8_length
 from gridgate.providers.anthropic.request import json_tool_name
-from gridgate.providers.anthropic.wire import _answer_decoder, _encoder, _Usage
+from gridgate.providers.anthropic.wire import (
+    _answer_decoder,
+    _AnswerMessage,
+    _ContentBlock,
+    _encoder,
+    _Usage,
+)
 from gridgate.providers.base import Completion, Usage
 
 # Anthropic stop reason → canonical finish_reason ("tool_use" is decided per answer)
@@ -116,75 +123,17 @@ def map_response(
     now: Callable[[], float] = time.time,
 ) -> Completion:
     """An Anthropic ``message`` as a canonical ``chat.completion`` body, metered."""
-    try:
-        message = _answer_decoder.decode(body)
-    except msgspec.DecodeError as exc:
-        raise SupplierFailed("the supplier sent a malformed answer") from exc
-    if message.type != "message":
-        raise SupplierFailed(f"the supplier sent a {message.type!r} instead of a message")
-    json_name = json_tool_name(request)
-    texts: list[str] = []
-    reasoning: list[str] = []
-    thinking_blocks: list[dict[str, str]] = []
-    tool_calls: list[dict[str, Any]] = []
-    for block in message.content:
-        match block.type:
-            case "text":
-                texts.append(_need(block.text, "text", "text"))
-            case "thinking":
-                thought = _need(block.thinking, "thinking", "thinking")
-                reasoning.append(thought)
-                thinking_blocks.append(
-                    {
-                        "type": "thinking",
-                        "thinking": thought,
-                        "signature": _need(block.signature, "thinking", "signature"),
-                    }
-                )
-            case "redacted_thinking":
-                thinking_blocks.append(
-                    {
-                        "type": "redacted_thinking",
-                        "data": _need(block.data, "redacted_thinking", "data"),
-                    }
-                )
-            case "tool_use":
-                name = _need(block.name, "tool_use", "name")
-                arguments = _encoder.encode(block.input if block.input is not None else {})
-                if name == json_name:
-                    texts.append(arguments.decode())
-                else:
-                    tool_calls.append(
-                        {
-                            "id": _need(block.id, "tool_use", "id"),
-                            "type": "function",
-                            "function": {"name": name, "arguments": arguments.decode()},
-                        }
-                    )
-            case other:
-                raise SupplierFailed(
-                    f"the supplier sent an unsupported content block type {other!r}"
-                )
-    content: str | None = "".join(texts) if texts else (None if tool_calls else "")
-    out_message: dict[str, Any] = {"role": "assistant", "content": content, "refusal": None}
-    if tool_calls:
-        out_message["tool_calls"] = tool_calls
-    if reasoning:
-        out_message["reasoning_content"] = "".join(reasoning)
-    if thinking_blocks:
-        out_message["thinking_blocks"] = thinking_blocks
+    message = _decode(body)
+    answer = _read_blocks(message.content, json_tool_name(request))
     choice: dict[str, Any] = {
         "index": 0,
-        "message": out_message,
+        "message": answer.message(),
         "logprobs": None,
-        "finish_reason": _finish_reason(message.stop_reason, bool(tool_calls)),
+        "finish_reason": _finish_reason(message.stop_reason, bool(answer.tool_calls)),
     }
     if message.stop_reason == "stop_sequence" and message.stop_sequence is not None:
         choice["stop_reason"] = message.stop_sequence
-    generated = sum(utf8_length(text) for text in (*texts, *reasoning)) + sum(
-        utf8_length(call["function"]["name"]) + utf8_length(call["function"]["arguments"])
-        for call in tool_calls
-    )
+    generated = answer.generated_bytes()
     usage = _usage(message.usage, generated)
     if usage is None:
         usage = _estimated_usage(message.usage, prompt_estimate, generated)
@@ -197,3 +146,88 @@ def map_response(
         "usage": _usage_document(usage, message.usage),
     }
     return Completion(body=_encoder.encode(document), usage=usage, model=message.model)
+
+
+def _decode(body: bytes) -> _AnswerMessage:
+    try:
+        message = _answer_decoder.decode(body)
+    except msgspec.DecodeError as exc:
+        raise SupplierFailed("the supplier sent a malformed answer") from exc
+    if message.type != "message":
+        raise SupplierFailed(f"the supplier sent a {message.type!r} instead of a message")
+    return message
+
+
+@dataclass(slots=True)
+class _Answer:
+    """A ``message``'s content blocks, sorted into the parts of the canonical message."""
+
+    texts: list[str] = field(default_factory=list)
+    reasoning: list[str] = field(default_factory=list)
+    thinking_blocks: list[dict[str, str]] = field(default_factory=list)
+    tool_calls: list[dict[str, Any]] = field(default_factory=list)
+
+    def message(self) -> dict[str, Any]:
+        """The choice's ``message``: text (null when only tools were called), tool calls,
+        and the reasoning with its blocks (extensions)."""
+        texts, tool_calls = self.texts, self.tool_calls
+        content: str | None = "".join(texts) if texts else (None if tool_calls else "")
+        out: dict[str, Any] = {"role": "assistant", "content": content, "refusal": None}
+        if tool_calls:
+            out["tool_calls"] = tool_calls
+        if self.reasoning:
+            out["reasoning_content"] = "".join(self.reasoning)
+        if self.thinking_blocks:
+            out["thinking_blocks"] = self.thinking_blocks
+        return out
+
+    def generated_bytes(self) -> int:
+        """UTF-8 bytes of the generated text, reasoning and tool calls (to meter by)."""
+        return sum(utf8_length(text) for text in (*self.texts, *self.reasoning)) + sum(
+            utf8_length(call["function"]["name"]) + utf8_length(call["function"]["arguments"])
+            for call in self.tool_calls
+        )
+
+
+def _read_blocks(blocks: list[_ContentBlock], json_name: str | None) -> _Answer:
+    """Sort the blocks; the forced JSON tool's input (``json_name``) is the answer's text."""
+    answer = _Answer()
+    for block in blocks:
+        match block.type:
+            case "text":
+                answer.texts.append(_need(block.text, "text", "text"))
+            case "thinking":
+                thought = _need(block.thinking, "thinking", "thinking")
+                answer.reasoning.append(thought)
+                answer.thinking_blocks.append(
+                    {
+                        "type": "thinking",
+                        "thinking": thought,
+                        "signature": _need(block.signature, "thinking", "signature"),
+                    }
+                )
+            case "redacted_thinking":
+                answer.thinking_blocks.append(
+                    {
+                        "type": "redacted_thinking",
+                        "data": _need(block.data, "redacted_thinking", "data"),
+                    }
+                )
+            case "tool_use":
+                name = _need(block.name, "tool_use", "name")
+                arguments = _encoder.encode(block.input if block.input is not None else {})
+                if name == json_name:
+                    answer.texts.append(arguments.decode())
+                else:
+                    answer.tool_calls.append(
+                        {
+                            "id": _need(block.id, "tool_use", "id"),
+                            "type": "function",
+                            "function": {"name": name, "arguments": arguments.decode()},
+                        }
+                    )
+            case other:
+                raise SupplierFailed(
+                    f"the supplier sent an unsupported content block type {other!r}"
+                )
+    return answer

@@ -19,7 +19,7 @@ from pydantic import TypeAdapter
 
 from gridgate.core.exchange.exchange import _DONE_EVENT, _error_event, _length_cutoff
 from gridgate.errors import GridgateError, NoCapacity, SupplierFailed, SupplierTimeout
-from gridgate.protocol.chat_to_messages import (
+from gridgate.protocol.anthropic.from_chat import (
     MessageStreamEncoder,
     anthropic_error_type,
     error_event,

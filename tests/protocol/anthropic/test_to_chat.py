@@ -11,11 +11,11 @@ import msgspec
 import pytest
 
 from gridgate.errors import Untranslatable, ValidationFailed
-from gridgate.protocol import anthropic_messages as am
-from gridgate.protocol.anthropic_messages import decode_messages_request
-from gridgate.protocol.messages_to_chat import to_chat_request
+from gridgate.protocol.anthropic import request as am
+from gridgate.protocol.anthropic.request import decode_messages_request
+from gridgate.protocol.anthropic.to_chat import to_chat_request
 from gridgate.protocol.openai_chat import ChatRequest, ToolMessage, decode_chat_request
-from tests.protocol.test_anthropic_messages import DOCS_EXAMPLES, full
+from tests.protocol.anthropic.test_request import DOCS_EXAMPLES, full
 
 MODEL = "claude-sonnet-4-5"
 HI = {"role": "user", "content": "Hello"}

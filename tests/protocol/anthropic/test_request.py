@@ -17,7 +17,7 @@ from hypothesis import strategies as st
 from pydantic import TypeAdapter
 
 from gridgate.errors import BadRequest, ValidationFailed
-from gridgate.protocol.anthropic_messages import (
+from gridgate.protocol.anthropic.request import (
     AssistantMessage,
     Base64Source,
     ContentSource,
@@ -40,7 +40,7 @@ from gridgate.protocol.anthropic_messages import (
     UserMessage,
     decode_messages_request,
 )
-from gridgate.protocol.messages_to_chat import to_chat_request
+from gridgate.protocol.anthropic.to_chat import to_chat_request
 from gridgate.protocol.openai_chat import CacheControl, ChatRequest
 from gridgate.protocol.tokens import measure_prompt
 

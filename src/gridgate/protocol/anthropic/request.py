@@ -31,7 +31,9 @@ the Anthropic SDK sends it with ``extra_body``). Image and document media types 
 plain strings checked in the Python pass, where the kind of block is known, so the message names
 the values that block takes.
 
-Translation into the canonical ``ChatRequest`` lives in ``messages_to_chat``.
+The messages and their content blocks are declared in ``content.py`` and re-exported here, so
+this module stays the one import for the whole request. Translation into the canonical
+``ChatRequest`` lives in ``to_chat.py``.
 """
 
 from __future__ import annotations
@@ -44,7 +46,33 @@ from typing import Any, Final, Literal, get_args
 import msgspec
 from msgspec import UNSET, UnsetType
 
-from gridgate.protocol.openai_chat import CacheControl
+from gridgate.protocol.anthropic.content import (
+    DOCUMENT_MEDIA_TYPE,
+    IMAGE_MEDIA_TYPES,
+    TEXT_MEDIA_TYPE,
+    AssistantMessage,
+    Base64Source,
+    ContentBlock,
+    ContentSource,
+    DocumentBlock,
+    DocumentSource,
+    FileSource,
+    ImageBlock,
+    ImageSource,
+    InputMessage,
+    PlainTextSource,
+    RedactedThinkingBlock,
+    SystemMessage,
+    TextBlock,
+    ThinkingBlock,
+    ToolResultBlock,
+    ToolResultContent,
+    ToolUseBlock,
+    URLSource,
+    UserMessage,
+    Wire,
+)
+from gridgate.protocol.openai_content import CacheControl
 from gridgate.protocol.provider_preferences import (
     PROVIDER_CHOICES,
     ProviderPreferences,
@@ -114,140 +142,12 @@ __all__ = [
 
 ServiceTier = Literal["auto", "standard_only"]
 Effort = Literal["low", "medium", "high", "xhigh", "max"]
-IMAGE_MEDIA_TYPES: Final = ("image/jpeg", "image/png", "image/gif", "image/webp")
-DOCUMENT_MEDIA_TYPE: Final = "application/pdf"
-TEXT_MEDIA_TYPE: Final = "text/plain"
-
-
-class _Wire(
-    msgspec.Struct,
-    forbid_unknown_fields=False,
-    omit_defaults=True,
-    kw_only=True,
-):
-    """Base of every wire struct: unknown fields are accepted and dropped."""
-
-
-# --------------------------------------------------------------------------------------------
-# Sources of images and documents (tagged by ``type``)
-
-
-class Base64Source(_Wire, tag="base64", tag_field="type"):
-    """Inline data. ``media_type`` is an image type for images, ``application/pdf`` for
-    documents (checked by the Python pass, which knows the block)."""
-
-    media_type: str
-    data: str
-
-
-class URLSource(_Wire, tag="url", tag_field="type"):
-    url: str
-
-
-class FileSource(_Wire, tag="file", tag_field="type"):
-    """A file uploaded to Anthropic's Files API (decoded here; the canonical form cannot carry
-    it, so the translation refuses it)."""
-
-    file_id: str
-
-
-class PlainTextSource(_Wire, tag="text", tag_field="type"):
-    media_type: str  # text/plain
-    data: str
-
-
-# --------------------------------------------------------------------------------------------
-# Content blocks (tagged by ``type``)
-
-
-class TextBlock(_Wire, tag="text", tag_field="type"):
-    text: str
-    cache_control: CacheControl | UnsetType | None = UNSET
-    # ``citations`` (of an earlier answer) is ignored.
-
-
-class ImageBlock(_Wire, tag="image", tag_field="type"):
-    source: ImageSource
-    cache_control: CacheControl | UnsetType | None = UNSET
-
-
-class ContentSource(_Wire, tag="content", tag_field="type"):
-    """A document given as content blocks (custom content documents)."""
-
-    content: str | list[TextBlock | ImageBlock]
-
-
-class DocumentBlock(_Wire, tag="document", tag_field="type"):
-    source: DocumentSource
-    title: str | UnsetType | None = UNSET
-    context: str | UnsetType | None = UNSET
-    cache_control: CacheControl | UnsetType | None = UNSET
-    # ``citations`` (a config asking for cited answers) is ignored.
-
-
-class ToolUseBlock(_Wire, tag="tool_use", tag_field="type"):
-    id: str
-    name: str
-    input: dict[str, Any]
-    cache_control: CacheControl | UnsetType | None = UNSET
-
-
-ToolResultContent = TextBlock | ImageBlock
-
-
-class ToolResultBlock(_Wire, tag="tool_result", tag_field="type"):
-    tool_use_id: str
-    content: str | list[ToolResultContent] | UnsetType = UNSET
-    is_error: bool | UnsetType = UNSET
-    cache_control: CacheControl | UnsetType | None = UNSET
-
-
-class ThinkingBlock(_Wire, tag="thinking", tag_field="type"):
-    thinking: str
-    signature: str
-
-
-class RedactedThinkingBlock(_Wire, tag="redacted_thinking", tag_field="type"):
-    data: str
-
-
-ImageSource = Base64Source | URLSource | FileSource
-DocumentSource = Base64Source | PlainTextSource | URLSource | ContentSource | FileSource
-ContentBlock = (
-    TextBlock
-    | ImageBlock
-    | DocumentBlock
-    | ToolUseBlock
-    | ToolResultBlock
-    | ThinkingBlock
-    | RedactedThinkingBlock
-)
-
-# --------------------------------------------------------------------------------------------
-# Messages (tagged by ``role``)
-
-
-class UserMessage(_Wire, tag="user", tag_field="role"):
-    content: str | list[ContentBlock]  # blocks: text, image, document, tool_result
-
-
-class AssistantMessage(_Wire, tag="assistant", tag_field="role"):
-    content: str | list[ContentBlock]  # blocks: text, thinking, redacted_thinking, tool_use
-
-
-class SystemMessage(_Wire, tag="system", tag_field="role"):
-    """A mid-conversation system message (current Anthropic API): text only."""
-
-    content: str | list[ContentBlock]
-
-
-InputMessage = UserMessage | AssistantMessage | SystemMessage
 
 # --------------------------------------------------------------------------------------------
 # Tools, tool choice, thinking, output format, metadata
 
 
-class Tool(_Wire):
+class Tool(Wire):
     """A custom tool. ``type`` other than ``"custom"`` is a server tool (refused by the Python
     pass, which is why ``input_schema`` is optional here: server tools have none)."""
 
@@ -259,42 +159,42 @@ class Tool(_Wire):
     strict: bool | UnsetType = UNSET
 
 
-class ToolChoiceAuto(_Wire, tag="auto", tag_field="type"):
+class ToolChoiceAuto(Wire, tag="auto", tag_field="type"):
     disable_parallel_tool_use: bool | UnsetType = UNSET
 
 
-class ToolChoiceAny(_Wire, tag="any", tag_field="type"):
+class ToolChoiceAny(Wire, tag="any", tag_field="type"):
     disable_parallel_tool_use: bool | UnsetType = UNSET
 
 
-class ToolChoiceTool(_Wire, tag="tool", tag_field="type"):
+class ToolChoiceTool(Wire, tag="tool", tag_field="type"):
     name: str
     disable_parallel_tool_use: bool | UnsetType = UNSET
 
 
-class ToolChoiceNone(_Wire, tag="none", tag_field="type"):
+class ToolChoiceNone(Wire, tag="none", tag_field="type"):
     pass
 
 
 ToolChoice = ToolChoiceAuto | ToolChoiceAny | ToolChoiceTool | ToolChoiceNone
 
 
-class ThinkingConfigEnabled(_Wire, tag="enabled", tag_field="type"):
+class ThinkingConfigEnabled(Wire, tag="enabled", tag_field="type"):
     budget_tokens: int  # >= 1024 and < max_tokens
 
 
-class ThinkingConfigDisabled(_Wire, tag="disabled", tag_field="type"):
+class ThinkingConfigDisabled(Wire, tag="disabled", tag_field="type"):
     pass
 
 
-class ThinkingConfigAdaptive(_Wire, tag="adaptive", tag_field="type"):
+class ThinkingConfigAdaptive(Wire, tag="adaptive", tag_field="type"):
     pass
 
 
 ThinkingConfig = ThinkingConfigEnabled | ThinkingConfigDisabled | ThinkingConfigAdaptive
 
 
-class JSONOutputFormat(_Wire):
+class JSONOutputFormat(Wire):
     """Structured output: answer with a JSON document matching ``schema``. ``type`` is a plain
     field (not a tag) so that leaving it out is an error, as on Anthropic's API."""
 
@@ -302,12 +202,12 @@ class JSONOutputFormat(_Wire):
     schema: dict[str, Any]
 
 
-class OutputConfig(_Wire):
+class OutputConfig(Wire):
     format: JSONOutputFormat | UnsetType | None = UNSET
     effort: Effort | UnsetType | None = UNSET
 
 
-class Metadata(_Wire):
+class Metadata(Wire):
     user_id: str | UnsetType | None = UNSET  # at most 256 characters
 
 
@@ -315,7 +215,7 @@ class Metadata(_Wire):
 # The request
 
 
-class MessagesRequest(_Wire):
+class MessagesRequest(Wire):
     """``POST /v1/messages``. ``UNSET`` = not sent."""
 
     model: str

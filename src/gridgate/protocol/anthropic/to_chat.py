@@ -41,7 +41,7 @@ from __future__ import annotations
 import msgspec
 
 from gridgate.errors import ValidationFailed
-from gridgate.protocol import anthropic_messages as am
+from gridgate.protocol.anthropic import request as am
 from gridgate.protocol.openai_chat import (
     UNSET,
     AssistantMessage,

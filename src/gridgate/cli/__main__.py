@@ -1,0 +1,5 @@
+import sys
+
+from gridgate.cli import main
+
+sys.exit(main())
