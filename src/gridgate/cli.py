@@ -40,7 +40,8 @@ from gridgate.shapes import (
 )
 from gridgate.shapes import iso as _iso
 from gridgate.storage.limiter.port import LimitKind, LimitScope
-from gridgate.storage.ports import AccountBalance, StorageError, VerifyReport
+from gridgate.storage.ports.errors import StorageError
+from gridgate.storage.ports.ledger import AccountBalance, VerifyReport
 from gridgate.storage.records import AccountRecord, UsageRecord
 
 _LEASE_KINDS = frozenset({"hold", "settle", "release", "refund"})

@@ -9,13 +9,9 @@ from pathlib import Path
 
 import pytest
 
-from gridgate.storage.ports import (
-    AccountBalance,
-    IdempotencyConflict,
-    NotFoundInStore,
-    StorageError,
-    Store,
-)
+from gridgate.storage.ports.errors import IdempotencyConflict, NotFoundInStore, StorageError
+from gridgate.storage.ports.ledger import AccountBalance
+from gridgate.storage.ports.store import Store
 from gridgate.storage.records import (
     AccountRecord,
     DeliveryRow,

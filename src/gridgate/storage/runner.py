@@ -44,7 +44,7 @@ from sqlalchemy.exc import ArgumentError
 from sqlalchemy.ext.asyncio import AsyncEngine, create_async_engine
 from sqlalchemy.pool import ConnectionPoolEntry, StaticPool
 
-from gridgate.storage.ports import StorageError
+from gridgate.storage.ports.errors import StorageError
 
 T = TypeVar("T")
 Dialect = Literal["sqlite", "postgresql"]

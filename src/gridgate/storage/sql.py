@@ -62,21 +62,23 @@ from sqlalchemy.dialects import sqlite as sqlite_dialect
 from sqlalchemy.exc import SQLAlchemyError
 
 from gridgate.storage import migrations, sql_catalog
-from gridgate.storage.ports import (
+from gridgate.storage.ports.errors import (
+    Conflict,
+    IdempotencyConflict,
+    NotFoundInStore,
+    StorageError,
+    StoreUnavailable,
+)
+from gridgate.storage.ports.ledger import (
     LEASE_ID_PREFIX,
     AccountBalance,
-    Conflict,
     HoldMismatch,
     HoldRefusal,
     HoldResult,
-    IdempotencyConflict,
-    NotFoundInStore,
     SettleResult,
-    StorageError,
-    Store,
-    StoreUnavailable,
     VerifyReport,
 )
+from gridgate.storage.ports.store import Store
 from gridgate.storage.records import (
     AccountRecord,
     AuditEntry,

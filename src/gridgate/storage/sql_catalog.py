@@ -15,7 +15,7 @@ from typing import Any, cast
 import msgspec
 from sqlalchemy import Connection, Row, Table, and_, func, insert, select, update
 
-from gridgate.storage.ports import Conflict, NotFoundInStore
+from gridgate.storage.ports.errors import Conflict, NotFoundInStore
 from gridgate.storage.records import (
     Capability,
     InstrumentRecord,
