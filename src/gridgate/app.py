@@ -52,7 +52,7 @@ from gridgate.state import STATE, AppState, CatalogRef
 from gridgate.storage.limiter.memory import MemoryLimiter
 from gridgate.storage.limiter.port import LimiterUnavailable, RateLimiter
 from gridgate.storage.limiter.redis import RedisLimiter
-from gridgate.storage.ports import Store
+from gridgate.storage.ports.store import Store
 from gridgate.storage.sql import SqlStore
 from gridgate.storage.usage_spool import FileSpool
 

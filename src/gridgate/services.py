@@ -22,7 +22,7 @@ from gridgate.core.people.directory import People
 from gridgate.core.people.tokens import ManagementTokens
 from gridgate.core.people.users import Users
 from gridgate.settings import Settings
-from gridgate.storage.ports import Store
+from gridgate.storage.ports.store import Store
 
 
 @dataclass(frozen=True)

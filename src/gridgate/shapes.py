@@ -11,7 +11,7 @@ from gridgate.core.catalog.price_history import DailyPrice
 from gridgate.core.exchange.market import InstrumentView
 from gridgate.core.times import iso_day
 from gridgate.money import format_usd
-from gridgate.storage.ports import AccountBalance
+from gridgate.storage.ports.ledger import AccountBalance
 from gridgate.storage.records import (
     AccountRecord,
     AuditEntry,

@@ -19,7 +19,7 @@ from gridgate.metrics import Metrics
 from gridgate.services import Services
 from gridgate.settings import Settings
 from gridgate.storage.limiter.port import RateLimiter
-from gridgate.storage.ports import Store
+from gridgate.storage.ports.store import Store
 
 
 @dataclass

@@ -20,7 +20,7 @@ from typing import Any
 import msgspec
 
 from gridgate.storage import migrations
-from gridgate.storage.ports import SettleResult
+from gridgate.storage.ports.ledger import SettleResult
 from gridgate.storage.records import KeyRecord, UsageRecord
 from gridgate.storage.sql import SqlStore
 from tests.storage.conftest import raw_sql

@@ -6,7 +6,7 @@ import secrets
 
 import pytest
 
-from gridgate.storage.ports import NotFoundInStore
+from gridgate.storage.ports.errors import NotFoundInStore
 from gridgate.storage.records import (
     UNLIMITED,
     InstrumentRecord,

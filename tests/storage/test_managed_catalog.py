@@ -9,7 +9,7 @@ import pytest
 from sqlalchemy import Connection, insert
 
 from gridgate.storage import migrations, schema
-from gridgate.storage.ports import Conflict, NotFoundInStore
+from gridgate.storage.ports.errors import Conflict, NotFoundInStore
 from gridgate.storage.records import (
     AuditNote,
     InstrumentRecord,

@@ -13,7 +13,7 @@ from sqlalchemy import Connection, MetaData, insert, inspect, text
 from sqlalchemy.exc import IntegrityError
 
 from gridgate.storage import migrations, schema
-from gridgate.storage.ports import StorageError
+from gridgate.storage.ports.errors import StorageError
 from gridgate.storage.runner import driver_url
 from gridgate.storage.sql import SqlStore, open_store
 from tests.storage.conftest import raw_sql, run_sql

@@ -7,7 +7,7 @@ import asyncio
 
 import pytest
 
-from gridgate.storage.ports import Conflict, NotFoundInStore
+from gridgate.storage.ports.errors import Conflict, NotFoundInStore
 from gridgate.storage.records import SessionRecord, UserRecord
 from gridgate.storage.sql import SqlStore
 

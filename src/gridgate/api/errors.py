@@ -41,7 +41,7 @@ from gridgate.errors import (
 )
 from gridgate.logs import CURRENT_REQUEST, RequestContext, route_of, valid_request_id
 from gridgate.state import STATE
-from gridgate.storage.ports import StoreUnavailable
+from gridgate.storage.ports.errors import StoreUnavailable
 
 log = logging.getLogger("gridgate.api")
 

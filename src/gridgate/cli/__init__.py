@@ -11,7 +11,7 @@ from gridgate.cli import accounts, keys, ledger, limits, offers, serve, users
 from gridgate.cli.common import Commands, common_options
 from gridgate.errors import GridgateError
 from gridgate.settings import SettingsError, load_settings
-from gridgate.storage.ports import StorageError
+from gridgate.storage.ports.errors import StorageError
 
 
 def build_parser() -> argparse.ArgumentParser:

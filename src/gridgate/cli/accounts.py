@@ -21,7 +21,7 @@ from gridgate.services import Services
 from gridgate.settings import Settings
 from gridgate.shapes import account_json, entry_json, key_json, money, usage_json
 from gridgate.shapes import iso as _iso
-from gridgate.storage.ports import AccountBalance
+from gridgate.storage.ports.ledger import AccountBalance
 from gridgate.storage.records import AccountRecord, UsageRecord
 
 _LEASE_KINDS = frozenset({"hold", "settle", "release", "refund"})

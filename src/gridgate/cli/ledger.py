@@ -13,7 +13,7 @@ from gridgate.core.access import CLI
 from gridgate.services import Services
 from gridgate.settings import Settings
 from gridgate.shapes import money
-from gridgate.storage.ports import VerifyReport
+from gridgate.storage.ports.ledger import VerifyReport
 
 
 def verify_json(report: VerifyReport) -> dict[str, Any]:

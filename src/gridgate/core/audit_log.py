@@ -13,7 +13,7 @@ from typing import Any
 
 from gridgate.core.access import Actor, require_operator
 from gridgate.errors import ValidationFailed
-from gridgate.storage.ports import Store
+from gridgate.storage.ports.audit import AuditStore
 from gridgate.storage.records import AuditEntry, AuditNote
 
 MAX_PAGE = 100
@@ -36,7 +36,7 @@ class AuditPage:
 
 
 class AuditLog:
-    def __init__(self, store: Store) -> None:
+    def __init__(self, store: AuditStore) -> None:
         self._store = store
 
     async def page(

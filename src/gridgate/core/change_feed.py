@@ -19,7 +19,7 @@ from collections.abc import Awaitable, Callable
 
 from gridgate.core.clock import Clock
 from gridgate.core.outage import Outage
-from gridgate.storage.ports import Store
+from gridgate.storage.ports.changes import ChangeStore
 
 log = logging.getLogger("gridgate.changes")
 
@@ -31,7 +31,7 @@ PRUNE_EVERY_SECONDS = 600.0
 class ChangeFeed:
     def __init__(
         self,
-        store: Store,
+        store: ChangeStore,
         clock: Clock,
         *,
         poll_seconds: float,

@@ -15,7 +15,7 @@ from __future__ import annotations
 import logging
 
 from gridgate.core.clock import Clock
-from gridgate.storage.ports import StoreUnavailable
+from gridgate.storage.ports.errors import StoreUnavailable
 
 log = logging.getLogger("gridgate.store")
 

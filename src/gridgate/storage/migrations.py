@@ -38,7 +38,7 @@ from sqlalchemy import (
 )
 
 from gridgate.storage import schema
-from gridgate.storage.ports import StorageError
+from gridgate.storage.ports.errors import StorageError
 
 # Any fixed 64-bit number; the advisory lock is scoped to the database.
 _PG_MIGRATION_LOCK = 0x6772_6964_6761_7465  # "gridgate"

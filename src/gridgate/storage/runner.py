@@ -1,7 +1,7 @@
 """Running one transaction function against SQLite or PostgreSQL, without blocking the loop.
 
 A transaction function is plain synchronous SQLAlchemy Core over a ``sqlalchemy.Connection``;
-``sql.py`` writes each store operation once, as such a function, for both databases. A runner
+``sql/`` writes each store operation once, as such a function, for both databases. A runner
 executes the whole function as one transaction:
 
 - PostgreSQL (asyncpg): ``AsyncConnection.run_sync`` — the function's statements are awaited
@@ -44,7 +44,7 @@ from sqlalchemy.exc import ArgumentError
 from sqlalchemy.ext.asyncio import AsyncEngine, create_async_engine
 from sqlalchemy.pool import ConnectionPoolEntry, StaticPool
 
-from gridgate.storage.ports import StorageError
+from gridgate.storage.ports.errors import StorageError
 
 T = TypeVar("T")
 Dialect = Literal["sqlite", "postgresql"]

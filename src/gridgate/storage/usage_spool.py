@@ -28,7 +28,7 @@ from typing import BinaryIO
 
 import msgspec
 
-from gridgate.storage.ports import SpoolChunk
+from gridgate.storage.ports.usage import SpoolChunk
 from gridgate.storage.records import UsageRecord
 
 log = logging.getLogger("gridgate.usage")

@@ -16,7 +16,7 @@ from gridgate.core.accounts.api_keys import ApiKeys
 from gridgate.core.billing.leases import LeaseBook
 from gridgate.core.clock import SystemClock
 from gridgate.settings import BillingSettings
-from gridgate.storage.ports import VerifyReport
+from gridgate.storage.ports.ledger import VerifyReport
 from gridgate.storage.sql import SqlStore
 
 

@@ -18,7 +18,7 @@ import pytest
 from gridgate.core.billing.usage_writer import UsageWriter
 from gridgate.core.clock import SystemClock
 from gridgate.core.outage import Outage
-from gridgate.storage.ports import StoreUnavailable
+from gridgate.storage.ports.errors import StoreUnavailable
 from gridgate.storage.records import UsageRecord
 from gridgate.storage.sql import SqlStore
 from gridgate.storage.usage_spool import FileSpool

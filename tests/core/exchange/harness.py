@@ -47,7 +47,8 @@ from gridgate.protocol.tokens import PromptSize, measure_prompt
 from gridgate.providers import openai
 from gridgate.providers.base import Chunk, Completion, UpstreamCall, Usage, counted
 from gridgate.settings import BillingSettings, HedgingSettings, UpstreamSettings
-from gridgate.storage.ports import HoldResult, NotFoundInStore, SettleResult
+from gridgate.storage.ports.errors import NotFoundInStore
+from gridgate.storage.ports.ledger import HoldResult, SettleResult
 from gridgate.storage.records import (
     HoldRecord,
     InstrumentRecord,

@@ -5,7 +5,7 @@ their own) and audited, for the management API, the dashboard and the CLI alike.
 from __future__ import annotations
 
 from dataclasses import dataclass
-from typing import Literal
+from typing import Literal, Protocol
 
 from gridgate.core.access import Actor, account_in_scope, require_operator, required_account
 from gridgate.core.audit_log import note
@@ -13,13 +13,10 @@ from gridgate.core.clock import Clock
 from gridgate.echo import capped
 from gridgate.errors import InsufficientBalance, NotFound, ValidationFailed
 from gridgate.money import MoneyError, usd_to_nanos
-from gridgate.storage.ports import (
-    AccountBalance,
-    IdempotencyConflict,
-    NotFoundInStore,
-    Store,
-    VerifyReport,
-)
+from gridgate.storage.ports.accounts import AccountStore
+from gridgate.storage.ports.errors import IdempotencyConflict, NotFoundInStore
+from gridgate.storage.ports.ledger import AccountBalance, LedgerStore, VerifyReport
+from gridgate.storage.ports.usage import UsageStore
 from gridgate.storage.records import AccountRecord, LedgerEntry, UsageRecord
 
 MAX_ACCOUNT_NAME_LENGTH = 200
@@ -49,8 +46,12 @@ class Statement:
         return self.opening + sum(e.amount for e in self.entries)
 
 
+class AccountBooks(AccountStore, LedgerStore, UsageStore, Protocol):
+    """Accounts, their ledger, and the usage a statement lists beside its entries."""
+
+
 class Accounts:
-    def __init__(self, store: Store, clock: Clock) -> None:
+    def __init__(self, store: AccountBooks, clock: Clock) -> None:
         self._store = store
         self._clock = clock
 

@@ -19,7 +19,8 @@ from gridgate.core.credentials import mint_key
 from gridgate.core.times import parse_expiry
 from gridgate.echo import capped
 from gridgate.errors import NotFound, ValidationFailed
-from gridgate.storage.ports import NotFoundInStore, Store
+from gridgate.storage.ports.errors import NotFoundInStore
+from gridgate.storage.ports.keys import KeyStore
 from gridgate.storage.records import KeyRecord
 
 MAX_KEY_NAME_LENGTH = 200
@@ -41,7 +42,7 @@ def check_name(name: str) -> str:
 class ApiKeys:
     def __init__(
         self,
-        store: Store,
+        store: KeyStore,
         clock: Clock,
         *,
         on_revoke: Callable[[list[str]], None] | None = None,

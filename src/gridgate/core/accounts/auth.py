@@ -18,7 +18,7 @@ from typing import Literal
 from gridgate.core.clock import Clock
 from gridgate.core.credentials import hash_secret, looks_like_key
 from gridgate.errors import Unauthorized
-from gridgate.storage.ports import Store
+from gridgate.storage.ports.keys import KeyStore
 from gridgate.storage.records import KeyRecord
 
 _BEARER_RE = re.compile(r"[Bb][Ee][Aa][Rr][Ee][Rr][ \t]+([^ \t]+)")
@@ -55,7 +55,7 @@ def presented_key(
 class Authenticator:
     """Secret → active KeyRecord, with a bounded per-process cache."""
 
-    def __init__(self, store: Store, clock: Clock, cache_seconds: float) -> None:
+    def __init__(self, store: KeyStore, clock: Clock, cache_seconds: float) -> None:
         self._store = store
         self._clock = clock
         self._ttl = cache_seconds

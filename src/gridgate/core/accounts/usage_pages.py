@@ -12,7 +12,7 @@ import binascii
 from dataclasses import dataclass
 
 from gridgate.errors import ValidationFailed
-from gridgate.storage.ports import Store
+from gridgate.storage.ports.usage import UsageStore
 from gridgate.storage.records import UsageRecord
 
 MAX_PAGE = 100
@@ -62,7 +62,7 @@ def check_window(since_us: int | None, until_us: int | None) -> None:
         raise ValidationFailed("until: must not be before since", param="until")
 
 
-async def usage_page(store: Store, query: UsageQuery) -> UsagePage:
+async def usage_page(store: UsageStore, query: UsageQuery) -> UsagePage:
     limit = check_limit(query.limit)
     check_window(query.since_us, query.until_us)
     before = None if query.cursor is None else decode_cursor(query.cursor)

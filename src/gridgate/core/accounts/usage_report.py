@@ -9,6 +9,7 @@ from __future__ import annotations
 from collections.abc import AsyncIterator
 from dataclasses import dataclass
 from datetime import UTC, datetime
+from typing import Protocol
 
 from gridgate.core.access import Actor, account_in_scope
 from gridgate.core.accounts.usage_pages import UsagePage, UsageQuery, check_window, usage_page
@@ -16,7 +17,8 @@ from gridgate.core.clock import Clock
 from gridgate.core.times import DAY_US, day_of, day_start
 from gridgate.echo import capped
 from gridgate.errors import NotFound, ValidationFailed
-from gridgate.storage.ports import Store
+from gridgate.storage.ports.keys import KeyStore
+from gridgate.storage.ports.usage import UsageStore
 from gridgate.storage.records import DailyUsage, UsageRecord
 
 MAX_DAYS = 366
@@ -37,8 +39,12 @@ class Overview:
     last_day: int  # today
 
 
+class ReportStore(UsageStore, KeyStore, Protocol):
+    """The usage records, and the keys a report may be narrowed to."""
+
+
 class UsageReports:
-    def __init__(self, store: Store, clock: Clock) -> None:
+    def __init__(self, store: ReportStore, clock: Clock) -> None:
         self._store = store
         self._clock = clock
 

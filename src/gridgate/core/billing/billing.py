@@ -20,7 +20,7 @@ from gridgate.core.outage import Outage
 from gridgate.errors import InsufficientBalance, Unauthorized
 from gridgate.money import Price, format_usd
 from gridgate.settings import BillingSettings
-from gridgate.storage.ports import Store
+from gridgate.storage.ports.ledger import LedgerStore
 
 
 @dataclass(frozen=True, slots=True)
@@ -39,7 +39,11 @@ class Quote:
 
 class Billing:
     def __init__(
-        self, store: Store, clock: Clock, settings: BillingSettings, outage: Outage | None = None
+        self,
+        store: LedgerStore,
+        clock: Clock,
+        settings: BillingSettings,
+        outage: Outage | None = None,
     ) -> None:
         self._settings = settings
         self.leases = LeaseBook(store, clock, settings, outage)

@@ -31,7 +31,8 @@ from typing import Any
 from gridgate.core.clock import Clock
 from gridgate.core.outage import Outage
 from gridgate.settings import BillingSettings
-from gridgate.storage.ports import LEASE_ID_PREFIX, HoldResult, StorageError, Store
+from gridgate.storage.ports.errors import StorageError
+from gridgate.storage.ports.ledger import LEASE_ID_PREFIX, HoldResult, LedgerStore
 
 log = logging.getLogger("gridgate.leases")
 
@@ -72,7 +73,11 @@ class Reservation:
 
 class LeaseBook:
     def __init__(
-        self, store: Store, clock: Clock, settings: BillingSettings, outage: Outage | None = None
+        self,
+        store: LedgerStore,
+        clock: Clock,
+        settings: BillingSettings,
+        outage: Outage | None = None,
     ) -> None:
         self._store = store
         self._outage = outage

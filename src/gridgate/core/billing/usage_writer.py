@@ -27,9 +27,12 @@ import itertools
 import logging
 from collections import deque
 from collections.abc import Callable, Sequence
+from typing import Protocol
 
 from gridgate.core.outage import Outage
-from gridgate.storage.ports import StorageError, Store, StoreUnavailable, UsageSpool
+from gridgate.storage.ports.errors import StorageError, StoreUnavailable
+from gridgate.storage.ports.keys import KeyStore
+from gridgate.storage.ports.usage import UsageSpool, UsageStore
 from gridgate.storage.records import UsageRecord
 
 log = logging.getLogger("gridgate.usage")
@@ -37,10 +40,14 @@ log = logging.getLogger("gridgate.usage")
 FIRST_RETRY_SECONDS = 0.05
 
 
+class UsageSink(UsageStore, KeyStore, Protocol):
+    """Where the writer's batches go: the usage records, and the keys' last use."""
+
+
 class UsageWriter:
     def __init__(
         self,
-        store: Store,
+        store: UsageSink,
         *,
         spool: UsageSpool | None = None,
         outage: Outage | None = None,

@@ -22,7 +22,8 @@ from gridgate.core.audit_log import note
 from gridgate.echo import capped
 from gridgate.errors import NotFound, ValidationFailed
 from gridgate.money import MoneyError, format_usd, usd_to_nanos
-from gridgate.storage.ports import Conflict, NotFoundInStore, Store
+from gridgate.storage.ports.catalog import CatalogStore
+from gridgate.storage.ports.errors import Conflict, NotFoundInStore
 from gridgate.storage.records import (
     Capability,
     InstrumentRecord,
@@ -141,7 +142,7 @@ def _saving(what: str, key: str, param: str) -> Iterator[None]:
 
 class CatalogEditor:
     def __init__(
-        self, store: Store, *, on_change: Callable[[], Awaitable[None]] | None = None
+        self, store: CatalogStore, *, on_change: Callable[[], Awaitable[None]] | None = None
     ) -> None:
         self._store = store
         self._on_change = on_change

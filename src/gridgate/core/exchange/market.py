@@ -13,7 +13,7 @@ from gridgate.core.exchange.routing import Needs, declared_in_spec, meets_spec, 
 from gridgate.core.times import day_of
 from gridgate.echo import capped
 from gridgate.errors import GridgateError, UnknownInstrument
-from gridgate.storage.ports import Store
+from gridgate.storage.ports.catalog import CatalogStore
 from gridgate.storage.records import InstrumentRecord
 
 HISTORY_DAYS = 30
@@ -39,7 +39,7 @@ class InstrumentView:
 
 
 class Market:
-    def __init__(self, store: Store, catalog: Callable[[], Catalog], clock: Clock) -> None:
+    def __init__(self, store: CatalogStore, catalog: Callable[[], Catalog], clock: Clock) -> None:
         self._store = store
         self._catalog = catalog
         self._clock = clock

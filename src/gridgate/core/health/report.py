@@ -23,14 +23,15 @@ from __future__ import annotations
 
 from collections.abc import Iterable
 from dataclasses import dataclass
-from typing import Any
+from typing import Any, Protocol
 
 from gridgate.core.access import Actor, require_operator
 from gridgate.core.clock import Clock
 from gridgate.core.health.figures import OfferFigures
 from gridgate.core.health.offer_health import Delivery, HealthPolicy, Outcome, _num, verdict
 from gridgate.core.health.window import DeliveryWindow, Sample, WindowSummary
-from gridgate.storage.ports import Store
+from gridgate.storage.ports.catalog import CatalogStore
+from gridgate.storage.ports.usage import UsageStore
 from gridgate.storage.records import DeliveryRow, InstrumentRecord, OfferRecord
 
 IN_SPEC = "in spec"
@@ -221,13 +222,17 @@ def _round(value: float | None, digits: int) -> float | None:
     return None if value is None else round(value, digits)
 
 
+class BoardStore(CatalogStore, UsageStore, Protocol):
+    """The catalog's offers, and the deliveries the usage records show."""
+
+
 class OfferBoard:
     """The fleet's offer status, read from the usage records every process writes (what the
     management API, the dashboard and ``gridgate offers status`` show)."""
 
     def __init__(
         self,
-        store: Store,
+        store: BoardStore,
         clock: Clock,
         policy: HealthPolicy,
         *,

@@ -14,10 +14,12 @@ from gridgate.core.catalog.catalog import Catalog
 from gridgate.core.clock import Clock
 from gridgate.core.health.offer_health import OfferHealth
 from gridgate.core.health.report import offer_report
-from gridgate.storage.ports import Store
+from gridgate.storage.ports.usage import UsageStore
 
 
-async def share_round(store: Store, health: OfferHealth, catalog: Catalog, clock: Clock) -> int:
+async def share_round(
+    store: UsageStore, health: OfferHealth, catalog: Catalog, clock: Clock
+) -> int:
     """One round: read the fleet's window, absorb it. Returns the offers newly ejected."""
     policy = health.policy
     since = clock.now_us() - int(policy.max_age_s * 1_000_000)

@@ -12,7 +12,7 @@ anyone signed in reads an instrument's.
 from __future__ import annotations
 
 from collections.abc import Awaitable, Callable, Mapping
-from typing import Any, Literal
+from typing import Any, Literal, Protocol
 
 import msgspec
 
@@ -23,7 +23,9 @@ from gridgate.echo import capped
 from gridgate.errors import NotFound, ValidationFailed
 from gridgate.settings import LimitsSettings
 from gridgate.storage.limiter.port import LIMIT_KINDS, LimitKind, LimitScope
-from gridgate.storage.ports import NotFoundInStore, Store
+from gridgate.storage.ports.errors import NotFoundInStore
+from gridgate.storage.ports.keys import KeyStore
+from gridgate.storage.ports.limits import LimitStore
 from gridgate.storage.records import UNLIMITED, LimitOverride
 
 FIELDS: dict[LimitKind, Literal["requests_per_minute", "tokens_per_minute", "concurrent"]] = {
@@ -60,10 +62,14 @@ def describe(value: int | None) -> int | str | None:
     return "unlimited" if value == UNLIMITED else value
 
 
+class OverrideStore(LimitStore, KeyStore, Protocol):
+    """The overrides, and the keys whose owners may read the overrides of a key."""
+
+
 class LimitOverrides:
     def __init__(
         self,
-        store: Store,
+        store: OverrideStore,
         defaults: LimitsSettings,
         *,
         on_change: Callable[[], Awaitable[None]] | None = None,

@@ -24,7 +24,7 @@ import base64
 import hmac
 import re
 import secrets
-from typing import Any, NamedTuple
+from typing import Any, NamedTuple, Protocol
 
 from argon2 import PasswordHasher
 from argon2.exceptions import InvalidHashError, VerificationError
@@ -34,7 +34,9 @@ from gridgate.core.clock import Clock
 from gridgate.core.credentials import hash_secret, looks_like_key, mint_key
 from gridgate.echo import capped
 from gridgate.errors import NotFound, Unauthorized, ValidationFailed
-from gridgate.storage.ports import Conflict, NotFoundInStore, Store
+from gridgate.storage.ports.audit import AuditStore
+from gridgate.storage.ports.errors import Conflict, NotFoundInStore
+from gridgate.storage.ports.people import PeopleStore
 from gridgate.storage.records import (
     AuditEntry,
     AuditNote,
@@ -109,8 +111,13 @@ def csrf_ok(session: SessionRecord, token: str | None) -> bool:
     return hmac.compare_digest(hash_secret(token), session.csrf_hash)
 
 
+class DirectoryStore(PeopleStore, AuditStore, Protocol):
+    """Users, sessions and management tokens, and the audit log a person's own actions are
+    appended to."""
+
+
 class People:
-    def __init__(self, store: Store, clock: Clock) -> None:
+    def __init__(self, store: DirectoryStore, clock: Clock) -> None:
         self._store = store
         self._clock = clock
         self._hasher = PasswordHasher()

@@ -1,7 +1,7 @@
 """The catalog's rows in SQL: instruments, suppliers, offers and the offers' price history.
 
-Transaction functions over a ``Connection`` for ``sql.py``'s store, written once for SQLite and
-PostgreSQL. Two sources write the catalog: seeding from the config file (every process start)
+``CatalogStore`` in SQL, and its transaction functions over a ``Connection``, written once for
+SQLite and PostgreSQL. Two sources write the catalog: seeding from the config file (every process start)
 and an operator's run-time edit (the management API, the dashboard, the CLI). An edit stamps the
 row's ``edited_us``, and seeding never overwrites a stamped row, so what an operator set survives
 restarts. Every write of either kind brings ``offer_prices`` up to date in its own transaction:
@@ -10,14 +10,17 @@ a row is appended for each offer whose price or availability differs from its la
 
 from __future__ import annotations
 
+from collections.abc import Sequence
 from typing import Any, cast
 
 import msgspec
-from sqlalchemy import Connection, Row, Table, and_, func, insert, select, update
+from sqlalchemy import Connection, Insert, Row, Table, and_, func, insert, select, update
 
-from gridgate.storage.ports import Conflict, NotFoundInStore
+from gridgate.storage.ports.errors import Conflict, NotFoundInStore
 from gridgate.storage.records import (
+    AuditNote,
     Capability,
+    ChangeKind,
     InstrumentRecord,
     OfferRecord,
     PricePoint,
@@ -28,6 +31,9 @@ from gridgate.storage.schema import instruments as instruments_t
 from gridgate.storage.schema import offer_prices
 from gridgate.storage.schema import offers as offers_t
 from gridgate.storage.schema import suppliers as suppliers_t
+from gridgate.storage.sql.audit import _note
+from gridgate.storage.sql.base import SqlBase, _now_us
+from gridgate.storage.sql.changes import _announce
 
 CatalogRecord = InstrumentRecord | SupplierRecord | OfferRecord
 
@@ -244,3 +250,119 @@ def price_history(conn: Connection, instrument: str) -> list[PricePoint]:
         .order_by(offer_prices.c.created_us, offer_prices.c.id)
     )
     return [price_point_of(r) for r in conn.execute(stmt)]
+
+
+class SqlCatalog(SqlBase):
+    """``CatalogStore`` in SQL."""
+
+    # built for the dialect by ``SqlStore``: seeding from config never overwrites an edit
+    _seed_instrument: Insert
+    _seed_supplier: Insert
+    _seed_offer: Insert
+
+    async def upsert_catalog(
+        self,
+        instruments: Sequence[InstrumentRecord],
+        suppliers: Sequence[SupplierRecord],
+        offers: Sequence[OfferRecord],
+    ) -> None:
+        batches = [
+            (self._seed_instrument, [instrument_values(r) for r in instruments]),
+            (self._seed_supplier, [supplier_values(r) for r in suppliers]),
+            (self._seed_offer, [offer_values(r) for r in offers]),
+        ]
+
+        def tx(conn: Connection) -> None:
+            now = _now_us()
+            for stmt, rows in batches:
+                for row in rows:
+                    row["edited_us"] = None  # seeding is not an edit
+                if rows:
+                    conn.execute(stmt, rows)
+            sync_prices(conn, now)
+            _announce(conn, "catalog", "*", now)
+
+        await self._write(tx)
+
+    async def load_catalog(
+        self,
+    ) -> tuple[list[InstrumentRecord], list[SupplierRecord], list[OfferRecord]]:
+        def tx(
+            conn: Connection,
+        ) -> tuple[list[InstrumentRecord], list[SupplierRecord], list[OfferRecord]]:
+            by_id = select(instruments_t).order_by(instruments_t.c.id)
+            by_name = select(suppliers_t).order_by(suppliers_t.c.name)
+            offers = select(offers_t).order_by(offers_t.c.id)
+            return (
+                [instrument_of(r) for r in conn.execute(by_id)],
+                [supplier_of(r) for r in conn.execute(by_name)],
+                [offer_of(r) for r in conn.execute(offers)],
+            )
+
+        return await self._read(tx, snapshot=True)
+
+    async def set_offer_disabled(
+        self, offer_id: str, disabled: bool, *, audit: AuditNote | None = None
+    ) -> OfferRecord:
+        now = _now_us()
+        stmt = (
+            update(offers_t)
+            .where(offers_t.c.id == offer_id)
+            .values(disabled_us=func.coalesce(offers_t.c.disabled_us, now) if disabled else None)
+            .returning(*offers_t.c)
+        )
+
+        def tx(conn: Connection) -> Row[Any] | None:
+            row = conn.execute(stmt).first()
+            if row is not None:
+                sync_prices(conn, now)
+                _announce(conn, "offer", offer_id, now)
+                _note(conn, audit, offer_id, now)
+            return row
+
+        row = await self._write(tx)
+        if row is None:
+            raise NotFoundInStore(f"no offer {offer_id!r}")
+        return offer_of(row)
+
+    async def save_instrument(
+        self, record: InstrumentRecord, *, create: bool, audit: AuditNote | None = None
+    ) -> InstrumentRecord:
+        saved = await self._save_catalog(record, create=create, audit=audit, subject=record.id)
+        assert isinstance(saved, InstrumentRecord)
+        return saved
+
+    async def save_supplier(
+        self, record: SupplierRecord, *, create: bool, audit: AuditNote | None = None
+    ) -> SupplierRecord:
+        saved = await self._save_catalog(record, create=create, audit=audit, subject=record.name)
+        assert isinstance(saved, SupplierRecord)
+        return saved
+
+    async def save_offer(
+        self, record: OfferRecord, *, create: bool, audit: AuditNote | None = None
+    ) -> OfferRecord:
+        saved = await self._save_catalog(record, create=create, audit=audit, subject=record.id)
+        assert isinstance(saved, OfferRecord)
+        return saved
+
+    async def _save_catalog(
+        self,
+        record: CatalogRecord,
+        *,
+        create: bool,
+        audit: AuditNote | None,
+        subject: str,
+    ) -> CatalogRecord:
+        def tx(conn: Connection) -> CatalogRecord:
+            now = _now_us()
+            saved = save(conn, record, create=create, now_us=now)
+            kind: ChangeKind = "offer" if isinstance(record, OfferRecord) else "catalog"
+            _announce(conn, kind, subject, now)
+            _note(conn, audit, subject, now)
+            return saved
+
+        return await self._write(tx)
+
+    async def price_history(self, instrument: str) -> list[PricePoint]:
+        return await self._read(lambda conn: price_history(conn, instrument))

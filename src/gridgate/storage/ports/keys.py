@@ -1,0 +1,41 @@
+"""API keys: minted, looked up on every request, renamed, revoked."""
+
+from __future__ import annotations
+
+from typing import Protocol
+
+from gridgate.storage.records import AuditNote, KeyRecord
+
+
+class KeyStore(Protocol):
+    async def create_key(
+        self,
+        *,
+        account_id: str,
+        name: str,
+        prefix: str,
+        secret_hash: str,
+        expires_us: int | None,
+        audit: AuditNote | None = None,
+    ) -> KeyRecord:
+        """Unknown account → NotFoundInStore."""
+
+    async def get_key_by_hash(self, secret_hash: str) -> KeyRecord | None:
+        """On the hot path for every request: must be cheap (on SQLite an indexed read in the
+        calling thread, no hop to a worker thread)."""
+
+    async def get_key(self, key_id: str) -> KeyRecord | None: ...
+
+    async def list_keys(self, account_id: str | None = None) -> list[KeyRecord]: ...
+
+    async def revoke_key(self, key_id: str, *, audit: AuditNote | None = None) -> KeyRecord:
+        """Idempotent (a second revoke keeps the first time). Unknown → NotFoundInStore.
+        Announced on the change feed (kind ``key``)."""
+
+    async def rename_key(
+        self, key_id: str, name: str, *, audit: AuditNote | None = None
+    ) -> KeyRecord:
+        """Unknown → NotFoundInStore."""
+
+    async def touch_keys(self, last_used: dict[str, int]) -> None:
+        """Batch update of last_used_us (only ever moves forward)."""
