@@ -29,8 +29,8 @@ from gridgate.core.exchange.preferences import DroppedFields, Figures, Preferenc
 from gridgate.core.exchange.routing import Needs, rank
 from gridgate.core.exchange.usage_error import error_summary, summary
 from gridgate.core.health.offer_health import (
-    Admission,
     Delivery,
+    Eligibility,
     HealthPolicy,
     OfferHealth,
     Outcome,
@@ -102,7 +102,7 @@ class _Attempt:
     errors: list[str] = field(default_factory=list)
     untranslatable: Untranslatable | None = None  # the first offer whose wire could not carry it
     deadline_passed: bool = False
-    admission: Admission | None = None  # the offers health admitted, and any probe slot taken
+    admission: Eligibility | None = None  # the offers health admitted, and any probe slot taken
     admitted: Pass | None = None  # the rate-limit admission, released when the request ends
     used_tokens: int = 0  # input + output of the settled answer (corrects the admission)
 
@@ -455,7 +455,7 @@ class Exchange:
         sits out; one on probation takes a probe slot, given back when the request ends)."""
         if self._health is None:
             return state.plan.candidates[: self._max_attempts]
-        state.admission = self._health.admit(state.plan.candidates, limit=self._max_attempts)
+        state.admission = self._health.eligible(state.plan.candidates, limit=self._max_attempts)
         return list(state.admission.offers[: self._max_attempts])
 
     def observe(self, state: _Attempt, offer: PricedOffer, delivery: Delivery) -> None:

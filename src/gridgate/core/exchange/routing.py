@@ -82,7 +82,7 @@ def rank(
     if not in_spec:
         raise NoCapacity(f"instrument {instrument.id!r} has no supplier offer available right now")
     if preferences is not None:
-        in_spec = preferences.admit(instrument, in_spec)
+        in_spec = preferences.allow(instrument, in_spec)
     reasons: list[str] = []
     fit: list[PricedOffer] = []
     for offer in in_spec:
