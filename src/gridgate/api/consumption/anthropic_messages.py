@@ -13,12 +13,12 @@ import msgspec
 from aiohttp import web
 from multidict import CIMultiDictProxy
 
+from gridgate.api.consumption.headers import answer_headers
 from gridgate.api.consumption.rate_headers import on_errors_too
 from gridgate.api.consumption.streaming import relay
 from gridgate.api.errors import REQUEST_ID, request_id_headers
 from gridgate.api.request_body import read_body
 from gridgate.core.accounts.auth import presented_key
-from gridgate.core.exchange.exchange import Served
 from gridgate.echo import capped
 from gridgate.errors import Unauthorized, UnknownInstrument
 from gridgate.protocol.anthropic_messages import decode_messages_request
@@ -29,7 +29,7 @@ from gridgate.protocol.chat_to_messages import (
 )
 from gridgate.protocol.messages_to_chat import to_chat_request
 from gridgate.protocol.tokens import measure_prompt
-from gridgate.state import STATE, AppState
+from gridgate.state import STATE
 
 
 def api_key(headers: CIMultiDictProxy[str]) -> str:
@@ -41,13 +41,6 @@ def api_key(headers: CIMultiDictProxy[str]) -> str:
             code="missing_api_key",
         )
     return key
-
-
-def _headers(state: AppState, request: web.Request, served: Served | None) -> dict[str, str]:
-    headers = request_id_headers(request, anthropic=True)
-    if served is not None and state.settings.server.expose_supplier:
-        headers["x-gridgate-supplier"] = served.supplier
-    return headers
 
 
 async def messages(request: web.Request) -> web.StreamResponse:
@@ -63,13 +56,13 @@ async def messages(request: web.Request) -> web.StreamResponse:
             return web.Response(
                 body=message_from_completion(completion.body, model=native.model),
                 content_type="application/json",
-                headers={**limits, **_headers(state, request, served)},
+                headers=answer_headers(state, request, served, limits, anthropic=True),
             )
         return await relay(
             request,
             state.exchange.open_stream(key, chat, request_id, limits),
             keepalive_seconds=state.settings.upstream.keepalive_seconds,
-            headers=lambda served: {**limits, **_headers(state, request, served)},
+            headers=lambda served: answer_headers(state, request, served, limits, anthropic=True),
             encoder=lambda session: (
                 MessageStreamEncoder(native.model, session.prompt_estimate).feed
             ),

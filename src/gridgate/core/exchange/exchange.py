@@ -15,7 +15,7 @@ import contextlib
 import logging
 from collections.abc import AsyncGenerator, AsyncIterator, Callable, Iterator, Mapping
 from dataclasses import dataclass, field
-from typing import Any, overload
+from typing import overload
 
 import msgspec
 
@@ -51,7 +51,7 @@ from gridgate.errors import (
     http_status,
 )
 from gridgate.protocol.openai_chat import ChatRequest
-from gridgate.protocol.sse import SSEParser
+from gridgate.protocol.openai_stream import DONE_EVENT, error_event, length_cutoff
 from gridgate.protocol.tokens import measure_prompt
 from gridgate.providers.base import Adapter, Chunk, Completion, UpstreamCall, Usage, counted
 from gridgate.settings import HedgingSettings, UpstreamSettings
@@ -773,8 +773,7 @@ class StreamSession:
                             # the supplier is running past the max tokens it was told (what
                             # the money covers): end the answer here, cleanly, for length
                             settled = await self._finish("cut_at_hold", 200, None)
-                            usage = self._metered() if self._include_usage else None
-                            out.append(_length_cutoff(self._last_raw, self._state.plan.n, usage))
+                            out.append(self._cutoff())
                             self.ended = True
                             yield b"".join(out)
                             return
@@ -805,16 +804,25 @@ class StreamSession:
                 except StopAsyncIteration:
                     settled = await self._finish("ok", 200, None)
                     self.ended = True
-                    yield _DONE_EVENT
+                    yield DONE_EVENT
                     return
                 except SupplierFailed as exc:
                     settled = await self._finish("stream_error", http_status(exc), exc.message)
                     self.ended = True
-                    yield _error_event(exc)
+                    yield error_event(exc)
                     return
         finally:
             if not settled:
                 await self._finish("cancelled", 499, None)
+
+    def _cutoff(self) -> bytes:
+        """The closing events of an answer cut at its hold (with the usage charged, when the
+        caller asked for usage)."""
+        n = self._state.plan.n
+        if not self._include_usage:
+            return length_cutoff(self._last_raw, n)
+        usage = self._metered()
+        return length_cutoff(self._last_raw, n, usage.prompt_tokens, usage.completion_tokens)
 
     def _metered(self) -> Usage:
         """The upstream's usage when it counted the answer, else gridgate's own count of what
@@ -874,45 +882,8 @@ class StreamSession:
         return True
 
 
-_DONE_EVENT = b"data: [DONE]\n\n"
-
-
-def _length_cutoff(last_raw: bytes, n: int, usage: Usage | None) -> bytes:
-    """Closing events for an answer cut at its hold: a ``length`` finish for every choice, in
-    the identity (id, created, model) of the chunks relayed so far, the usage charged (when the
-    caller asked for usage), then ``[DONE]``."""
-    events = SSEParser().feed(last_raw) if last_raw else []
-    head: dict[str, Any] = {}
-    if events:
-        try:
-            head = msgspec.json.decode(events[0].data)
-        except msgspec.DecodeError:
-            head = {}
-    chunk: dict[str, Any] = {
-        key: head[key] for key in ("id", "created", "model", "system_fingerprint") if key in head
-    }
-    chunk["object"] = "chat.completion.chunk"
-    chunk["choices"] = [
-        {"index": i, "delta": {}, "logprobs": None, "finish_reason": "length"} for i in range(n)
-    ]
-    out = b"data: " + msgspec.json.encode(chunk) + b"\n\n"
-    if usage is not None:
-        chunk["choices"] = []
-        chunk["usage"] = {
-            "prompt_tokens": usage.prompt_tokens,
-            "completion_tokens": usage.completion_tokens,
-            "total_tokens": usage.prompt_tokens + usage.completion_tokens,
-        }
-        out += b"data: " + msgspec.json.encode(chunk) + b"\n\n"
-    return out + _DONE_EVENT
-
-
 def _failure(exc: SupplierFailed) -> Delivery:
     return Delivery("timeout" if isinstance(exc, SupplierTimeout) else "error")
-
-
-def _error_event(exc: GridgateError) -> bytes:
-    return b"data: " + exc.render() + b"\n\n"
 
 
 async def _aclose(iterator: AsyncIterator[list[Chunk]]) -> None:
