@@ -5,7 +5,6 @@ from __future__ import annotations
 from aiohttp import web
 
 from gridgate.api.consumption.headers import answer_headers
-from gridgate.api.consumption.rate_headers import on_errors_too
 from gridgate.api.consumption.streaming import relay
 from gridgate.api.errors import REQUEST_ID
 from gridgate.api.request_body import read_body
@@ -23,20 +22,19 @@ async def chat_completions(request: web.Request) -> web.StreamResponse:
         presented_key(headers.get("Authorization"), headers.get("x-api-key"), native="bearer")
     )
     chat = decode_chat_request(await read_body(request, state.settings.server.max_body_bytes))
-    limits: dict[str, str] = {}  # the rate-limit headers, filled in at admission
-    with on_errors_too(limits):
-        if not chat.is_stream:
-            completion, served = await state.exchange.complete(key, chat, request_id, limits)
-            return web.Response(
-                body=completion.body,
-                content_type="application/json",
-                headers=answer_headers(state, request, served, limits),
-            )
-        return await relay(
-            request,
-            state.exchange.open_stream(key, chat, request_id, limits),
-            keepalive_seconds=state.settings.upstream.keepalive_seconds,
-            headers=lambda served: answer_headers(state, request, served, limits),
-            encoder=None,
-            error_event=error_event,
+    tab = state.exchange.open_tab(key, chat, request_id)
+    if not chat.is_stream:
+        completion, served = await state.exchange.complete(tab)
+        return web.Response(
+            body=completion.body,
+            content_type="application/json",
+            headers=answer_headers(state, request, served, tab.limits),
         )
+    return await relay(
+        request,
+        state.exchange.open_stream(tab),
+        keepalive_seconds=state.settings.upstream.keepalive_seconds,
+        headers=lambda served: answer_headers(state, request, served, tab.limits),
+        encoder=None,
+        error_event=error_event,
+    )

@@ -23,7 +23,7 @@ from gridgate.core.catalog.catalog import Catalog
 from gridgate.core.clock import Clock
 from gridgate.core.exchange.failover import Failover, exhausted
 from gridgate.core.exchange.plan import Planner
-from gridgate.core.exchange.preferences import DroppedFields, Figures, no_figures
+from gridgate.core.exchange.preferences import DroppedFields, no_figures
 from gridgate.core.exchange.session import StreamSession
 from gridgate.core.exchange.tab import Desk, Served, Tab
 from gridgate.core.health.offer_health import HealthPolicy, OfferHealth
@@ -52,11 +52,14 @@ class Exchange:
         policy: HealthPolicy | None = None,
         hedging: HedgingSettings | None = None,
         dropped_fields: Mapping[str, DroppedFields] | None = None,
-        figures: Figures = no_figures,
         guard: RateGuard | None = None,
     ) -> None:
+        """``health``: measured offer health (None: off); it decides who may serve, supplies
+        the figures ``provider.sort`` orders by and judges each delivery against the spec by
+        its policy. ``policy`` judges deliveries only while health is off."""
         self._clock = clock
         self._health = health
+        figures = health.figures if health is not None else no_figures
         self._planner = Planner(catalog, dropped_fields, figures)
         self._failover = Failover(adapters, upstream.max_attempts, hedging or HedgingSettings())
         self._desk = Desk(
@@ -66,9 +69,8 @@ class Exchange:
             deadline=upstream.deadline_seconds,
             checkpoint_seconds=checkpoint_seconds,
             guard=guard,
-            # measured offer health: who may serve, and each delivery's verdict against the spec
             health=health,
-            policy=policy or (health.policy if health is not None else HealthPolicy()),
+            policy=health.policy if health is not None else policy or HealthPolicy(),
         )
 
     @property
@@ -77,7 +79,8 @@ class Exchange:
 
     def open_tab(self, caller: KeyRecord, request: ChatRequest, request_id: str) -> Tab:
         """Plan ``request`` (raising at once when it cannot be served) and open its tab, which
-        holds nothing yet. Serve it with ``complete`` or ``open_stream``, as it asks."""
+        holds nothing yet. Serve it with ``complete``, or ``open_stream`` when it asks for a
+        stream."""
         return Tab(
             desk=self._desk,
             request_id=request_id,
@@ -89,19 +92,10 @@ class Exchange:
             stream=request.is_stream,
         )
 
-    async def complete(
-        self,
-        caller: KeyRecord,
-        request: ChatRequest,
-        request_id: str,
-        headers: dict[str, str] | None = None,
-    ) -> tuple[Completion, Served]:
-        """Serve a whole answer. ``headers`` receives the rate-limit headers of the answer."""
-        tab = self.open_tab(caller, request, request_id)
-        tab.stream = False
+    async def complete(self, tab: Tab) -> tuple[Completion, Served]:
+        """Serve a whole answer. An error raised after the rate-limit pass carries the
+        request's rate-limit headers, as the answer would (``tab.limits``)."""
         await tab.admit()
-        if headers is not None:
-            headers.update(tab.limits)
         try:
             return await self._failover.whole(tab)
         except GridgateError as exc:
@@ -113,20 +107,12 @@ class Exchange:
         finally:
             tab.end()
 
-    async def open_stream(
-        self,
-        caller: KeyRecord,
-        request: ChatRequest,
-        request_id: str,
-        headers: dict[str, str] | None = None,
-    ) -> StreamSession:
+    async def open_stream(self, tab: Tab) -> StreamSession:
         """Route, hold and wait for the first chunk, failing over (and hedging) until one
-        arrives. ``headers`` receives the rate-limit headers of the answer."""
-        tab = self.open_tab(caller, request, request_id)
-        tab.stream = True
+        arrives. The rate-limit headers are ``tab.limits`` from the rate-limit pass on (a
+        stream's keep-alives may leave before the session does); an error raised after the
+        pass carries them too."""
         await tab.admit()
-        if headers is not None:
-            headers.update(tab.limits)
         try:
             won = await self._failover.race(tab)
             if won is None:
