@@ -37,7 +37,9 @@ import msgspec
 from gridgate.core.billing.billing import Billing, Quote
 from gridgate.core.billing.leases import Reservation
 from gridgate.core.catalog.catalog import Catalog
-from gridgate.core.exchange.exchange import Exchange, Served, StreamSession
+from gridgate.core.exchange.exchange import Exchange
+from gridgate.core.exchange.session import StreamSession
+from gridgate.core.exchange.tab import Served
 from gridgate.core.health.offer_health import HealthPolicy, OfferHealth
 from gridgate.errors import SupplierFailed, SupplierTimeout, UpstreamRejected
 from gridgate.money import Price

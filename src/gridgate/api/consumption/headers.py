@@ -8,7 +8,7 @@ from collections.abc import Mapping
 from aiohttp import web
 
 from gridgate.api.errors import request_id_headers
-from gridgate.core.exchange.exchange import Served
+from gridgate.core.exchange.tab import Served
 from gridgate.state import AppState
 
 

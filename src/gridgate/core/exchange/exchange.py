@@ -34,8 +34,6 @@ from gridgate.providers.base import Adapter, Completion
 from gridgate.settings import HedgingSettings, UpstreamSettings
 from gridgate.storage.records import KeyRecord
 
-__all__ = ["Exchange", "Served", "StreamSession", "Tab"]
-
 
 class Exchange:
     def __init__(
