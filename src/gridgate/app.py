@@ -31,7 +31,6 @@ from gridgate.core.catalog.catalog import Catalog, records_from_settings
 from gridgate.core.change_feed import ChangeFeed
 from gridgate.core.clock import Clock, SystemClock
 from gridgate.core.exchange.exchange import Exchange
-from gridgate.core.exchange.preferences import no_figures
 from gridgate.core.health.offer_health import HealthPolicy, OfferHealth
 from gridgate.core.health.sharing import share_round
 from gridgate.core.limits.guard import RateGuard
@@ -214,7 +213,6 @@ def _lifespan(
                 health=health,
                 policy=policy,
                 hedging=settings.hedging,
-                figures=health.figures if health is not None else no_figures,
                 guard=guard,
             )
             auth = Authenticator(store, clock, settings.auth.cache_seconds)

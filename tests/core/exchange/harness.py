@@ -37,8 +37,9 @@ import msgspec
 from gridgate.core.billing.billing import Billing, Quote
 from gridgate.core.billing.leases import Reservation
 from gridgate.core.catalog.catalog import Catalog
-from gridgate.core.exchange.exchange import Exchange, Served, StreamSession
-from gridgate.core.exchange.preferences import no_figures
+from gridgate.core.exchange.exchange import Exchange
+from gridgate.core.exchange.session import StreamSession
+from gridgate.core.exchange.tab import Served
 from gridgate.core.health.offer_health import HealthPolicy, OfferHealth
 from gridgate.errors import SupplierFailed, SupplierTimeout, UpstreamRejected
 from gridgate.money import Price
@@ -632,10 +633,11 @@ class Harness:
     async def complete(
         self, request: ChatRequest, request_id: str = "req-1"
     ) -> tuple[Completion, Served]:
-        return await self.exchange.complete(self.key, request, request_id)
+        return await self.exchange.complete(self.exchange.open_tab(self.key, request, request_id))
 
     async def open_stream(self, request: ChatRequest, request_id: str = "req-1") -> StreamSession:
-        return await self.exchange.open_stream(self.key, request, request_id)
+        tab = self.exchange.open_tab(self.key, request, request_id)
+        return await self.exchange.open_stream(tab)
 
     async def serve(self, request: ChatRequest, request_id: str = "req-1") -> Any:
         """Serve ``request`` as the server would: a plain answer (its ``Completion``), or a
@@ -765,10 +767,8 @@ async def exchange(
         upstream=UpstreamSettings(max_attempts=max_attempts, deadline_seconds=deadline_seconds),
         checkpoint_seconds=checkpoint_seconds,
         health=offer_health,
-        policy=policy,
         hedging=hedging if hedging is not None else HedgingSettings(),
         dropped_fields={"openai": openai.dropped_fields},
-        figures=offer_health.figures if offer_health is not None else no_figures,
         guard=None,
     )
     harness = Harness(

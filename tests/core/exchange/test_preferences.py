@@ -8,8 +8,7 @@ from typing import Any
 import pytest
 
 from gridgate.core.catalog.catalog import Catalog
-from gridgate.core.clock import SystemClock
-from gridgate.core.exchange.exchange import Exchange
+from gridgate.core.exchange.plan import Planner
 from gridgate.core.exchange.preferences import DroppedFields, Figures, Preferences, no_figures
 from gridgate.core.exchange.routing import Needs, rank
 from gridgate.core.health.figures import OfferFigures
@@ -17,7 +16,6 @@ from gridgate.errors import NoCapacity, NoQualifyingOffer
 from gridgate.money import usd_to_nanos
 from gridgate.protocol.openai_chat import ChatRequest, decode_chat_request
 from gridgate.providers import anthropic, openai
-from gridgate.settings import UpstreamSettings
 from gridgate.storage.records import (
     Capability,
     InstrumentRecord,
@@ -505,39 +503,31 @@ def test_openai_dropped_fields(fields: dict[str, Any], dropped: set[str]) -> Non
     assert openai.dropped_fields(request(**fields)) == dropped
 
 
-# -- the exchange plans with them ------------------------------------------------------------------
-def exchange(offers: list[OfferRecord], **kw: Any) -> Exchange:
+# -- the exchange's planner plans with them---------------------------------------------------------------
+def planner(offers: list[OfferRecord], **kw: Any) -> Planner:
     catalog = Catalog.build([PRIME], SUPPLIERS, offers)
-    return Exchange(
-        catalog=lambda: catalog,
-        billing=None,  # type: ignore[arg-type]  # planning touches no money
-        adapters={},
-        usage=None,  # type: ignore[arg-type]
-        clock=SystemClock(),
-        upstream=UpstreamSettings(),
-        **kw,
-    )
+    return Planner(lambda: catalog, **kw)
 
 
 def test_exchange_plan_candidates_are_the_failover_order() -> None:
-    plan = exchange(LADDER).plan(request({"order": ["sim-d", "sim-c"]}))
+    plan = planner(LADDER).plan(request({"order": ["sim-d", "sim-c"]}))
     assert [o.supplier.name for o in plan.candidates] == ["sim-d", "sim-c", "sim-a", "sim-b"]
-    plan = exchange(LADDER).plan(request({"order": ["sim-d"], "allow_fallbacks": False}))
+    plan = planner(LADDER).plan(request({"order": ["sim-d"], "allow_fallbacks": False}))
     assert [o.supplier.name for o in plan.candidates] == ["sim-d"]
 
 
 def test_exchange_plan_uses_the_wires_dropped_fields_and_the_figures_it_is_given() -> None:
-    planned = exchange(WITH_ANTHROPIC, dropped_fields=DROPPED).plan(
+    planned = planner(WITH_ANTHROPIC, dropped_fields=DROPPED).plan(
         request({"require_parameters": True}, seed=1)
     )
     assert planned.candidates[0].supplier.name == "sim-a"
     figures = figures_of({"sim-c": (5.0, 500.0)})
-    planned = exchange(LADDER, figures=figures).plan(request({"sort": "latency"}))
+    planned = planner(LADDER, figures=figures).plan(request({"sort": "latency"}))
     assert planned.candidates[0].supplier.name == "sim-c"
 
 
 def test_exchange_plan_without_preferences_is_cheapest_first() -> None:
-    plan = exchange(WITH_ANTHROPIC).plan(request(seed=1))
+    plan = planner(WITH_ANTHROPIC).plan(request(seed=1))
     assert [o.supplier.name for o in plan.candidates] == [
         "sim-e",
         "sim-a",

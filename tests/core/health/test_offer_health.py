@@ -21,8 +21,8 @@ from hypothesis.stateful import (
 from gridgate.core.catalog.catalog import PricedOffer
 from gridgate.core.health.figures import OfferState
 from gridgate.core.health.offer_health import (
-    Admission,
     Delivery,
+    Eligibility,
     HealthPolicy,
     OfferHealth,
     Verdict,
@@ -109,7 +109,7 @@ def record(book: OfferHealth, offer_id: str, *deliveries: Delivery) -> None:
         book.record(offer_id, PRIME, delivery)
 
 
-def ids(admission: Admission) -> list[str]:
+def ids(admission: Eligibility) -> list[str]:
     return [o.offer.id for o in admission.offers]
 
 
@@ -601,13 +601,13 @@ def test_window_keeps_the_last_window_size_deliveries() -> None:
 def test_an_ejected_offer_is_not_admitted_until_its_cool_down_ends() -> None:
     book, clock = health()
     eject_by_breaker(book, "a")
-    assert ids(book.admit([A, B])) == ["b"]
+    assert ids(book.eligible([A, B])) == ["b"]
     clock.advance(29.999)
     assert book.state("a") == "ejected"
     assert book.figures("a").reason == (
         "circuit open: 5 failures in a row (last: upstream error); probation in 1 s"
     )
-    assert ids(book.admit([A, B])) == ["b"]
+    assert ids(book.eligible([A, B])) == ["b"]
     clock.advance(0.001)
     assert book.state("a") == "probation"
 
@@ -626,47 +626,47 @@ def test_probation_starts_with_a_fresh_window() -> None:
 def test_a_second_concurrent_probe_is_refused_until_the_first_slot_is_released() -> None:
     book, clock = health()
     to_probation(book, clock, "a")
-    first = book.admit([A, B])
+    first = book.eligible([A, B])
     assert ids(first) == ["a", "b"]
     assert first.probing("a")
     assert not first.probing("b")
-    second = book.admit([A, B])
+    second = book.eligible([A, B])
     assert ids(second) == ["b"]
     assert not second.probing("a")
     first.close()
     first.close()  # harmless
-    with book.admit([A, B]) as third:
+    with book.eligible([A, B]) as third:
         assert ids(third) == ["a", "b"]
-        assert ids(book.admit([A, B])) == ["b"]
-    assert ids(book.admit([A, B])) == ["a", "b"]
+        assert ids(book.eligible([A, B])) == ["b"]
+    assert ids(book.eligible([A, B])) == ["a", "b"]
 
 
 def test_probe_concurrency_is_a_knob() -> None:
     book, clock = health(probe_concurrency=2)
     to_probation(book, clock, "a")
-    held = [book.admit([A]), book.admit([A])]
+    held = [book.eligible([A]), book.eligible([A])]
     assert [ids(h) for h in held] == [["a"], ["a"]]
-    assert book.admit([A, B]).offers == [B]
+    assert book.eligible([A, B]).offers == [B]
     held[0].close()
-    assert ids(book.admit([A, B])) == ["a", "b"]
+    assert ids(book.eligible([A, B])) == ["a", "b"]
 
 
 def test_a_leaked_probe_slot_is_reclaimed_after_its_ttl() -> None:
     book, clock = health(probe_slot_ttl_s=120)
     to_probation(book, clock, "a")
-    leaked = book.admit([A])  # never closed
+    leaked = book.eligible([A])  # never closed
     clock.advance(119.999)
-    assert ids(book.admit([A, B])) == ["b"]
+    assert ids(book.eligible([A, B])) == ["b"]
     clock.advance(0.001)
-    assert ids(book.admit([A, B])) == ["a", "b"]
+    assert ids(book.eligible([A, B])) == ["a", "b"]
     assert not leaked.probing("a")
 
 
 def test_limit_takes_no_slot_for_an_offer_it_will_not_try() -> None:
     book, clock = health()
     to_probation(book, clock, "a")
-    assert ids(book.admit([B, A], limit=1)) == ["b"]
-    probe = book.admit([A, B], limit=1)
+    assert ids(book.eligible([B, A], limit=1)) == ["b"]
+    probe = book.eligible([A, B], limit=1)
     assert ids(probe) == ["a"]
     assert probe.probing("a")
 
@@ -674,7 +674,7 @@ def test_limit_takes_no_slot_for_an_offer_it_will_not_try() -> None:
 def test_in_spec_probes_readmit_the_offer() -> None:
     book, clock = health()
     to_probation(book, clock, "a")
-    with book.admit([A]):
+    with book.eligible([A]):
         record(book, "a", OK, OK)
     assert book.state("a") == "probation"
     assert book.figures("a").reason is not None
@@ -682,7 +682,7 @@ def test_in_spec_probes_readmit_the_offer() -> None:
     record(book, "a", OK)
     figures = book.figures("a")
     assert (figures.state, figures.reason, figures.samples) == ("healthy", None, 3)
-    assert ids(book.admit([A, B])) == ["a", "b"]
+    assert ids(book.eligible([A, B])) == ["a", "b"]
 
 
 def test_a_failed_probe_ejects_again_with_a_doubled_cool_down_up_to_the_cap() -> None:
@@ -741,17 +741,17 @@ def test_deliveries_while_ejected_change_nothing() -> None:
 def test_a_slot_released_after_the_offer_moved_on_is_harmless() -> None:
     book, clock = health()
     to_probation(book, clock, "a")
-    admission = book.admit([A])
+    admission = book.eligible([A])
     assert admission.probing("a")
     record(book, "a", OK, OK, OK)
     assert book.state("a") == "healthy"
     assert not admission.probing("a")  # voided by the change of state
     eject_by_breaker(book, "a")
     clock.advance(30)
-    fresh = book.admit([A])
+    fresh = book.eligible([A])
     assert fresh.probing("a")
     admission.close()  # an old slot: does not free the new probe's
-    assert ids(book.admit([A, B])) == ["b"]
+    assert ids(book.eligible([A, B])) == ["b"]
 
 
 def test_the_readmission_does_not_carry_old_samples() -> None:
@@ -769,7 +769,7 @@ def test_the_readmission_does_not_carry_old_samples() -> None:
 
 def test_unknown_offers_are_healthy_and_admitted_in_order() -> None:
     book, _ = health()
-    admission = book.admit([C, A, B])
+    admission = book.eligible([C, A, B])
     assert ids(admission) == ["c", "a", "b"]
     assert not admission.fallback
     assert book.state("zzz") == "healthy"
@@ -779,20 +779,20 @@ def test_when_every_offer_is_ejected_all_are_admitted_in_ranked_order() -> None:
     book, _ = health()
     eject_by_breaker(book, "a")
     eject_by_breaker(book, "b")
-    admission = book.admit([B, A])
+    admission = book.eligible([B, A])
     assert ids(admission) == ["b", "a"]
     assert admission.fallback
     assert not admission.probing("a")
     reason = book.figures("a").reason
     assert reason is not None
     assert reason.endswith("; admitted as a last resort (every candidate was ejected)")
-    assert ids(book.admit([B, A], limit=1)) == ["b"]
+    assert ids(book.eligible([B, A], limit=1)) == ["b"]
 
 
 def test_one_admissible_offer_means_no_fallback() -> None:
     book, _ = health()
     eject_by_breaker(book, "a")
-    admission = book.admit([A, B])
+    admission = book.eligible([A, B])
     assert (ids(admission), admission.fallback) == (["b"], False)
     assert "last resort" not in (book.figures("a").reason or "")
 
@@ -801,15 +801,15 @@ def test_fallback_also_covers_probation_without_a_free_slot() -> None:
     book, clock = health()
     to_probation(book, clock, "a")
     eject_by_breaker(book, "b")
-    probe = book.admit([A, B])
+    probe = book.eligible([A, B])
     assert ids(probe) == ["a"]
-    fallback = book.admit([A, B])
+    fallback = book.eligible([A, B])
     assert (ids(fallback), fallback.fallback) == (["a", "b"], True)
 
 
 def test_no_candidates_admit_nothing() -> None:
     book, _ = health()
-    admission = book.admit([])
+    admission = book.eligible([])
     assert (admission.offers, admission.fallback) == ([], False)
 
 
@@ -903,7 +903,7 @@ class HealthMachine(RuleBasedStateMachine):
         )
         self.clock = ManualClock()
         self.book = OfferHealth(self.policy, self.clock)
-        self.open: list[Admission] = []
+        self.open: list[Eligibility] = []
         self.states: dict[str, OfferState] = {}
         self.transitions: set[tuple[OfferState, OfferState]] = set()
 
@@ -926,7 +926,7 @@ class HealthMachine(RuleBasedStateMachine):
     def admit(self, picks: list[int], limit: int | None) -> None:
         offers = [OFFERS[i] for i in picks]
         states = {o.offer.id: self.book.state(o.offer.id) for o in offers}
-        admission = self.book.admit(offers, limit=limit)
+        admission = self.book.eligible(offers, limit=limit)
         rest = iter(offers)  # a subsequence of what was given, by identity, in order
         assert all(any(o is g for g in rest) for o in admission.offers)
         assert limit is None or len(admission.offers) <= limit

@@ -17,7 +17,6 @@ from hypothesis import given, settings
 from hypothesis import strategies as st
 from pydantic import TypeAdapter
 
-from gridgate.core.exchange.exchange import _DONE_EVENT, _error_event, _length_cutoff
 from gridgate.errors import GridgateError, NoCapacity, SupplierFailed, SupplierTimeout
 from gridgate.protocol.anthropic.from_chat import (
     MessageStreamEncoder,
@@ -26,8 +25,9 @@ from gridgate.protocol.anthropic.from_chat import (
     message_from_completion,
     stop_reason_for,
 )
+from gridgate.protocol.openai_stream import DONE_EVENT, length_cutoff
+from gridgate.protocol.openai_stream import error_event as core_error_event
 from gridgate.protocol.sse import SSEParser
-from gridgate.providers.base import Usage
 from gridgate.simulator.stream import DONE, ChunkEncoder
 
 MODEL = "text-prime"  # the instrument the caller named
@@ -549,7 +549,7 @@ def test_core_cut_off_at_the_hold_with_usage() -> None:
     """Core's own closing events for an answer cut at its hold: ``length`` for every choice,
     the usage charged, ``[DONE]`` — in one piece."""
     pieces = text_stream()[:3]
-    cut = _length_cutoff(pieces[-1], 1, Usage(prompt_tokens=20, completion_tokens=7))
+    cut = length_cutoff(pieces[-1], 1, prompt_tokens=20, completion_tokens=7)
     out, _ = feed_all([*pieces, cut])
     assert events(out[-1]) == [
         block_stop(0),
@@ -568,7 +568,7 @@ def test_core_cut_off_at_the_hold_with_usage() -> None:
 
 def test_core_cut_off_without_usage_reports_the_output_core_meters() -> None:
     pieces = text_stream()[:3]  # "Hello" and ", wörld": 13 UTF-8 bytes → 4 tokens
-    cut = _length_cutoff(pieces[-1], 2, None)  # n=2: the second choice's finish is not read
+    cut = length_cutoff(pieces[-1], 2)  # n=2: the second choice's finish is not read
     out, _ = feed_all([*pieces, cut])
     assert events(out[-1]) == [
         block_stop(0),
@@ -587,7 +587,7 @@ def test_core_cut_off_without_usage_reports_the_output_core_meters() -> None:
 )
 def test_core_error_event_ends_the_stream(error: GridgateError, expected_type: str) -> None:
     pieces = text_stream()[:2]
-    out, encoder = feed_all([*pieces, _error_event(error)])
+    out, encoder = feed_all([*pieces, core_error_event(error)])
     assert events(out[-1]) == [
         ("error", {"type": "error", "error": {"type": expected_type, "message": error.message}})
     ]
@@ -625,7 +625,7 @@ def test_error_event_renders_a_gridgate_error_the_anthropic_way() -> None:
 
 def test_done_without_a_finish_chunk_ends_the_turn() -> None:
     """Core writes its own ``[DONE]`` when the upstream iterator ends."""
-    pieces = [*text_stream()[:3], _DONE_EVENT]
+    pieces = [*text_stream()[:3], DONE_EVENT]
     out, _ = feed_all(pieces)
     assert events(out[-1]) == [
         block_stop(0),
@@ -871,7 +871,7 @@ async def test_sdk_reads_a_cut_off_stream_with_a_half_written_tool_call(
 ) -> None:
     reply, url = anthropic_server
     pieces = tool_stream()[:2]  # the call's input stops at '{"city": '
-    cut = _length_cutoff(pieces[-1], 1, Usage(prompt_tokens=40, completion_tokens=9))
+    cut = length_cutoff(pieces[-1], 1, prompt_tokens=40, completion_tokens=9)
     reply.body = b"".join(feed_all([*pieces, cut])[0])
     message = await sdk_stream(url)
     assert [(b.type, b.name) for b in message.content] == [("tool_use", "weather")]
@@ -882,7 +882,7 @@ async def test_sdk_reads_a_cut_off_stream_with_a_half_written_tool_call(
 async def test_sdk_raises_on_an_error_event(anthropic_server: tuple[Reply, str]) -> None:
     reply, url = anthropic_server
     error = SupplierFailed("the supplier connection failed mid-answer")
-    reply.body = b"".join(feed_all([*text_stream()[:2], _error_event(error)])[0])
+    reply.body = b"".join(feed_all([*text_stream()[:2], core_error_event(error)])[0])
     with pytest.raises(anthropic.APIStatusError) as caught:
         await sdk_stream(url)
     assert caught.value.body == {

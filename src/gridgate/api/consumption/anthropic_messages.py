@@ -13,14 +13,13 @@ import msgspec
 from aiohttp import web
 from multidict import CIMultiDictProxy
 
-from gridgate.api.consumption.rate_headers import on_errors_too
+from gridgate.api.consumption.headers import answer_headers
 from gridgate.api.consumption.streaming import relay
 from gridgate.api.errors import REQUEST_ID, request_id_headers
 from gridgate.api.request_body import read_body
 from gridgate.core.accounts.auth import presented_key
-from gridgate.core.exchange.exchange import Served
 from gridgate.echo import capped
-from gridgate.errors import Unauthorized, UnknownInstrument
+from gridgate.errors import GridgateError, Unauthorized, UnknownInstrument
 from gridgate.protocol.anthropic.from_chat import (
     MessageStreamEncoder,
     error_event,
@@ -29,7 +28,7 @@ from gridgate.protocol.anthropic.from_chat import (
 from gridgate.protocol.anthropic.request import decode_messages_request
 from gridgate.protocol.anthropic.to_chat import to_chat_request
 from gridgate.protocol.tokens import measure_prompt
-from gridgate.state import STATE, AppState
+from gridgate.state import STATE
 
 
 def api_key(headers: CIMultiDictProxy[str]) -> str:
@@ -43,38 +42,33 @@ def api_key(headers: CIMultiDictProxy[str]) -> str:
     return key
 
 
-def _headers(state: AppState, request: web.Request, served: Served | None) -> dict[str, str]:
-    headers = request_id_headers(request, anthropic=True)
-    if served is not None and state.settings.server.expose_supplier:
-        headers["x-gridgate-supplier"] = served.supplier
-    return headers
-
-
 async def messages(request: web.Request) -> web.StreamResponse:
     state = request.app[STATE]
     request_id = request[REQUEST_ID]
     key = await state.auth.authenticate(api_key(request.headers))
     native = decode_messages_request(await read_body(request, state.settings.server.max_body_bytes))
     chat = to_chat_request(native)
-    limits: dict[str, str] = {}  # the rate-limit headers, filled in at admission
-    with on_errors_too(limits):
-        if not chat.is_stream:
-            completion, served = await state.exchange.complete(key, chat, request_id, limits)
-            return web.Response(
-                body=message_from_completion(completion.body, model=native.model),
-                content_type="application/json",
-                headers={**limits, **_headers(state, request, served)},
-            )
-        return await relay(
-            request,
-            state.exchange.open_stream(key, chat, request_id, limits),
-            keepalive_seconds=state.settings.upstream.keepalive_seconds,
-            headers=lambda served: {**limits, **_headers(state, request, served)},
-            encoder=lambda session: (
-                MessageStreamEncoder(native.model, session.prompt_estimate).feed
-            ),
-            error_event=error_event,
+    tab = state.exchange.open_tab(key, chat, request_id)
+    if not chat.is_stream:
+        completion, served = await state.exchange.complete(tab)
+        try:
+            body = message_from_completion(completion.body, model=native.model)
+        except GridgateError as exc:
+            tab.stamp(exc)  # the error that replaces the answer carries its rate-limit headers
+            raise
+        return web.Response(
+            body=body,
+            content_type="application/json",
+            headers=answer_headers(state, request, served, tab.limits, anthropic=True),
         )
+    return await relay(
+        request,
+        state.exchange.open_stream(tab),
+        keepalive_seconds=state.settings.upstream.keepalive_seconds,
+        headers=lambda served: answer_headers(state, request, served, tab.limits, anthropic=True),
+        encoder=lambda session: MessageStreamEncoder(native.model, session.prompt_estimate).feed,
+        error_event=error_event,
+    )
 
 
 async def count_tokens(request: web.Request) -> web.Response:

@@ -18,7 +18,8 @@ from typing import Any
 
 from aiohttp import web
 
-from gridgate.core.exchange.exchange import Served, StreamSession
+from gridgate.core.exchange.session import StreamSession
+from gridgate.core.exchange.tab import Served
 from gridgate.errors import GridgateError
 
 log = logging.getLogger("gridgate.api")

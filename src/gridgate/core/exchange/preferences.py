@@ -7,7 +7,7 @@ object (or only defaults), and routing then does what it always did, at no extra
 
 Routing (``routing.rank``) calls two steps:
 
-``admit`` keeps the in-spec offers the preferences allow. Filters, in this order; the first that
+``allow`` keeps the in-spec offers the preferences allow. Filters, in this order; the first that
 leaves no offer answers ``NoQualifyingOffer`` (422) naming itself in ``param`` and the message:
 
     provider.only                 only offers from these suppliers
@@ -29,7 +29,7 @@ failover order:
                    without that measurement follow the measured ones, cheapest first
     order          the offers of the named suppliers first, in the order named (a supplier's
                    offers in the sort order), then the rest in the sort order
-    allow_fallbacks  false: only the suppliers in ``order`` (admit left only those); without
+    allow_fallbacks  false: only the suppliers in ``order`` (allow left only those); without
                    ``order``, only the first offer — no failover at all
 
 Names match supplier names case-insensitively (surrounding blanks ignored); a name that is no
@@ -129,7 +129,7 @@ class Preferences:
         return None if prefs == _DEFAULT else prefs
 
     # -- filtering -----------------------------------------------------------------------------
-    def admit(self, instrument: InstrumentRecord, offers: list[PricedOffer]) -> list[PricedOffer]:
+    def allow(self, instrument: InstrumentRecord, offers: list[PricedOffer]) -> list[PricedOffer]:
         """The offers these preferences allow (see the module docstring for the order)."""
         of = f"of instrument {instrument.id!r}"
         if self.only is not None:

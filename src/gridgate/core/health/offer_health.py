@@ -4,7 +4,7 @@ Every finished attempt at an offer is a ``Delivery``: its outcome, time to first
 tokens and generation time after the first token. ``verdict()`` judges one delivery against
 its instrument's spec — that decides whether it is billed. ``OfferHealth`` keeps each offer's
 recent deliveries in a ``DeliveryWindow``, runs one small state machine per offer, and says
-which offers of a ranked candidate list a request may try (``admit``). Pure and I/O free:
+which offers of a ranked candidate list a request may try (``eligible``). Pure and I/O free:
 time is the injected clock's ``monotonic()``, measurements come from the caller, so tests
 drive every decision. State is per process; ``WindowSummary`` is the form in which windows
 can be shared and merged across processes.
@@ -19,19 +19,19 @@ The state machine of one offer::
       └─────────────────────────────────────────────────────────────── probation ───┘ (cool-down
                                                                                         doubles)
 
-- **healthy** — admitted. After each delivery it is ejected when
+- **healthy** — eligible. After each delivery it is ejected when
   - its circuit breaker opens: ``breaker_failures`` failures (errors or timeouts) in a row,
     however few the samples; any answer closes the breaker again; or, once its window holds at
     least ``min_samples`` of the figure concerned,
   - more than ``max_error_rate`` of its deliveries failed (timeouts count as failures);
   - its p``ttft_percentile`` (90) TTFT is later than the instrument's ``ttft_ceiling_ms``;
   - its p``throughput_percentile`` (50) throughput is under ``throughput_floor_tps``.
-- **ejected** — not admitted, for a cool-down of ``cooldown_s``; each failed probation doubles
+- **ejected** — not eligible, for a cool-down of ``cooldown_s``; each failed probation doubles
   it, up to ``max_cooldown_s``; a return to healthy resets it. When the cool-down is over the
   offer is on probation (checked lazily, whenever the offer is looked at).
 - **probation** — the window starts afresh (the offer is judged only on what it delivers from
   now on). Admitted only while a probe slot is free: at most ``probe_concurrency`` requests
-  probe it at once (``admit`` takes the slot, ``Admission.close`` gives it back; a slot not
+  probe it at once (``eligible`` takes the slot, ``Eligibility.close`` gives it back; a slot not
   given back within ``probe_slot_ttl_s`` is reclaimed, so a leak cannot block probation
   forever). ``probation_successes`` in-spec deliveries in a row make it healthy; one delivery
   that is not in spec (a failure, a late first token, a slow answer) ejects it again.
@@ -41,8 +41,8 @@ offer is ejected (requests already in flight, last-resort traffic) are kept in i
 change nothing. A cancelled delivery (the caller went away) is not the supplier's fault and is
 not recorded at all.
 
-When **no** candidate can be admitted (every one ejected, or on probation with no free probe
-slot), ``admit`` admits them all, in their ranked order, and says so (``Admission.fallback``;
+When **no** candidate is eligible (every one ejected, or on probation with no free probe
+slot), ``eligible`` lists them all, in their ranked order, and says so (``Eligibility.fallback``;
 the ejected offers' figures add "admitted as a last resort"): serving late beats not serving.
 """
 
@@ -213,7 +213,7 @@ def verdict(instrument: InstrumentRecord, delivery: Delivery, policy: HealthPoli
     return Verdict(breach="; ".join(breaches) or None, failure=failure)
 
 
-class Admission:
+class Eligibility:
     """The offers one request may try, in their ranked order, and the probe slots it holds.
     ``close()`` (or leaving the ``with`` block) gives the slots back; call it when the request's
     last attempt has ended — for a stream, when the stream ends. Closing twice is harmless."""
@@ -227,7 +227,7 @@ class Admission:
         fallback: bool,
     ) -> None:
         self.offers = offers
-        self.fallback = fallback  # nothing was admissible: every candidate is admitted anyway
+        self.fallback = fallback  # nothing was admissible: every candidate is listed anyway
         self._slots = slots
 
     def probing(self, offer_id: str) -> bool:
@@ -241,7 +241,7 @@ class Admission:
             book.probes.pop(token, None)
         self._slots.clear()
 
-    def __enter__(self) -> Admission:
+    def __enter__(self) -> Eligibility:
         return self
 
     def __exit__(
@@ -265,7 +265,7 @@ class _Book:
     failures_in_row: int = 0  # the circuit breaker's count
     probe_successes: int = 0
     probes: dict[int, float] = field(default_factory=dict)  # slot token → taken at
-    last_resort: bool = False  # admitted although ejected, because nothing else was
+    last_resort: bool = False  # listed although ejected, because nothing else was
     fresh_since_us: int = 0  # wall clock of its last probation: older fleet figures are stale
 
 
@@ -326,12 +326,12 @@ class OfferHealth:
                     book.cause = None
         return judged
 
-    def admit(self, offers: Sequence[PricedOffer], *, limit: int | None = None) -> Admission:
+    def eligible(self, offers: Sequence[PricedOffer], *, limit: int | None = None) -> Eligibility:
         """The offers of a ranked candidate list that may be tried, in the same order: healthy
         ones, and ones on probation whose probe slot this takes. ``limit`` stops after that
         many (the exchange's max attempts), so no slot is taken for an offer never tried.
-        When none is admissible, all of them (up to ``limit``) are, with ``fallback`` set.
-        O(len(offers)); close the admission to give its probe slots back."""
+        When none is eligible, all of them (up to ``limit``) are, with ``fallback`` set.
+        O(len(offers)); close the result to give its probe slots back."""
         now = self._clock.monotonic()
         chosen: list[PricedOffer] = []
         slots: dict[str, tuple[_Book, int]] = {}
@@ -352,13 +352,13 @@ class OfferHealth:
                 slots[offer_id] = (book, token)
                 chosen.append(offer)
         if chosen or not offers:
-            return Admission(chosen, slots, fallback=False)
+            return Eligibility(chosen, slots, fallback=False)
         everyone = list(offers if limit is None else offers[:limit])
         for offer in everyone:
             book = self._books.get(offer.offer.id)
             if book is not None and book.state == "ejected":
                 book.last_resort = True
-        return Admission(everyone, {}, fallback=True)
+        return Eligibility(everyone, {}, fallback=True)
 
     def state(self, offer_id: str) -> OfferState:
         book = self._books.get(offer_id)

@@ -1,0 +1,55 @@
+"""The bytes gridgate itself writes into an OpenAI chat-completions stream (the canonical
+stream every surface starts from): the terminating ``[DONE]``, an error event, and the closing
+events of an answer cut at its hold. Everything else in a stream is the supplier's, relayed."""
+
+from __future__ import annotations
+
+from typing import Any
+
+import msgspec
+
+from gridgate.errors import GridgateError
+from gridgate.protocol.sse import SSEParser
+
+DONE_EVENT = b"data: [DONE]\n\n"
+
+
+def error_event(error: GridgateError) -> bytes:
+    """A failure after the 200 has gone out: the error's OpenAI body as one event."""
+    return b"data: " + error.render() + b"\n\n"
+
+
+def length_cutoff(
+    last_raw: bytes,
+    n: int,
+    prompt_tokens: int | None = None,
+    completion_tokens: int | None = None,
+) -> bytes:
+    """Closing events for an answer cut at its hold: a ``length`` finish for every choice, in
+    the identity (id, created, model) of the chunks relayed so far (``last_raw``, the last
+    event relayed), then, when the token counts are given (the caller asked for usage), a usage
+    chunk of what was charged, then ``[DONE]``."""
+    events = SSEParser().feed(last_raw) if last_raw else []
+    head: dict[str, Any] = {}
+    if events:
+        try:
+            head = msgspec.json.decode(events[0].data)
+        except msgspec.DecodeError:
+            head = {}
+    chunk: dict[str, Any] = {
+        key: head[key] for key in ("id", "created", "model", "system_fingerprint") if key in head
+    }
+    chunk["object"] = "chat.completion.chunk"
+    chunk["choices"] = [
+        {"index": i, "delta": {}, "logprobs": None, "finish_reason": "length"} for i in range(n)
+    ]
+    out = b"data: " + msgspec.json.encode(chunk) + b"\n\n"
+    if prompt_tokens is not None and completion_tokens is not None:
+        chunk["choices"] = []
+        chunk["usage"] = {
+            "prompt_tokens": prompt_tokens,
+            "completion_tokens": completion_tokens,
+            "total_tokens": prompt_tokens + completion_tokens,
+        }
+        out += b"data: " + msgspec.json.encode(chunk) + b"\n\n"
+    return out + DONE_EVENT
