@@ -11,7 +11,7 @@ struct has no defaults, so every field is always sent (null when empty), and
 from __future__ import annotations
 
 from datetime import UTC, datetime
-from typing import Annotated, Any
+from typing import Annotated, Any, Literal
 
 import msgspec
 
@@ -217,7 +217,9 @@ class MoneyMovedView(View):
     account: AccountView
 
 
-Setting = Annotated[int | str | None, msgspec.Meta(description='a number, "unlimited" or null')]
+Setting = Annotated[
+    int | Literal["unlimited"] | None, msgspec.Meta(description='a number, "unlimited" or null')
+]
 
 
 class LimitSettingsView(View):
