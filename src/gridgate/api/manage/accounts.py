@@ -4,7 +4,7 @@ call applies once: the body's ``idempotency_key`` or the ``Idempotency-Key`` hea
 
 from __future__ import annotations
 
-from typing import Any, Literal
+from typing import Literal
 
 import msgspec
 from aiohttp import web
@@ -14,7 +14,7 @@ from gridgate.api.manage.json_body import decode_json
 from gridgate.api.manage.principal import actor
 from gridgate.core.access import Actor
 from gridgate.errors import ValidationFailed
-from gridgate.shapes import account_json, entry_json
+from gridgate.shapes import AccountView, LedgerEntryView, MoneyMovedView
 from gridgate.state import STATE
 from gridgate.storage.records import AccountRecord
 
@@ -33,9 +33,9 @@ class Money(msgspec.Struct, forbid_unknown_fields=True):
     memo: str | None = None
 
 
-async def _described(request: web.Request, who: Actor, account: AccountRecord) -> dict[str, Any]:
+async def _described(request: web.Request, who: Actor, account: AccountRecord) -> AccountView:
     balance = await request.app[STATE].services.accounts.balance(who, account.id)
-    return account_json(account, balance)
+    return AccountView.of(account, balance)
 
 
 async def list_accounts(request: web.Request) -> web.Response:
@@ -94,7 +94,7 @@ async def _move_money(request: web.Request, kind: Literal["credit", "adjust"]) -
         idempotency_key=_idempotency_key(request, body),
         memo=body.memo,
     )
-    return data(
-        {"entry": entry_json(entry), "account": await _described(request, who, account)},
-        status=201,
+    moved = MoneyMovedView(
+        entry=LedgerEntryView.of(entry), account=await _described(request, who, account)
     )
+    return data(moved, status=201)

@@ -11,7 +11,7 @@ from gridgate.api.manage import query
 from gridgate.api.manage.answers import data, no_content
 from gridgate.api.manage.json_body import decode_json
 from gridgate.api.manage.principal import actor
-from gridgate.shapes import key_json
+from gridgate.shapes import ApiKeyView
 from gridgate.state import STATE
 
 
@@ -40,13 +40,13 @@ async def list_api_keys(request: web.Request) -> web.Response:
         await actor(request), query.text(request, "account_id")
     )
     now = state.clock.now_us()
-    return data([key_json(key, now) for key in keys])
+    return data([ApiKeyView.of(key, now) for key in keys])
 
 
 async def get_api_key(request: web.Request) -> web.Response:
     state = request.app[STATE]
     key = await state.services.api_keys.get(await actor(request), request.match_info["key_id"])
-    return data(key_json(key, state.clock.now_us()))
+    return data(ApiKeyView.of(key, state.clock.now_us()))
 
 
 async def create_api_key(request: web.Request) -> web.Response:
@@ -56,7 +56,7 @@ async def create_api_key(request: web.Request) -> web.Response:
     new = await state.services.api_keys.create(
         who, body.account_id, body.name, expires_at=body.expires_at
     )
-    return data(key_json(new.record, state.clock.now_us(), new.secret), status=201)
+    return data(ApiKeyView.of(new.record, state.clock.now_us(), new.secret), status=201)
 
 
 async def update_api_key(request: web.Request) -> web.Response:

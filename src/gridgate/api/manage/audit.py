@@ -9,7 +9,7 @@ from gridgate.api.manage import query
 from gridgate.api.manage.answers import data
 from gridgate.api.manage.principal import actor
 from gridgate.core.audit_log import MAX_PAGE
-from gridgate.shapes import audit_json
+from gridgate.shapes import AuditEntryView
 from gridgate.state import STATE
 
 
@@ -24,4 +24,4 @@ async def audit_log(request: web.Request) -> web.Response:
         action=query.text(request, "action"),
         subject=query.text(request, "subject"),
     )
-    return data([audit_json(e) for e in page.entries], next_cursor=page.next)
+    return data([AuditEntryView.of(e) for e in page.entries], next_cursor=page.next)

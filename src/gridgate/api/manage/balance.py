@@ -8,7 +8,7 @@ from aiohttp import web
 from gridgate.api.manage import query
 from gridgate.api.manage.answers import data
 from gridgate.api.manage.principal import actor
-from gridgate.shapes import money
+from gridgate.shapes import BalanceView
 from gridgate.state import STATE
 
 
@@ -16,4 +16,4 @@ async def balance(request: web.Request) -> web.Response:
     found = await request.app[STATE].services.accounts.balance(
         await actor(request), query.text(request, "account_id")
     )
-    return data({"account_id": found.account_id, **money("balance", found.effective)})
+    return data(BalanceView.of(found))

@@ -15,9 +15,9 @@ from gridgate.api.manage.instruments import instrument_shape
 from gridgate.api.manage.json_body import decode_json
 from gridgate.api.manage.principal import actor
 from gridgate.core.catalog.edits import InstrumentFields, OfferFields, SupplierFields
-from gridgate.core.health.report import offer_status_json
+from gridgate.core.health.report import OfferStatusView
 from gridgate.errors import ValidationFailed
-from gridgate.shapes import offer_json, supplier_json
+from gridgate.shapes import OfferView, SupplierView
 from gridgate.state import STATE
 
 
@@ -35,20 +35,20 @@ class InstrumentBody(msgspec.Struct, forbid_unknown_fields=True):
 
 async def list_suppliers(request: web.Request) -> web.Response:
     suppliers = await request.app[STATE].services.catalog_editor.suppliers(await actor(request))
-    return data([supplier_json(s) for s in suppliers])
+    return data([SupplierView.of(s) for s in suppliers])
 
 
 async def get_supplier(request: web.Request) -> web.Response:
     editor = request.app[STATE].services.catalog_editor
     found = await editor.supplier(await actor(request), request.match_info["name"])
-    return data(supplier_json(found))
+    return data(SupplierView.of(found))
 
 
 async def create_supplier(request: web.Request) -> web.Response:
     who = await actor(request)
     fields = (await decode_json(request, SupplierBody)).supplier
     saved = await request.app[STATE].services.catalog_editor.save_supplier(who, fields)
-    return data(supplier_json(saved), status=201)
+    return data(SupplierView.of(saved), status=201)
 
 
 async def update_supplier(request: web.Request) -> web.Response:
@@ -57,7 +57,7 @@ async def update_supplier(request: web.Request) -> web.Response:
     saved = await request.app[STATE].services.catalog_editor.save_supplier(
         who, fields, name=request.match_info["name"]
     )
-    return data(supplier_json(saved))
+    return data(SupplierView.of(saved))
 
 
 async def list_offers(request: web.Request) -> web.Response:
@@ -66,7 +66,7 @@ async def list_offers(request: web.Request) -> web.Response:
     supplier = query.text(request, "supplier")
     return data(
         [
-            offer_json(o)
+            OfferView.of(o)
             for o in offers
             if (instrument is None or o.instrument == instrument.lower())
             and (supplier is None or o.supplier == supplier)
@@ -77,14 +77,14 @@ async def list_offers(request: web.Request) -> web.Response:
 async def get_offer(request: web.Request) -> web.Response:
     editor = request.app[STATE].services.catalog_editor
     found = await editor.offer(await actor(request), request.match_info["offer_id"])
-    return data(offer_json(found))
+    return data(OfferView.of(found))
 
 
 async def create_offer(request: web.Request) -> web.Response:
     who = await actor(request)
     fields = (await decode_json(request, OfferBody)).offer
     saved = await request.app[STATE].services.catalog_editor.save_offer(who, fields)
-    return data(offer_json(saved), status=201)
+    return data(OfferView.of(saved), status=201)
 
 
 async def update_offer(request: web.Request) -> web.Response:
@@ -93,7 +93,7 @@ async def update_offer(request: web.Request) -> web.Response:
     saved = await request.app[STATE].services.catalog_editor.save_offer(
         who, fields, offer_id=request.match_info["offer_id"]
     )
-    return data(offer_json(saved))
+    return data(OfferView.of(saved))
 
 
 async def create_instrument(request: web.Request) -> web.Response:
@@ -125,4 +125,4 @@ async def offer_health(request: web.Request) -> web.Response:
             )
         window = int(seconds)
     statuses = await request.app[STATE].services.offer_board.status(who, window_seconds=window)
-    return data([offer_status_json(s) for s in statuses])
+    return data([OfferStatusView.of(s) for s in statuses])

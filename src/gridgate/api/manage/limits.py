@@ -13,6 +13,7 @@ from gridgate.api.manage.answers import data
 from gridgate.api.manage.json_body import decode_json
 from gridgate.api.manage.principal import actor
 from gridgate.core.limits.overrides import FIELDS, parse_value
+from gridgate.shapes import LimitsView
 from gridgate.state import STATE
 from gridgate.storage.limiter.port import LimitKind, LimitScope
 
@@ -48,7 +49,7 @@ def limits_handlers(scope: LimitScope, param: str) -> tuple[Handler, Handler]:
         shown = await request.app[STATE].services.limits.show(
             await actor(request), scope, request.match_info[param]
         )
-        return data(shown)
+        return data(msgspec.convert(shown, LimitsView))
 
     async def put(request: web.Request) -> web.Response:
         who = await actor(request)
@@ -56,6 +57,6 @@ def limits_handlers(scope: LimitScope, param: str) -> tuple[Handler, Handler]:
         shown = await request.app[STATE].services.limits.set(
             who, scope, request.match_info[param], _changes(change)
         )
-        return data(shown)
+        return data(msgspec.convert(shown, LimitsView))
 
     return show, put

@@ -1,26 +1,27 @@
 """``GET /api/v1/openapi.json``: the management API's OpenAPI 3.1 document, built once at start
-from a table of its operations. Request bodies are described by the very msgspec structs that
-decode them (``msgspec.json.schema_components``), answers by ``openapi_schemas``; a test checks
-that the document names exactly the routes the app serves, and schemathesis checks the answers
-against it."""
+from ``routes.py``'s table, the table ``app.py`` serves. Request bodies and answers are described
+by the very msgspec structs that decode and encode them (``msgspec.json.schema_components``); only
+the ``{"data": …}`` envelope and the error are written here. Schemathesis checks the answers
+against the document."""
 
 from __future__ import annotations
 
-from collections.abc import Mapping
-from dataclasses import dataclass, field
+import re
+from collections.abc import Mapping, Sequence
 from types import MappingProxyType
-from typing import Any
+from typing import TYPE_CHECKING, Any
 
 import msgspec
 from aiohttp import web
 
-from gridgate.api.manage import accounts, api_keys, catalog, limits, sessions, tokens, users
-from gridgate.api.manage.openapi_schemas import Schema, array, obj, ref, response_schemas, string
-from gridgate.core.accounts.usage_pages import MAX_PAGE as USAGE_PAGE
-from gridgate.core.audit_log import MAX_PAGE as AUDIT_PAGE
 from gridgate.state import STATE
 
-V1 = "/api/v1"
+if TYPE_CHECKING:
+    from gridgate.api.manage.routes import Op
+
+Schema = dict[str, Any]
+COMPONENTS = "#/components/schemas/"
+# Who may call an operation, for its security and its error answers (the handlers enforce it).
 ANYONE = "anyone"  # no credentials
 PERSON = "person"  # a signed-in person or a token
 OPERATOR = "operator"  # an operator's session or token
@@ -53,39 +54,22 @@ ERRORS: Mapping[str, tuple[str, str]] = MappingProxyType(
 )
 
 
-def query(name: str, description: str, schema: Schema | None = None) -> dict[str, Any]:
+def ref(name: str) -> Schema:
+    return {"$ref": f"{COMPONENTS}{name}"}
+
+
+def obj(properties: dict[str, Schema]) -> Schema:
+    """An object with exactly ``properties``, all of them always present."""
     return {
-        "name": name,
-        "in": "query",
-        "required": False,
-        "description": description,
-        "schema": schema or {"type": "string", "maxLength": 256},
+        "type": "object",
+        "required": list(properties),
+        "properties": properties,
+        "additionalProperties": False,
     }
 
 
-def limit_q(maximum: int) -> dict[str, Any]:
-    return query(
-        "limit", f"Records per page (default {maximum})", {"type": "integer", "minimum": 1}
-    )
-
-
-@dataclass(frozen=True)
-class Op:
-    method: str
-    path: str
-    operation_id: str
-    summary: str
-    who: str = PERSON
-    body: type | None = None
-    status: int = 200
-    answer: Schema | None = None  # the success body's schema; None: no body
-    params: list[dict[str, Any]] = field(default_factory=list)
-    errors: tuple[str, ...] = ()
-    media: str = "application/json"
-    paged: bool = False
-
-
 def _data(schema: Schema, *, paged: bool) -> Schema:
+    """The envelope of every JSON answer: ``{"data": …}``, a page's with its cursor."""
     properties: dict[str, Schema] = {"data": schema}
     if paged:
         properties["next_cursor"] = {
@@ -95,389 +79,35 @@ def _data(schema: Schema, *, paged: bool) -> Schema:
     return obj(properties)
 
 
-def operations() -> list[Op]:
-    account_q = query("account_id", "An operator's choice of account (others: only their own)")
-    since = query("since", "From this time on (ISO 8601, or Unix seconds)")
-    until = query("until", "Before this time (ISO 8601, or Unix seconds)")
-    cursor = query("cursor", "The next_cursor of the previous page")
-    usage_filters = [
-        account_q,
-        since,
-        until,
-        query("key_id", "Only this API key's requests"),
-        query("instrument", "Only this instrument's requests"),
-    ]
-    keys = f"{V1}/api-keys/{{key_id}}"
-    account = f"{V1}/accounts/{{account_id}}"
-    instrument = f"{V1}/instruments/{{instrument_id}}"
-    ops = [
-        Op("get", f"{V1}/openapi.json", "getOpenApi", "This document", ANYONE, answer={}),
-        Op(
-            "post",
-            f"{V1}/session",
-            "login",
-            "Sign in: sets the session cookie (HttpOnly, SameSite=Strict, Secure, Path=/) and "
-            "returns the CSRF token that unsafe cookie calls send as X-CSRF-Token",
-            ANYONE,
-            sessions.Credentials,
-            answer=_data(
-                obj({"user": ref("User"), "csrf_token": string()}),
-                paged=False,
-            ),
-            errors=("401", "429", "503"),
-        ),
-        Op("delete", f"{V1}/session", "logout", "Sign out", status=204),
-        Op("get", f"{V1}/me", "getMe", "The calling person", answer=_single("User", "user")),
-        Op(
-            "put",
-            f"{V1}/me/password",
-            "changePassword",
-            "Change the calling person's password",
-            body=sessions.PasswordChange,
-            status=204,
-        ),
-        Op(
-            "get",
-            f"{V1}/tokens",
-            "listTokens",
-            "The calling person's management tokens",
-            answer=_list("Token"),
-        ),
-        Op(
-            "post",
-            f"{V1}/tokens",
-            "createToken",
-            "Create a management token; its secret is in `token`, this once (a token cannot "
-            "create another)",
-            body=tokens.CreateToken,
-            status=201,
-            answer=_one("Token"),
-        ),
-        Op(
-            "delete",
-            f"{V1}/tokens/{{token_id}}",
-            "revokeToken",
-            "Revoke a management token",
-            status=204,
-        ),
-        Op(
-            "get",
-            f"{V1}/api-keys",
-            "listApiKeys",
-            "An account's API keys, oldest first",
-            params=[account_q],
-            answer=_list("ApiKey"),
-        ),
-        Op(
-            "post",
-            f"{V1}/api-keys",
-            "createApiKey",
-            "Create an API key; its secret is in `key`, this once",
-            body=api_keys.CreateApiKey,
-            status=201,
-            answer=_one("ApiKey"),
-        ),
-        Op("get", keys, "getApiKey", "An API key", answer=_one("ApiKey")),
-        Op(
-            "put",
-            keys,
-            "updateApiKey",
-            "Rename an API key; `is_active: false` revokes it",
-            body=api_keys.UpdateApiKey,
-            status=204,
-        ),
-        Op(
-            "delete",
-            keys,
-            "revokeApiKey",
-            "Revoke an API key (at once, in every process)",
-            status=204,
-        ),
-        Op(
-            "get",
-            f"{V1}/balance",
-            "getBalance",
-            "What the account has left",
-            params=[account_q],
-            answer=_one("Balance"),
-        ),
-        Op(
-            "get",
-            f"{V1}/usage",
-            "listUsage",
-            "Usage records, newest first, a page at a time",
-            params=[*usage_filters, limit_q(USAGE_PAGE), cursor],
-            answer=_list("UsageRecord", True),
-            paged=True,
-        ),
-        Op(
-            "get",
-            f"{V1}/usage/daily",
-            "dailyUsage",
-            "Usage summed per UTC day and instrument",
-            params=usage_filters,
-            answer=_list("DailyUsage"),
-        ),
-        Op(
-            "get",
-            f"{V1}/usage.csv",
-            "exportUsage",
-            "Every matching usage record as CSV (a download; one column per UsageRecord field)",
-            params=usage_filters,
-            answer={"type": "string"},
-            media="text/csv",
-        ),
-        Op(
-            "get",
-            f"{V1}/accounts",
-            "listAccounts",
-            "Accounts with their balances (an account's people: their own)",
-            answer=_list("Account"),
-        ),
-        Op(
-            "post",
-            f"{V1}/accounts",
-            "createAccount",
-            "Create an account",
-            OPERATOR,
-            accounts.CreateAccount,
-            201,
-            _one("Account"),
-        ),
-        Op("get", account, "getAccount", "An account with its balance", answer=_one("Account")),
-        Op(
-            "post",
-            f"{account}/credits",
-            "creditAccount",
-            "Add prepaid funds; applied once per idempotency key (the body's or the "
-            "Idempotency-Key header)",
-            OPERATOR,
-            accounts.Money,
-            201,
-            _one("MoneyMoved"),
-            params=[_idempotency_header()],
-        ),
-        Op(
-            "post",
-            f"{account}/adjustments",
-            "adjustAccount",
-            "Correct a balance up or down (never below zero); applied once per idempotency key",
-            OPERATOR,
-            accounts.Money,
-            201,
-            _one("MoneyMoved"),
-            params=[_idempotency_header()],
-            errors=("402",),
-        ),
-    ]
-    for subject, scope, noun in (
-        (account, "an account", "Account"),
-        (keys, "an API key", "ApiKey"),
-        (instrument, "an instrument", "Instrument"),
-    ):
-        ops += [
-            Op(
-                "get",
-                f"{subject}/limits",
-                f"get{noun}Limits",
-                f"The rate limits of {scope}: overrides and what is in effect",
-                answer=_one("Limits"),
-            ),
-            Op(
-                "put",
-                f"{subject}/limits",
-                f"set{noun}Limits",
-                f'Set the rate limits of {scope} (a number, "unlimited" or "default")',
-                OPERATOR,
-                limits.SetLimits,
-                answer=_one("Limits"),
-            ),
-        ]
-    ops += [
-        Op(
-            "get",
-            f"{V1}/users",
-            "listUsers",
-            "People (an account's people: their account's)",
-            params=[account_q],
-            answer=_list("User"),
-        ),
-        Op(
-            "post",
-            f"{V1}/users",
-            "createUser",
-            "Add a person (an owner: to their own account)",
-            body=users.CreateUser,
-            status=201,
-            answer=_one("User"),
-        ),
-        Op(
-            "patch",
-            f"{V1}/users/{{user_id}}",
-            "updateUser",
-            "Enable or disable a person",
-            body=users.UpdateUser,
-            answer=_one("User"),
-        ),
-        Op(
-            "get",
-            f"{V1}/instruments",
-            "listInstruments",
-            "Instruments: spec, limits, best price now, 30 days of prices",
-            answer=_list("Instrument"),
-        ),
-        Op(
-            "post",
-            f"{V1}/instruments",
-            "createInstrument",
-            "Create an instrument",
-            OPERATOR,
-            catalog.InstrumentBody,
-            201,
-            _one("Instrument"),
-        ),
-        Op("get", instrument, "getInstrument", "An instrument", answer=_one("Instrument")),
-        Op(
-            "patch",
-            instrument,
-            "updateInstrument",
-            "Edit an instrument",
-            OPERATOR,
-            catalog.InstrumentBody,
-            answer=_one("Instrument"),
-        ),
-        Op(
-            "get",
-            f"{V1}/suppliers",
-            "listSuppliers",
-            "Suppliers",
-            OPERATOR,
-            answer=_list("Supplier"),
-        ),
-        Op(
-            "post",
-            f"{V1}/suppliers",
-            "createSupplier",
-            "Add a supplier",
-            OPERATOR,
-            catalog.SupplierBody,
-            201,
-            _one("Supplier"),
-        ),
-        Op(
-            "get",
-            f"{V1}/suppliers/{{name}}",
-            "getSupplier",
-            "A supplier",
-            OPERATOR,
-            answer=_one("Supplier"),
-        ),
-        Op(
-            "patch",
-            f"{V1}/suppliers/{{name}}",
-            "updateSupplier",
-            "Edit a supplier (`enabled: false` takes it out of routing)",
-            OPERATOR,
-            catalog.SupplierBody,
-            answer=_one("Supplier"),
-        ),
-        Op(
-            "get",
-            f"{V1}/offers",
-            "listOffers",
-            "Offers",
-            OPERATOR,
-            params=[
-                query("instrument", "Only this instrument's"),
-                query("supplier", "Only this supplier's"),
-            ],
-            answer=_list("Offer"),
-        ),
-        Op(
-            "post",
-            f"{V1}/offers",
-            "createOffer",
-            "Add an offer",
-            OPERATOR,
-            catalog.OfferBody,
-            201,
-            _one("Offer"),
-        ),
-        Op(
-            "get",
-            f"{V1}/offers/{{offer_id}}",
-            "getOffer",
-            "An offer",
-            OPERATOR,
-            answer=_one("Offer"),
-        ),
-        Op(
-            "patch",
-            f"{V1}/offers/{{offer_id}}",
-            "updateOffer",
-            "Edit an offer's prices and declarations (`enabled: false` disables it); routing "
-            "follows at once in every process",
-            OPERATOR,
-            catalog.OfferBody,
-            answer=_one("Offer"),
-        ),
-        Op(
-            "get",
-            f"{V1}/offer-health",
-            "offerHealth",
-            "Every offer's measured figures against its instrument's spec",
-            OPERATOR,
-            params=[
-                query(
-                    "window_seconds",
-                    "The window, 1 to 86400 seconds",
-                    {"type": "integer", "minimum": 1, "maximum": 86400},
-                )
-            ],
-            answer=_list("OfferStatus"),
-        ),
-        Op(
-            "get",
-            f"{V1}/audit-log",
-            "auditLog",
-            "Who changed what, when: newest first",
-            OPERATOR,
-            params=[
-                limit_q(AUDIT_PAGE),
-                cursor,
-                since,
-                until,
-                query("actor", "Only this actor's"),
-                query("action", "Only this action, e.g. api_key.create"),
-                query("subject", "Only changes of this object"),
-            ],
-            answer=_list("AuditEntry", True),
-            paged=True,
-        ),
-    ]
-    return ops
-
-
-def _one(name: str) -> Schema:
-    return _data(ref(name), paged=False)
-
-
-def _single(name: str, key: str) -> Schema:
-    return _data(obj({key: ref(name)}), paged=False)
-
-
-def _list(name: str, paged: bool = False) -> Schema:
-    return _data(array(ref(name)), paged=paged)
-
-
-def _idempotency_header() -> dict[str, Any]:
-    return {
-        "name": "Idempotency-Key",
-        "in": "header",
-        "required": False,
-        "description": "The idempotency key, if the body does not carry one",
-        "schema": {"type": "string", "maxLength": 256},
+def _error() -> Schema:
+    nullable_string = {"type": ["string", "null"]}
+    detail = {
+        "type": "object",
+        "properties": {"detail": {"type": "string"}},
+        "required": ["detail"],
     }
+    error = {
+        "type": "object",
+        "required": ["message", "type"],
+        "properties": {
+            "message": {"type": "string"},
+            "type": {"type": "string"},
+            "param": nullable_string,
+            "code": nullable_string,
+        },
+    }
+    return {
+        "type": "object",
+        "required": ["errors", "error"],
+        "properties": {"errors": detail, "error": error},
+        "description": "The reference exchange's envelope (`errors.detail`) with OpenAI's "
+        "(`error`); `error.param` names the offending parameter.",
+    }
+
+
+def _documented_path(path: str) -> str:
+    """A routed path without its parameters' patterns: ``{offer_id:.+}`` → ``{offer_id}``."""
+    return re.sub(r"\{(\w+):[^}]*\}", r"{\1}", path)
 
 
 def _security(op: Op) -> list[dict[str, list[str]]]:
@@ -507,10 +137,13 @@ def _error_codes(op: Op) -> list[str]:
     return sorted(codes)
 
 
-def _operation(op: Op, bodies: dict[type, Schema]) -> dict[str, Any]:
+def _operation(op: Op, schemas: dict[Any, Schema]) -> dict[str, Any]:
     success: dict[str, Any] = {"description": op.summary.split(";")[0]}
     if op.answer is not None:
-        success["content"] = {op.media: {"schema": op.answer}}
+        answer = schemas[op.answer]
+        if not op.raw:
+            answer = _data(answer, paged=op.paged)
+        success["content"] = {op.media: {"schema": answer}}
     responses: dict[str, Any] = {str(op.status): success}
     for code in _error_codes(op):
         responses[code] = {"$ref": f"#/components/responses/{ERRORS[code][0]}"}
@@ -520,13 +153,13 @@ def _operation(op: Op, bodies: dict[type, Schema]) -> dict[str, Any]:
         "security": _security(op),
         "responses": responses,
     }
-    parameters = _path_params(op.path) + op.params
+    parameters = _path_params(_documented_path(op.path)) + op.params
     if parameters:
         out["parameters"] = parameters
     if op.body is not None:
         out["requestBody"] = {
             "required": True,
-            "content": {"application/json": {"schema": bodies[op.body]}},
+            "content": {"application/json": {"schema": schemas[op.body]}},
         }
     return out
 
@@ -541,16 +174,40 @@ def _responses() -> dict[str, Any]:
     return out
 
 
-def build_document() -> dict[str, Any]:
-    ops = operations()
-    kinds = list(dict.fromkeys(op.body for op in ops if op.body is not None))
-    body_schemas, body_components = msgspec.json.schema_components(
-        kinds, ref_template="#/components/schemas/{name}"
-    )
-    bodies = dict(zip(kinds, body_schemas, strict=True))
+def _without_view(name: str) -> str:
+    return name.removesuffix("View")
+
+
+def _public_names(node: Any) -> Any:
+    """A shape ``<Name>View`` is documented as ``<Name>``: its ``$ref`` and its ``title``."""
+    if isinstance(node, dict):
+        return {
+            k: _without_view(v)
+            if k in ("$ref", "title") and isinstance(v, str)
+            else _public_names(v)
+            for k, v in node.items()
+        }
+    if isinstance(node, list):
+        return [_public_names(v) for v in node]
+    return node
+
+
+def _schemas(ops: Sequence[Op]) -> tuple[dict[Any, Schema], dict[str, Schema]]:
+    """The schema of every request body and answer type in ``ops``, and the components they
+    refer to, derived by msgspec in one pass (so that one name means one type)."""
+    kinds = list(dict.fromkeys(k for op in ops for k in (op.body, op.answer) if k is not None))
+    found, components = msgspec.json.schema_components(kinds, ref_template=COMPONENTS + "{name}")
+    named = {_without_view(name): _public_names(schema) for name, schema in components.items()}
+    if len(named) != len(components) or "Error" in named:
+        raise ValueError(f"two schemas would share a name: {sorted(components)}")
+    return dict(zip(kinds, _public_names(list(found)), strict=True)), named
+
+
+def build_document(ops: Sequence[Op]) -> dict[str, Any]:
+    schemas, components = _schemas(ops)
     paths: dict[str, dict[str, Any]] = {}
     for op in ops:
-        paths.setdefault(op.path, {})[op.method] = _operation(op, bodies)
+        paths.setdefault(_documented_path(op.path), {})[op.method] = _operation(op, schemas)
     return {
         "openapi": "3.1.0",
         "info": {
@@ -567,7 +224,7 @@ def build_document() -> dict[str, Any]:
         "servers": [{"url": "/"}],
         "paths": paths,
         "components": {
-            "schemas": {**response_schemas(), **body_components},
+            "schemas": {"Error": _error(), **components},
             "responses": _responses(),
             "securitySchemes": {
                 "managementToken": {
@@ -589,7 +246,10 @@ def build_document() -> dict[str, Any]:
 
 
 def load_document() -> bytes:
-    return msgspec.json.encode(build_document())
+    # imported here: the table imports this module, for openapi_document below
+    from gridgate.api.manage.routes import operations
+
+    return msgspec.json.encode(build_document(operations()))
 
 
 async def openapi_document(request: web.Request) -> web.Response:

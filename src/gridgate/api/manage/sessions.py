@@ -14,7 +14,7 @@ from aiohttp import web
 from gridgate.api.manage.answers import data, no_content
 from gridgate.api.manage.json_body import decode_json
 from gridgate.api.manage.principal import SESSION_COOKIE, principal
-from gridgate.shapes import user_json
+from gridgate.shapes import UserView, View
 from gridgate.state import STATE
 
 
@@ -26,6 +26,17 @@ class Credentials(msgspec.Struct, forbid_unknown_fields=True):
 class PasswordChange(msgspec.Struct, forbid_unknown_fields=True):
     current_password: str
     new_password: str
+
+
+class SessionView(View):
+    """Who signed in, and the CSRF token their unsafe cookie calls send as X-CSRF-Token."""
+
+    user: UserView
+    csrf_token: str
+
+
+class MeView(View):
+    user: UserView
 
 
 def set_session_cookie(response: web.StreamResponse, secret: str) -> None:
@@ -43,7 +54,7 @@ async def login(request: web.Request) -> web.Response:
     user, opened = await request.app[STATE].sign_in.login(
         body.email, body.password, request.remote or "unknown"
     )
-    response = data({"user": user_json(user), "csrf_token": opened.csrf_token})
+    response = data(SessionView(user=UserView.of(user), csrf_token=opened.csrf_token))
     set_session_cookie(response, opened.secret)
     return response
 
@@ -59,7 +70,7 @@ async def logout(request: web.Request) -> web.Response:
 
 async def me(request: web.Request) -> web.Response:
     who = await principal(request)
-    return data({"user": user_json(who.user)})
+    return data(MeView(user=UserView.of(who.user)))
 
 
 async def change_password(request: web.Request) -> web.Response:

@@ -9,7 +9,7 @@ from aiohttp import web
 from gridgate.api.manage.answers import data, no_content
 from gridgate.api.manage.json_body import decode_json
 from gridgate.api.manage.principal import principal
-from gridgate.shapes import token_json
+from gridgate.shapes import TokenView
 from gridgate.state import STATE
 
 
@@ -26,7 +26,7 @@ async def list_tokens(request: web.Request) -> web.Response:
     state = request.app[STATE]
     tokens = await state.services.tokens.list((await principal(request)).actor)
     now = state.clock.now_us()
-    return data([token_json(t, now) for t in tokens])
+    return data([TokenView.of(t, now) for t in tokens])
 
 
 async def create_token(request: web.Request) -> web.Response:
@@ -36,7 +36,7 @@ async def create_token(request: web.Request) -> web.Response:
     new = await state.services.tokens.create(
         who.actor, body.name, expires_at=body.expires_at, by_token=who.by_token
     )
-    return data(token_json(new.record, state.clock.now_us(), new.secret), status=201)
+    return data(TokenView.of(new.record, state.clock.now_us(), new.secret), status=201)
 
 
 async def revoke_token(request: web.Request) -> web.Response:

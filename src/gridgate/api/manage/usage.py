@@ -9,30 +9,16 @@ import io
 from typing import Any
 
 from aiohttp import web
+from msgspec.structs import astuple
 
 from gridgate.api.manage import query
 from gridgate.api.manage.answers import data
 from gridgate.api.manage.principal import actor
 from gridgate.core.accounts.usage_pages import MAX_PAGE
-from gridgate.shapes import daily_json, usage_json
+from gridgate.shapes import DailyUsageView, UsageRecordView
 from gridgate.state import STATE
-from gridgate.storage.records import UsageRecord
 
-CSV_COLUMNS = tuple(
-    usage_json(
-        UsageRecord(
-            request_id="",
-            created_us=0,
-            account_id="",
-            key_id="",
-            instrument="",
-            supplier=None,
-            offer_id=None,
-            upstream_model=None,
-            stream=False,
-        )
-    )
-)
+CSV_COLUMNS = UsageRecordView.__struct_fields__
 
 
 def _filters(request: web.Request) -> dict[str, Any]:
@@ -52,14 +38,14 @@ async def usage(request: web.Request) -> web.Response:
         limit=query.limit(request, MAX_PAGE),
         cursor=query.text(request, "cursor"),
     )
-    return data([usage_json(r) for r in page.records], next_cursor=page.next)
+    return data([UsageRecordView.of(r) for r in page.records], next_cursor=page.next)
 
 
 async def usage_daily(request: web.Request) -> web.Response:
     _, _, sums = await request.app[STATE].services.usage_reports.daily(
         await actor(request), **_filters(request)
     )
-    return data([daily_json(d) for d in sums])
+    return data([DailyUsageView.of(d) for d in sums])
 
 
 def csv_cell(value: Any) -> Any:
@@ -91,7 +77,7 @@ async def usage_csv(request: web.Request) -> web.StreamResponse:
     writer.writerow(CSV_COLUMNS)
     batch = first
     while batch is not None:
-        writer.writerows([csv_cell(row[c]) for c in CSV_COLUMNS] for row in map(usage_json, batch))
+        writer.writerows([csv_cell(v) for v in astuple(UsageRecordView.of(r))] for r in batch)
         await response.write(out.getvalue().encode())
         out.seek(0)
         out.truncate()

@@ -13,7 +13,7 @@ from gridgate.api.manage import query
 from gridgate.api.manage.answers import data
 from gridgate.api.manage.json_body import decode_json
 from gridgate.api.manage.principal import actor
-from gridgate.shapes import user_json
+from gridgate.shapes import UserView
 from gridgate.state import STATE
 
 
@@ -41,7 +41,7 @@ async def list_users(request: web.Request) -> web.Response:
     users = await request.app[STATE].services.users.list(
         await actor(request), query.text(request, "account_id")
     )
-    return data([user_json(u) for u in users])
+    return data([UserView.of(u) for u in users])
 
 
 async def create_user(request: web.Request) -> web.Response:
@@ -58,7 +58,7 @@ async def create_user(request: web.Request) -> web.Response:
         account_id=account,
         password=new.password,
     )
-    return data(user_json(user), status=201)
+    return data(UserView.of(user), status=201)
 
 
 async def update_user(request: web.Request) -> web.Response:
@@ -67,4 +67,4 @@ async def update_user(request: web.Request) -> web.Response:
     user = await request.app[STATE].services.users.set_disabled(
         who, request.match_info["user_id"], not change.is_active
     )
-    return data(user_json(user))
+    return data(UserView.of(user))

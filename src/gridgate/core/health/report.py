@@ -25,6 +25,8 @@ from collections.abc import Iterable
 from dataclasses import dataclass
 from typing import Any, Protocol
 
+import msgspec
+
 from gridgate.core.access import Actor, require_operator
 from gridgate.core.clock import Clock
 from gridgate.core.health.figures import OfferFigures
@@ -94,34 +96,70 @@ def offer_report(
     ]
 
 
+class OfferSpecView(msgspec.Struct, forbid_unknown_fields=True, frozen=True, kw_only=True):
+    """The parts of the instrument's spec an offer's measurements are held to."""
+
+    ttft_ceiling_ms: int | None
+    throughput_floor_tps: float | None
+    bill_out_of_spec: bool
+
+
+class OfferStatusView(msgspec.Struct, forbid_unknown_fields=True, frozen=True, kw_only=True):
+    """An offer's status as the status endpoint sends it (and ``gridgate offers status
+    --json`` prints it); ``spec`` is null when the catalog has no such instrument."""
+
+    offer_id: str
+    supplier: str
+    instrument: str
+    model: str
+    enabled: bool
+    spec: OfferSpecView | None
+    deliveries: int
+    failures: int
+    error_rate: float
+    ttft_samples: int
+    ttft_p50_ms: float | None
+    ttft_p90_ms: float | None
+    throughput_samples: int
+    throughput_p50_tps: float | None
+    in_spec_fraction: float | None
+    verdict: str
+    breaches: list[str]
+
+    @classmethod
+    def of(cls, status: OfferStatus) -> OfferStatusView:
+        figures, summary, instrument = status.figures, status.summary, status.instrument
+        return cls(
+            offer_id=status.offer.id,
+            supplier=status.offer.supplier,
+            instrument=status.offer.instrument,
+            model=status.offer.model,
+            enabled=status.offer.enabled and status.offer.disabled_us is None,
+            spec=None
+            if instrument is None
+            else OfferSpecView(
+                ttft_ceiling_ms=instrument.ttft_ceiling_ms,
+                throughput_floor_tps=instrument.throughput_floor_tps,
+                bill_out_of_spec=instrument.bill_out_of_spec,
+            ),
+            deliveries=summary.deliveries,
+            failures=summary.failures,
+            error_rate=round(figures.error_rate, 4),
+            ttft_samples=len(summary.ttft_s),
+            ttft_p50_ms=_round(figures.ttft_p50_ms, 3),
+            ttft_p90_ms=_round(figures.ttft_p90_ms, 3),
+            throughput_samples=len(summary.throughput_tps),
+            throughput_p50_tps=_round(figures.throughput_p50_tps, 3),
+            in_spec_fraction=_round(figures.in_spec_fraction, 4),
+            verdict=status.verdict,
+            breaches=list(status.breaches),
+        )
+
+
 def offer_status_json(status: OfferStatus) -> dict[str, Any]:
-    """The JSON form shared by ``gridgate offers status --json`` and the status endpoint."""
-    figures, summary, instrument = status.figures, status.summary, status.instrument
-    return {
-        "offer_id": status.offer.id,
-        "supplier": status.offer.supplier,
-        "instrument": status.offer.instrument,
-        "model": status.offer.model,
-        "enabled": status.offer.enabled and status.offer.disabled_us is None,
-        "spec": None
-        if instrument is None
-        else {
-            "ttft_ceiling_ms": instrument.ttft_ceiling_ms,
-            "throughput_floor_tps": instrument.throughput_floor_tps,
-            "bill_out_of_spec": instrument.bill_out_of_spec,
-        },
-        "deliveries": summary.deliveries,
-        "failures": summary.failures,
-        "error_rate": round(figures.error_rate, 4),
-        "ttft_samples": len(summary.ttft_s),
-        "ttft_p50_ms": _round(figures.ttft_p50_ms, 3),
-        "ttft_p90_ms": _round(figures.ttft_p90_ms, 3),
-        "throughput_samples": len(summary.throughput_tps),
-        "throughput_p50_tps": _round(figures.throughput_p50_tps, 3),
-        "in_spec_fraction": _round(figures.in_spec_fraction, 4),
-        "verdict": status.verdict,
-        "breaches": list(status.breaches),
-    }
+    """The status as plain dicts and lists (for json.dumps and the dashboard's templates)."""
+    out: dict[str, Any] = msgspec.to_builtins(OfferStatusView.of(status))
+    return out
 
 
 def _status(
