@@ -80,7 +80,7 @@ def build_app(
     app = web.Application(
         client_max_size=settings.server.max_body_bytes,
         middlewares=[error_middleware],
-        # bodies are decompressed by api/request_body.py, bounded, or refused in the envelope
+        # bodies are decompressed by web/request_body.py, bounded, or refused in the envelope
         handler_args={"auto_decompress": False},
     )
     app[REQUEST_IDS] = RequestIds()

@@ -16,7 +16,6 @@ from multidict import CIMultiDictProxy
 from gridgate.api.consumption.rate_headers import on_errors_too
 from gridgate.api.consumption.streaming import relay
 from gridgate.api.errors import REQUEST_ID, request_id_headers
-from gridgate.api.request_body import read_body
 from gridgate.core.accounts.auth import presented_key
 from gridgate.core.exchange.exchange import Served
 from gridgate.echo import capped
@@ -30,6 +29,7 @@ from gridgate.protocol.chat_to_messages import (
 from gridgate.protocol.messages_to_chat import to_chat_request
 from gridgate.protocol.tokens import measure_prompt
 from gridgate.state import STATE, AppState
+from gridgate.web.request_body import read_body
 
 
 def api_key(headers: CIMultiDictProxy[str]) -> str:

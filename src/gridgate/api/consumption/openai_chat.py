@@ -7,12 +7,12 @@ from aiohttp import web
 from gridgate.api.consumption.rate_headers import on_errors_too
 from gridgate.api.consumption.streaming import relay
 from gridgate.api.errors import REQUEST_ID, request_id_headers
-from gridgate.api.request_body import read_body
 from gridgate.core.accounts.auth import presented_key
 from gridgate.core.exchange.exchange import Served
 from gridgate.errors import GridgateError
 from gridgate.protocol.openai_chat import decode_chat_request
 from gridgate.state import STATE, AppState
+from gridgate.web.request_body import read_body
 
 
 def _served_headers(state: AppState, request: web.Request, served: Served | None) -> dict[str, str]:
