@@ -167,7 +167,7 @@ async def _with_services(
 ) -> Result:
     """Run ``action`` on the management services over the store, acting as ``CLI`` (an
     operator: whoever runs the CLI can read the database anyway); every change is audited."""
-    from gridgate.app import open_store
+    from gridgate.state import open_store
 
     store = await open_store(settings)
     try:
@@ -582,7 +582,7 @@ def offers_status_table(statuses: list[dict[str, Any]], window_s: float) -> str:
 
 
 def cmd_migrate(args: argparse.Namespace, settings: Settings) -> int:
-    from gridgate.app import open_store
+    from gridgate.state import open_store
 
     async def run() -> None:
         store = await open_store(settings)
