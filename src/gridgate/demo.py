@@ -18,7 +18,6 @@ from decimal import Decimal
 
 import msgspec
 
-from gridgate.app import open_store
 from gridgate.core.access import CLI
 from gridgate.core.accounts.accounts import Accounts
 from gridgate.core.accounts.api_keys import ApiKeys
@@ -29,6 +28,7 @@ from gridgate.server import _use_uvloop, run_gateway
 from gridgate.settings import OfferSettings, Settings, SupplierSettings
 from gridgate.simulator.options import SimulatorOptions
 from gridgate.simulator.server import RunningSimulator, start_simulator
+from gridgate.state import open_store
 
 DEMO_ACCOUNT = "demo"
 DEMO_CREDIT_USD = "10"

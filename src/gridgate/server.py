@@ -18,11 +18,12 @@ from multiprocessing.synchronize import Event as EventType
 
 from gridgate.api.ops import WORKER_HEALTH
 from gridgate.api.refusals import GatewayRunner
-from gridgate.app import build_app, open_store
+from gridgate.app import build_app
 from gridgate.connection_guard import ConnectionGuard, ConnectionLimits
 from gridgate.logs import JsonAccessLogger, configure_logging
 from gridgate.metrics import prepare_multiprocess
 from gridgate.settings import Settings
+from gridgate.state import open_store
 from gridgate.supervisor import Supervisor
 from gridgate.worker_health import WorkerHealth
 

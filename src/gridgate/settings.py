@@ -15,10 +15,10 @@ from __future__ import annotations
 import os
 import re
 import tomllib
-from collections.abc import Mapping
+from collections.abc import Callable, Mapping
 from decimal import Decimal
 from pathlib import Path
-from typing import Any, Literal
+from typing import Any, Literal, NoReturn
 
 import msgspec
 
@@ -27,6 +27,10 @@ from gridgate.money import MoneyError, usd_to_nanos
 
 class SettingsError(ValueError):
     """The configuration is invalid; the message names the config path."""
+
+
+# raises the SettingsError naming a config path (``server.port``) and what is wrong with it
+Fail = Callable[[str, str], NoReturn]
 
 
 class _Strict(msgspec.Struct, frozen=True, kw_only=True, forbid_unknown_fields=True):
@@ -132,6 +136,62 @@ class HealthSettings(_Strict, frozen=True, kw_only=True, forbid_unknown_fields=T
     # every this often, read what all processes delivered (from the shared usage records) and
     # eject here an offer the fleet measured out of spec; 0 = this process's measurements only
     share_seconds: float = 5.0
+
+    def check(self, fail: Fail) -> None:
+        """Validate the knobs, so that ``HealthPolicy.from_settings`` can trust them. The
+        messages name the policy's knobs as ``HealthPolicy`` does (``max_age_s`` for
+        ``max_age_seconds``, …): they read as they always have."""
+        knobs = {_POLICY_NAMES.get(name, name): getattr(self, name) for name in _POLICY_KNOBS}
+        for name, value in knobs.items():
+            if value <= 0 and name != "max_error_rate":
+                fail("health", f"{name} must be positive (got {value})")
+        if not 0 <= self.max_error_rate <= 1:
+            fail("health", f"max_error_rate must be between 0 and 1 (got {self.max_error_rate})")
+        for name in ("ttft_percentile", "throughput_percentile"):
+            if knobs[name] > 100:
+                fail("health", f"{name} is at most 100 (got {knobs[name]})")
+        if self.min_samples > self.window_size:
+            fail(
+                "health",
+                f"min_samples ({self.min_samples}) exceeds window_size ({self.window_size}): "
+                "measured figures could never eject",
+            )
+        if self.cooldown_seconds > self.max_cooldown_seconds:
+            fail(
+                "health",
+                f"cooldown_s ({self.cooldown_seconds}) exceeds max_cooldown_s "
+                f"({self.max_cooldown_seconds})",
+            )
+        if self.min_throughput_tokens < 2:
+            fail(
+                "health",
+                "min_throughput_tokens must be at least 2 (throughput counts the tokens after "
+                f"the first; got {self.min_throughput_tokens})",
+            )
+        if self.share_seconds < 0:
+            fail("health.share_seconds", "must be 0 (off) or positive")
+
+
+# the knobs ``HealthPolicy`` takes, in its order, and the three it names differently
+_POLICY_KNOBS = (
+    "window_size",
+    "max_age_seconds",
+    "min_samples",
+    "max_error_rate",
+    "ttft_percentile",
+    "throughput_percentile",
+    "breaker_failures",
+    "cooldown_seconds",
+    "max_cooldown_seconds",
+    "probe_concurrency",
+    "probation_successes",
+    "min_throughput_tokens",
+)
+_POLICY_NAMES = {
+    "max_age_seconds": "max_age_s",
+    "cooldown_seconds": "cooldown_s",
+    "max_cooldown_seconds": "max_cooldown_s",
+}
 
 
 class HedgingSettings(_Strict, frozen=True, kw_only=True, forbid_unknown_fields=True):
@@ -299,14 +359,25 @@ def parse_settings(raw: Mapping[str, Any], *, source: str = "config") -> Setting
 
 
 def _check(settings: Settings, source: str) -> None:
-    def fail(path: str, why: str) -> None:
+    """Each section in turn; the first bad knob raises, naming its config path."""
+
+    def fail(path: str, why: str) -> NoReturn:
         raise SettingsError(f"{source}: {path}: {why}")
 
-    if not 0 < settings.server.port < 65536:
+    _check_server(settings.server, settings.logging, fail)
+    _check_billing(settings.billing, fail)
+    _check_upstream(settings, fail)
+    _check_limits(settings.limits, fail)
+    _check_backends(settings, fail)
+    _check_catalog(settings, fail)
+
+
+def _check_server(server: ServerSettings, logging: LoggingSettings, fail: Fail) -> None:
+    if not 0 < server.port < 65536:
         fail("server.port", "must be between 1 and 65535")
-    if settings.server.workers < 1:
+    if server.workers < 1:
         fail("server.workers", "must be at least 1")
-    if settings.server.max_body_bytes < 1024:
+    if server.max_body_bytes < 1024:
         fail("server.max_body_bytes", "must be at least 1024")
     for knob in (
         "header_timeout_seconds",
@@ -314,40 +385,39 @@ def _check(settings: Settings, source: str) -> None:
         "body_timeout_seconds",
         "keepalive_timeout_seconds",
     ):
-        if not getattr(settings.server, knob) > 0:
+        if not getattr(server, knob) > 0:
             fail(f"server.{knob}", "must be positive")
-    if settings.server.max_connections < 0:
+    if server.max_connections < 0:
         fail("server.max_connections", "must be 0 (below the file-descriptor limit) or more")
-    if settings.server.worker_restart_limit < 1:
+    if server.worker_restart_limit < 1:
         fail("server.worker_restart_limit", "must be at least 1")
-    if not settings.server.worker_restart_window_seconds > 0:
+    if not server.worker_restart_window_seconds > 0:
         fail("server.worker_restart_window_seconds", "must be positive")
-    if settings.logging.level.upper() not in ("DEBUG", "INFO", "WARNING", "ERROR", "CRITICAL"):
+    if logging.level.upper() not in ("DEBUG", "INFO", "WARNING", "ERROR", "CRITICAL"):
         fail("logging.level", "must be one of DEBUG, INFO, WARNING, ERROR, CRITICAL")
+
+
+def _check_billing(billing: BillingSettings, fail: Fail) -> None:
     try:
-        if usd_to_nanos(settings.billing.lease_usd) <= 0:
+        if usd_to_nanos(billing.lease_usd) <= 0:
             fail("billing.lease_usd", "must be positive")
     except MoneyError as exc:
         fail("billing.lease_usd", str(exc))
-    if settings.billing.hold_ttl_seconds < 10:
+    if billing.hold_ttl_seconds < 10:
         fail("billing.hold_ttl_seconds", "must be at least 10 (leases renew at half of it)")
-    if settings.billing.min_output_tokens < 1:
+    if billing.min_output_tokens < 1:
         fail("billing.min_output_tokens", "must be at least 1")
-    if settings.billing.usage_memory_records < 1:
+    if billing.usage_memory_records < 1:
         fail("billing.usage_memory_records", "must be at least 1")
-    if settings.billing.usage_shutdown_seconds < 0:
+    if billing.usage_shutdown_seconds < 0:
         fail("billing.usage_shutdown_seconds", "must be 0 or more")
+
+
+def _check_upstream(settings: Settings, fail: Fail) -> None:
+    """How requests go upstream: attempts, offer health, hedging, deadlines (in this order)."""
     if settings.upstream.max_attempts < 1:
         fail("upstream.max_attempts", "must be at least 1")
-    try:  # the policy validates its own knobs; a bad one names its config path
-        from gridgate.core.health.offer_health import HealthPolicy  # here: core imports settings
-
-        HealthPolicy.from_settings(settings.health)
-    except ValueError as exc:
-        knob = str(exc).split(": ", 1)[-1]
-        fail("health", knob)
-    if settings.health.share_seconds < 0:
-        fail("health.share_seconds", "must be 0 (off) or positive")
+    settings.health.check(fail)
     if not 0 < settings.hedging.fraction <= 1:
         fail("hedging.fraction", "must be above 0 and at most 1")
     if settings.hedging.max_extra < 0:
@@ -356,12 +426,19 @@ def _check(settings: Settings, source: str) -> None:
         fail("upstream.deadline_seconds", "must be positive")
     if settings.upstream.keepalive_seconds < 0:
         fail("upstream.keepalive_seconds", "must be 0 (off) or positive")
+
+
+def _check_limits(limits: LimitsSettings, fail: Fail) -> None:
     for scope in ("key", "account", "instrument"):
-        limit: LimitSettings = getattr(settings.limits, scope)
+        limit: LimitSettings = getattr(limits, scope)
         for knob in ("requests_per_minute", "tokens_per_minute", "concurrent"):
             knob_value: int | None = getattr(limit, knob)
             if knob_value is not None and knob_value < 0:
                 fail(f"limits.{scope}.{knob}", "must be 0 or more (leave it out for no limit)")
+
+
+def _check_backends(settings: Settings, fail: Fail) -> None:
+    """Redis, the change feed and the database."""
     redis_url = settings.redis.url
     if redis_url and not redis_url.startswith(("redis://", "rediss://", "unix://")):
         fail("redis.url", "must start with redis://, rediss:// or unix://")
@@ -372,6 +449,10 @@ def _check(settings: Settings, source: str) -> None:
     url = settings.database.url
     if url and not url.startswith(("sqlite://", "postgresql://", "postgres://")):
         fail("database.url", "must start with sqlite:/// or postgresql://")
+
+
+def _check_catalog(settings: Settings, fail: Fail) -> None:
+    """Suppliers, offers (naming known suppliers and instruments) and instruments."""
     supplier_names: set[str] = set()
     for i, sup in enumerate(settings.suppliers):
         if sup.name in supplier_names:
@@ -382,20 +463,7 @@ def _check(settings: Settings, source: str) -> None:
     instrument_ids = {i.id.lower() for i in settings.instruments} | set(DEFAULT_INSTRUMENT_IDS)
     offer_ids: set[str] = set()
     for i, offer in enumerate(settings.offers):
-        if offer.supplier not in supplier_names:
-            fail(f"offers[{i}].supplier", f"no supplier named {offer.supplier!r}")
-        if offer.instrument.lower() not in instrument_ids:
-            fail(f"offers[{i}].instrument", f"no instrument named {offer.instrument!r}")
-        for field in ("input_usd_per_m", "output_usd_per_m"):
-            value: Decimal = getattr(offer, field)
-            try:
-                nanos = usd_to_nanos(value)
-            except MoneyError as exc:
-                fail(f"offers[{i}].{field}", str(exc))
-            if nanos < 0:
-                fail(f"offers[{i}].{field}", "cannot be negative")
-        if offer.context < 1 or offer.max_output < 1:
-            fail(f"offers[{i}]", "context and max_output must be positive")
+        _check_offer(i, offer, supplier_names, instrument_ids, fail)
         oid = offer_id(offer)
         if oid in offer_ids:
             fail(f"offers[{i}].id", f"duplicate offer {oid!r}")
@@ -403,6 +471,25 @@ def _check(settings: Settings, source: str) -> None:
     for i, inst in enumerate(settings.instruments):
         if not re.fullmatch(r"[a-z0-9][a-z0-9._-]*", inst.id.lower()):
             fail(f"instruments[{i}].id", "must be letters, digits, '.', '_' or '-'")
+
+
+def _check_offer(
+    i: int, offer: OfferSettings, suppliers: set[str], instruments: set[str], fail: Fail
+) -> None:
+    if offer.supplier not in suppliers:
+        fail(f"offers[{i}].supplier", f"no supplier named {offer.supplier!r}")
+    if offer.instrument.lower() not in instruments:
+        fail(f"offers[{i}].instrument", f"no instrument named {offer.instrument!r}")
+    for field in ("input_usd_per_m", "output_usd_per_m"):
+        value: Decimal = getattr(offer, field)
+        try:
+            nanos = usd_to_nanos(value)
+        except MoneyError as exc:
+            fail(f"offers[{i}].{field}", str(exc))
+        if nanos < 0:
+            fail(f"offers[{i}].{field}", "cannot be negative")
+    if offer.context < 1 or offer.max_output < 1:
+        fail(f"offers[{i}]", "context and max_output must be positive")
 
 
 def offer_id(offer: OfferSettings) -> str:

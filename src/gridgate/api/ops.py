@@ -18,7 +18,7 @@ from collections.abc import Awaitable
 import msgspec
 from aiohttp import web
 
-from gridgate.state import STATE, AppState
+from gridgate.state import STATE
 from gridgate.worker_health import WorkerHealth
 
 log = logging.getLogger("gridgate.api")
@@ -83,23 +83,9 @@ def workers_check(app: web.Application) -> str | None:
     return "ok" if counts.ready else f"{counts.serving} of {counts.expected} serving"
 
 
-def refresh_gauges(state: AppState) -> None:
-    """The gauges as this process stands now, and what its requests observed since the last
-    call (called each upkeep tick and at each scrape)."""
-    leases = state.billing.leases
-    state.metrics.flush()
-    state.metrics.set_gauges(
-        holds=leases.inflight,
-        queue=state.usage.pending,
-        leases=leases.open_count,
-        spooled=state.usage.spooled,
-        database_down=state.outage.down,
-    )
-
-
 async def metrics(request: web.Request) -> web.Response:
     state = request.app[STATE]
-    refresh_gauges(state)
+    state.refresh_gauges()
     if state.metrics.multiprocess:  # reads every worker's file: off the event loop
         body, content_type = await asyncio.to_thread(state.metrics.render)
     else:

@@ -70,7 +70,7 @@ async def with_services(
 ) -> Result:
     """Run ``action`` on the management services over the store, acting as ``CLI`` (an
     operator: whoever runs the CLI can read the database anyway); every change is audited."""
-    from gridgate.app import open_store
+    from gridgate.state import open_store
 
     store = await open_store(settings)
     try:

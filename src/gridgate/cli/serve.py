@@ -31,7 +31,7 @@ def cmd_demo(args: argparse.Namespace, settings: Settings) -> int:
 
 
 def cmd_migrate(args: argparse.Namespace, settings: Settings) -> int:
-    from gridgate.app import open_store
+    from gridgate.state import open_store
 
     async def run() -> None:
         store = await open_store(settings)

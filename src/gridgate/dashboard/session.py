@@ -18,13 +18,13 @@ from urllib.parse import quote, urlsplit
 from aiohttp import web
 from multidict import MultiDict, MultiDictProxy
 
-from gridgate.api.manage.principal import SESSION_COOKIE
-from gridgate.api.request_body import refuse_encoded
 from gridgate.core.access import Actor
 from gridgate.core.people.directory import csrf_ok, csrf_token_for
 from gridgate.errors import PermissionDenied
 from gridgate.state import STATE
 from gridgate.storage.records import SessionRecord, UserRecord
+from gridgate.web.request_body import refuse_encoded
+from gridgate.web.session_cookie import SESSION_COOKIE
 
 LOGIN_COOKIE = "gridgate_login"
 PREFIX = "/dashboard"

@@ -5,8 +5,6 @@ from __future__ import annotations
 
 from aiohttp import web
 
-from gridgate.api.manage.principal import SESSION_COOKIE
-from gridgate.api.manage.sessions import clear_session_cookie, set_session_cookie
 from gridgate.dashboard.pages import guarded, render, url
 from gridgate.dashboard.session import (
     LOGIN_COOKIE,
@@ -20,6 +18,7 @@ from gridgate.dashboard.session import (
 )
 from gridgate.errors import GridgateError, http_status
 from gridgate.state import STATE
+from gridgate.web.session_cookie import SESSION_COOKIE, clear_session_cookie, set_session_cookie
 
 
 def _form(

@@ -16,7 +16,6 @@ from multidict import CIMultiDictProxy
 from gridgate.api.consumption.headers import answer_headers
 from gridgate.api.consumption.streaming import relay
 from gridgate.api.errors import REQUEST_ID, request_id_headers
-from gridgate.api.request_body import read_body
 from gridgate.core.accounts.auth import presented_key
 from gridgate.echo import capped
 from gridgate.errors import GridgateError, Unauthorized, UnknownInstrument
@@ -29,6 +28,7 @@ from gridgate.protocol.anthropic.request import decode_messages_request
 from gridgate.protocol.anthropic.to_chat import to_chat_request
 from gridgate.protocol.tokens import measure_prompt
 from gridgate.state import STATE
+from gridgate.web.request_body import read_body
 
 
 def api_key(headers: CIMultiDictProxy[str]) -> str:

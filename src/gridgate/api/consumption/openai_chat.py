@@ -7,11 +7,11 @@ from aiohttp import web
 from gridgate.api.consumption.headers import answer_headers
 from gridgate.api.consumption.streaming import relay
 from gridgate.api.errors import REQUEST_ID
-from gridgate.api.request_body import read_body
 from gridgate.core.accounts.auth import presented_key
 from gridgate.protocol.openai_chat import decode_chat_request
 from gridgate.protocol.openai_stream import error_event
 from gridgate.state import STATE
+from gridgate.web.request_body import read_body
 
 
 async def chat_completions(request: web.Request) -> web.StreamResponse:

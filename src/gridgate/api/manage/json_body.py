@@ -9,9 +9,9 @@ from typing import TypeVar
 import msgspec
 from aiohttp import web
 
-from gridgate.api.request_body import read_body
 from gridgate.errors import BadRequest, ValidationFailed
 from gridgate.state import STATE
+from gridgate.web.request_body import read_body
 
 T = TypeVar("T")
 _AT = re.compile(r" - at `\$\.?([^`]*)`$")

@@ -19,8 +19,8 @@ from gridgate.core.people.directory import csrf_ok
 from gridgate.errors import PermissionDenied, Unauthorized
 from gridgate.state import STATE
 from gridgate.storage.records import SessionRecord, UserRecord
+from gridgate.web.session_cookie import SESSION_COOKIE
 
-SESSION_COOKIE = "gridgate_session"
 CSRF_HEADER = "X-CSRF-Token"
 UNSAFE_METHODS = frozenset({"POST", "PUT", "PATCH", "DELETE"})
 

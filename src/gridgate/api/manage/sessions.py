@@ -1,9 +1,6 @@
 """``/api/v1/session`` (sign in, sign out), ``/api/v1/me`` and ``/api/v1/me/password``.
 
-The session cookie is ``HttpOnly`` (no script reads it), ``SameSite=Strict`` (no other site's
-request carries it), ``Secure`` (browsers treat http://127.0.0.1 and localhost as secure, so it
-works locally too) and ``Path=/``. It has no ``Max-Age``: it ends with the browser, and the
-server ends it sooner (12 hours idle, 7 days at most).
+The session cookie they set and clear is described in ``web/session_cookie.py``.
 """
 
 from __future__ import annotations
@@ -13,9 +10,10 @@ from aiohttp import web
 
 from gridgate.api.manage.answers import data, no_content
 from gridgate.api.manage.json_body import decode_json
-from gridgate.api.manage.principal import SESSION_COOKIE, principal
+from gridgate.api.manage.principal import principal
 from gridgate.shapes import UserView, View
 from gridgate.state import STATE
+from gridgate.web.session_cookie import SESSION_COOKIE, clear_session_cookie, set_session_cookie
 
 
 class Credentials(msgspec.Struct, forbid_unknown_fields=True):
@@ -37,16 +35,6 @@ class SessionView(View):
 
 class MeView(View):
     user: UserView
-
-
-def set_session_cookie(response: web.StreamResponse, secret: str) -> None:
-    response.set_cookie(
-        SESSION_COOKIE, secret, httponly=True, samesite="Strict", secure=True, path="/"
-    )
-
-
-def clear_session_cookie(response: web.StreamResponse) -> None:
-    response.del_cookie(SESSION_COOKIE, path="/", secure=True, httponly=True, samesite="Strict")
 
 
 async def login(request: web.Request) -> web.Response:

@@ -86,7 +86,8 @@ class HealthPolicy:
 
     @classmethod
     def from_settings(cls, settings: HealthSettings) -> HealthPolicy:
-        """The policy the ``[health]`` config section describes."""
+        """The policy the ``[health]`` config section describes, whose knobs
+        ``HealthSettings.check`` has validated (with the same rules as ``__post_init__``)."""
         return cls(
             window_size=settings.window_size,
             max_age_s=settings.max_age_seconds,
