@@ -50,9 +50,6 @@ async def test_the_state_closes_in_reverse_dependency_order(
     settings = Settings(data_dir=str(tmp_path))
     async with build_state(settings, SystemClock(), {}, openapi=b"{}") as state:
         assert state.openapi == b"{}"
-        # let the usage writer finish its first look for spools a stopped process left: a
-        # close during that look is not seen until the next one, 10 s later (UsageWriter)
-        await asyncio.sleep(0.2)
         closed.clear()
     assert closed == [
         "tasks",

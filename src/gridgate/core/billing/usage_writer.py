@@ -153,6 +153,8 @@ class UsageWriter:
                 return
             if await self._orphans_if_due():
                 continue  # more of that file: but what requests submit goes first
+            if self._stopping or self._pending:
+                continue  # close() or a record came while that look awaited: not slept through
             self._wake.clear()
             if self._spool is None:
                 await self._wake.wait()
