@@ -10,8 +10,9 @@ from __future__ import annotations
 from collections.abc import Iterable
 from dataclasses import dataclass
 
+from gridgate.core.catalog.reference import default_instruments
 from gridgate.money import Price, usd_to_nanos
-from gridgate.settings import Settings, default_instruments, offer_id
+from gridgate.settings import Settings, offer_id
 from gridgate.storage.records import InstrumentRecord, OfferRecord, SupplierRecord
 
 
