@@ -1,1 +1,3 @@
-"""core.exchange."""
+"""The request path: plan a request, route it, try its offers (failover, hedging), relay and
+settle it. ``exchange.py`` is the entry; its docstring says where each step lives.
+"""

@@ -1,1 +1,3 @@
-"""core.people."""
+"""People: users, passwords, browser sessions and management tokens (``directory.py``), the
+authorised operations on them, and signing in.
+"""

@@ -1,1 +1,3 @@
-"""storage.limiter."""
+"""Rate limiters: the contract (``port.py``) and its two backends, exact in one process
+(``memory.py``) or across processes and hosts (``redis.py`` with ``resp.py`` and ``lua/``).
+"""
