@@ -135,7 +135,7 @@ def refused(client: OpenAI, provider: Any) -> dict[str, Any]:
     return error
 
 
-# -- order -------------------------------------------------------------------------------------------
+# -- order -----------------------------------------------------------------------------------------
 def test_without_preferences_the_cheapest_offer_serves(client: OpenAI) -> None:
     raw = client.chat.completions.with_raw_response.create(
         model="text-prime", messages=USER, max_tokens=4
@@ -205,7 +205,7 @@ def test_when_the_named_suppliers_are_gone_the_rest_follow_by_price(
     assert served_by(client, {"order": ["sim-dear"]}) == "sim-cheap"
 
 
-# -- allow_fallbacks ---------------------------------------------------------------------------------
+# -- allow_fallbacks -------------------------------------------------------------------------------
 def test_allow_fallbacks_false_returns_the_failure_and_charges_nothing(
     gw: GatewayProcess, client: OpenAI, account: tuple[str, str]
 ) -> None:
@@ -241,7 +241,7 @@ def test_route_fallback_is_accepted_and_fails_over(gw: GatewayProcess, client: O
     assert served_by(client, {"order": ["sim-cheap"]}, route="fallback") == "sim-mid"
 
 
-# -- only / ignore / max_price / data collection / require_parameters --------------------------------
+# -- only / ignore / max_price / data collection / require_parameters ------------------------------
 def test_only_and_ignore(client: OpenAI) -> None:
     assert served_by(client, {"only": ["sim-dear", "Sim-Mid"]}) == "sim-mid"
     assert served_by(client, {"ignore": ["sim-cheap", "sim-mid"]}) == "sim-keeps"
@@ -273,7 +273,7 @@ def test_require_parameters_avoids_a_wire_that_would_drop_seed(client: OpenAI) -
     assert served_by(client, require, model="text-standard") == "sim-anth"
 
 
-# -- when the preferences leave nothing ------------------------------------------------------------------
+# -- when the preferences leave nothing ------------------------------------------------------------
 def test_preferences_leaving_no_offer_are_a_clear_422_and_not_charged(
     gw: GatewayProcess, client: OpenAI, account: tuple[str, str]
 ) -> None:
@@ -301,7 +301,7 @@ def test_invalid_preferences_are_422_naming_the_field(client: OpenAI) -> None:
     )
 
 
-# -- the Anthropic Messages surface ------------------------------------------------------------------------
+# -- the Anthropic Messages surface ----------------------------------------------------------------
 def test_the_messages_surface_takes_the_same_preferences(
     gw: GatewayProcess, account: tuple[str, str]
 ) -> None:

@@ -64,7 +64,7 @@ SURFACES: dict[str, Callable[..., ChatRequest]] = {"chat": chat, "messages": mes
 surfaces = pytest.mark.parametrize("decode", SURFACES.values(), ids=SURFACES.keys())
 
 
-# -- valid --------------------------------------------------------------------------------------------
+# -- valid -----------------------------------------------------------------------------------------
 @surfaces
 def test_every_field_decodes_into_the_typed_struct(decode: Callable[..., ChatRequest]) -> None:
     assert decode(FULL).provider == FULL_STRUCT
@@ -111,7 +111,7 @@ def test_route_fallback_is_accepted_beside_provider() -> None:
     assert request.route == "fallback"
 
 
-# -- invalid: 422 naming the field ------------------------------------------------------------------------
+# -- invalid: 422 naming the field -----------------------------------------------------------------
 V, B = ValidationFailed, BadRequest
 INVALID: list[tuple[str, Any, type[GridgateError], str]] = [
     ("sort unknown", {"sort": "fastest"}, V, "provider.sort"),
@@ -197,7 +197,7 @@ def test_invalid_messages_name_the_problem() -> None:
         assert caught.value.status == 422
 
 
-# -- never sent upstream -----------------------------------------------------------------------------
+# -- never sent upstream ---------------------------------------------------------------------------
 def call(request: ChatRequest, wire: str) -> UpstreamCall:
     supplier = SupplierRecord(name="s", wire=wire, base_url="http://127.0.0.1:1/v1")  # type: ignore[arg-type]
     offer = OfferRecord(

@@ -645,7 +645,7 @@ def test_a_rejection_without_a_readable_body_still_says_so() -> None:
     assert error.message == "the supplier rejected the request (HTTP 400)"
 
 
-# -- the adapter over HTTP ----------------------------------------------------------------------------
+# -- the adapter over HTTP -------------------------------------------------------------------------
 STREAM_TEXT = (GOLDEN / "stream_text.sse").read_bytes()
 STREAM_TOOLS = (GOLDEN / "stream_tool_use.sse").read_bytes()
 ANSWER = _load("response_text.json")["anthropic"]

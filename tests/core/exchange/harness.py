@@ -616,7 +616,7 @@ class FakeAdapter:
         log.ended = "finished"
 
 
-# -- the harness ------------------------------------------------------------------------------------
+# -- the harness -----------------------------------------------------------------------------------
 @dataclass
 class Harness:
     exchange: Exchange

@@ -424,7 +424,7 @@ def test_require_parameters_on_the_openai_wire_thinking_disabled_is_dropped() ->
     assert suppliers(prefs, WITH_ANTHROPIC, **thinking_off) == ["sim-e"]
 
 
-# -- preferences first, then the request's needs ----------------------------------------------------
+# -- preferences first, then the request's needs ---------------------------------------------------
 def test_needs_unmet_by_the_allowed_offers_say_the_preferences_narrowed_them() -> None:
     offers = [offer("sim-a", "1", "1", caps=("tools",)), offer("sim-b", "1", "1")]
     with pytest.raises(NoQualifyingOffer) as caught:
@@ -440,7 +440,7 @@ def test_an_instrument_without_offers_is_still_no_capacity() -> None:
         route({"only": ["sim-a"]}, [])
 
 
-# -- dropped_fields of each wire -----------------------------------------------------------------------
+# -- dropped_fields of each wire -------------------------------------------------------------------
 @pytest.mark.parametrize(
     ("fields", "dropped"),
     [
@@ -503,7 +503,7 @@ def test_openai_dropped_fields(fields: dict[str, Any], dropped: set[str]) -> Non
     assert openai.dropped_fields(request(**fields)) == dropped
 
 
-# -- the exchange's planner plans with them---------------------------------------------------------------
+# -- the exchange's planner plans with them --------------------------------------------------------
 def planner(offers: list[OfferRecord], **kw: Any) -> Planner:
     catalog = Catalog.build([PRIME], SUPPLIERS, offers)
     return Planner(lambda: catalog, **kw)

@@ -141,7 +141,7 @@ def test_instrument_lookup_is_case_insensitive() -> None:
     assert catalog.instrument("text-max") is None
 
 
-# -- with the caller's preferences (core/exchange/preferences.py has the details) -------------------------
+# -- with the caller's preferences (core/exchange/preferences.py has the details) ------------------
 def test_preferences_narrow_before_and_arrange_after_the_price_ranking() -> None:
     offers = [
         offer("a", usd_in=1, usd_out=1),

@@ -555,7 +555,7 @@ def test_a_tightened_instrument_is_applied_to_the_whole_window() -> None:
     assert figures.reason.startswith("p90 TTFT 5000 ms > ceiling 4620 ms over 26 deliveries")
 
 
-# -- windows ----------------------------------------------------------------------------------------
+# -- windows ---------------------------------------------------------------------------------------
 
 
 def test_old_deliveries_age_out() -> None:
@@ -813,7 +813,7 @@ def test_no_candidates_admit_nothing() -> None:
     assert (admission.offers, admission.fallback) == ([], False)
 
 
-# -- figures ----------------------------------------------------------------------------------------
+# -- figures ---------------------------------------------------------------------------------------
 
 
 def test_figures_report_percentiles_rates_and_in_spec_fraction() -> None:

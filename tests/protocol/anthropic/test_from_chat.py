@@ -34,7 +34,7 @@ MODEL = "text-prime"  # the instrument the caller named
 STREAM_EVENT: TypeAdapter[Any] = TypeAdapter(RawMessageStreamEvent)
 
 
-# -- plain ------------------------------------------------------------------------------------------
+# -- plain -----------------------------------------------------------------------------------------
 def completion(
     message: dict[str, Any],
     *,
@@ -252,7 +252,7 @@ def test_an_unreadable_canonical_body_is_a_gridgate_error(body: bytes) -> None:
     assert "gridgate" in caught.value.message
 
 
-# -- stream: helpers --------------------------------------------------------------------------------------
+# -- stream: helpers -------------------------------------------------------------------------------
 Event = tuple[str, dict[str, Any]]
 
 
@@ -437,7 +437,7 @@ def feed_all(pieces: list[bytes], estimate: int = 50) -> tuple[list[bytes], Mess
     return [encoder.feed(piece) for piece in pieces], encoder
 
 
-# -- stream: the event sequences ----------------------------------------------------------------------
+# -- stream: the event sequences -------------------------------------------------------------------
 def test_text_stream() -> None:
     out, encoder = feed_all(text_stream())
     # role chunk: the message starts; content: deltas; finish: the block closes; usage: nothing

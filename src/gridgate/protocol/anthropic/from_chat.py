@@ -198,7 +198,7 @@ _ERROR_TYPES: Final = {
 _Kind = Literal["text", "thinking", "tool_use"]
 
 
-# -- shared rules -------------------------------------------------------------------------------------
+# -- shared rules ----------------------------------------------------------------------------------
 def stop_reason_for(
     finish_reason: str | None, stop_reason: str | int | None, *, called_tools: bool
 ) -> tuple[str, str | None]:
@@ -264,7 +264,7 @@ def _tool_input(arguments: str | None) -> dict[str, Any]:
         return {}
 
 
-# -- plain ------------------------------------------------------------------------------------------------
+# -- plain -----------------------------------------------------------------------------------------
 def message_from_completion(body: bytes, *, model: str) -> bytes:
     """A canonical ``chat.completion`` body as an Anthropic ``message``; ``model`` is the
     instrument the caller named. Raises ``GridgateError`` (500) for a body that cannot be read:
@@ -322,7 +322,7 @@ def message_from_completion(body: bytes, *, model: str) -> bytes:
     )
 
 
-# -- stream -----------------------------------------------------------------------------------------------
+# -- stream ----------------------------------------------------------------------------------------
 def _block_start(index: int, block: bytes) -> bytes:
     return b"".join(
         (

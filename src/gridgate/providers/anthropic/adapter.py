@@ -42,7 +42,7 @@ def upstream_error(
     return SupplierFailed(f"the supplier failed (HTTP {status})")
 
 
-# -- the adapter ---------------------------------------------------------------------------------------
+# -- the adapter -----------------------------------------------------------------------------------
 def _headers(accept: str, secret: str | None) -> dict[str, str]:
     headers = {
         "Content-Type": "application/json",
