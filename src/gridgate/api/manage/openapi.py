@@ -1,5 +1,5 @@
-"""``GET /api/v1/openapi.json``: the management API's OpenAPI 3.1 document, built once at start
-from ``routes.py``'s table, the table ``app.py`` serves. Request bodies and answers are described
+"""The management API's OpenAPI 3.1 document, built once at start from ``routes.py``'s table,
+the table ``app.py`` serves (``document.py`` serves it at ``GET /api/v1/openapi.json``). Request bodies and answers are described
 by the very msgspec structs that decode and encode them (``msgspec.json.schema_components``); only
 the ``{"data": …}`` envelope and the error are written here. Schemathesis checks the answers
 against the document."""
@@ -9,22 +9,14 @@ from __future__ import annotations
 import re
 from collections.abc import Mapping, Sequence
 from types import MappingProxyType
-from typing import TYPE_CHECKING, Any
+from typing import Any
 
 import msgspec
-from aiohttp import web
 
-from gridgate.state import STATE
-
-if TYPE_CHECKING:
-    from gridgate.api.manage.routes import Op
+from gridgate.api.manage.routes import ANYONE, Op, operations
 
 Schema = dict[str, Any]
 COMPONENTS = "#/components/schemas/"
-# Who may call an operation, for its security and its error answers (the handlers enforce it).
-ANYONE = "anyone"  # no credentials
-PERSON = "person"  # a signed-in person or a token
-OPERATOR = "operator"  # an operator's session or token
 
 ERRORS: Mapping[str, tuple[str, str]] = MappingProxyType(
     {
@@ -246,11 +238,4 @@ def build_document(ops: Sequence[Op]) -> dict[str, Any]:
 
 
 def load_document() -> bytes:
-    # imported here: the table imports this module, for openapi_document below
-    from gridgate.api.manage.routes import operations
-
     return msgspec.json.encode(build_document(operations()))
-
-
-async def openapi_document(request: web.Request) -> web.Response:
-    return web.Response(body=request.app[STATE].openapi, content_type="application/json")

@@ -26,7 +26,7 @@ from gridgate.api.manage import (
     usage,
     users,
 )
-from gridgate.api.manage.openapi import ANYONE, OPERATOR, PERSON, openapi_document
+from gridgate.api.manage.document import openapi_document
 from gridgate.core.accounts.usage_pages import MAX_PAGE as USAGE_PAGE
 from gridgate.core.audit_log import MAX_PAGE as AUDIT_PAGE
 from gridgate.core.health.report import OfferStatusView
@@ -48,6 +48,10 @@ from gridgate.shapes import (
 from gridgate.storage.limiter.port import LimitScope
 
 V1 = "/api/v1"
+# Who may call an operation, for its security and its error answers (the handlers enforce it).
+ANYONE = "anyone"  # no credentials
+PERSON = "person"  # a signed-in person or a token
+OPERATOR = "operator"  # an operator's session or token
 
 Handler = Callable[[web.Request], Awaitable[web.StreamResponse]]
 Parameter = dict[str, Any]
