@@ -24,6 +24,8 @@ from gridgate.state import STATE, build_state
 def build_app(
     settings: Settings, *, clock: Clock | None = None, environ: Mapping[str, str] | None = None
 ) -> web.Application:
+    """Every GET route is added with ``add_get``, which answers HEAD too (the same status and
+    headers, no body): clients probe with HEAD, and ``tests/api/test_head.py`` holds it."""
     app = web.Application(
         client_max_size=settings.server.max_body_bytes,
         middlewares=[error_middleware],
@@ -38,6 +40,8 @@ def build_app(
     app.router.add_get("/v1/models", list_models)
     app.router.add_get("/v1/models/{model}", get_model)
     app.router.add_get("/healthz", healthz)
+    # Claude Code probes its base URL's /api/hello (HEAD, to warm the connection) every session
+    app.router.add_get("/api/hello", healthz)
     app.router.add_get("/readyz", readyz)
     app.router.add_get("/metrics", metrics)
     _management_routes(app.router)

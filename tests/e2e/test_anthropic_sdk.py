@@ -6,6 +6,7 @@ from __future__ import annotations
 
 import json
 from collections.abc import Iterator
+from datetime import UTC, datetime
 from typing import Any
 
 import anthropic
@@ -243,3 +244,97 @@ def test_402_when_the_balance_is_too_low(gateway: GatewayProcess) -> None:
     assert caught.value.body["error"]["type"] == "billing_error"  # type: ignore[index]
     records = wait_until(lambda: gateway.usage(account) or None)
     assert records[0].cost == 0
+
+
+# ---- /v1/models in Anthropic's shape (the SDK sends anthropic-version) ----------------------
+
+
+def openai_models(gateway: GatewayProcess) -> dict[str, dict[str, Any]]:
+    """The OpenAI-shaped list, as a caller without ``anthropic-version`` gets it."""
+    body = httpx.get(f"{gateway.base_url}/models").json()
+    assert body["object"] == "list"
+    return {m["id"]: m for m in body["data"]}
+
+
+def test_models_list_is_anthropic_shaped(gateway: GatewayProcess, client: Anthropic) -> None:
+    openai = openai_models(gateway)
+    page = client.models.list()
+    assert [m.id for m in page.data] == list(openai)  # same instruments, same order
+    assert page.has_more is False
+    assert page.first_id == page.data[0].id and page.last_id == page.data[-1].id
+    for model in page.data:
+        assert model.type == "model"
+        assert model.created_at == datetime(1970, 1, 1, tzinfo=UTC)
+        assert model.lifecycle == "active"
+        assert model.display_name == openai[model.id]["display_name"]
+        assert model.max_input_tokens == openai[model.id]["max_input_tokens"]
+        assert model.max_tokens == openai[model.id]["max_completion_tokens"]
+    raw = client.models.with_raw_response.list()
+    assert raw.headers["request-id"].startswith("req_")
+    assert set(raw.http_response.json()) == {"data", "has_more", "first_id", "last_id"}
+
+
+def test_models_retrieve_is_anthropic_shaped(gateway: GatewayProcess, client: Anthropic) -> None:
+    model = client.models.retrieve("Text-Prime")  # ids are matched ignoring case, as elsewhere
+    assert model.type == "model" and model.id == "text-prime"
+    assert model.created_at.isoformat() == "1970-01-01T00:00:00+00:00"
+    assert model.max_input_tokens == openai_models(gateway)["text-prime"]["max_input_tokens"]
+    assert model.max_tokens == 131_072
+    assert model.capabilities is None and model.line is None and model.deprecated_at is None
+
+
+def test_models_pages_forward_and_back(gateway: GatewayProcess, client: Anthropic) -> None:
+    ids = list(openai_models(gateway))
+    assert len(ids) >= 3
+    first = client.models.list(limit=1)
+    assert [m.id for m in first.data] == ids[:1]
+    assert first.has_more is True and first.first_id == first.last_id == ids[0]
+    assert [m.id for m in client.models.list(limit=2)] == ids  # the SDK follows last_id
+    second = client.models.list(after_id=ids[0], limit=1)
+    assert [m.id for m in second.data] == ids[1:2] and second.has_more is (len(ids) > 2)
+    last = client.models.list(after_id=ids[-1])
+    assert last.data == [] and last.has_more is False
+    assert last.first_id is None and last.last_id is None
+    back = client.models.list(before_id=ids[-1], limit=2)
+    assert [m.id for m in back.data] == ids[-3:-1]
+    assert back.has_more is (len(ids) > 3) and back.first_id == ids[-3]
+    # backwards through every page: the SDK follows first_id while before_id pages
+    backwards = client.models.list(before_id=ids[-1], limit=1)
+    assert [m.id for m in backwards] == ids[-2::-1]
+    # a cursor is a position in the id order: one past every id still pages
+    assert [m.id for m in client.models.list(before_id="zzz", limit=1000).data] == ids
+    assert client.models.list(lifecycle=["retired"]).data == []
+    assert [m.id for m in client.models.list(lifecycle=["active"]).data] == ids
+
+
+@pytest.mark.parametrize(
+    ("params", "param"),
+    [
+        ({"limit": 0}, "limit"),
+        ({"limit": 1001}, "limit"),
+        ({"after_id": "a", "before_id": "b"}, "before_id"),
+        ({"lifecycle": ["dormant"]}, "lifecycle"),
+    ],
+)
+def test_bad_models_params_are_anthropic_400s(
+    client: Anthropic, params: dict[str, Any], param: str
+) -> None:
+    with pytest.raises(anthropic.BadRequestError) as caught:
+        client.models.list(**params)
+    body = caught.value.response.json()
+    assert body["type"] == "error" and body["error"]["type"] == "invalid_request_error"
+    assert param in body["error"]["message"]
+    assert body["request_id"] == caught.value.request_id
+
+
+def test_unknown_model_is_an_anthropic_404(gateway: GatewayProcess, client: Anthropic) -> None:
+    with pytest.raises(anthropic.NotFoundError) as caught:
+        client.models.retrieve("no-such-model")
+    body = caught.value.response.json()
+    assert body["type"] == "error" and body["error"]["type"] == "not_found_error"
+    assert "no-such-model" in body["error"]["message"]
+    # without anthropic-version, the same miss keeps OpenAI's envelope
+    plain = httpx.get(f"{gateway.base_url}/models/no-such-model")
+    assert plain.status_code == 404
+    assert plain.json()["error"]["code"] == "model_not_found"
+    assert httpx.get(f"{gateway.base_url}/models?limit=0").status_code == 200  # OpenAI ignores it

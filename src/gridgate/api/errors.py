@@ -72,6 +72,19 @@ def is_anthropic_surface(path: str) -> bool:
     return path.startswith(ANTHROPIC_SURFACE)
 
 
+# the surface both SDKs call; Anthropic's send ``anthropic-version`` on every request, OpenAI's never
+SHARED_SURFACE = "/v1/models"
+
+
+def is_anthropic_client(request: web.Request) -> bool:
+    """An Anthropic SDK calling ``/v1/models`` (or ``/v1/models/{id}``): answered, errors
+    included, in Anthropic's shape."""
+    path = request.path
+    return "anthropic-version" in request.headers and (
+        path == SHARED_SURFACE or path.startswith(SHARED_SURFACE + "/")
+    )
+
+
 def visible_request_id(request: web.Request) -> str:
     """The id the client sees: its own ``X-Request-Id`` when honoured, else gridgate's."""
     return request.get(CLIENT_REQUEST_ID) or request[REQUEST_ID]
@@ -91,7 +104,7 @@ def request_id_headers(request: web.Request, *, anthropic: bool = False) -> dict
 
 
 def error_response(error: GridgateError, request: web.Request) -> web.Response:
-    anthropic = is_anthropic_surface(request.path)
+    anthropic = is_anthropic_surface(request.path) or is_anthropic_client(request)
     headers = {**request_id_headers(request, anthropic=anthropic), **error.headers}
     if anthropic:
         request_id = visible_request_id(request)

@@ -71,4 +71,7 @@ def add_dashboard(app: web.Application) -> None:
         ("GET", "/audit", audit.audit_page),
     )
     for method, path, handler in pages:
-        r.add_route(method, PREFIX + path, handler)
+        if method == "GET":
+            r.add_get(PREFIX + path, handler)  # and HEAD, as every GET gridgate serves
+        else:
+            r.add_route(method, PREFIX + path, handler)
