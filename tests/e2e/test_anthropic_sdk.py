@@ -212,10 +212,12 @@ def test_errors_have_anthropics_shape_and_status(
         client.messages.create(model="no-such-instrument", max_tokens=3, messages=USER)
     assert unknown.value.body["error"]["type"] == "not_found_error"  # type: ignore[index]
 
-    with pytest.raises(anthropic.UnprocessableEntityError) as invalid:
+    # a value out of range: 400 as on Anthropic's API (422 on the OpenAI surface)
+    with pytest.raises(anthropic.BadRequestError) as invalid:
         client.messages.create(
             model="text-prime", max_tokens=3, messages=USER, extra_body={"temperature": 1.5}
         )
+    assert invalid.value.status_code == 400
     error = invalid.value.body["error"]  # type: ignore[index]
     assert error["type"] == "invalid_request_error"
     assert error["message"].startswith("temperature")
