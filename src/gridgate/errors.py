@@ -11,6 +11,7 @@ into this tree once, at each boundary (HTTP edge, upstream adapter, storage); no
 
     GridgateError                         500 api_error          (never raised for client input)
     ├── BadRequest                        400 malformed JSON, wrong types
+    │   └── ThreadUnsupported             400 a Messages request with ``thread`` (Anthropic's only)
     ├── ValidationFailed                  422 value out of range / structurally invalid (names param)
     │   ├── Untranslatable                422 a part the chosen supplier's wire format cannot carry
     │   └── PromptTooLong                 422 a prompt over the instrument's input cap
@@ -105,6 +106,20 @@ class BadRequest(GridgateError):
     status = 400
     openai_type = "invalid_request_error"
     anthropic_type = "invalid_request_error"
+
+
+class ThreadUnsupported(BadRequest):
+    """A Messages request with ``thread`` (Anthropic's conversations held by the server between
+    turns, beta ``message-threads-2026-08-12``): this exchange holds none. ``error.details``
+    carries Anthropic's ``error_code``, on which the SDKs' tool runners resend the whole
+    conversation without ``thread``."""
+
+    default_code = "thread_unsupported_request"
+
+    def anthropic_body(self) -> dict[str, Any]:
+        body = super().anthropic_body()
+        body["error"]["details"] = {"error_code": self.default_code}
+        return body
 
 
 class ValidationFailed(GridgateError):
