@@ -1,15 +1,20 @@
 """The error tree. Every error a client can cause or see is one of these classes.
 
-Each class declares its HTTP status and its OpenAI ``type``/``code`` and Anthropic error type,
-and renders the body that every SDK understands: the reference exchange's envelope
-``{"errors": {"detail": ...}}`` together with OpenAI's ``{"error": {message, type, param, code}}``.
-Foreign exceptions are translated into this tree once, at each boundary (HTTP edge, upstream
-adapter, storage); nothing outside ``gridgate`` leaks to a client, and no message carries a secret.
+Each class declares its HTTP status and its OpenAI ``type``/``code`` and renders the body that
+every SDK understands: the reference exchange's envelope ``{"errors": {"detail": ...}}`` together
+with OpenAI's ``{"error": {message, type, param, code}}``. Each also declares what the Anthropic
+Messages surface answers for it, as Anthropic's API would: the error ``type``, and the status
+where Anthropic's differs (``anthropic_http_status``): every invalid request is 400 there, an
+instrument that cannot serve now is 529 ``overloaded_error``. Foreign exceptions are translated
+into this tree once, at each boundary (HTTP edge, upstream adapter, storage); nothing outside
+``gridgate`` leaks to a client, and no message carries a secret.
 
     GridgateError                         500 api_error          (never raised for client input)
     ├── BadRequest                        400 malformed JSON, wrong types
+    │   └── ThreadUnsupported             400 a Messages request with ``thread`` (Anthropic's only)
     ├── ValidationFailed                  422 value out of range / structurally invalid (names param)
-    │   └── Untranslatable                422 a part the chosen supplier's wire format cannot carry
+    │   ├── Untranslatable                422 a part the chosen supplier's wire format cannot carry
+    │   └── PromptTooLong                 422 a prompt over the instrument's input cap
     ├── Unauthorized                      401 missing, malformed, unknown, expired or revoked key
     ├── InsufficientBalance               402 balance cannot cover the request
     ├── PermissionDenied                  403
@@ -28,6 +33,9 @@ adapter, storage); nothing outside ``gridgate`` leaks to a client, and no messag
         ├── UpstreamRejected              4xx the caller's fault: surfaced with the upstream's message
         └── SupplierFailed                502 the supplier's fault (fail over to the next offer)
             └── SupplierTimeout           504
+
+On the Anthropic Messages surface 422 and 415 are 400 ``invalid_request_error``, 503 is 529
+``overloaded_error`` and 504 is ``timeout_error``; every other status is the same.
 """
 
 from __future__ import annotations
@@ -45,6 +53,8 @@ class GridgateError(Exception):
     status: ClassVar[int] = 500
     openai_type: ClassVar[str] = "api_error"
     anthropic_type: ClassVar[str] = "api_error"
+    # the status on the Anthropic Messages surface, where Anthropic's API answers another
+    anthropic_status: ClassVar[int | None] = None
     default_code: ClassVar[str | None] = None
 
     def __init__(
@@ -76,9 +86,17 @@ class GridgateError(Exception):
             },
         }
 
+    @property
+    def anthropic_message(self) -> str:
+        """The message in Anthropic's words, where they differ (and clients match them)."""
+        return self.message
+
     def anthropic_body(self) -> dict[str, Any]:
         """The Anthropic-surface body."""
-        return {"type": "error", "error": {"type": self.anthropic_type, "message": self.message}}
+        return {
+            "type": "error",
+            "error": {"type": self.anthropic_type, "message": self.anthropic_message},
+        }
 
     def render(self) -> bytes:
         return msgspec.json.encode(self.body())
@@ -90,8 +108,23 @@ class BadRequest(GridgateError):
     anthropic_type = "invalid_request_error"
 
 
+class ThreadUnsupported(BadRequest):
+    """A Messages request with ``thread`` (Anthropic's conversations held by the server between
+    turns, beta ``message-threads-2026-08-12``): this exchange holds none. ``error.details``
+    carries Anthropic's ``error_code``, on which the SDKs' tool runners resend the whole
+    conversation without ``thread``."""
+
+    default_code = "thread_unsupported_request"
+
+    def anthropic_body(self) -> dict[str, Any]:
+        body = super().anthropic_body()
+        body["error"]["details"] = {"error_code": self.default_code}
+        return body
+
+
 class ValidationFailed(GridgateError):
     status = 422
+    anthropic_status = 400
     openai_type = "invalid_request_error"
     anthropic_type = "invalid_request_error"
 
@@ -103,6 +136,23 @@ class Untranslatable(ValidationFailed):
     could carry the request."""
 
     default_code = "untranslatable"
+
+
+class PromptTooLong(ValidationFailed):
+    """A prompt over the instrument's input cap. It carries both numbers: on the Anthropic
+    surface the message is Anthropic's own, ``prompt is too long: N tokens > M maximum``, which
+    clients match (Claude Code compacts the conversation on it)."""
+
+    default_code = "context_length_exceeded"
+
+    def __init__(self, message: str, *, tokens: int, maximum: int, param: str) -> None:
+        super().__init__(message, param=param)
+        self.tokens = tokens
+        self.maximum = maximum
+
+    @property
+    def anthropic_message(self) -> str:
+        return f"prompt is too long: {self.tokens} tokens > {self.maximum} maximum"
 
 
 class Unauthorized(GridgateError):
@@ -156,6 +206,7 @@ class PayloadTooLarge(GridgateError):
 
 class UnsupportedMediaType(GridgateError):
     status = 415
+    anthropic_status = 400  # Anthropic: 400, code request_body_encoding_unsupported
     openai_type = "invalid_request_error"
     anthropic_type = "invalid_request_error"
     default_code = "unsupported_content_encoding"
@@ -170,6 +221,7 @@ class RateLimited(GridgateError):
 
 class NoQualifyingOffer(GridgateError):
     status = 422
+    anthropic_status = 400
     openai_type = "invalid_request_error"
     anthropic_type = "invalid_request_error"
     default_code = "no_qualifying_offer"
@@ -177,6 +229,7 @@ class NoQualifyingOffer(GridgateError):
 
 class NoCapacity(GridgateError):
     status = 503
+    anthropic_status = 529
     openai_type = "service_unavailable"
     anthropic_type = "overloaded_error"
     default_code = "no_capacity"
@@ -184,6 +237,7 @@ class NoCapacity(GridgateError):
 
 class ServiceUnavailable(GridgateError):
     status = 503
+    anthropic_status = 529
     openai_type = "service_unavailable"
     anthropic_type = "overloaded_error"
     default_code = "temporarily_unavailable"
@@ -191,6 +245,7 @@ class ServiceUnavailable(GridgateError):
 
 class Overloaded(GridgateError):
     status = 503
+    anthropic_status = 529
     openai_type = "service_unavailable"
     anthropic_type = "overloaded_error"
     default_code = "server_busy"
@@ -218,6 +273,12 @@ class UpstreamRejected(UpstreamError):
     def http_status(self) -> int:
         return self.upstream_status
 
+    def anthropic_body(self) -> dict[str, Any]:
+        body = super().anthropic_body()
+        if self.upstream_status == 413:
+            body["error"]["type"] = "request_too_large"
+        return body
+
 
 class SupplierFailed(UpstreamError):
     """The supplier failed (connect error, 5xx, 429, malformed answer): the next offer may serve."""
@@ -229,6 +290,7 @@ class SupplierFailed(UpstreamError):
 class SupplierTimeout(SupplierFailed):
     status = 504
     openai_type = "timeout_error"
+    anthropic_type = "timeout_error"
     default_code = "supplier_timeout"
 
 
@@ -237,3 +299,11 @@ def http_status(error: GridgateError) -> int:
     if isinstance(error, UpstreamRejected):
         return error.upstream_status
     return error.status
+
+
+def anthropic_http_status(error: GridgateError) -> int:
+    """The status to send for ``error`` on the Anthropic Messages surface: Anthropic's for the
+    same failure (an invalid request is 400 there, also when an upstream said 422)."""
+    if isinstance(error, UpstreamRejected):
+        return 400 if error.upstream_status == 422 else error.upstream_status
+    return error.anthropic_status or error.status

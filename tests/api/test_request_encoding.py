@@ -1,6 +1,7 @@
 """Compressed request bodies and what the HTTP parser refuses, over a real gateway process with
 its access log on: gzip/deflate bodies that decode are served, one that does not is 400, an
-encoding gridgate does not decode is 415, a decompressed body is bounded by
+encoding gridgate does not decode is 415 (400 on the Messages surface, as Anthropic answers
+it), a decompressed body is bounded by
 ``server.max_body_bytes``, and a request the parser cannot read leaves in the JSON envelope with
 one access-log line and no traceback."""
 
@@ -102,6 +103,10 @@ def test_a_body_that_does_not_decode_is_400_not_500(http: httpx.Client) -> None:
 def test_an_encoding_gridgate_does_not_decode_is_415(http: httpx.Client, encoding: str) -> None:
     body = envelope(post(http, b"\x00\x01\x02 not decodable", encoding), 415)
     assert body["error"]["code"] == "unsupported_content_encoding"
+    # the Messages surface: 400, as Anthropic's API answers an encoding it does not decode
+    anthropic = post(http, b"\x00\x01\x02 not decodable", encoding, "/v1/messages")
+    assert anthropic.status_code == 400
+    assert anthropic.json()["error"]["type"] == "invalid_request_error"
 
 
 def test_a_decompressed_body_is_bounded_by_max_body_bytes(http: httpx.Client) -> None:
@@ -109,7 +114,9 @@ def test_a_decompressed_body_is_bounded_by_max_body_bytes(http: httpx.Client) ->
     bomb = gzip.compress(b"\x00" * (50 * 1024 * 1024), compresslevel=9)
     assert len(bomb) < MAX_BODY
     envelope(post(http, bomb, "gzip"), 413)
-    assert post(http, bomb, "gzip", "/v1/messages").status_code == 413
+    anthropic = post(http, bomb, "gzip", "/v1/messages")
+    assert anthropic.status_code == 413
+    assert anthropic.json()["error"]["type"] == "request_too_large"
 
 
 def raw_exchange(gw: GatewayProcess, request: bytes) -> tuple[int, dict[str, str], bytes]:

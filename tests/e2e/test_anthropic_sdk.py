@@ -5,6 +5,7 @@ here is translated both ways)."""
 from __future__ import annotations
 
 import json
+import logging
 from collections.abc import Iterator
 from datetime import UTC, datetime
 from typing import Any
@@ -13,7 +14,7 @@ import anthropic
 import httpx
 import jsonschema
 import pytest
-from anthropic import Anthropic, AsyncAnthropic
+from anthropic import Anthropic, AsyncAnthropic, beta_tool
 
 from gridgate.money import Price
 from tests.harness import GatewayProcess, nanos, wait_until
@@ -132,6 +133,41 @@ def test_tool_use_round_trip(client: Anthropic) -> None:
     assert block.type == "text" and "sunny, 21 degrees" in block.text
 
 
+def test_the_sdks_tool_runner_completes_a_tool_loop(
+    client: Anthropic, caplog: pytest.LogCaptureFixture
+) -> None:
+    """``client.beta.messages.tool_runner`` with its defaults: it asks for a server-held thread
+    (``thread``, beta ``message-threads-2026-08-12``), is refused with Anthropic's
+    ``thread_unsupported_request`` and resends without one; the simulator calls the tool on the
+    first turn and answers from its result on the second."""
+    calls: list[str] = []
+
+    @beta_tool
+    def get_weather(city: str) -> str:
+        """Current weather for a city.
+
+        Args:
+            city: the city's name
+        """
+        calls.append(city)
+        return "sunny, 21 degrees"
+
+    caplog.set_level(logging.INFO, logger="anthropic")
+    runner = client.beta.messages.tool_runner(
+        model="text-prime",
+        max_tokens=300,
+        tools=[get_weather],
+        messages=[{"role": "user", "content": "Call get_weather for Oslo, please."}],
+    )
+    replies = list(runner)
+    assert [reply.stop_reason for reply in replies] == ["tool_use", "end_turn"]
+    [call] = [block for block in replies[0].content if block.type == "tool_use"]
+    assert call.name == "get_weather" and len(calls) == 1
+    [block] = replies[1].content
+    assert block.type == "text" and "sunny, 21 degrees" in block.text
+    assert "continuing without a thread" in caplog.text  # the fallback, not a lucky guess
+
+
 def test_streamed_tool_input_arrives_complete(client: Anthropic) -> None:
     with client.messages.stream(
         model="text-prime",
@@ -213,10 +249,12 @@ def test_errors_have_anthropics_shape_and_status(
         client.messages.create(model="no-such-instrument", max_tokens=3, messages=USER)
     assert unknown.value.body["error"]["type"] == "not_found_error"  # type: ignore[index]
 
-    with pytest.raises(anthropic.UnprocessableEntityError) as invalid:
+    # a value out of range: 400 as on Anthropic's API (422 on the OpenAI surface)
+    with pytest.raises(anthropic.BadRequestError) as invalid:
         client.messages.create(
             model="text-prime", max_tokens=3, messages=USER, extra_body={"temperature": 1.5}
         )
+    assert invalid.value.status_code == 400
     error = invalid.value.body["error"]  # type: ignore[index]
     assert error["type"] == "invalid_request_error"
     assert error["message"].startswith("temperature")

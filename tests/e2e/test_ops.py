@@ -373,7 +373,7 @@ def test_errors_carry_the_client_request_id_on_both_surfaces(ops: GatewayProcess
         headers={"x-api-key": key, "X-Request-Id": mine, "content-type": "application/json"},
         timeout=30,
     )
-    assert anthropic.status_code == 422  # max_tokens and messages are missing
+    assert anthropic.status_code == 400  # max_tokens and messages are missing (Anthropic: 400)
     assert anthropic.json()["request_id"] == mine
     assert anthropic.headers["request-id"] == mine == anthropic.headers["x-request-id"]
     assert anthropic.headers["x-gridgate-request-id"].startswith("req_")

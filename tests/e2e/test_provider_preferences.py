@@ -317,7 +317,7 @@ def test_the_messages_surface_takes_the_same_preferences(
         assert raw.headers["x-gridgate-supplier"] == "sim-keeps"
         assert raw.parse().content
 
-        with pytest.raises(anthropic.UnprocessableEntityError) as caught:
+        with pytest.raises(anthropic.BadRequestError) as caught:  # Anthropic: 400
             sdk.messages.create(
                 model="text-prime",
                 max_tokens=4,
@@ -328,7 +328,7 @@ def test_the_messages_surface_takes_the_same_preferences(
         assert error["type"] == "invalid_request_error"
         assert error["message"].startswith("provider.only: no offer of instrument 'text-prime'")
 
-        with pytest.raises(anthropic.UnprocessableEntityError) as caught:
+        with pytest.raises(anthropic.BadRequestError) as caught:  # Anthropic: 400
             sdk.messages.create(
                 model="text-prime",
                 max_tokens=4,

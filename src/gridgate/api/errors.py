@@ -2,8 +2,10 @@
 
 The envelope follows the surface: under ``/v1/messages`` (the Anthropic Messages surface) it is
 Anthropic's ``{"type": "error", "error": {"type", "message"}, "request_id"}``; everywhere else
-the reference exchange's envelope together with OpenAI's. The status is the same on both
-surfaces (the reference exchange's Messages surface mirrors its chat-completions statuses).
+the reference exchange's envelope together with OpenAI's. So does the status: the Anthropic
+surface answers Anthropic's (``errors.anthropic_http_status``: 400 for every invalid request,
+529 when no offer can serve), so that Anthropic's SDKs raise the exception they would against
+Anthropic's API; everywhere else the tree's own. This is the one place a surface is chosen.
 Our own errors render themselves; aiohttp's HTTP exceptions (unknown path, wrong method, body too
 large) are translated into the same envelope; anything unexpected is logged with the request id
 and answered with a generic 500 that reveals nothing — except the database being unreachable,
@@ -37,6 +39,7 @@ from gridgate.errors import (
     NotFound,
     PayloadTooLarge,
     ServiceUnavailable,
+    anthropic_http_status,
     http_status,
 )
 from gridgate.logs import CURRENT_REQUEST, RequestContext, route_of, valid_request_id
@@ -109,11 +112,13 @@ def error_response(error: GridgateError, request: web.Request) -> web.Response:
     if anthropic:
         request_id = visible_request_id(request)
         body = msgspec.json.encode({**error.anthropic_body(), "request_id": request_id})
+        status = anthropic_http_status(error)
     else:
         body = error.render()
+        status = http_status(error)
     return web.Response(
         body=body,
-        status=http_status(error),
+        status=status,
         content_type="application/json",
         headers=headers,
     )

@@ -2,7 +2,8 @@
 
 msgspec decodes and type-checks a body in one pass and says what went wrong in its own words
 (``Expected `int`, got `str` - at `$.n```). ``decode`` turns that, and malformed JSON, into the
-error tree: ``BadRequest`` (400) for what is not JSON or has a wrong JSON type, and
+error tree: ``BadRequest`` (400) for what is not JSON or has a wrong JSON type (or is a field
+a struct that forbids unknown fields does not know, in Anthropic's words), and
 ``ValidationFailed`` (422) for a missing field, an unknown enum value or tag, a number out of
 range, and wrong types inside a surface's structured option objects. ``param`` is the field's
 path (``messages[1].role``) and every message starts with it. A surface gives the accepted
@@ -29,6 +30,7 @@ INT64_MAX: Final = 2**63 - 1
 
 _AT: Final = " - at `"
 _MISSING_RE: Final = re.compile(r"Object missing required field `([^`]+)`")
+_UNKNOWN_RE: Final = re.compile(r"Object contains unknown field `([^`]+)`")
 _EXPECTED_RE: Final = re.compile(r"Expected `([^`]+)`(?:, got `([^`]+)`)?")
 _INVALID_RE: Final = re.compile(r"Invalid (?:enum )?value (.*)", re.DOTALL)
 _INDEX_RE: Final = re.compile(r"\[\d+\]")
@@ -90,6 +92,11 @@ def translate(text: str, surface: Surface) -> GridgateError:
         path = path[:-1]
     param = path[2:] if path.startswith("$.") else path[1:]
     param = param.replace("[...]", "")  # a value in a map: name the map
+
+    unknown = _UNKNOWN_RE.fullmatch(text)
+    if unknown:  # only a struct that forbids unknown fields says so: Anthropic's words for it
+        field = f"{param}.{unknown.group(1)}" if param else unknown.group(1)
+        return BadRequest(f"{field}: Extra inputs are not permitted", param=field)
 
     if not param:
         if text.startswith("Expected `object`"):

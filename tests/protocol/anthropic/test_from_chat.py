@@ -581,7 +581,7 @@ def test_core_cut_off_without_usage_reports_the_output_core_meters() -> None:
     ("error", "expected_type"),
     [
         (SupplierFailed("the supplier connection failed mid-answer"), "api_error"),
-        (SupplierTimeout("the supplier went silent mid-answer"), "api_error"),
+        (SupplierTimeout("the supplier went silent mid-answer"), "timeout_error"),
         (NoCapacity("no capacity"), "overloaded_error"),
     ],
 )
@@ -602,7 +602,7 @@ def test_core_error_event_ends_the_stream(error: GridgateError, expected_type: s
         ("invalid_request_error", "invalid_request_error"),
         ("authentication_error", "authentication_error"),
         ("rate_limit_error", "rate_limit_error"),
-        ("timeout_error", "api_error"),
+        ("timeout_error", "timeout_error"),
         ("upstream_error", "api_error"),
         ("api_error", "api_error"),
         ("service_unavailable", "overloaded_error"),

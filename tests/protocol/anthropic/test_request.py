@@ -16,7 +16,7 @@ from hypothesis import HealthCheck, given, settings
 from hypothesis import strategies as st
 from pydantic import TypeAdapter
 
-from gridgate.errors import BadRequest, ValidationFailed
+from gridgate.errors import BadRequest, ThreadUnsupported, ValidationFailed
 from gridgate.protocol.anthropic.request import (
     AssistantMessage,
     Base64Source,
@@ -111,7 +111,10 @@ INVALID: list[tuple[str, bytes, type[Exception], str | None]] = [
     ("number body", b"42", B, None),
     ("trailing garbage", body() + b"x", B, None),
     ("invalid utf-8", b'{"model": "\xff"}', B, None),
-    ("deeply nested", b'{"x": ' + b"[" * 100_000 + b"]" * 100_000 + b"}", B, None),
+    ("deeply nested", b'{"speed": ' + b"[" * 100_000 + b"]" * 100_000 + b"}", B, None),
+    # ---- top-level fields Anthropic's API does not know: refused in its words
+    ("unknown field", body(frobnicate=True), B, "frobnicate"),
+    ("unknown field null", body(temperatures=None), B, "temperatures"),
     # ---- required fields
     ("model missing", body(model=DELETE), V, "model"),
     ("max_tokens missing", body(max_tokens=DELETE), V, "max_tokens"),
@@ -610,6 +613,31 @@ def test_messages_name_the_field(raw: bytes, expected: str) -> None:
     assert info.value.message == expected
 
 
+def test_an_unknown_top_level_field_reads_as_anthropics_refusal() -> None:
+    with pytest.raises(BadRequest) as info:
+        decode_messages_request(body(frobnicate=True))
+    assert info.value.message == "frobnicate: Extra inputs are not permitted"
+    assert info.value.status == 400
+
+
+@pytest.mark.parametrize(
+    "thread",
+    [{"type": "create"}, {"type": "continue", "previous_message_id": "msg_1"}, None, "x"],
+    ids=["create", "continue", "null", "string"],
+)
+def test_a_thread_is_refused_so_the_sdks_fall_back(thread: Any) -> None:
+    # a continuing turn sends only the newest messages: the thread is refused before the
+    # tool_result is found to answer no tool_use
+    raw = body(thread=thread, messages=[{"role": "user", "content": [result(content="x")]}])
+    with pytest.raises(ThreadUnsupported) as info:
+        decode_messages_request(raw)
+    error = info.value
+    assert error.param == "thread" and error.message.startswith("thread: ")
+    assert error.status == 400
+    details = error.anthropic_body()["error"]["details"]
+    assert details == {"error_code": "thread_unsupported_request"}
+
+
 def test_long_invalid_values_are_clipped() -> None:
     with pytest.raises(ValidationFailed) as info:
         decode_messages_request(body(service_tier="x" * 10_000))
@@ -1034,13 +1062,14 @@ DOCS_EXAMPLES: list[tuple[str, dict[str, Any]]] = [
         },
     ),
     (
-        "unknown fields are ignored",
+        "Anthropic's fields that change nothing here are ignored",
         {
             "speed": "fast",
             "inference_geo": "us",
             "cache_control": {"type": "ephemeral"},
             "context_management": {"edits": []},
-            "frobnicate": True,
+            "diagnostics": {"x": 1},
+            "workspace_id": "wrkspc_1",
         },
     ),
 ]

@@ -16,7 +16,7 @@ from gridgate.core.exchange.costly_options import keeping_data, refuse_unpriced
 from gridgate.core.exchange.preferences import DroppedFields, Figures, Preferences, no_figures
 from gridgate.core.exchange.routing import Needs, rank
 from gridgate.echo import capped
-from gridgate.errors import UnknownInstrument, ValidationFailed
+from gridgate.errors import PromptTooLong, UnknownInstrument, ValidationFailed
 from gridgate.protocol.openai_chat import ChatRequest
 from gridgate.protocol.tokens import measure_prompt
 from gridgate.storage.records import Capability, InstrumentRecord
@@ -95,11 +95,12 @@ def check_instrument_limits(
             param=field_name,
         )
     if estimate > instrument.max_input_tokens:
-        raise ValidationFailed(
+        raise PromptTooLong(
             f"messages: the prompt is about {estimate} tokens; instrument {instrument.id!r} "
             f"accepts at most {instrument.max_input_tokens} input tokens",
+            tokens=estimate,
+            maximum=instrument.max_input_tokens,
             param="messages",
-            code="context_length_exceeded",
         )
     if request.has_image_input and not instrument.image_input:
         raise ValidationFailed(

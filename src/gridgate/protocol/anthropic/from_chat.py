@@ -193,6 +193,7 @@ _ERROR_TYPES: Final = {
     "rate_limit_error": "rate_limit_error",
     "insufficient_quota": "billing_error",
     "service_unavailable": "overloaded_error",
+    "timeout_error": "timeout_error",
 }
 
 _Kind = Literal["text", "thinking", "tool_use"]
@@ -219,7 +220,7 @@ def stop_reason_for(
 
 def anthropic_error_type(openai_type: str | None) -> str:
     """The Anthropic error ``type`` for an OpenAI one; ``api_error`` when there is no
-    counterpart (``api_error``, ``upstream_error``, ``timeout_error``, anything unknown)."""
+    counterpart (``api_error``, ``upstream_error``, anything unknown)."""
     return _ERROR_TYPES.get(openai_type or "", "api_error")
 
 

@@ -5,8 +5,10 @@
 (``MESSAGES_REQUEST_DECODER``), then a cheap Python pass checks bounds and cross-field rules in
 one walk over the messages. It raises only:
 
-- ``BadRequest`` (400): the body is not JSON, not a JSON object, or a field has the wrong JSON
-  type (``"temperature": "hot"``, ``"messages": {}``, ``"max_tokens": 1.5``).
+- ``BadRequest`` (400): the body is not JSON, not a JSON object, a field has the wrong JSON
+  type (``"temperature": "hot"``, ``"messages": {}``, ``"max_tokens": 1.5``), or a top-level
+  field is one Anthropic's API does not know (``"frobnicate: Extra inputs are not permitted"``,
+  its words). ``ThreadUnsupported`` (400, a ``BadRequest``): the request has ``thread``.
 - ``ValidationFailed`` (422): well-typed but out of range or structurally invalid: a missing
   required field, a bound, an unknown enum value, role or block type, a block in a role that
   cannot carry it, a cross-field rule (``tool_choice`` naming an unknown tool, a
@@ -22,10 +24,14 @@ Both carry ``param``, the path of the offending field in the OpenAI surface's st
 The schema follows Anthropic's current SDK types (``anthropic.types.MessageCreateParams``):
 user, assistant and (mid-conversation) system messages; text, image, document, tool_use,
 tool_result, thinking and redacted_thinking blocks; the beta ``output_format`` beside
-``output_config.format``. Unknown fields, top-level or nested, are accepted and ignored, like on
-the OpenAI surface: ``citations``, ``speed``, ``inference_geo``, the top-level automatic
-``cache_control`` and the like change nothing this exchange routes or bills. ``service_tier`` is
-validated and ignored (the exchange picks the supplier). One extension: ``provider``, the
+``output_config.format``. A top-level field Anthropic's API does not know is refused, as
+Anthropic refuses it; those it knows that change nothing this exchange routes or bills
+(``speed``, ``inference_geo``, the top-level automatic ``cache_control``,
+``context_management`` and the like) are accepted and ignored, as are unknown fields nested in
+the messages and options (``citations``…). ``thread`` (the server holding the conversation
+between turns) is refused with Anthropic's ``thread_unsupported_request``, on which the SDKs'
+tool runners resend the whole conversation without it. ``service_tier`` is validated and
+ignored (the exchange picks the supplier). One extension: ``provider``, the
 caller's routing preferences, as on the OpenAI surface (``protocol/provider_preferences.py``;
 the Anthropic SDK sends it with ``extra_body``). Image and document media types are
 plain strings checked in the Python pass, where the kind of block is known, so the message names
@@ -46,6 +52,7 @@ from typing import Any, Final, Literal, get_args
 import msgspec
 from msgspec import UNSET, UnsetType
 
+from gridgate.errors import ThreadUnsupported
 from gridgate.protocol.anthropic.content import (
     DOCUMENT_MEDIA_TYPE,
     IMAGE_MEDIA_TYPES,
@@ -215,8 +222,8 @@ class Metadata(Wire):
 # The request
 
 
-class MessagesRequest(Wire):
-    """``POST /v1/messages``. ``UNSET`` = not sent."""
+class MessagesRequest(Wire, forbid_unknown_fields=True):
+    """``POST /v1/messages``. ``UNSET`` = not sent. A field not declared here is refused."""
 
     model: str
     messages: list[InputMessage]
@@ -237,6 +244,19 @@ class MessagesRequest(Wire):
     # Known features this exchange cannot carry: any value (even null) is refused.
     mcp_servers: msgspec.Raw | UnsetType = UNSET
     container: msgspec.Raw | UnsetType = UNSET
+    thread: msgspec.Raw | UnsetType = UNSET  # ThreadUnsupported: the SDKs fall back on it
+    # Anthropic's fields that change nothing this exchange routes or bills: accepted, ignored.
+    cache_control: msgspec.Raw | UnsetType = UNSET
+    inference_geo: msgspec.Raw | UnsetType = UNSET
+    speed: msgspec.Raw | UnsetType = UNSET
+    diagnostics: msgspec.Raw | UnsetType = UNSET
+    context_management: msgspec.Raw | UnsetType = UNSET
+    compaction: msgspec.Raw | UnsetType = UNSET
+    fallbacks: msgspec.Raw | UnsetType = UNSET
+    fallback_credit_token: msgspec.Raw | UnsetType = UNSET
+    billing_policy: msgspec.Raw | UnsetType = UNSET
+    user_profile_id: msgspec.Raw | UnsetType = UNSET
+    workspace_id: msgspec.Raw | UnsetType = UNSET
     # extension: the routing preferences of the OpenAI surface (protocol/provider_preferences.py)
     provider: ProviderPreferences | UnsetType = UNSET
 
@@ -297,6 +317,12 @@ _ALLOWED_BLOCKS: Final[
 
 
 def _validate(req: MessagesRequest, *, count_tokens: bool) -> None:
+    if req.thread is not UNSET:  # first: a thread's turn sends only the newest messages
+        raise ThreadUnsupported(
+            "thread: message threads are not supported by this exchange; send the whole"
+            " conversation without thread",
+            param="thread",
+        )
     if req.mcp_servers is not UNSET:
         fail("mcp_servers", "MCP servers are not supported by this exchange")
     if req.container is not UNSET:
