@@ -135,6 +135,31 @@ def test_tool_call_budget_cut() -> None:
     assert bare.tool_calls[0].arguments.startswith("{")
 
 
+def test_tool_arguments_written_in_the_prompt() -> None:
+    """``NAME({...})`` in the last user message gives that call's arguments verbatim (how the
+    Codex CLI test makes the agent run a harmless command); otherwise they come from the schema."""
+    schema = {"type": "object", "properties": {"cmd": {"type": "string"}}, "required": ["cmd"]}
+    tools = [tool("exec_command", schema), tool("other", schema)]
+
+    def calls(text: str) -> list[tuple[str, str]]:
+        choice = plan(messages=[{"role": "user", "content": text}], tools=tools).choices[0]
+        return [(call.name, call.arguments) for call in choice.tool_calls]
+
+    assert calls('Call exec_command({"cmd": "echo hi"}) now.') == [
+        ("exec_command", '{"cmd":"echo hi"}')
+    ]
+    # not a JSON object after the name: the schema's instance, as before
+    ((name, arguments),) = calls("Call exec_command(cmd) now.")
+    assert name == "exec_command" and arguments != '{"cmd":"cmd"}'
+    assert arguments.startswith('{"cmd":')
+    # each named tool reads its own; one without gets the schema's instance
+    both = calls('Use exec_command({"cmd": "ls"}) and other')
+    assert both[0] == ("exec_command", '{"cmd":"ls"}')
+    assert both[1][0] == "other" and both[1][1] != '{"cmd":"ls"}'
+    # an object that does not fit the schema is still what was asked for
+    assert calls('exec_command({"x": [1, 2]})') == [("exec_command", '{"x":[1,2]}')]
+
+
 def test_reasoning_budget_and_bad_schema() -> None:
     choice = plan(reasoning_effort="high", max_tokens=40).choices[0]
     assert len(choice.reasoning) == 32

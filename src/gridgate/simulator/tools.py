@@ -9,10 +9,17 @@
   it); otherwise the tools the last user message names (all of them when
   ``parallel_tool_calls`` is not ``false``, else the first), or the first tool when it says
   the word "tool"; otherwise no call.
+
+A call's arguments are a deterministic instance of the tool's ``parameters`` schema, unless the
+last user message writes the call out as ``NAME({...})`` with a JSON object: then that object
+(:func:`given_arguments`), whether or not it fits the schema. An agent under test (Codex CLI
+runs the commands its ``exec_command`` tool is given) can so be made to run a harmless command:
+``Call exec_command({"cmd": "echo hi"})``.
 """
 
 from __future__ import annotations
 
+import json
 import re
 from collections.abc import Sequence
 from typing import Any
@@ -26,6 +33,19 @@ _TOOL_WORD = re.compile(r"\btools?\b", re.IGNORECASE)
 
 def tool_name(tool: dict[str, Any]) -> str:
     return str(tool["function"]["name"])
+
+
+def given_arguments(text: str, name: str) -> dict[str, Any] | None:
+    """The JSON object written after ``NAME(`` in ``text`` (the first such that parses), if any."""
+    decoder = json.JSONDecoder()
+    for match in re.finditer(rf"(?<![\w]){re.escape(name)}\(\s*", text):
+        try:
+            value, _ = decoder.raw_decode(text, match.end())
+        except ValueError:
+            continue
+        if isinstance(value, dict):
+            return value
+    return None
 
 
 def _listed_name(entry: object) -> str | None:
