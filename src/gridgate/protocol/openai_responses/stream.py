@@ -44,6 +44,7 @@ from gridgate.protocol.openai_responses.output import (
     OutputItem,
     OutputTextPart,
     RefusalPart,
+    Response,
     ResponseContext,
     ResponseError,
     Usage,
@@ -100,6 +101,7 @@ class ResponseStreamEncoder:
         self._calls: dict[int, int] = {}  # canonical call index → output index
         self._finish: str | None = None
         self._usage: Usage | None = None
+        self.response: Response | None = None  # the final response, once the stream has ended
 
     # -- the caller's side ------------------------------------------------------------------
     def feed(self, piece: bytes) -> bytes:
@@ -339,6 +341,7 @@ class ResponseStreamEncoder:
         )
         kind = "response.incomplete" if incomplete else "response.completed"
         self._emit(kind, response=response)
+        self.response = response
         self.ended = True
 
     def _failed(self, openai_type: str | None, message: str) -> None:
@@ -355,6 +358,7 @@ class ResponseStreamEncoder:
             usage=self._usage if self._usage is not None else msgspec.UNSET,
         )
         self._emit("response.failed", response=response)
+        self.response = response
         self.ended = True
 
     def _status(self) -> ItemStatus:

@@ -1,0 +1,252 @@
+"""POST /v1/responses: the OpenAI Responses surface.
+
+The same exchange as the other two surfaces underneath (keys, instruments, routing, ``provider``
+preferences, holds, rate limits, settlement, usage records, metrics): the body is validated
+against OpenAI's ``CreateResponse`` (``protocol/openai_responses/request.py``), translated into
+the canonical request (``to_chat``), served by ``state.exchange``, and the canonical answer
+re-encoded as a ``Response`` or as the Responses event stream. Errors are OpenAI's envelope.
+
+Hosted tools (``web_search``, ``file_search``, ``code_interpreter``, ``computer_use_preview``,
+``image_generation``, ``local_shell``, ``mcp``, custom tools …): the exchange's offers run
+function tools only, so a hosted tool is not offered to the model: it is dropped, and the answer
+names every dropped tool in the header ``x-gridgate-dropped-tools`` (``web_search, mcp:label``:
+the type, with the tool's name or MCP ``server_label`` where it has one). The ``tools`` echoed on
+the response are still the tools as sent. A ``tool_choice`` that *requires* a dropped tool (one
+naming a hosted tool) is refused: 400 naming ``tool_choice``; ``required`` with only hosted
+tools is refused by the request's validation (422 naming ``tool_choice``). This keeps clients that send a hosted tool beside their functions (Codex sends
+``web_search``) working, without pretending the hosted tool ran.
+
+Stored responses (``store``, default true): an answer that ends ``completed`` or ``incomplete``
+is saved (this turn's input items, the output items, the whole response) before its last byte
+is sent, so a caller that has seen the end finds it stored; a failed or cancelled one is not
+kept, nor anything when ``store`` is false. ``previous_response_id`` prepends the stored
+conversation (the chain's input and output items) to ``input``: the hold is sized from the
+whole prompt. Another account's, an expired or an unknown id answers 404 naming
+``previous_response_id``. Saving is after settlement; if the store fails the answer is still
+given (it has been paid for) and the failure logged, without content.
+"""
+
+from __future__ import annotations
+
+import logging
+import secrets
+from collections.abc import Sequence
+from typing import Any, Final, Protocol
+
+import msgspec
+from aiohttp import web
+
+from gridgate.api.consumption.headers import answer_headers
+from gridgate.api.consumption.streaming import Encoder, relay
+from gridgate.api.errors import REQUEST_ID
+from gridgate.core.accounts.auth import presented_key
+from gridgate.core.exchange.session import StreamSession
+from gridgate.core.exchange.tab import Served
+from gridgate.errors import BadRequest, GridgateError, NotFound
+from gridgate.protocol.openai_responses.from_chat import response_from_completion
+from gridgate.protocol.openai_responses.items import InputItem
+from gridgate.protocol.openai_responses.output import ResponseContext, response_context
+from gridgate.protocol.openai_responses.request import ResponsesRequest, decode_responses_request
+from gridgate.protocol.openai_responses.stream import ResponseStreamEncoder, error_event
+from gridgate.protocol.openai_responses.to_chat import HostedTool, Translation, to_chat_request
+from gridgate.state import STATE, AppState
+from gridgate.storage.records import KeyRecord
+from gridgate.web.request_body import read_body
+
+log = logging.getLogger("gridgate.api")
+
+DROPPED_TOOLS_HEADER: Final = "x-gridgate-dropped-tools"
+_KEPT_STATUSES: Final = frozenset({"completed", "incomplete"})
+_item_decoder: Final = msgspec.json.Decoder(InputItem)
+_encode: Final = msgspec.json.Encoder().encode
+
+
+class StoredResponses(Protocol):
+    """The part of the stored-responses service (``core/responses/stored.py``) this surface
+    calls."""
+
+    async def save(
+        self,
+        *,
+        caller: KeyRecord,
+        response_id: str,
+        previous_response_id: str | None,
+        input_items: list[bytes],
+        output_items: list[bytes],
+        response: bytes,
+    ) -> None: ...
+
+    async def conversation(self, account_id: str, previous_response_id: str) -> list[bytes]: ...
+
+
+def stored_responses(state: AppState) -> StoredResponses | None:
+    service: StoredResponses | None = getattr(state, "responses", None)
+    return service
+
+
+async def responses(request: web.Request) -> web.StreamResponse:
+    state = request.app[STATE]
+    request_id = request[REQUEST_ID]
+    headers = request.headers
+    key = await state.auth.authenticate(
+        presented_key(headers.get("Authorization"), headers.get("x-api-key"), native="bearer")
+    )
+    native = decode_responses_request(
+        await read_body(request, state.settings.server.max_body_bytes)
+    )
+    translation = to_chat_request(native, await _prior(state, key, native))
+    extra = _dropped_tools(translation)
+    chat = translation.request
+    context = response_context(
+        native, translation, response_id=new_response_id(), created_at=_now(state)
+    )
+    turn = _Turn(state, key, native, context)
+    tab = state.exchange.open_tab(key, chat, request_id)
+
+    def answer(served: Served | None) -> dict[str, str]:
+        return {**answer_headers(state, request, served, tab.limits), **extra}
+
+    if not chat.is_stream:
+        completion, served = await state.exchange.complete(tab)
+        try:
+            body = response_from_completion(completion.body, context, completed_at=_now(state))
+        except GridgateError as exc:
+            tab.stamp(exc)  # the error that replaces the answer carries its rate-limit headers
+            raise
+        await turn.save(body)
+        return web.Response(body=body, content_type="application/json", headers=answer(served))
+    return await relay(
+        request,
+        state.exchange.open_stream(tab),
+        keepalive_seconds=state.settings.upstream.keepalive_seconds,
+        headers=answer,
+        encoder=turn.encoder,
+        error_event=turn.error_event,
+        finish=turn.finish,
+    )
+
+
+def new_response_id() -> str:
+    """``resp_`` and 24 random bytes in hex: unique, and not to be guessed (a stored response
+    is found by its id, within its account)."""
+    return "resp_" + secrets.token_hex(24)
+
+
+def _now(state: AppState) -> int:
+    return state.clock.now_us() // 1_000_000
+
+
+class _Turn:
+    """One request's stream encoder and what is stored of it."""
+
+    def __init__(
+        self, state: AppState, key: KeyRecord, native: ResponsesRequest, context: ResponseContext
+    ) -> None:
+        self._state = state
+        self._key = key
+        self._native = native
+        self._context = context
+        self._stream: ResponseStreamEncoder | None = None
+
+    def encoder(self, session: StreamSession) -> Encoder:
+        state = self._state
+        self._stream = ResponseStreamEncoder(self._context, lambda: state.clock.now_us() / 1e6)
+        return self._stream.feed
+
+    def error_event(self, error: GridgateError) -> bytes:
+        """Before the stream has begun: an ``error`` event; after: ``response.failed``."""
+        if self._stream is None:
+            return error_event(error)
+        return self._stream.fail(error)
+
+    async def finish(self) -> None:
+        stream = self._stream
+        if stream is not None and stream.response is not None:
+            await self.save(_encode(stream.response))
+
+    async def save(self, body: bytes) -> None:
+        """Keep a completed or incomplete answer when the request asked to store it."""
+        service = stored_responses(self._state)
+        if not self._native.stores or service is None:
+            return
+        response: dict[str, Any] = msgspec.json.decode(body)
+        if response.get("status") not in _KEPT_STATUSES:
+            return
+        previous = self._native.previous_response_id
+        try:
+            await service.save(
+                caller=self._key,
+                response_id=self._context.shell.id,
+                previous_response_id=previous if isinstance(previous, str) else None,
+                input_items=input_items(self._native, self._context.suffix),
+                output_items=[_encode(item) for item in response.get("output") or ()],
+                response=body,
+            )
+        except Exception:  # the answer is paid for and goes out; the store's failure is logged
+            log.exception("could not store response %s", self._context.shell.id)
+
+
+async def _prior(state: AppState, key: KeyRecord, native: ResponsesRequest) -> list[InputItem]:
+    """The stored conversation ``previous_response_id`` continues (empty without one)."""
+    previous = native.previous_response_id
+    if not isinstance(previous, str):
+        return []
+    service = stored_responses(state)
+    if service is None:
+        raise NotFound(
+            f"Previous response with id '{previous[:80]}' not found.",
+            param="previous_response_id",
+        )
+    return [
+        _item_decoder.decode(item) for item in await service.conversation(key.account_id, previous)
+    ]
+
+
+_ID_PREFIXES: Final = {
+    "message": "msg",
+    "function_call": "fc",
+    "function_call_output": "fco",
+    "reasoning": "rs",
+}
+
+
+def input_items(native: ResponsesRequest, suffix: str) -> list[bytes]:
+    """This turn's input items as JSON objects, each with its ``type``, an ``id`` (the one
+    given, else ``<kind>_<response suffix>_in<i>``), and a message's content as parts."""
+    given = native.input
+    items: Sequence[InputItem]
+    if isinstance(given, str):
+        items = [InputItem(role="user", content=given)]
+    else:
+        items = given if isinstance(given, list) else []
+    out: list[bytes] = []
+    for i, item in enumerate(items):
+        entry: dict[str, Any] = msgspec.to_builtins(item)
+        entry["type"] = item.type
+        if not isinstance(item.id, str):
+            entry["id"] = f"{_ID_PREFIXES.get(item.type, 'item')}_{suffix}_in{i}"
+        if item.type == "message" and isinstance(item.content, str):
+            part = "output_text" if item.role == "assistant" else "input_text"
+            entry["content"] = [{"type": part, "text": item.content}]
+        out.append(_encode(entry))
+    return out
+
+
+def _dropped_tools(translation: Translation) -> dict[str, str]:
+    """The header naming the hosted tools not offered to the model; refuses a ``tool_choice``
+    that requires one of them."""
+    hosted = translation.hosted_tools
+    if translation.hosted_tool_choice is not None:
+        raise BadRequest(
+            f"tool_choice requires the hosted tool {translation.hosted_tool_choice!r}, which "
+            "this exchange cannot run: its offers run function tools only",
+            param="tool_choice",
+            code="unsupported_tool_choice",
+        )
+    return {DROPPED_TOOLS_HEADER: _names(hosted)} if hosted else {}
+
+
+def _names(hosted: Sequence[HostedTool]) -> str:
+    return ", ".join(
+        tool.type if tool.name is None else f"{tool.type}:{tool.name}" for tool in hosted
+    )

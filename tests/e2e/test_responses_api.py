@@ -1,0 +1,328 @@
+"""The official openai SDK's Responses API (``client.responses``) against a running
+``gridgate serve``: plain, streamed (every event checked against the spec's schemas, in order),
+structured output, a function-tool round trip, reasoning, hosted tools, and the money of a
+streamed answer, each served over the OpenAI wire and the Anthropic wire."""
+
+from __future__ import annotations
+
+import json
+from collections.abc import Callable, Iterator
+from typing import Any
+
+import httpx
+import openai
+import pytest
+from openai import OpenAI
+from openai.types.responses import Response, ResponseStreamEvent
+from pydantic import BaseModel, TypeAdapter
+
+from gridgate.money import Price
+from gridgate.protocol.openai_responses.request import decode_responses_request
+from gridgate.protocol.openai_responses.to_chat import to_chat_request
+from gridgate.protocol.sse import SSEParser
+from gridgate.protocol.tokens import measure_prompt
+from tests.harness import GatewayProcess, nanos, wait_until
+from tests.openai_spec import OpenAISpec
+
+EVENT: TypeAdapter[Any] = TypeAdapter(ResponseStreamEvent)
+WEATHER: dict[str, Any] = {
+    "type": "function",
+    "name": "get_weather",
+    "description": "Current weather for a city",
+    "parameters": {
+        "type": "object",
+        "properties": {
+            "city": {"type": "string", "minLength": 1},
+            "unit": {"type": "string", "enum": ["celsius", "fahrenheit"]},
+        },
+        "required": ["city", "unit"],
+        "additionalProperties": False,
+    },
+    "strict": True,
+}
+
+
+class Person(BaseModel):
+    name: str
+    age: int
+    tags: list[str]
+
+
+@pytest.fixture(scope="module", params=["openai-wire", "anthropic-wire"])
+def gateway(request: pytest.FixtureRequest, gateway: GatewayProcess) -> GatewayProcess:
+    if request.param == "openai-wire":
+        return gateway
+    served: GatewayProcess = request.getfixturevalue("anthropic_wire_gateway")
+    return served
+
+
+@pytest.fixture
+def sdk(gateway: GatewayProcess) -> Iterator[Callable[[str], OpenAI]]:
+    made: list[OpenAI] = []
+
+    def make(key: str) -> OpenAI:
+        made.append(OpenAI(base_url=gateway.base_url, api_key=key, max_retries=0))
+        return made[-1]
+
+    yield make
+    for client in made:
+        client.close()
+
+
+@pytest.fixture
+def funded(gateway: GatewayProcess) -> tuple[str, str]:
+    return gateway.new_account("5")
+
+
+@pytest.fixture
+def client(sdk: Callable[[str], OpenAI], funded: tuple[str, str]) -> OpenAI:
+    return sdk(funded[1])
+
+
+def check_response(spec: OpenAISpec, body: dict[str, Any]) -> Response:
+    spec.check("Response", body)
+    return Response.model_validate(body)
+
+
+def stream_events(spec: OpenAISpec, raw: bytes) -> list[dict[str, Any]]:
+    """Every event of a Responses stream, checked against the spec and the SDK's types, with
+    sequence numbers counting up from 0."""
+    events = []
+    for event in SSEParser().feed(raw):
+        body = json.loads(event.data)
+        assert event.event == body["type"]
+        spec.check("ResponseStreamEvent", body)
+        EVENT.validate_python(body)
+        events.append(body)
+    assert [e["sequence_number"] for e in events] == list(range(len(events)))
+    return events
+
+
+def post_stream(gateway: GatewayProcess, key: str, body: dict[str, Any]) -> httpx.Response:
+    response = httpx.post(
+        f"{gateway.base_url}/responses",
+        json={**body, "stream": True},
+        headers={"Authorization": f"Bearer {key}"},
+        timeout=60,
+    )
+    assert response.status_code == 200, response.text
+    assert response.headers["content-type"].startswith("text/event-stream")
+    return response
+
+
+def test_plain_create_validates_and_gives_output_text(client: OpenAI, spec: OpenAISpec) -> None:
+    raw = client.responses.with_raw_response.create(
+        model="text-prime", input="Say something about the weather.", max_output_tokens=24
+    )
+    response = check_response(spec, json.loads(raw.http_response.content))
+    assert raw.headers["x-request-id"].startswith("req_")
+    assert "x-gridgate-dropped-tools" not in raw.headers
+    parsed = raw.parse()
+    assert parsed.id.startswith("resp_") and len(parsed.id) > 40
+    assert parsed.status in ("completed", "incomplete")
+    assert parsed.output_text and parsed.output_text == response.output_text
+    assert parsed.model == "text-prime"
+    assert parsed.usage is not None and parsed.usage.output_tokens > 0
+    assert parsed.usage.total_tokens == parsed.usage.input_tokens + parsed.usage.output_tokens
+    again = client.responses.create(model="text-prime", input="Say something.", store=False)
+    assert again.id != parsed.id and again.store is False
+
+
+def test_streamed_create_sends_the_whole_event_sequence(
+    gateway: GatewayProcess, funded: tuple[str, str], spec: OpenAISpec
+) -> None:
+    response = post_stream(
+        gateway, funded[1], {"model": "text-prime", "input": "Tell me a story.", "store": False}
+    )
+    events = stream_events(spec, response.content)
+    kinds = [e["type"] for e in events]
+    assert kinds[:4] == [
+        "response.created",
+        "response.in_progress",
+        "response.output_item.added",
+        "response.content_part.added",
+    ]
+    assert "response.output_text.delta" in kinds
+    assert kinds[-4:] == [
+        "response.output_text.done",
+        "response.content_part.done",
+        "response.output_item.done",
+        "response.completed",
+    ]
+    final = check_response(spec, events[-1]["response"])
+    deltas = "".join(e["delta"] for e in events if e["type"] == "response.output_text.delta")
+    assert final.output_text == deltas and deltas
+    assert final.usage is not None and final.usage.output_tokens > 0
+    assert events[0]["response"]["id"] == final.id
+
+
+def test_the_sdk_stream_helper_reads_the_stream(client: OpenAI) -> None:
+    with client.responses.stream(model="text-prime", input="Hello!", store=False) as stream:
+        texts = [e.delta for e in stream if e.type == "response.output_text.delta"]
+        final = stream.get_final_response()
+    assert final.status == "completed" and final.output_text == "".join(texts)
+
+
+def test_parse_with_a_pydantic_model(client: OpenAI) -> None:
+    parsed = client.responses.parse(
+        model="text-prime", input="Invent a person.", text_format=Person, store=False
+    )
+    person = parsed.output_parsed
+    assert isinstance(person, Person)
+    assert parsed.text is not None and parsed.text.format is not None
+    assert parsed.text.format.type == "json_schema"
+
+
+def test_reasoning_effort_reaches_the_supplier(
+    gateway: GatewayProcess, client: OpenAI, spec: OpenAISpec
+) -> None:
+    raw = client.responses.with_raw_response.create(
+        model="text-prime",
+        input="What is the capital of France?",
+        reasoning={"effort": "medium"},
+        max_output_tokens=8000,
+        store=False,
+    )
+    response = check_response(spec, json.loads(raw.http_response.content))
+    reasoning = [item for item in response.output if item.type == "reasoning"]
+    assert len(reasoning) == 1
+    assert len(reasoning[0].summary[0].text.split()) == 16  # the simulator's "medium"
+    assert response.reasoning is not None and response.reasoning.effort == "medium"
+    assert response.usage is not None
+    if gateway.wire("sim-beta") == "openai":  # Anthropic's usage does not count reasoning apart
+        assert response.usage.output_tokens_details.reasoning_tokens > 0
+    assert response.output_text
+
+
+def first_turn(client: OpenAI, *, store: bool) -> Response:
+    response = client.responses.create(
+        model="text-prime",
+        input="What is the weather in Paris?",
+        tools=[WEATHER],
+        tool_choice="required",
+        store=store,
+    )
+    calls = [item for item in response.output if item.type == "function_call"]
+    assert len(calls) == 1 and calls[0].name == "get_weather"
+    arguments = json.loads(calls[0].arguments)
+    assert arguments["city"] and arguments["unit"] in ("celsius", "fahrenheit")
+    assert calls[0].call_id and calls[0].id and calls[0].id.startswith("fc_")
+    return response
+
+
+def test_function_tool_round_trip_with_the_whole_history(client: OpenAI) -> None:
+    first = first_turn(client, store=False)
+    call = next(item for item in first.output if item.type == "function_call")
+    second = client.responses.create(
+        model="text-prime",
+        input=[
+            {"role": "user", "content": "What is the weather in Paris?"},
+            *[item.model_dump(exclude_none=True) for item in first.output],
+            {"type": "function_call_output", "call_id": call.call_id, "output": "sunny, 21C"},
+        ],
+        tools=[WEATHER],
+        store=False,
+    )
+    assert second.status == "completed"
+    assert not [item for item in second.output if item.type == "function_call"]
+    assert second.output_text
+
+
+def test_hosted_tools_are_dropped_and_named(
+    gateway: GatewayProcess, client: OpenAI, spec: OpenAISpec
+) -> None:
+    tools: list[Any] = [
+        {"type": "web_search"},
+        WEATHER,
+        {"type": "mcp", "server_label": "deepwiki", "server_url": "https://mcp.example/sse"},
+    ]
+    raw = client.responses.with_raw_response.create(
+        model="text-prime", input="Hello there.", tools=tools, store=False
+    )
+    assert raw.headers["x-gridgate-dropped-tools"] == "web_search, mcp:deepwiki"
+    response = check_response(spec, json.loads(raw.http_response.content))
+    assert response.output_text
+    assert [tool.type for tool in response.tools] == ["web_search", "function", "mcp"]
+    streamed = post_stream(
+        gateway,
+        client.api_key,
+        {"model": "text-prime", "input": "Hi.", "tools": tools, "store": False},
+    )
+    assert streamed.headers["x-gridgate-dropped-tools"] == "web_search, mcp:deepwiki"
+    assert stream_events(spec, streamed.content)[-1]["type"] == "response.completed"
+
+
+@pytest.mark.parametrize(
+    ("tools", "choice"),
+    [
+        ([{"type": "web_search_preview"}, WEATHER], {"type": "web_search_preview"}),
+        ([{"type": "web_search"}], "required"),
+    ],
+    ids=["hosted-choice", "required-without-functions"],
+)
+def test_a_tool_choice_requiring_a_dropped_tool_is_refused(
+    client: OpenAI, funded: tuple[str, str], gateway: GatewayProcess, tools: Any, choice: Any
+) -> None:
+    with pytest.raises(openai.APIStatusError) as caught:
+        client.responses.create(
+            model="text-prime", input="Search the web.", tools=tools, tool_choice=choice
+        )
+    # a hosted tool named: 400 here; "required" without functions: the request's validation
+    assert caught.value.status_code == (400 if isinstance(choice, dict) else 422)
+    body = caught.value.body
+    assert isinstance(body, dict) and body["param"] == "tool_choice"
+    assert gateway.usage(funded[0]) == []  # nothing was served, nothing charged
+
+
+def test_invalid_requests_get_a_4xx_naming_the_param(client: OpenAI) -> None:
+    cases: list[tuple[dict[str, Any], str]] = [
+        ({"input": [{"role": "wizard", "content": "hi"}]}, "input[0].role"),
+        ({"input": "hi", "temperature": 7}, "temperature"),
+        ({"input": "hi", "max_output_tokens": 3}, "max_output_tokens"),
+        ({"input": [{"type": "web_search_call", "id": "ws_1"}]}, "input[0].type"),
+    ]
+    for fields, param in cases:
+        with pytest.raises(openai.APIStatusError) as caught:
+            client.responses.create(model="text-prime", **fields)
+        assert 400 <= caught.value.status_code < 500, fields
+        body = caught.value.body
+        assert isinstance(body, dict) and body["param"] == param, (fields, body)
+    with pytest.raises(openai.NotFoundError):
+        client.responses.create(model="no-such-model", input="hi")
+
+
+def test_an_unknown_previous_response_is_not_found(client: OpenAI) -> None:
+    unstored = client.responses.create(model="text-prime", input="Hi.", store=False)
+    for previous in (unstored.id, "resp_nothing"):
+        with pytest.raises(openai.NotFoundError) as caught:
+            client.responses.create(
+                model="text-prime", input="Go on.", previous_response_id=previous
+            )
+        body = caught.value.body
+        assert isinstance(body, dict) and body["param"] == "previous_response_id"
+
+
+def test_a_streamed_answer_running_past_its_hold_is_cut_and_settled(
+    gateway: GatewayProcess, spec: OpenAISpec
+) -> None:
+    """The supplier ignores max_output_tokens=20 and streams 200 tokens: the caller gets 20 and
+    ``response.incomplete`` (max_output_tokens), and is charged no more than the hold."""
+    account_id, secret = gateway.new_account("1")
+    body = {
+        "model": "text-prime",
+        "input": "go on [[sim:mode=overrun,length=200]]",
+        "max_output_tokens": 20,
+        "store": False,
+    }
+    events = stream_events(spec, post_stream(gateway, secret, body).content)
+    assert len([e for e in events if e["type"] == "response.output_text.delta"]) == 20
+    final = events[-1]
+    assert final["type"] == "response.incomplete"
+    assert final["response"]["incomplete_details"] == {"reason": "max_output_tokens"}
+    check_response(spec, final["response"])
+    record = wait_until(lambda: gateway.usage(account_id))[0]
+    assert record.outcome == "cut_at_hold"
+    chat = to_chat_request(decode_responses_request(json.dumps(body).encode())).request
+    bound = measure_prompt(chat).upper_bound
+    assert 0 < record.cost <= Price(nanos("0.08"), nanos("0.30")).cost(bound, 20)
+    gateway.assert_balance(account_id, nanos("1") - record.cost)
