@@ -101,6 +101,28 @@ async def test_chain_is_the_conversation_oldest_first(store: SqlStore) -> None:
     assert await store.response_chain("acct_a", "resp_9", NOW, max_depth=10) is None
 
 
+async def test_a_long_chain_and_one_without_items(store: SqlStore) -> None:
+    previous = None
+    for n in range(40):
+        await _save(store, f"resp_{n}", previous=previous, outputs=0)
+        previous = f"resp_{n}"
+    chain = await store.response_chain("acct_a", "resp_39", NOW, max_depth=100)
+    assert _ids(chain or []) == [f"resp_{n}_in0" for n in range(40)]
+    chain = await store.response_chain("acct_a", "resp_39", NOW, max_depth=3)
+    assert _ids(chain or []) == ["resp_37_in0", "resp_38_in0", "resp_39_in0"]
+    await _save(store, "resp_empty", previous="resp_0", inputs=0, outputs=0)
+    assert await store.response_chain("acct_a", "resp_empty", NOW, max_depth=1) == []
+    chain = await store.response_chain("acct_a", "resp_empty", NOW, max_depth=5)
+    assert _ids(chain or []) == ["resp_0_in0"]
+
+
+async def test_a_chain_never_crosses_accounts(store: SqlStore) -> None:
+    await _save(store, "resp_theirs", account="acct_b")
+    await _save(store, "resp_mine", previous="resp_theirs")
+    chain = await store.response_chain("acct_a", "resp_mine", NOW, max_depth=10)
+    assert _ids(chain or []) == ["resp_mine_in0", "resp_mine_out0"]
+
+
 async def test_chain_stops_at_a_link_that_is_gone(store: SqlStore) -> None:
     await _save(store, "resp_1", expires_us=NOW + 5)
     await _save(store, "resp_2", previous="resp_1")
