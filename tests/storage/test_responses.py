@@ -7,8 +7,12 @@ from __future__ import annotations
 import asyncio
 import json
 import sys
+import traceback
 from pathlib import Path
 
+import pytest
+
+from gridgate.storage.ports.errors import StorageError
 from gridgate.storage.ports.responses import StoredItem
 from gridgate.storage.sql import SqlStore
 from tests.storage.conftest import raw_sql
@@ -75,6 +79,28 @@ async def test_saving_again_replaces_the_response_and_its_items(
         "resp_1_in0",
         "resp_1_out0",
     ]
+
+
+async def test_a_failed_save_never_quotes_the_content(store: SqlStore) -> None:
+    """A database error is logged with its traceback: no part of it may carry what a customer
+    stored (the driver's statement parameters are hidden)."""
+    await _save(store, "resp_1", account="acct_b")
+    secret = "the customer's private words"
+    with pytest.raises(StorageError) as info:  # the id is another account's: the insert fails
+        await store.save_response(
+            response_id="resp_1",
+            account_id="acct_a",
+            key_id=None,
+            previous_response_id=None,
+            response=json.dumps({"text": secret}),
+            items=[StoredItem(kind="input", item_id="msg_1", item=json.dumps({"text": secret}))],
+            created_us=NOW,
+            expires_us=NOW + 100,
+        )
+    logged = "".join(traceback.format_exception(info.value))
+    assert "IntegrityError" in logged or "UniqueViolation" in logged
+    assert "private words" not in logged
+    assert await store.get_response("acct_b", "resp_1", NOW) is not None
 
 
 async def test_chain_is_the_conversation_oldest_first(store: SqlStore) -> None:
