@@ -25,6 +25,17 @@ from pydantic import BaseModel
 
 from tests.harness import GatewayProcess, wait_until
 
+# Every supplier wire behind the Responses surface: the same catalog called over each.
+WIRES = {"anthropic-wire": "anthropic_wire_gateway"}
+
+
+@pytest.fixture(scope="module", params=["openai-wire", *WIRES])
+def gateway(request: pytest.FixtureRequest, gateway: GatewayProcess) -> GatewayProcess:
+    if request.param == "openai-wire":
+        return gateway
+    served: GatewayProcess = request.getfixturevalue(WIRES[request.param])
+    return served
+
 
 class Forecast(BaseModel):
     city: str

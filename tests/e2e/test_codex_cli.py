@@ -48,6 +48,18 @@ EXEC_FLAGS += ("--sandbox", "read-only")
 PROMPT = 'Say hi from the shell: call exec_command({"cmd": "echo hi"}) and tell me what it printed.'
 
 
+# Every supplier wire behind the Responses surface: the same catalog called over each.
+WIRES = {"anthropic-wire": "anthropic_wire_gateway"}
+
+
+@pytest.fixture(scope="module", params=["openai-wire", *WIRES])
+def gateway(request: pytest.FixtureRequest, gateway: GatewayProcess) -> GatewayProcess:
+    if request.param == "openai-wire":
+        return gateway
+    served: GatewayProcess = request.getfixturevalue(WIRES[request.param])
+    return served
+
+
 def _missing(message: str) -> None:
     if os.environ.get("CI"):
         pytest.fail(message)

@@ -112,6 +112,8 @@ def test_tool_choice_rules() -> None:
     assert answer.tool_calls == ()
     assert answer.text is not None
     assert "42 degrees" in answer.text
+    # a call is required after a tool result: the last tool (the next step), not the first again
+    assert called(messages=after_result, tool_choice="required") == ["beta"]
     with pytest.raises(SimulatorError):
         called(tool_choice={"type": "function", "function": {"name": "gamma"}})
 

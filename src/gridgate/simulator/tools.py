@@ -1,7 +1,10 @@
 """Which tools an answer calls, from ``tools``, ``tool_choice`` and the conversation.
 
 - ``tool_choice: "none"`` (or no function tools): no call.
-- ``"required"``: the first tool.
+- ``"required"``: the first tool; but when the last message is a tool result, the last tool (the
+  model goes on to its next step rather than repeat the first: when a caller asks an
+  Anthropic-format supplier for structured output beside its own tools, the gateway forces a
+  tool call with the answer tool appended last, so the loop ends with the answer).
 - ``{"type": "function", "function": {"name": N}}``: tool ``N`` (400 if there is none).
 - ``{"type": "allowed_tools", "allowed_tools": {"mode", "tools"}}``: as ``required`` / ``auto``
   over the listed tools.
@@ -63,7 +66,7 @@ def choose_tools(request: ChatRequest, prompt: Prompt) -> tuple[dict[str, Any], 
     if not tools or choice == "none":
         return ()
     if choice == "required":
-        return tools[:1]
+        return _required(tools, prompt)
     if isinstance(choice, dict):
         kind = choice.get("type")
         if kind == "function":
@@ -83,9 +86,13 @@ def choose_tools(request: ChatRequest, prompt: Prompt) -> tuple[dict[str, Any], 
             names = {_listed_name(t) for t in allowed.get("tools") or []}
             subset = tuple(t for t in tools if tool_name(t) in names)
             if allowed.get("mode") == "required":
-                return subset[:1] or tools[:1]
+                return _required(subset or tools, prompt)
             return _auto(subset, request, prompt)
     return _auto(tools, request, prompt)
+
+
+def _required(tools: Sequence[dict[str, Any]], prompt: Prompt) -> tuple[dict[str, Any], ...]:
+    return (tools[-1],) if prompt.last_role == "tool" else (tools[0],)
 
 
 def _auto(
