@@ -42,6 +42,11 @@ def load(tmp_path: Path, text: str) -> object:
         ("[server]\nbody_timeout_seconds = -1\n", "server.body_timeout_seconds: must be"),
         ("[server]\nmax_connections = -1\n", "server.max_connections: must be"),
         ("[server]\nworker_restart_limit = 0\n", "server.worker_restart_limit: must be"),
+        ("[responses]\nretention_days = -1\n", "responses.retention_days: must be"),
+        ("[responses]\nretention_days = 3651\n", "responses.retention_days: must be"),
+        ("[responses]\nretention_days = 1.5\n", "responses.retention_days: expected `int`"),
+        ("[responses]\nsweep_seconds = 0\n", "responses.sweep_seconds: must be"),
+        ("[responses]\nkeep = 1\n", "responses.keep: unknown key"),
     ],
 )
 def test_errors_name_the_config_path(tmp_path: Path, text: str, named: str) -> None:

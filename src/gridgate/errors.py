@@ -19,7 +19,8 @@ into this tree once, at each boundary (HTTP edge, upstream adapter, storage); no
     ├── InsufficientBalance               402 balance cannot cover the request
     ├── PermissionDenied                  403
     ├── NotFound                          404 unknown path or object
-    │   └── UnknownInstrument             404 unknown instrument in ``model``
+    │   ├── UnknownInstrument             404 unknown instrument in ``model``
+    │   └── ResponseNotFound              404 a stored response absent, expired or another's
     ├── MethodNotAllowed                  405
     ├── RequestTimeout                    408 the request's headers or body came too slowly
     ├── PayloadTooLarge                   413 body over the configured limit
@@ -179,6 +180,13 @@ class NotFound(GridgateError):
     status = 404
     openai_type = "not_found_error"
     anthropic_type = "not_found_error"
+
+
+class ResponseNotFound(NotFound):
+    """A stored response (Responses API) that is absent, expired or another account's: typed
+    as OpenAI types it."""
+
+    openai_type = "invalid_request_error"
 
 
 class UnknownInstrument(NotFound):

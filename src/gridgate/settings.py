@@ -247,6 +247,14 @@ class ChangesSettings(_Strict, frozen=True, kw_only=True, forbid_unknown_fields=
     refresh_seconds: float = 30.0
 
 
+class ResponsesSettings(_Strict, frozen=True, kw_only=True, forbid_unknown_fields=True):
+    """Stored responses (the Responses API's ``store: true``): kept this many days, then swept
+    (every ``sweep_seconds``, by each process). 0 stores nothing: ``store`` is answered false."""
+
+    retention_days: int = 30
+    sweep_seconds: float = 60.0
+
+
 class InstrumentSettings(_Strict, frozen=True, kw_only=True, forbid_unknown_fields=True):
     id: str
     display_name: str = ""
@@ -311,6 +319,7 @@ class Settings(_Strict, frozen=True, kw_only=True, forbid_unknown_fields=True):
     limits: LimitsSettings = msgspec.field(default_factory=LimitsSettings)
     redis: RedisSettings = msgspec.field(default_factory=RedisSettings)
     changes: ChangesSettings = msgspec.field(default_factory=ChangesSettings)
+    responses: ResponsesSettings = msgspec.field(default_factory=ResponsesSettings)
     instruments: list[InstrumentSettings] = msgspec.field(default_factory=list)
     suppliers: list[SupplierSettings] = msgspec.field(default_factory=list)
     offers: list[OfferSettings] = msgspec.field(default_factory=list)
@@ -438,7 +447,7 @@ def _check_limits(limits: LimitsSettings, fail: Fail) -> None:
 
 
 def _check_backends(settings: Settings, fail: Fail) -> None:
-    """Redis, the change feed and the database."""
+    """Redis, the change feed, stored responses and the database."""
     redis_url = settings.redis.url
     if redis_url and not redis_url.startswith(("redis://", "rediss://", "unix://")):
         fail("redis.url", "must start with redis://, rediss:// or unix://")
@@ -446,6 +455,10 @@ def _check_backends(settings: Settings, fail: Fail) -> None:
         fail("redis.namespace", "1 to 64 letters, digits, '_', '.' or '-'")
     if settings.changes.poll_seconds <= 0 or settings.changes.refresh_seconds <= 0:
         fail("changes", "poll_seconds and refresh_seconds must be positive")
+    if not 0 <= settings.responses.retention_days <= 3650:
+        fail("responses.retention_days", "must be 0 (store nothing) to 3650")
+    if settings.responses.sweep_seconds <= 0:
+        fail("responses.sweep_seconds", "must be positive")
     url = settings.database.url
     if url and not url.startswith(("sqlite://", "postgresql://", "postgres://")):
         fail("database.url", "must start with sqlite:/// or postgresql://")

@@ -36,6 +36,7 @@ from gridgate.core.limits.rules import LimitRules
 from gridgate.core.outage import Outage
 from gridgate.core.people.directory import People
 from gridgate.core.people.sign_in import SignIn
+from gridgate.core.responses.stored import StoredResponses
 from gridgate.metrics import Metrics
 from gridgate.providers import anthropic, openai
 from gridgate.providers.anthropic import AnthropicAdapter
@@ -50,7 +51,7 @@ from gridgate.storage.ports.store import Store
 from gridgate.storage.sql import SqlStore
 from gridgate.storage.usage_spool import FileSpool
 from gridgate.tasks import BackgroundTasks
-from gridgate.upkeep import lease_upkeep, renew_slots, share_health
+from gridgate.upkeep import lease_upkeep, renew_slots, share_health, sweep_responses
 
 
 @dataclass
@@ -79,6 +80,7 @@ class AppState:
     services: Services  # what the management API, the dashboard and the CLI call
     openapi: bytes  # GET /api/v1/openapi.json
     outage: Outage  # the database's reachability as this process sees it
+    responses: StoredResponses  # the Responses API's stored responses (store: true)
     metrics: Metrics = field(default_factory=Metrics)
     limiter: RateLimiter | None = None  # None: no rate-limit backend configured
 
@@ -160,6 +162,9 @@ async def build_state(
             metrics=meters,
             limiter=limits.limiter,
             outage=outage,
+            responses=StoredResponses(
+                store, clock, retention_days=settings.responses.retention_days
+            ),
         )
         usage.start()
         tasks = BackgroundTasks()
@@ -355,6 +360,10 @@ def _start_tasks(
     )
     tasks.start("gridgate-change-feed", feed.run())
     tasks.start("gridgate-limit-slots", renew_slots(guard))
+    tasks.start(
+        "gridgate-responses-sweep",
+        sweep_responses(state.responses, settings.responses.sweep_seconds, outage),
+    )
     if health is not None and settings.health.share_seconds > 0:
         seconds = settings.health.share_seconds
         tasks.start(

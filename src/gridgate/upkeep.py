@@ -1,6 +1,6 @@
 """The loops every process runs beside serving requests (``state.py`` starts them in its
-``BackgroundTasks``): lease upkeep, the renewal of rate-limit slots, and offer health shared
-across processes. The change feed's loop is ``ChangeFeed.run``."""
+``BackgroundTasks``): lease upkeep, the renewal of rate-limit slots, offer health shared
+across processes, and the sweep of expired stored responses. The change feed's loop is ``ChangeFeed.run``."""
 
 from __future__ import annotations
 
@@ -15,6 +15,7 @@ from gridgate.core.health.offer_health import OfferHealth
 from gridgate.core.health.sharing import share_round
 from gridgate.core.limits.guard import RateGuard
 from gridgate.core.outage import Outage
+from gridgate.core.responses.stored import StoredResponses
 from gridgate.settings import Settings
 from gridgate.storage.ports.store import Store
 
@@ -46,6 +47,20 @@ async def share_health(
         except Exception as exc:
             if not outage.noted(exc, "offer health sharing"):
                 log.exception("offer health sharing failed")
+
+
+async def sweep_responses(responses: StoredResponses, seconds: float, outage: Outage) -> None:
+    """Delete expired stored responses, every ``seconds`` (every process: they take disjoint
+    batches). Only the count is logged, never what was stored."""
+    while True:
+        try:
+            removed = await responses.sweep()
+            if removed:
+                log.info("deleted %d expired stored responses", removed)
+        except Exception as exc:
+            if not outage.noted(exc, "stored responses sweep"):
+                log.exception("stored responses sweep failed")
+        await asyncio.sleep(seconds)
 
 
 async def lease_upkeep(

@@ -22,7 +22,7 @@ from tests.storage.conftest import raw_sql, run_sql
 V1_FINGERPRINT = "5d50d8ee7001e4149688e3f4a073680545651fe4626de312877a86be70fc659f"
 # The shape of schema.py (the newest version). If this fails you changed schema.py: add a
 # migration step for the change (literal DDL in migrations.py), then update the fingerprint.
-LATEST_FINGERPRINT = "5d96ef9e625c19fb8bb2afd087f088afc3a297d4a78b40a0c24e20746b0f5999"
+LATEST_FINGERPRINT = "ad4e1db56a2505fd653ba2d246ca495282561aac4eb987316839fa5be2024969"
 
 
 def _shape(metadata: MetaData) -> list[object]:
@@ -367,6 +367,40 @@ async def test_a_version_4_database_gets_people_and_the_audit_log(db_url: str) -
             db_url,
             "INSERT INTO users (id, email, name, role, account_id, password_hash, created_us)"
             " VALUES ('usr_x', 'x@example.com', 'x', 'operator', 'acct_old', 'h', 1)",
+        )
+    assert await _versions(db_url) == [(m.version, m.name) for m in migrations.MIGRATIONS]
+    assert await run_sql(db_url, _indexes) == _DECLARED_INDEXES
+
+
+async def test_a_version_6_database_gets_stored_responses(db_url: str) -> None:
+    """Version 7: the stored-responses tables arrive empty, with their indexes, beside what the
+    database held; and an item's kind is held to input or output by the database itself."""
+
+    def create_version_6(conn: Connection) -> None:
+        schema.schema_migrations.create(conn)
+        for step in migrations.MIGRATIONS[:6]:
+            step.apply(conn)
+            conn.execute(
+                insert(schema.schema_migrations).values(
+                    version=step.version, name=step.name, applied_us=0
+                )
+            )
+        conn.execute(
+            insert(schema.accounts).values(id="acct_old", name="old", balance=0, created_us=1)
+        )
+
+    await run_sql(db_url, create_version_6)
+    assert "ix_responses_expires" not in await run_sql(db_url, _indexes)
+    async with SqlStore(db_url) as store:
+        assert await store.schema_version() == migrations.LATEST_VERSION
+        assert await store.get_account("acct_old") is not None
+        assert await store.get_response("acct_old", "resp_x", 0) is None
+    assert await raw_sql(db_url, "SELECT count(*) FROM responses") == [(0,)]
+    with pytest.raises(IntegrityError, match="ck_response_items_kind"):
+        await raw_sql(
+            db_url,
+            "INSERT INTO response_items (response_id, position, kind, item_id, item)"
+            " VALUES ('resp_x', 0, 'other', 'msg_1', '{}')",
         )
     assert await _versions(db_url) == [(m.version, m.name) for m in migrations.MIGRATIONS]
     assert await run_sql(db_url, _indexes) == _DECLARED_INDEXES

@@ -324,6 +324,30 @@ def _v6_managed_catalog(conn: Connection) -> None:
     )
 
 
+# -- version 7: stored responses ------------------------------------------------------------
+
+
+def _v7_stored_responses(conn: Connection) -> None:
+    """The Responses API's stored responses (``store: true``): the Response JSON per account,
+    with its expiry and the response it continues, and its input and output items in order. No
+    foreign key: a response and its items are always deleted in one transaction, the response
+    row first (so a deleter and the sweep lock in the same order)."""
+    for ddl in (
+        "CREATE TABLE responses ("
+        " id TEXT NOT NULL PRIMARY KEY, account_id TEXT NOT NULL, key_id TEXT NULL,"
+        " created_us BIGINT NOT NULL, expires_us BIGINT NOT NULL,"
+        " previous_response_id TEXT NULL, response TEXT NOT NULL)",
+        "CREATE INDEX ix_responses_account_id ON responses (account_id, id)",
+        "CREATE INDEX ix_responses_expires ON responses (expires_us)",
+        "CREATE TABLE response_items ("
+        " response_id TEXT NOT NULL, position INTEGER NOT NULL, kind TEXT NOT NULL,"
+        " item_id TEXT NOT NULL, item TEXT NOT NULL,"
+        " PRIMARY KEY (response_id, position),"
+        " CONSTRAINT ck_response_items_kind CHECK (kind IN ('input', 'output')))",
+    ):
+        conn.execute(text(ddl))
+
+
 MIGRATIONS: tuple[Migration, ...] = (
     Migration(1, "initial", _v1_initial),
     Migration(2, "lease_indexes", _v2_lease_indexes),
@@ -331,6 +355,7 @@ MIGRATIONS: tuple[Migration, ...] = (
     Migration(4, "limits_and_changes", _v4_limits_and_changes),
     Migration(5, "people", _v5_people),
     Migration(6, "managed_catalog", _v6_managed_catalog),
+    Migration(7, "stored_responses", _v7_stored_responses),
 )
 
 LATEST_VERSION = MIGRATIONS[-1].version

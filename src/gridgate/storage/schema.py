@@ -286,3 +286,34 @@ audit_log = Table(
     Index("ix_audit_log_created", "created_us"),
     Index("ix_audit_log_subject_created", "subject", "created_us"),
 )
+
+# Version 7. The Responses API's stored responses (``store: true``), kept per account until
+# ``expires_us`` (``[responses] retention_days`` after creation), then swept. ``response`` is the
+# whole Response JSON as answered; ``previous_response_id`` links a conversation's turns.
+responses = Table(
+    "responses",
+    metadata,
+    Column("id", Text, primary_key=True),
+    Column("account_id", Text, nullable=False),
+    Column("key_id", Text, nullable=True),
+    Column("created_us", BigInteger, nullable=False),
+    Column("expires_us", BigInteger, nullable=False),
+    Column("previous_response_id", Text, nullable=True),
+    Column("response", Text, nullable=False),
+    Index("ix_responses_account_id", "account_id", "id"),
+    Index("ix_responses_expires", "expires_us"),
+)
+
+# Version 7. A stored response's items, in order: its input items (``kind`` input), then its
+# output items. ``item_id`` is the item's own id (one is given to an input item that had none):
+# the cursor of ``GET /v1/responses/{id}/input_items``. Deleted with their response.
+response_items = Table(
+    "response_items",
+    metadata,
+    Column("response_id", Text, primary_key=True),
+    Column("position", Integer, primary_key=True, autoincrement=False),
+    Column("kind", Text, nullable=False),
+    Column("item_id", Text, nullable=False),
+    Column("item", Text, nullable=False),
+    CheckConstraint("kind IN ('input', 'output')", name="ck_response_items_kind"),
+)

@@ -27,6 +27,7 @@ from gridgate.storage.sql.ledger import SqlLedger
 from gridgate.storage.sql.ledger_upkeep import SqlLedgerUpkeep
 from gridgate.storage.sql.limits import SqlLimits
 from gridgate.storage.sql.people import SqlPeople
+from gridgate.storage.sql.responses import SqlResponses
 from gridgate.storage.sql.usage import SqlUsage
 
 _PING = select(literal(1))
@@ -43,6 +44,7 @@ class SqlStore(
     SqlChanges,
     SqlPeople,
     SqlAudit,
+    SqlResponses,
 ):
     """``Store`` over SQLite or PostgreSQL. ``await open()`` before use (or ``async with``)."""
 
