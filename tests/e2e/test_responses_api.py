@@ -10,13 +10,17 @@ from collections.abc import Callable, Iterator
 from typing import Any
 
 import httpx
+import msgspec
 import openai
 import pytest
 from openai import OpenAI
 from openai.types.responses import Response, ResponseStreamEvent
 from pydantic import BaseModel, TypeAdapter
 
-from gridgate.money import Price
+from gridgate.core.clock import SystemClock
+from gridgate.core.responses.stored import StoredResponses
+from gridgate.money import Price, format_usd
+from gridgate.protocol.openai_responses.items import InputItem
 from gridgate.protocol.openai_responses.request import decode_responses_request
 from gridgate.protocol.openai_responses.to_chat import to_chat_request
 from gridgate.protocol.sse import SSEParser
@@ -326,3 +330,128 @@ def test_a_streamed_answer_running_past_its_hold_is_cut_and_settled(
     bound = measure_prompt(chat).upper_bound
     assert 0 < record.cost <= Price(nanos("0.08"), nanos("0.30")).cost(bound, 20)
     gateway.assert_balance(account_id, nanos("1") - record.cost)
+
+
+# -- stored responses -------------------------------------------------------------------------
+
+
+def stored(gateway: GatewayProcess) -> StoredResponses:
+    """The stored-responses service on the gateway's database, as the gateway runs it."""
+    return StoredResponses(gateway.store, SystemClock(), retention_days=30)
+
+
+def test_previous_response_id_continues_a_function_tool_round_trip(client: OpenAI) -> None:
+    first = first_turn(client, store=True)
+    assert first.store is True
+    call = next(item for item in first.output if item.type == "function_call")
+    second = client.responses.create(
+        model="text-prime",
+        previous_response_id=first.id,
+        input=[{"type": "function_call_output", "call_id": call.call_id, "output": "sunny, 21C"}],
+        tools=[WEATHER],
+    )
+    assert second.status == "completed" and second.previous_response_id == first.id
+    assert not [item for item in second.output if item.type == "function_call"]
+    assert second.output_text
+    # the supplier was sent the first turn too (the call and its question)
+    assert first.usage is not None and second.usage is not None
+    assert second.usage.input_tokens > first.usage.input_tokens
+
+
+def test_what_is_stored_is_the_answer_and_its_items(
+    gateway: GatewayProcess, client: OpenAI, funded: tuple[str, str]
+) -> None:
+    raw = client.responses.with_raw_response.create(
+        model="text-prime", input="Remember this.", instructions="Be brief.", metadata={"k": "v"}
+    )
+    body = raw.http_response.content
+    response = raw.parse()
+    service = stored(gateway)
+    kept = gateway.run(service.get(funded[0], response.id))
+    assert kept is not None and json.loads(kept) == json.loads(body)
+    page = gateway.run(
+        service.input_items(funded[0], response.id, after=None, limit=10, order="asc")
+    )
+    assert page is not None and not page.has_more
+    items = [json.loads(item) for item in page.items]
+    assert items == [
+        {
+            "type": "message",
+            "role": "user",
+            "content": [{"type": "input_text", "text": "Remember this."}],
+            "id": items[0]["id"],
+        }
+    ]
+    assert items[0]["id"].startswith("msg_")
+    history = gateway.run(service.conversation(funded[0], response.id))
+    assert [json.loads(item)["type"] for item in history] == ["message", "message"]
+    assert json.loads(history[1]) == json.loads(body)["output"][0]
+    # another account does not see it
+    other, _ = gateway.new_account("1")
+    assert gateway.run(service.get(other, response.id)) is None
+    unstored = client.responses.create(model="text-prime", input="Forget this.", store=False)
+    assert gateway.run(service.get(funded[0], unstored.id)) is None
+
+
+def test_a_streamed_answer_is_stored_before_its_end_is_sent(
+    gateway: GatewayProcess, client: OpenAI, funded: tuple[str, str], spec: OpenAISpec
+) -> None:
+    streamed = post_stream(gateway, funded[1], {"model": "text-prime", "input": "Tell me a fact."})
+    final = stream_events(spec, streamed.content)[-1]
+    assert final["type"] == "response.completed"
+    # the next turn, sent as soon as the stream has ended, finds it
+    second = client.responses.create(
+        model="text-prime", previous_response_id=final["response"]["id"], input="And another."
+    )
+    assert second.status == "completed" and second.output_text
+    kept = gateway.run(stored(gateway).get(funded[0], final["response"]["id"]))
+    assert kept is not None and json.loads(kept) == final["response"]
+
+
+def test_another_accounts_response_is_not_found(
+    gateway: GatewayProcess, client: OpenAI, sdk: Callable[[str], OpenAI]
+) -> None:
+    mine = client.responses.create(model="text-prime", input="Mine.")
+    _, other_key = gateway.new_account("1")
+    with pytest.raises(openai.NotFoundError) as caught:
+        sdk(other_key).responses.create(
+            model="text-prime", input="Theirs?", previous_response_id=mine.id
+        )
+    body = caught.value.body
+    assert isinstance(body, dict) and body["param"] == "previous_response_id"
+
+
+def test_the_hold_covers_the_stored_history(
+    gateway: GatewayProcess, sdk: Callable[[str], OpenAI]
+) -> None:
+    """text-max has one offer: a request is held at its price for the canonical prompt's upper
+    bound. A turn continuing a long stored response is held for the history too: on a balance
+    that covers the turn alone, it is refused (402, naming what it needs, history included)."""
+    price = Price(nanos("1.20"), nanos("4.80"))
+    long_input = "The quick brown fox jumps over the lazy dog. " * 300
+    first_body = {"model": "text-max", "input": long_input, "max_output_tokens": 16}
+    second_body = {"model": "text-max", "input": "Go on.", "max_output_tokens": 16}
+
+    def bound(body: dict[str, Any], prior: list[InputItem] | None = None) -> int:
+        native = decode_responses_request(json.dumps(body).encode())
+        return measure_prompt(to_chat_request(native, prior or []).request).upper_bound
+
+    alone = price.cost(bound(second_body), 16)
+    account_id, key = gateway.new_account(
+        f"{(price.cost(bound(first_body), 16) + 3 * alone) / 1e9:.9f}"
+    )
+    client = sdk(key)
+    first = client.responses.create(**first_body)
+    wait_until(lambda: gateway.usage(account_id))
+    prior = [
+        msgspec.json.decode(item, type=InputItem)
+        for item in gateway.run(stored(gateway).conversation(account_id, first.id))
+    ]
+    with_history = price.cost(bound(second_body, prior), 16)
+    assert with_history > 3 * alone
+    with pytest.raises(openai.APIStatusError) as caught:
+        client.responses.create(**second_body, previous_response_id=first.id)
+    assert caught.value.status_code == 402
+    assert f"needs up to ${format_usd(with_history)}" in caught.value.message
+    # the same turn without the history is served from the same balance
+    assert client.responses.create(**second_body).output_text

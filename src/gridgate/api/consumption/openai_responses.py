@@ -31,7 +31,8 @@ from __future__ import annotations
 import logging
 import secrets
 from collections.abc import Sequence
-from typing import Any, Final, Protocol
+from dataclasses import replace
+from typing import Any, Final
 
 import msgspec
 from aiohttp import web
@@ -42,7 +43,7 @@ from gridgate.api.errors import REQUEST_ID
 from gridgate.core.accounts.auth import presented_key
 from gridgate.core.exchange.session import StreamSession
 from gridgate.core.exchange.tab import Served
-from gridgate.errors import BadRequest, GridgateError, NotFound
+from gridgate.errors import BadRequest, GridgateError
 from gridgate.protocol.openai_responses.from_chat import response_from_completion
 from gridgate.protocol.openai_responses.items import InputItem
 from gridgate.protocol.openai_responses.output import ResponseContext, response_context
@@ -61,29 +62,6 @@ _item_decoder: Final = msgspec.json.Decoder(InputItem)
 _encode: Final = msgspec.json.Encoder().encode
 
 
-class StoredResponses(Protocol):
-    """The part of the stored-responses service (``core/responses/stored.py``) this surface
-    calls."""
-
-    async def save(
-        self,
-        *,
-        caller: KeyRecord,
-        response_id: str,
-        previous_response_id: str | None,
-        input_items: list[bytes],
-        output_items: list[bytes],
-        response: bytes,
-    ) -> None: ...
-
-    async def conversation(self, account_id: str, previous_response_id: str) -> list[bytes]: ...
-
-
-def stored_responses(state: AppState) -> StoredResponses | None:
-    service: StoredResponses | None = getattr(state, "responses", None)
-    return service
-
-
 async def responses(request: web.Request) -> web.StreamResponse:
     state = request.app[STATE]
     request_id = request[REQUEST_ID]
@@ -100,6 +78,8 @@ async def responses(request: web.Request) -> web.StreamResponse:
     context = response_context(
         native, translation, response_id=new_response_id(), created_at=_now(state)
     )
+    if native.stores and not state.responses.enabled:  # retention_days = 0: nothing is kept
+        context = replace(context, shell=msgspec.structs.replace(context.shell, store=False))
     turn = _Turn(state, key, native, context)
     tab = state.exchange.open_tab(key, chat, request_id)
 
@@ -166,8 +146,8 @@ class _Turn:
 
     async def save(self, body: bytes) -> None:
         """Keep a completed or incomplete answer when the request asked to store it."""
-        service = stored_responses(self._state)
-        if not self._native.stores or service is None:
+        service = self._state.responses
+        if not self._context.shell.store:
             return
         response: dict[str, Any] = msgspec.json.decode(body)
         if response.get("status") not in _KEPT_STATUSES:
@@ -182,8 +162,9 @@ class _Turn:
                 output_items=[_encode(item) for item in response.get("output") or ()],
                 response=body,
             )
-        except Exception:  # the answer is paid for and goes out; the store's failure is logged
-            log.exception("could not store response %s", self._context.shell.id)
+        except Exception as exc:  # the answer is paid for and goes out; the failure is logged
+            # by its type only: a database error's text can quote the stored content
+            log.error("could not store response %s: %s", self._context.shell.id, type(exc).__name__)
 
 
 async def _prior(state: AppState, key: KeyRecord, native: ResponsesRequest) -> list[InputItem]:
@@ -191,15 +172,8 @@ async def _prior(state: AppState, key: KeyRecord, native: ResponsesRequest) -> l
     previous = native.previous_response_id
     if not isinstance(previous, str):
         return []
-    service = stored_responses(state)
-    if service is None:
-        raise NotFound(
-            f"Previous response with id '{previous[:80]}' not found.",
-            param="previous_response_id",
-        )
-    return [
-        _item_decoder.decode(item) for item in await service.conversation(key.account_id, previous)
-    ]
+    stored = await state.responses.conversation(key.account_id, previous)
+    return [_item_decoder.decode(item) for item in stored]
 
 
 _ID_PREFIXES: Final = {
