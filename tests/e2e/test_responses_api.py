@@ -332,6 +332,41 @@ def test_a_streamed_answer_running_past_its_hold_is_cut_and_settled(
     gateway.assert_balance(account_id, nanos("1") - record.cost)
 
 
+def test_a_stream_failing_mid_way_ends_with_response_failed_and_is_not_stored(
+    gateway: GatewayProcess, spec: OpenAISpec
+) -> None:
+    account_id, secret = gateway.new_account("1")
+    body = {"model": "text-prime", "input": "go [[sim:mode=drop,after=4]]", "max_output_tokens": 50}
+    events = stream_events(spec, post_stream(gateway, secret, body).content)
+    assert [e for e in events if e["type"] == "response.output_text.delta"]
+    final = events[-1]
+    assert final["type"] == "response.failed"
+    assert final["response"]["status"] == "failed" and final["response"]["error"]["message"]
+    check_response(spec, final["response"])
+    record = wait_until(lambda: gateway.usage(account_id))[0]
+    assert record.outcome == "stream_error" and 0 < record.output_tokens < 50
+    gateway.assert_balance(account_id, nanos("1") - record.cost)
+    assert gateway.run(stored(gateway).get(account_id, final["response"]["id"])) is None
+
+
+def test_provider_preferences_route_as_on_chat(client: OpenAI) -> None:
+    raw = client.responses.with_raw_response.create(
+        model="text-prime",
+        input="Hello.",
+        store=False,
+        extra_body={"provider": {"order": ["sim-alpha"], "allow_fallbacks": False}},
+    )
+    assert raw.headers["x-gridgate-supplier"] == "sim-alpha"  # the cheapest is sim-beta
+    assert raw.parse().output_text
+    with pytest.raises(openai.APIStatusError) as caught:
+        client.responses.create(
+            model="text-prime", input="Hello.", extra_body={"provider": {"order": 3}}
+        )
+    body = caught.value.body
+    assert caught.value.status_code < 500
+    assert isinstance(body, dict) and str(body["param"]).startswith("provider")
+
+
 # -- stored responses -------------------------------------------------------------------------
 
 
