@@ -12,6 +12,11 @@ from gridgate.api.consumption.models import get_model, list_models
 from gridgate.api.consumption.offers import offers_status
 from gridgate.api.consumption.openai_chat import chat_completions
 from gridgate.api.consumption.openai_responses import responses
+from gridgate.api.consumption.responses_store import (
+    delete_response,
+    get_response,
+    list_input_items,
+)
 from gridgate.api.errors import REQUEST_IDS, RequestIds, error_middleware
 from gridgate.api.manage.openapi import load_document
 from gridgate.api.manage.routes import operations
@@ -38,6 +43,9 @@ def build_app(
     app.router.add_post("/v1/messages", messages)
     app.router.add_post("/v1/messages/count_tokens", count_tokens)
     app.router.add_post("/v1/responses", responses)
+    app.router.add_get("/v1/responses/{response_id}", get_response)
+    app.router.add_delete("/v1/responses/{response_id}", delete_response)
+    app.router.add_get("/v1/responses/{response_id}/input_items", list_input_items)
     app.router.add_get("/v1/offers/status", offers_status)
     app.router.add_get("/v1/models", list_models)
     app.router.add_get("/v1/models/{model}", get_model)

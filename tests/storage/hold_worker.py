@@ -8,6 +8,9 @@ python hold_worker.py hold URL ACCOUNT_ID KEY_ID AMOUNT ATTEMPTS TAG
 python hold_worker.py revoke URL KEY_ID NEW_HASH
     open the store, revoke KEY_ID, create a key on the same account with secret hash NEW_HASH,
     print both as JSON, close.
+python hold_worker.py sweep URL NOW_US BATCH
+    open the store, print "ready", wait for the start signal, then delete expired stored
+    responses in batches of BATCH until none is left and print {"swept": count}.
 """
 
 from __future__ import annotations
@@ -69,6 +72,16 @@ async def _revoke(url: str, key_id: str, new_hash: str) -> None:
     print(msgspec.json.encode({"revoked": revoked, "created": created}).decode(), flush=True)
 
 
+async def _sweep(url: str, now_us: int, batch: int) -> None:
+    async with SqlStore(url, pool_size=1, max_overflow=0) as store:
+        print("ready", flush=True)
+        await asyncio.to_thread(sys.stdin.readline)
+        swept = 0
+        while removed := await store.delete_expired_responses(now_us, batch=batch):
+            swept += removed
+    print(json.dumps({"swept": swept}), flush=True)
+
+
 def main(argv: list[str]) -> None:
     match argv:
         case ["open", url]:
@@ -77,6 +90,8 @@ def main(argv: list[str]) -> None:
             asyncio.run(_hold(url, account_id, key_id, int(amount), int(attempts), tag))
         case ["revoke", url, key_id, new_hash]:
             asyncio.run(_revoke(url, key_id, new_hash))
+        case ["sweep", url, now_us, batch]:
+            asyncio.run(_sweep(url, int(now_us), int(batch)))
         case _:
             raise SystemExit(__doc__)
 

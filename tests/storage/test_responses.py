@@ -6,6 +6,8 @@ from __future__ import annotations
 
 import asyncio
 import json
+import sys
+from pathlib import Path
 
 from gridgate.storage.ports.responses import StoredItem
 from gridgate.storage.sql import SqlStore
@@ -185,3 +187,42 @@ async def test_stores_sweeping_at_once_each_delete_once(store: SqlStore, db_url:
     assert sum(counts) == 60
     assert await _count(db_url, "responses") == 0
     assert await _count(db_url, "response_items") == 0
+
+
+WORKER = str(Path(__file__).with_name("hold_worker.py"))
+
+
+async def test_processes_sweeping_at_once_each_delete_once(store: SqlStore, db_url: str) -> None:
+    """Every gateway process runs the sweep: four OS processes sweeping one database at once
+    fail nowhere and delete each expired response exactly once, items with it."""
+    for i in range(120):
+        await _save(store, f"resp_{i}", inputs=2, expires_us=NOW + (i % 2) * 1000)
+    procs = [
+        await asyncio.create_subprocess_exec(
+            sys.executable,
+            WORKER,
+            "sweep",
+            db_url,
+            str(NOW + 1),
+            "5",
+            stdin=asyncio.subprocess.PIPE,
+            stdout=asyncio.subprocess.PIPE,
+            stderr=asyncio.subprocess.PIPE,
+        )
+        for _ in range(4)
+    ]
+    for proc in procs:
+        assert proc.stdout is not None
+        assert (await proc.stdout.readline()).strip() == b"ready"
+    for proc in procs:
+        assert proc.stdin is not None
+        proc.stdin.write(b"go\n")
+        await proc.stdin.drain()
+    swept = 0
+    for proc in procs:
+        out, err = await proc.communicate()
+        assert proc.returncode == 0, err.decode()
+        swept += json.loads(out.decode().strip().splitlines()[-1])["swept"]
+    assert swept == 60
+    assert await _count(db_url, "responses") == 60
+    assert await _count(db_url, "response_items") == 60 * 3
