@@ -490,3 +490,41 @@ def test_the_hold_covers_the_stored_history(
     assert f"needs up to ${format_usd(with_history)}" in caught.value.message
     # the same turn without the history is served from the same balance
     assert client.responses.create(**second_body).output_text
+
+
+def test_retrieve_input_items_and_delete_after_a_stored_create(
+    gateway: GatewayProcess, client: OpenAI, sdk: Callable[[str], OpenAI]
+) -> None:
+    created = client.responses.create(
+        model="text-prime",
+        input=[
+            {"role": "developer", "content": "Answer briefly."},
+            {"role": "user", "content": [{"type": "input_text", "text": "Hello!"}]},
+        ],
+    )
+    retrieved = client.responses.retrieve(created.id)
+    assert retrieved.model_dump() == created.model_dump()
+    assert retrieved.output_text == created.output_text
+    items = list(client.responses.input_items.list(created.id, order="asc"))
+    assert [(item.type, getattr(item, "role", None)) for item in items] == [
+        ("message", "developer"),
+        ("message", "user"),
+    ]
+    assert all(item.id for item in items)
+    _, other_key = gateway.new_account("1")
+    with pytest.raises(openai.NotFoundError):
+        sdk(other_key).responses.retrieve(created.id)
+    client.responses.delete(created.id)
+    with pytest.raises(openai.NotFoundError):
+        client.responses.retrieve(created.id)
+    with pytest.raises(openai.NotFoundError) as caught:
+        client.responses.create(model="text-prime", input="Go on.", previous_response_id=created.id)
+    body = caught.value.body
+    assert isinstance(body, dict) and body["param"] == "previous_response_id"
+
+
+def test_store_false_keeps_nothing(client: OpenAI) -> None:
+    unstored = client.responses.create(model="text-prime", input="Keep nothing.", store=False)
+    assert unstored.store is False
+    with pytest.raises(openai.NotFoundError):
+        client.responses.retrieve(unstored.id)
