@@ -295,6 +295,23 @@ def test_invalid_requests_get_a_4xx_naming_the_param(client: OpenAI) -> None:
         client.responses.create(model="no-such-model", input="hi")
 
 
+def test_the_exchanges_refusals_name_the_responses_fields(client: OpenAI) -> None:
+    """What the exchange refuses of the canonical request is named as the caller wrote it."""
+    image = {"type": "input_image", "image_url": "https://example.com/cat.png"}
+    cases: list[tuple[dict[str, Any], str]] = [
+        ({"input": "hi", "reasoning": {"effort": "minimal"}}, "reasoning.effort"),
+        ({"input": "hi", "max_output_tokens": 10_000_000}, "max_output_tokens"),
+        ({"input": [{"role": "user", "content": [image]}]}, "input"),
+    ]
+    for fields, param in cases:
+        with pytest.raises(openai.APIStatusError) as caught:
+            client.responses.create(model="text-prime", store=False, **fields)
+        assert 400 <= caught.value.status_code < 500, fields
+        body = caught.value.body
+        assert isinstance(body, dict) and body["param"] == param, (fields, body)
+        assert str(body["message"]).startswith(param + ":"), body
+
+
 def test_an_unknown_previous_response_is_not_found(client: OpenAI) -> None:
     unstored = client.responses.create(model="text-prime", input="Hi.", store=False)
     for previous in (unstored.id, "resp_nothing"):

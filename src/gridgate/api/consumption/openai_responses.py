@@ -30,7 +30,8 @@ from __future__ import annotations
 
 import logging
 import secrets
-from collections.abc import Sequence
+from collections.abc import Coroutine, Iterator, Sequence
+from contextlib import contextmanager
 from dataclasses import replace
 from typing import Any, Final
 
@@ -81,13 +82,15 @@ async def responses(request: web.Request) -> web.StreamResponse:
     if native.stores and not state.responses.enabled:  # retention_days = 0: nothing is kept
         context = replace(context, shell=msgspec.structs.replace(context.shell, store=False))
     turn = _Turn(state, key, native, context)
-    tab = state.exchange.open_tab(key, chat, request_id)
+    with _named_as_responses():
+        tab = state.exchange.open_tab(key, chat, request_id)
 
     def answer(served: Served | None) -> dict[str, str]:
         return {**answer_headers(state, request, served, tab.limits), **extra}
 
     if not chat.is_stream:
-        completion, served = await state.exchange.complete(tab)
+        with _named_as_responses():
+            completion, served = await state.exchange.complete(tab)
         try:
             body = response_from_completion(completion.body, context, completed_at=_now(state))
         except GridgateError as exc:
@@ -97,13 +100,42 @@ async def responses(request: web.Request) -> web.StreamResponse:
         return web.Response(body=body, content_type="application/json", headers=answer(served))
     return await relay(
         request,
-        state.exchange.open_stream(tab),
+        _opening(state.exchange.open_stream(tab)),
         keepalive_seconds=state.settings.upstream.keepalive_seconds,
         headers=answer,
         encoder=turn.encoder,
         error_event=turn.error_event,
         finish=turn.finish,
     )
+
+
+# the canonical request's fields the exchange names in its refusals, as this surface names them
+_PARAMS: Final = {
+    "messages": "input",
+    "max_completion_tokens": "max_output_tokens",
+    "max_tokens": "max_output_tokens",
+    "reasoning_effort": "reasoning.effort",
+}
+
+
+@contextmanager
+def _named_as_responses() -> Iterator[None]:
+    """An exchange refusal that names a canonical field (``messages``: the prompt over the
+    instrument's input limit …) names the Responses request's own instead (``input``)."""
+    try:
+        yield
+    except GridgateError as exc:
+        named = _PARAMS.get(exc.param or "")
+        if named is not None and exc.param is not None:
+            if exc.message.startswith(exc.param + ":"):
+                exc.message = named + exc.message[len(exc.param) :]
+            exc.param = named
+        raise
+
+
+async def _opening(opening: Coroutine[Any, Any, StreamSession]) -> StreamSession:
+    with _named_as_responses():
+        return await opening
 
 
 def new_response_id() -> str:
