@@ -25,7 +25,16 @@ from gridgate.protocol.openai_responses.request import decode_responses_request
 from gridgate.protocol.openai_responses.to_chat import to_chat_request
 from gridgate.protocol.sse import SSEParser
 from gridgate.protocol.tokens import measure_prompt
-from tests.harness import GatewayProcess, nanos, wait_until
+from tests.harness import (
+    BackgroundLoop,
+    GatewayProcess,
+    Offer,
+    nanos,
+    simulators,
+    start_gateway,
+    stop_gateway,
+    wait_until,
+)
 from tests.openai_spec import OpenAISpec
 
 EVENT: TypeAdapter[Any] = TypeAdapter(ResponseStreamEvent)
@@ -545,3 +554,26 @@ def test_store_false_keeps_nothing(client: OpenAI) -> None:
     assert unstored.store is False
     with pytest.raises(openai.NotFoundError):
         client.responses.retrieve(unstored.id)
+
+
+def test_with_retention_off_nothing_is_stored_and_the_answer_says_so(
+    bg: BackgroundLoop, tmp_path: Any
+) -> None:
+    offers = [Offer("sim-one", "text-prime", "sim/one", "0.10", "0.40", 40, 196_608, 65_536)]
+    with simulators(bg, ["sim-one"]) as sims:
+        gw = start_gateway(
+            tmp_path,
+            bg,
+            {"sim-one": sims["sim-one"].base_url},
+            offers,
+            extra_config="[responses]\nretention_days = 0\n",
+        )
+        try:
+            _, key = gw.new_account("1")
+            with OpenAI(base_url=gw.base_url, api_key=key, max_retries=0) as client:
+                answer = client.responses.create(model="text-prime", input="Hello.")
+                assert answer.store is False and answer.output_text
+                with pytest.raises(openai.NotFoundError):
+                    client.responses.retrieve(answer.id)
+        finally:
+            assert stop_gateway(gw) == 0, gw.log_path.read_text()
