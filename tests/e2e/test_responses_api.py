@@ -518,6 +518,54 @@ def test_the_hold_covers_the_stored_history(
     assert client.responses.create(**second_body).output_text
 
 
+@pytest.mark.parametrize("stream", [False, True], ids=["plain", "streamed"])
+@pytest.mark.parametrize("carried", ["stored", "encrypted"])
+def test_reasoning_before_a_tool_call_is_given_back_to_an_anthropic_supplier(
+    anthropic_wire_gateway: GatewayProcess, carried: str, stream: bool
+) -> None:
+    """An Anthropic-format supplier with thinking on refuses a tool result whose call is not
+    preceded by its signed thinking. The caller gives it back either by previous_response_id
+    (the stored answer keeps the signed blocks, though the caller did not ask for them) or by
+    sending the reasoning item's encrypted_content (include reasoning.encrypted_content)."""
+    gw = anthropic_wire_gateway
+    account_id, key = gw.new_account("5")
+    question = "Use get_weather for Paris."
+    given: dict[str, Any] = {
+        "model": "text-prime",
+        "tools": [WEATHER],
+        "reasoning": {"effort": "low"},
+        "max_output_tokens": 4000,
+    }
+    include: list[Any] = ["reasoning.encrypted_content"] if carried == "encrypted" else []
+    with OpenAI(base_url=gw.base_url, api_key=key, max_retries=0) as client:
+        ask: dict[str, Any] = {**given, "input": question, "include": include}
+        ask["store"] = carried == "stored"
+        if stream:
+            with client.responses.stream(**ask) as events:
+                first = events.get_final_response()
+        else:
+            first = client.responses.create(**ask)
+        assert [item.type for item in first.output] == ["reasoning", "function_call"]
+        reasoning = first.output[0]
+        assert reasoning.type == "reasoning"
+        assert (reasoning.encrypted_content is not None) == (carried == "encrypted")
+        call = first.output[1]
+        assert call.type == "function_call"
+        result = {"type": "function_call_output", "call_id": call.call_id, "output": "sunny"}
+        if carried == "stored":
+            second = client.responses.create(**given, previous_response_id=first.id, input=[result])
+            kept = gw.run(stored(gw).get(account_id, first.id))
+            assert kept is not None and b"encrypted_content" not in kept  # as answered
+        else:
+            history = [item.model_dump(exclude_none=True) for item in first.output]
+            second = client.responses.create(
+                **given,
+                store=False,
+                input=[{"role": "user", "content": question}, *history, result],
+            )
+    assert second.status == "completed" and second.output_text
+
+
 def test_retrieve_input_items_and_delete_after_a_stored_create(
     gateway: GatewayProcess, client: OpenAI, sdk: Callable[[str], OpenAI]
 ) -> None:

@@ -21,7 +21,11 @@ is saved (this turn's input items, the output items, the whole response) before 
 is sent, so a caller that has seen the end finds it stored; a failed or cancelled one is not
 kept, nor anything when ``store`` is false. ``previous_response_id`` prepends the stored
 conversation (the chain's input and output items) to ``input``: the hold is sized from the
-whole prompt. Another account's, an expired or an unknown id answers 404 naming
+whole prompt. The stored output items keep each reasoning item's signed blocks (sealed as
+``encrypted_content`` would carry them, even when the caller did not ask for that), so that the
+next turn gives them back to the supplier: an Anthropic-format supplier with thinking on refuses
+a tool result whose call is not preceded by its signed thinking. What ``GET`` answers is the
+response as answered. Another account's, an expired or an unknown id answers 404 naming
 ``previous_response_id``. Saving is after settlement; if the store fails the answer is still
 given (it has been paid for) and the failure logged, without content.
 """
@@ -96,7 +100,8 @@ async def responses(request: web.Request) -> web.StreamResponse:
         except GridgateError as exc:
             tab.stamp(exc)  # the error that replaces the answer carries its rate-limit headers
             raise
-        await turn.save(body)
+        if context.shell.store:
+            await turn.save(body, turn.sealed_output(completion.body, body))
         return web.Response(body=body, content_type="application/json", headers=answer(served))
     return await relay(
         request,
@@ -173,10 +178,29 @@ class _Turn:
 
     async def finish(self) -> None:
         stream = self._stream
-        if stream is not None and stream.response is not None:
-            await self.save(_encode(stream.response))
+        if stream is None or stream.response is None:
+            return
+        output: list[dict[str, Any]] = msgspec.to_builtins(stream.response.output)
+        for index, sealed in stream.sealed.items():
+            output[index]["encrypted_content"] = sealed
+        await self.save(_encode(stream.response), output)
 
-    async def save(self, body: bytes) -> None:
+    def sealed_output(self, completion: bytes, body: bytes) -> list[dict[str, Any]]:
+        """The answer's output items as stored: with every reasoning item's signed blocks
+        sealed in ``encrypted_content`` even when the caller did not ask for them, so that a
+        turn continuing it by ``previous_response_id`` gives them back to the supplier (an
+        Anthropic-format supplier refuses a tool result after unsigned thinking)."""
+        answered: dict[str, Any] = msgspec.json.decode(body)
+        output: list[dict[str, Any]] = answered.get("output") or []
+        if self._context.seal_reasoning or not any(i["type"] == "reasoning" for i in output):
+            return output  # as answered: nothing to seal, or sealed already
+        sealing = replace(self._context, seal_reasoning=True)
+        completed_at = answered.get("completed_at") or 0
+        resealed = response_from_completion(completion, sealing, completed_at=completed_at)
+        sealed: list[dict[str, Any]] = msgspec.json.decode(resealed)["output"]
+        return sealed
+
+    async def save(self, body: bytes, output: list[dict[str, Any]]) -> None:
         """Keep a completed or incomplete answer when the request asked to store it."""
         service = self._state.responses
         if not self._context.shell.store:
@@ -191,7 +215,7 @@ class _Turn:
                 response_id=self._context.shell.id,
                 previous_response_id=previous if isinstance(previous, str) else None,
                 input_items=input_items(self._native, self._context.suffix),
-                output_items=[_encode(item) for item in response.get("output") or ()],
+                output_items=[_encode(item) for item in output],
                 response=body,
             )
         except Exception as exc:  # the answer is paid for and goes out; the failure is logged
