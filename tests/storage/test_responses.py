@@ -7,8 +7,12 @@ from __future__ import annotations
 import asyncio
 import json
 import sys
+import traceback
 from pathlib import Path
 
+import pytest
+
+from gridgate.storage.ports.errors import StorageError
 from gridgate.storage.ports.responses import StoredItem
 from gridgate.storage.sql import SqlStore
 from tests.storage.conftest import raw_sql
@@ -77,6 +81,28 @@ async def test_saving_again_replaces_the_response_and_its_items(
     ]
 
 
+async def test_a_failed_save_never_quotes_the_content(store: SqlStore) -> None:
+    """A database error is logged with its traceback: no part of it may carry what a customer
+    stored (the driver's statement parameters are hidden)."""
+    await _save(store, "resp_1", account="acct_b")
+    secret = "the customer's private words"
+    with pytest.raises(StorageError) as info:  # the id is another account's: the insert fails
+        await store.save_response(
+            response_id="resp_1",
+            account_id="acct_a",
+            key_id=None,
+            previous_response_id=None,
+            response=json.dumps({"text": secret}),
+            items=[StoredItem(kind="input", item_id="msg_1", item=json.dumps({"text": secret}))],
+            created_us=NOW,
+            expires_us=NOW + 100,
+        )
+    logged = "".join(traceback.format_exception(info.value))
+    assert "IntegrityError" in logged or "UniqueViolation" in logged
+    assert "private words" not in logged
+    assert await store.get_response("acct_b", "resp_1", NOW) is not None
+
+
 async def test_chain_is_the_conversation_oldest_first(store: SqlStore) -> None:
     await _save(store, "resp_1", inputs=2)
     await _save(store, "resp_2", previous="resp_1")
@@ -99,6 +125,28 @@ async def test_chain_is_the_conversation_oldest_first(store: SqlStore) -> None:
     ]
     assert await store.response_chain("acct_b", "resp_3", NOW, max_depth=10) is None
     assert await store.response_chain("acct_a", "resp_9", NOW, max_depth=10) is None
+
+
+async def test_a_long_chain_and_one_without_items(store: SqlStore) -> None:
+    previous = None
+    for n in range(40):
+        await _save(store, f"resp_{n}", previous=previous, outputs=0)
+        previous = f"resp_{n}"
+    chain = await store.response_chain("acct_a", "resp_39", NOW, max_depth=100)
+    assert _ids(chain or []) == [f"resp_{n}_in0" for n in range(40)]
+    chain = await store.response_chain("acct_a", "resp_39", NOW, max_depth=3)
+    assert _ids(chain or []) == ["resp_37_in0", "resp_38_in0", "resp_39_in0"]
+    await _save(store, "resp_empty", previous="resp_0", inputs=0, outputs=0)
+    assert await store.response_chain("acct_a", "resp_empty", NOW, max_depth=1) == []
+    chain = await store.response_chain("acct_a", "resp_empty", NOW, max_depth=5)
+    assert _ids(chain or []) == ["resp_0_in0"]
+
+
+async def test_a_chain_never_crosses_accounts(store: SqlStore) -> None:
+    await _save(store, "resp_theirs", account="acct_b")
+    await _save(store, "resp_mine", previous="resp_theirs")
+    chain = await store.response_chain("acct_a", "resp_mine", NOW, max_depth=10)
+    assert _ids(chain or []) == ["resp_mine_in0", "resp_mine_out0"]
 
 
 async def test_chain_stops_at_a_link_that_is_gone(store: SqlStore) -> None:

@@ -120,6 +120,7 @@ class PostgresRunner:
             pool_size=pool_size,
             max_overflow=max_overflow,
             pool_recycle=3600,
+            hide_parameters=True,  # errors (and the tracebacks logged) never quote stored content
             # a database that does not answer (a host gone, packets dropped) fails a new
             # connection in seconds, so callers get a 503 to retry rather than a minute's wait
             connect_args={
@@ -179,7 +180,10 @@ class SqliteRunner:
         if self._memory:
             # One connection is the whole database: one thread, so one transaction at a time.
             self._engine: Engine = create_engine(
-                url, poolclass=StaticPool, connect_args={"check_same_thread": False}
+                url,
+                poolclass=StaticPool,
+                connect_args={"check_same_thread": False},
+                hide_parameters=True,
             )
             threads = 1
         else:
@@ -188,6 +192,7 @@ class SqliteRunner:
                 pool_size=pool_size,
                 max_overflow=max_overflow,
                 connect_args={"check_same_thread": False},
+                hide_parameters=True,
             )
             threads = pool_size + max_overflow
         event.listen(self._engine, "connect", _sqlite_on_connect)

@@ -72,7 +72,9 @@ def _listed(stored: StoredItem) -> bytes:
     item = _decoder.decode(stored.item)
     if _item_id(item) == stored.item_id:
         return stored.item.encode()
-    return msgspec.json.encode({"id": stored.item_id, **item})
+    return msgspec.json.encode(
+        {"id": stored.item_id, **{k: v for k, v in item.items() if k != "id"}}
+    )
 
 
 class StoredResponses:

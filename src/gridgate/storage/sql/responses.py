@@ -10,7 +10,16 @@ from __future__ import annotations
 
 from collections.abc import Sequence
 
-from sqlalchemy import ColumnElement, Connection, and_, delete, insert, select
+from sqlalchemy import (
+    ColumnElement,
+    Connection,
+    Integer,
+    and_,
+    delete,
+    insert,
+    literal,
+    select,
+)
 
 from gridgate.storage.ports.responses import ItemsPage, Order, StoredItem
 from gridgate.storage.schema import response_items, responses
@@ -86,30 +95,34 @@ class SqlResponses(SqlBase):
     async def response_chain(
         self, account_id: str, response_id: str, now_us: int, *, max_depth: int
     ) -> list[str] | None:
-        def chain(conn: Connection) -> list[str] | None:
-            ids: list[str] = []
-            current: str | None = response_id
-            while current is not None and current not in ids and len(ids) < max_depth:
-                previous = conn.execute(
-                    select(_r.previous_response_id).where(_live(account_id, current, now_us))
-                ).one_or_none()
-                if previous is None:
-                    break
-                ids.append(current)
-                current = previous[0]
-            if not ids:
-                return None
-            rows = conn.execute(
-                select(_i.response_id, _i.item)
-                .where(_i.response_id.in_(ids))
-                .order_by(_i.response_id, _i.position)
-            ).all()
-            by_response: dict[str, list[str]] = {rid: [] for rid in ids}
-            for rid, item in rows:
-                by_response[rid].append(item)
-            return [item for rid in reversed(ids) for item in by_response[rid]]
+        # one statement: the chain walked back by a recursive CTE (depth 0 is response_id),
+        # each link live and the account's, then every link's items, oldest link first
+        head = (
+            select(_r.id, _r.previous_response_id, literal(0, Integer).label("depth"))
+            .where(_live(account_id, response_id, now_us))
+            .cte("chain", recursive=True)
+        )
+        older = responses.alias("older")
+        link = older.c
+        chain = head.union_all(
+            select(link.id, link.previous_response_id, head.c.depth + 1).where(
+                link.id == head.c.previous_response_id,
+                link.account_id == account_id,
+                link.expires_us > now_us,
+                head.c.depth < max_depth - 1,
+            )
+        )
+        stmt = (
+            select(chain.c.depth, _i.item)
+            .select_from(chain.outerjoin(response_items, _i.response_id == chain.c.id))
+            .order_by(chain.c.depth.desc(), _i.position)
+        )
 
-        return await self._read(chain, snapshot=True)
+        def read(conn: Connection) -> list[str] | None:
+            rows = conn.execute(stmt).all()
+            return [str(item) for _, item in rows if item is not None] if rows else None
+
+        return await self._read(read)
 
     async def delete_response(self, account_id: str, response_id: str, now_us: int) -> bool:
         def remove(conn: Connection) -> bool:
