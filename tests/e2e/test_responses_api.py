@@ -25,6 +25,7 @@ from gridgate.protocol.openai_responses.request import decode_responses_request
 from gridgate.protocol.openai_responses.to_chat import to_chat_request
 from gridgate.protocol.sse import SSEParser
 from gridgate.protocol.tokens import measure_prompt
+from tests.e2e.test_ops import scrape, value
 from tests.harness import (
     BackgroundLoop,
     GatewayProcess,
@@ -330,6 +331,24 @@ def test_an_unknown_previous_response_is_not_found(client: OpenAI) -> None:
             )
         body = caught.value.body
         assert isinstance(body, dict) and body["param"] == "previous_response_id"
+
+
+def test_metrics_count_the_responses_route_and_the_exchange_request(
+    gateway: GatewayProcess, client: OpenAI
+) -> None:
+    http = {"route": "/v1/responses", "method": "POST", "status": "200"}
+    served = {"instrument": "text-prime", "status": "200", "outcome": "ok"}
+    before = scrape(gateway)
+    client.responses.create(model="text-prime", input="Count me.", store=False)
+    after = scrape(gateway)
+    assert (
+        value(after, "gridgate_http_requests_total", **http)
+        == value(before, "gridgate_http_requests_total", **http) + 1
+    )
+    assert (
+        value(after, "gridgate_requests_total", **served)
+        == value(before, "gridgate_requests_total", **served) + 1
+    )
 
 
 def test_a_streamed_answer_running_past_its_hold_is_cut_and_settled(
