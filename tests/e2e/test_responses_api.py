@@ -351,6 +351,38 @@ def test_metrics_count_the_responses_route_and_the_exchange_request(
     )
 
 
+def test_a_keys_rate_limit_applies_and_is_answered_as_on_chat(gateway: GatewayProcess) -> None:
+    account_id, key = gateway.new_account("5")
+    [record] = gateway.run(gateway.store.list_keys(account_id))
+    done = gateway.cli("keys", "limits", record.id, "--rpm", "4", "--json")
+    assert done.returncode == 0, done.stderr
+    body = {"model": "text-prime", "input": "Hi.", "max_output_tokens": 16, "store": False}
+    answers: list[httpx.Response] = []
+
+    def refused() -> bool:
+        answers.append(
+            httpx.post(
+                f"{gateway.base_url}/responses",
+                json={**body, "stream": len(answers) % 2 == 1},
+                headers={"Authorization": f"Bearer {key}"},
+                timeout=30,
+            )
+        )
+        return answers[-1].status_code == 429
+
+    wait_until(refused, timeout=15)  # once every process has the new limit
+    assert {a.status_code for a in answers} <= {200, 429}
+    last = answers[-1]
+    assert int(last.headers["Retry-After"]) >= 1
+    assert last.headers["X-RateLimit-Limit"] == "4" and last.headers["X-RateLimit-Remaining"] == "0"
+    assert last.headers["x-request-id"].startswith("req_")
+    error = last.json()["error"]
+    assert error["type"] == "rate_limit_error" and error["code"] == "rate_limit_exceeded"
+    for answer in answers[:-1]:  # served before: with the standing when the limit applied
+        limit = answer.headers.get("X-RateLimit-Limit")
+        assert limit in (None, "4")
+
+
 def test_a_streamed_answer_running_past_its_hold_is_cut_and_settled(
     gateway: GatewayProcess, spec: OpenAISpec
 ) -> None:
