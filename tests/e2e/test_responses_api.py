@@ -264,6 +264,16 @@ def test_hosted_tools_are_dropped_and_named(
     )
     assert streamed.headers["x-gridgate-dropped-tools"] == "web_search, mcp:deepwiki"
     assert stream_events(spec, streamed.content)[-1]["type"] == "response.completed"
+    # only hosted tools, the choice left to the model: answered without tools
+    alone = client.responses.with_raw_response.create(
+        model="text-prime",
+        input="Use web_search for the news.",
+        tools=[{"type": "web_search"}],
+        tool_choice="auto",
+        store=False,
+    )
+    assert alone.headers["x-gridgate-dropped-tools"] == "web_search"
+    assert [item.type for item in alone.parse().output] == ["message"]
 
 
 @pytest.mark.parametrize(
