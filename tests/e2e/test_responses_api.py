@@ -273,6 +273,12 @@ def test_hosted_tools_are_dropped_and_named(
         store=False,
     )
     assert alone.headers["x-gridgate-dropped-tools"] == "web_search"
+    odd = {"type": "mcp", "server_label": "ünï\r\nx-evil: 1", "server_url": "https://m.example"}
+    named = client.responses.with_raw_response.create(
+        model="text-prime", input="Hi.", tools=[odd], store=False
+    )
+    assert named.headers["x-gridgate-dropped-tools"] == "mcp:?n???x-evil: 1"
+    assert "x-evil" not in named.headers
     assert [item.type for item in alone.parse().output] == ["message"]
 
 

@@ -13,8 +13,9 @@ names every dropped tool in the header ``x-gridgate-dropped-tools`` (``web_searc
 the type, with the tool's name or MCP ``server_label`` where it has one). The ``tools`` echoed on
 the response are still the tools as sent. A ``tool_choice`` that *requires* a dropped tool (one
 naming a hosted tool) is refused: 400 naming ``tool_choice``; ``required`` with only hosted
-tools is refused by the request's validation (422 naming ``tool_choice``). This keeps clients that send a hosted tool beside their functions (Codex sends
-``web_search``) working, without pretending the hosted tool ran.
+tools is refused by the request's validation (422 naming ``tool_choice``). This keeps clients
+that send a hosted tool beside their functions (Codex sends ``web_search``) working, without
+pretending the hosted tool ran.
 
 Stored responses (``store``, default true): an answer that ends ``completed`` or ``incomplete``
 is saved (this turn's input items, the output items, the whole response) before its last byte
@@ -33,6 +34,7 @@ given (it has been paid for) and the failure logged, without content.
 from __future__ import annotations
 
 import logging
+import re
 import secrets
 from collections.abc import Coroutine, Iterator, Sequence
 from contextlib import contextmanager
@@ -62,6 +64,7 @@ from gridgate.web.request_body import read_body
 log = logging.getLogger("gridgate.api")
 
 DROPPED_TOOLS_HEADER: Final = "x-gridgate-dropped-tools"
+_UNSAFE: Final = re.compile(r"[^\x20-\x7e]")
 _KEPT_STATUSES: Final = frozenset({"completed", "incomplete"})
 _item_decoder: Final = msgspec.json.Decoder(InputItem)
 _encode: Final = msgspec.json.Encoder().encode
@@ -178,7 +181,7 @@ class _Turn:
 
     async def finish(self) -> None:
         stream = self._stream
-        if stream is None or stream.response is None:
+        if stream is None or stream.response is None or not self._context.shell.store:
             return
         output: list[dict[str, Any]] = msgspec.to_builtins(stream.response.output)
         for index, sealed in stream.sealed.items():
@@ -277,6 +280,7 @@ def _dropped_tools(translation: Translation) -> dict[str, str]:
 
 
 def _names(hosted: Sequence[HostedTool]) -> str:
-    return ", ".join(
-        tool.type if tool.name is None else f"{tool.type}:{tool.name}" for tool in hosted
-    )
+    """``type`` or ``type:name`` for each, as a header value can carry them: printable ASCII
+    (anything else becomes ``?``), each name cut at 64 characters."""
+    named = (tool.type if tool.name is None else f"{tool.type}:{tool.name}" for tool in hosted)
+    return ", ".join(_UNSAFE.sub("?", name[:64]) for name in named)
