@@ -11,6 +11,7 @@ from gridgate.api.consumption.anthropic_messages import count_tokens, messages
 from gridgate.api.consumption.models import get_model, list_models
 from gridgate.api.consumption.offers import offers_status
 from gridgate.api.consumption.openai_chat import chat_completions
+from gridgate.api.consumption.openai_responses import responses
 from gridgate.api.consumption.responses_store import (
     delete_response,
     get_response,
@@ -41,6 +42,7 @@ def build_app(
     app.router.add_post("/v1/chat/completions", chat_completions)
     app.router.add_post("/v1/messages", messages)
     app.router.add_post("/v1/messages/count_tokens", count_tokens)
+    app.router.add_post("/v1/responses", responses)
     app.router.add_get("/v1/responses/{response_id}", get_response)
     app.router.add_delete("/v1/responses/{response_id}", delete_response)
     app.router.add_get("/v1/responses/{response_id}/input_items", list_input_items)

@@ -13,7 +13,7 @@ from __future__ import annotations
 import asyncio
 import contextlib
 import logging
-from collections.abc import Callable, Coroutine
+from collections.abc import Awaitable, Callable, Coroutine
 from typing import Any
 
 from aiohttp import web
@@ -42,10 +42,13 @@ async def relay(
     headers: Callable[[Served | None], dict[str, str]],
     encoder: Callable[[StreamSession], Encoder] | None,
     error_event: Callable[[GridgateError], bytes],
+    finish: Callable[[], Awaitable[None]] | None = None,
 ) -> web.StreamResponse:
     """Serve one streamed answer. ``headers(served)`` are the response headers (``served`` is
     None when they leave before a supplier has answered); ``encoder`` re-encodes the canonical
-    stream for the surface (None: relay it as it is)."""
+    stream for the surface (None: relay it as it is); ``finish`` is awaited once the last piece
+    is encoded, before it is sent (the Responses surface stores the answer there, so that a
+    caller who has seen the end of the stream finds it stored)."""
     opening = asyncio.ensure_future(session_opening)
     response: web.StreamResponse | None = None
     session: StreamSession | None = None
@@ -68,7 +71,8 @@ async def relay(
             except GridgateError as exc:  # the 200 is gone: the failure is an event
                 await response.write_eof(error_event(exc))
                 return response
-        await _relay(response, session, encoder(session) if encoder else None, error_event)
+        encode = encoder(session) if encoder else None
+        await _relay(response, session, encode, error_event, finish)
     except ConnectionError:
         # the client went away; the session (if any) settles for what was delivered
         if response is None:
@@ -95,6 +99,7 @@ async def _relay(
     session: StreamSession,
     encode: Encoder | None,
     error_event: Callable[[GridgateError], bytes],
+    finish: Callable[[], Awaitable[None]] | None,
 ) -> None:
     chunks = session.chunks()
     try:
@@ -108,6 +113,8 @@ async def _relay(
                     await response.write_eof(error_event(exc))
                     return
             if session.ended:  # the last piece and the end of the body in one write
+                if finish is not None:
+                    await finish()
                 await response.write_eof(out)
             elif out:
                 await response.write(out)

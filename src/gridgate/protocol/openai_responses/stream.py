@@ -44,12 +44,14 @@ from gridgate.protocol.openai_responses.output import (
     OutputItem,
     OutputTextPart,
     RefusalPart,
+    Response,
     ResponseContext,
     ResponseError,
     Usage,
     incomplete_reason,
     logprobs_of,
 )
+from gridgate.protocol.openai_responses.reasoning import seal_reasoning
 from gridgate.protocol.sse import SSEParser
 
 __all__ = ["ResponseStreamEncoder", "error_event"]
@@ -100,6 +102,10 @@ class ResponseStreamEncoder:
         self._calls: dict[int, int] = {}  # canonical call index → output index
         self._finish: str | None = None
         self._usage: Usage | None = None
+        self.response: Response | None = None  # the final response, once the stream has ended
+        # each reasoning item's signed blocks, sealed (``reasoning.py``), by output index, whether
+        # or not the events carry them: a stored answer keeps them for ``previous_response_id``
+        self.sealed: dict[int, str] = {}
 
     # -- the caller's side ------------------------------------------------------------------
     def feed(self, piece: bytes) -> bytes:
@@ -278,6 +284,8 @@ class ResponseStreamEncoder:
             part = {"type": "summary_text", "text": self._text}
             self._emit("response.reasoning_summary_part.done", **where, part=part)
             item = reasoning_item(self._context, index, self._text, self._blocks)
+            if self._blocks:
+                self.sealed[index] = seal_reasoning(self._blocks)
             self._items.append(item)
             self._emit("response.output_item.done", output_index=index, item=item)
         elif kind == "message":
@@ -339,6 +347,7 @@ class ResponseStreamEncoder:
         )
         kind = "response.incomplete" if incomplete else "response.completed"
         self._emit(kind, response=response)
+        self.response = response
         self.ended = True
 
     def _failed(self, openai_type: str | None, message: str) -> None:
@@ -355,6 +364,7 @@ class ResponseStreamEncoder:
             usage=self._usage if self._usage is not None else msgspec.UNSET,
         )
         self._emit("response.failed", response=response)
+        self.response = response
         self.ended = True
 
     def _status(self) -> ItemStatus:
