@@ -24,6 +24,7 @@ from pydantic import TypeAdapter
 from gridgate.errors import SupplierFailed, Untranslatable, UpstreamRejected
 from gridgate.protocol.openai_chat import decode_chat_request
 from gridgate.protocol.sse import SSEEvent
+from gridgate.providers import anthropic
 from gridgate.providers.base import Chunk, UpstreamCall
 from gridgate.providers.openai_responses import (
     OpenAIResponsesAdapter,
@@ -722,3 +723,27 @@ async def test_the_adapter_against_the_simulator(simulator: RunningSimulator) ->
         with pytest.raises(SupplierFailed):
             await read()
         assert chunks  # what came before the error was relayed
+
+
+def test_an_anthropic_format_supplier_never_gets_a_sealed_reasoning_item() -> None:
+    """Each wire drops the other's reasoning: neither supplier could read it."""
+    signed = {"type": "thinking", "thinking": "Anthropic's", "signature": "EqQBCkYIBxgCKkD"}
+    sealed = {"type": "thinking", "thinking": "OpenAI's", "signature": seal_item(REASONING_ITEM)}
+    body = {
+        "messages": [
+            {"role": "user", "content": "hi"},
+            {"role": "assistant", "content": "ok", "thinking_blocks": [sealed, signed]},
+            {"role": "user", "content": "again"},
+        ],
+        "max_tokens": 4000,
+    }
+    call = call_for(body)
+    to_anthropic = dataclasses.replace(
+        call, supplier=msgspec.structs.replace(SUPPLIER, wire="anthropic")
+    )
+    assistant = json.loads(anthropic.map_request(to_anthropic))["messages"][1]
+    assert assistant["content"] == [
+        {"type": "thinking", "thinking": "Anthropic's", "signature": "EqQBCkYIBxgCKkD"},
+        {"type": "text", "text": "ok"},
+    ]
+    assert json.loads(map_request(call))["input"][1] == REASONING_ITEM
