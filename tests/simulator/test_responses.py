@@ -5,6 +5,7 @@ and the SDK's types; tool calls, reasoning with encrypted content sent back, and
 from __future__ import annotations
 
 import json
+import time
 from typing import Any
 
 import aiohttp
@@ -285,3 +286,69 @@ async def test_refusals(sim: RunningSimulator, client: AsyncOpenAI) -> None:
     assert caught.value.param == "previous_response_id"
     status, raw = await post(sim, {"model": MODEL, "input": [{"type": "nonsense"}]})
     assert status == 400 and json.loads(raw)["error"]["param"] == "input[0].type"
+
+
+def headers() -> dict[str, str]:
+    return {"Authorization": f"Bearer {KEY}"}
+
+
+async def test_hang_and_stall(sim: RunningSimulator) -> None:
+    async with aiohttp.ClientSession() as http:
+        with pytest.raises(TimeoutError):
+            async with http.post(
+                sim.base_url + "/responses",
+                json={"model": MODEL, "input": "[[sim:hang]] hi"},
+                headers=headers(),
+                timeout=aiohttp.ClientTimeout(total=0.3),
+            ) as answer:
+                await answer.read()
+        body = {"model": MODEL, "input": "[[sim:mode=hang,after=3,seconds=0.3]] hi"}
+        async with http.post(
+            sim.base_url + "/responses",
+            json={**body, "stream": True, "max_output_tokens": 4},
+            headers=headers(),
+        ) as answer:
+            head = b""
+            while head.count(b"\n\n") < 3:
+                head += await answer.content.readline()
+            stalled_at = time.monotonic()
+            rest = await answer.read()
+            assert time.monotonic() - stalled_at >= 0.25
+    events = [json.loads(e.data) for e in SSEParser().feed(head + rest)]
+    assert [e["type"] for e in events[:3]] == [
+        "response.created",
+        "response.in_progress",
+        "response.output_item.added",
+    ]
+    assert events[-1]["type"] == "response.incomplete"
+
+
+async def test_slow_overrun_and_standing_faults(sim: RunningSimulator, client: AsyncOpenAI) -> None:
+    started = time.monotonic()
+    await client.responses.create(
+        model=MODEL, input="[[sim:mode=slow,ttft_ms=150,tps=100]] hi", max_output_tokens=6
+    )
+    assert time.monotonic() - started >= 0.15 + 6 / 100 - 0.01
+    started = time.monotonic()
+    async with await client.responses.create(
+        model=MODEL, input="[[sim:mode=slow,ttft_ms=200]] hi", stream=True
+    ) as stream:
+        first = await anext(aiter(stream))
+        assert first.type == "response.created"
+        assert time.monotonic() - started >= 0.2
+    overrun = await client.responses.create(
+        model=MODEL, input="[[sim:mode=overrun,length=30]] hi", max_output_tokens=5
+    )
+    assert overrun.usage is not None and overrun.usage.output_tokens == 30
+    assert overrun.status == "completed"
+
+    async with (
+        aiohttp.ClientSession() as http,
+        http.post(
+            f"{sim.root_url}/sim/faults", json={"mode": "status", "status": 503, "count": 1}
+        ) as made,
+    ):
+        assert made.status == 201
+    with pytest.raises(openai.InternalServerError):
+        await client.responses.create(model=MODEL, input="hi")
+    assert (await client.responses.create(model=MODEL, input="hi")).status == "completed"
