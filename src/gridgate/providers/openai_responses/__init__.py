@@ -24,7 +24,9 @@ What round-trips, and what does not:
   Messages surface's ``thinking`` block and signature, the Responses surface's
   ``encrypted_content``, which seals the blocks) gives the supplier its own item back. Without
   the blocks (only ``reasoning_content``), earlier reasoning is dropped: the supplier could not
-  read it. Blocks of another wire (Anthropic signatures) are dropped for the same reason.
+  read it. Blocks of another wire (Anthropic signatures) are dropped for the same reason. A
+  sealed item goes to whichever Responses-API supplier serves the next turn: one that cannot
+  read another's encrypted content refuses it, as Anthropic refuses another key's signature.
 - Function calls: ``call_id``, name and arguments round-trip; the supplier's item ids
   (``fc_…``, ``msg_…``) do not (the canonical form has no place for them; with ``store:
   false`` they are not needed).

@@ -135,7 +135,9 @@ def map_request(call: UpstreamCall) -> bytes:
     if text:
         body["text"] = text
     effort = _effort(req)
-    if effort is not None:
+    if effort == "none":
+        body["reasoning"] = {"effort": effort}  # nothing to summarise
+    elif effort is not None:
         body["reasoning"] = {"effort": effort, "summary": "auto"}
     if call.stream:
         body["stream"] = True
