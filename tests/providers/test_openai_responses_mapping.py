@@ -310,6 +310,7 @@ def test_a_streamed_minimal_request(spec: OpenAISpec) -> None:
         "include": ["reasoning.encrypted_content"],
         "reasoning": {"effort": "medium", "summary": "auto"},
         "stream": True,
+        "stream_options": {"include_obfuscation": False},
     }
 
 

@@ -8,8 +8,9 @@ messages: user                      input message, role user        text → inp
                                                                     input_file
 messages: assistant                 its reasoning items (sealed in  see ``reasoning.py``;
                                     thinking_blocks), a message     thinking blocks not
-                                    (output_text), function_call    sealed by this wire and
-                                    items (call_id, name, args)     bare reasoning_content
+                                    (its text, refusals as text),   sealed by this wire and
+                                    function_call items (call_id,   bare reasoning_content
+                                    name, arguments)
                                                                     are dropped
 messages: tool                      function_call_output (call_id)  text or input_text /
                                                                     input_image parts; a
@@ -28,8 +29,8 @@ temperature, top_p, service_tier,   same
   metadata, prompt_cache_key,
   prompt_cache_retention,
   safety_identifier, user
-stream                              stream                          usage comes with
-                                                                    response.completed
+stream                              stream, stream_options          usage comes with
+                                    {include_obfuscation: false}    response.completed
 (always)                            store: false, include:          gridgate stores, the
                                     ["reasoning.encrypted_content"] supplier does not; the
                                                                     reasoning comes back
@@ -141,6 +142,9 @@ def map_request(call: UpstreamCall) -> bytes:
         body["reasoning"] = {"effort": effort, "summary": "auto"}
     if call.stream:
         body["stream"] = True
+        # the deltas are re-encoded, never relayed: padding against length side channels
+        # between gridgate and the supplier only costs bytes
+        body["stream_options"] = {"include_obfuscation": False}
     return _encoder.encode(body)
 
 
