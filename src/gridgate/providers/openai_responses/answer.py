@@ -170,9 +170,9 @@ def map_response(
     }
     if calls:
         message["tool_calls"] = calls
-    text = "".join(r for r in reasoning if r)
-    if text:
-        message["reasoning_content"] = "\n\n".join(r for r in reasoning if r)
+    said = [r for r in reasoning if r]
+    if said:  # parts and items apart by a blank line, as the stream gives them
+        message["reasoning_content"] = "\n\n".join(said)
     if blocks:
         message["thinking_blocks"] = blocks
     out_bytes = sum(utf8_length(t) for t in (*content, *refusal, *reasoning) if t) + sum(
