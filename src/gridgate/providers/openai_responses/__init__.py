@@ -32,6 +32,8 @@ What round-trips, and what does not:
   false`` they are not needed).
 - Assistant text goes back as an input message (text only; refusals as text), annotations and
   output-text logprobs are not carried.
+- Max tokens: the held max is sent as ``max_output_tokens`` as it is. OpenAI itself refuses
+  values under 16 (its 400 reaches the caller); other servers of the wire take any.
 - Not carried (Untranslatable, the next offer may serve): ``n > 1``, ``stop``, logprobs,
   ``logit_bias``, audio in or out, ``web_search_options``. Dropped: ``seed``, penalties,
   ``top_k``, ``prediction``, cache breakpoints (caching is automatic), message names.
