@@ -111,5 +111,32 @@ def anthropic_wire_gateway(
 
 
 @pytest.fixture(scope="session")
+def responses_wire_gateway(
+    bg: BackgroundLoop, tmp_path_factory: pytest.TempPathFactory
+) -> Iterator[GatewayProcess]:
+    """The same catalog as ``gateway``, every supplier called over the Responses wire."""
+    with (
+        simulators(bg, ["sim-alpha", "sim-beta", "sim-gamma"]) as sims,
+        simulators(bg, ["sim-delta"], api_key=SIM_DELTA_SECRET) as secured,
+    ):
+        sims = {**sims, **secured}
+        gw = start_gateway(
+            tmp_path_factory.mktemp("gateway-responses-wire"),
+            bg,
+            {name: sim.base_url for name, sim in sims.items()},
+            E2E_OFFERS,
+            env={"SIM_DELTA_KEY": SIM_DELTA_SECRET},
+            key_envs={"sim-delta": "SIM_DELTA_KEY"},
+            wires=dict.fromkeys(sims, "openai-responses"),
+        )
+        gw.sims = sims
+        try:
+            yield gw
+        finally:
+            code = stop_gateway(gw)
+        assert code == 0, f"gridgate serve did not shut down cleanly: {gw.log_path.read_text()}"
+
+
+@pytest.fixture(scope="session")
 def spec() -> OpenAISpec:
     return load_spec()

@@ -38,6 +38,7 @@ def load(tmp_path: Path, text: str) -> object:
         (SUPPLIER + OFFER.replace("text-prime", "text-ultra"), "offers[0].instrument"),
         ('[database]\nurl = "mysql://x"\n', "database.url"),
         ("[[suppliers]]\nname = 1\n", "suppliers[0]"),
+        (SUPPLIER + 'wire = "grpc"\n', "suppliers[0].wire"),
         ("[server]\nheader_timeout_seconds = 0\n", "server.header_timeout_seconds: must be"),
         ("[server]\nbody_timeout_seconds = -1\n", "server.body_timeout_seconds: must be"),
         ("[server]\nmax_connections = -1\n", "server.max_connections: must be"),
@@ -92,3 +93,9 @@ def test_every_toml_block_in_the_readme_is_valid_config(tmp_path: Path) -> None:
     readme = (Path(__file__).resolve().parents[1] / "README.md").read_text()
     for block in [part.split("```", 1)[0] for part in readme.split("```toml\n")[1:]]:
         load(tmp_path, block)
+
+
+@pytest.mark.parametrize("wire", ["openai", "anthropic", "openai-responses"])
+def test_every_wire_format_is_accepted(tmp_path: Path, wire: str) -> None:
+    settings = load(tmp_path, SUPPLIER + f'wire = "{wire}"\n' + OFFER)
+    assert settings.suppliers[0].wire == wire  # type: ignore[attr-defined]

@@ -277,7 +277,7 @@ class InstrumentSettings(_Strict, frozen=True, kw_only=True, forbid_unknown_fiel
 
 class SupplierSettings(_Strict, frozen=True, kw_only=True, forbid_unknown_fields=True):
     name: str
-    wire: Literal["openai", "anthropic"] = "openai"
+    wire: Literal["openai", "anthropic", "openai-responses"] = "openai"
     base_url: str
     api_key_env: str | None = None
     zero_retention: bool = True

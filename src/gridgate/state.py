@@ -38,10 +38,11 @@ from gridgate.core.people.directory import People
 from gridgate.core.people.sign_in import SignIn
 from gridgate.core.responses.stored import StoredResponses
 from gridgate.metrics import Metrics
-from gridgate.providers import anthropic, openai
+from gridgate.providers import anthropic, openai, openai_responses
 from gridgate.providers.anthropic import AnthropicAdapter
 from gridgate.providers.base import Adapter
 from gridgate.providers.openai import OpenAIAdapter
+from gridgate.providers.openai_responses import OpenAIResponsesAdapter
 from gridgate.services import Services, build_services
 from gridgate.settings import Settings
 from gridgate.storage.limiter.memory import MemoryLimiter
@@ -267,6 +268,7 @@ def _exchange(
     adapters: dict[str, Adapter] = {
         "openai": OpenAIAdapter(http, settings.upstream, environ),
         "anthropic": AnthropicAdapter(http, settings.upstream, environ),
+        "openai-responses": OpenAIResponsesAdapter(http, settings.upstream, environ),
     }
     return Exchange(
         catalog=catalog.get,
@@ -279,6 +281,7 @@ def _exchange(
         dropped_fields={
             "openai": openai.dropped_fields,
             "anthropic": anthropic.dropped_fields,
+            "openai-responses": openai_responses.dropped_fields,
         },
         health=health,
         policy=policy,

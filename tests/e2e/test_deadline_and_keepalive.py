@@ -136,3 +136,56 @@ def test_after_keepalives_a_deadline_is_an_error_event(gw: GatewayProcess) -> No
     records = wait_until(lambda: gw.usage(account) or None)
     assert records[0].cost == 0
     assert gw.balance(account) == before
+
+
+def test_a_responses_stream_waiting_for_its_first_token_is_kept_alive(gw: GatewayProcess) -> None:
+    _, key = gw.new_account("5")
+    body = {
+        "model": "text-prime",
+        "input": "Hello [[sim:mode=hang,seconds=0.9]]",
+        "max_output_tokens": 16,
+        "stream": True,
+        "store": False,
+    }
+    with httpx.stream(
+        "POST",
+        f"{gw.base_url}/responses",
+        json=body,
+        headers={"Authorization": f"Bearer {key}"},
+        timeout=10,
+    ) as response:
+        assert response.status_code == 200
+        text = response.read().decode()
+    head, _, rest = text.partition("event: ")
+    assert head.count(": keep-alive\n\n") >= 2
+    assert head.replace(": keep-alive\n\n", "") == ""
+    assert rest.startswith("response.created\n")
+    assert "event: response.incomplete\n" in rest  # 16 of the simulator's 64 tokens
+    with openai.OpenAI(base_url=gw.base_url, api_key=key, max_retries=0) as client:
+        stream = client.responses.create(
+            model="text-prime", input="Hi [[sim:mode=hang,seconds=0.5]]", stream=True
+        )
+        kinds = [event.type for event in stream]
+    assert kinds[0] == "response.created" and kinds[-1] == "response.completed"
+
+
+def test_after_keepalives_a_responses_deadline_is_an_error_event(gw: GatewayProcess) -> None:
+    account, key = gw.new_account("5")
+    before = gw.balance(account)
+    body = {"model": "text-prime", "input": "Hello [[sim:hang]]", "stream": True}
+    with httpx.stream(
+        "POST",
+        f"{gw.base_url}/responses",
+        json=body,
+        headers={"Authorization": f"Bearer {key}"},
+        timeout=10,
+    ) as response:
+        assert response.status_code == 200  # committed by the first keep-alive
+        text = response.read().decode()
+    assert text.startswith(": keep-alive\n\n")
+    event = text.split("event: ", 1)[1]
+    assert event.startswith("error\n")
+    assert '"code":"supplier_timeout"' in event and '"sequence_number":0' in event
+    records = wait_until(lambda: gw.usage(account) or None)
+    assert records[0].cost == 0
+    assert gw.balance(account) == before

@@ -1,4 +1,4 @@
-"""What a caller pays when a stream fails after the 200, on either surface and either supplier
+"""What a caller pays when a stream fails after the 200, on either surface and every supplier
 wire: nothing when no content reached it; what was relayed when some did, with the prompt at
 the supplier's count or at most its real size; and a supplier that reports zero usage for an
 answer is metered from its text, not served free."""
@@ -31,7 +31,7 @@ OFFERS = [Offer("sim-one", "text-prime", "sim/one", "0.08", "0.30", 40, 196_608,
 PRICE = Price(nanos("0.08"), nanos("0.30"))
 
 
-@pytest.fixture(scope="module", params=["openai", "anthropic"])
+@pytest.fixture(scope="module", params=["openai", "anthropic", "openai-responses"])
 def gateway(
     request: pytest.FixtureRequest, bg: BackgroundLoop, tmp_path_factory: pytest.TempPathFactory
 ) -> Iterator[GatewayProcess]:
@@ -124,7 +124,9 @@ def test_a_stream_that_fails_before_any_content_is_not_billed(
 
 def test_a_stream_cut_before_its_first_text_block_is_not_billed(gateway: GatewayProcess) -> None:
     """On the Anthropic wire: message_start, ping and an empty content_block_start carry no
-    content either (on the OpenAI wire the third event is text: that one is billed)."""
+    content either, nor on the Responses wire response.created, response.in_progress and
+    response.output_item.added (on the OpenAI wire the third event is text: that one is
+    billed)."""
     account_id, secret = gateway.new_account("1")
     body = streamed("go [[sim:mode=drop,after=3]]")
     stream_raw(gateway, secret, "/chat/completions", body)
@@ -175,7 +177,8 @@ def test_tool_calls_and_reasoning_are_content(
 ) -> None:
     """A stream cut once a tool call or reasoning has been relayed is billed for it."""
     account_id, secret = gateway.new_account("1")
-    after = 2 if gateway.wire("sim-one") == "openai" else 5  # role; or start, ping, block
+    # role; or start, ping, block; or created, in_progress, item added
+    after = 2 if gateway.wire("sim-one") == "openai" else 5
     text = f"go [[sim:mode=drop,after={after}]]"
     body = streamed(text, **extra)
     lines = stream_raw(gateway, secret, "/chat/completions", body)
@@ -183,10 +186,10 @@ def test_tool_calls_and_reasoning_are_content(
     record = wait_until(lambda: gateway.usage(account_id))[0]
     assert record.outcome == "stream_error"
     assert record.output_tokens > 0 and record.billed and record.cost > 0
-    if gateway.wire("sim-one") == "openai":
-        assert record.input_tokens == charge_estimate(body)
-    else:
+    if gateway.wire("sim-one") == "anthropic":
         assert record.input_tokens == sim_prompt_tokens(text)  # (it counts no tools)
+    else:  # the Responses wire tells its usage only at the end
+        assert record.input_tokens == charge_estimate(body)
     gateway.assert_balance(account_id, nanos("1") - record.cost)
 
 
@@ -194,7 +197,8 @@ def test_tool_calls_and_reasoning_are_content(
 def test_a_supplier_reporting_no_or_zero_usage_is_metered_from_the_text(
     gateway: GatewayProcess, stream: bool
 ) -> None:
-    """``[[sim:no_usage]]``: an OpenAI-wire supplier sends no usage; an Anthropic-wire one
+    """``[[sim:no_usage]]``: an OpenAI-wire or Responses-wire supplier sends no usage; an
+    Anthropic-wire one
     reports 0 input and 0 output tokens (its wire cannot leave usage out). Either way gridgate
     counts the answer from its text (marked estimated); it is not served free."""
     account_id, secret = gateway.new_account("1")

@@ -1,6 +1,7 @@
 """The money guarantees on the optimised path (balance leases), with two worker processes on
 SQLite and on PostgreSQL:
-concurrent requests against a small balance never overspend, and a graceful shutdown drains
+concurrent requests against a small balance never overspend (on the chat and the Responses
+surface), and a graceful shutdown drains
 in-flight streams and writes every usage record and lease."""
 
 from __future__ import annotations
@@ -14,7 +15,9 @@ import aiohttp
 import pytest
 
 from gridgate.money import Price
-from gridgate.protocol.openai_chat import decode_chat_request
+from gridgate.protocol.openai_chat import ChatRequest, decode_chat_request
+from gridgate.protocol.openai_responses.request import decode_responses_request
+from gridgate.protocol.openai_responses.to_chat import to_chat_request
 from gridgate.protocol.tokens import measure_prompt
 from tests.harness import (
     BackgroundLoop,
@@ -34,6 +37,21 @@ BODY = {
     "max_tokens": 64,
     "messages": [{"role": "user", "content": "Tell me something."}],
 }
+# the same request on each surface: its path, its body, and its canonical form
+SURFACES: dict[str, tuple[str, dict[str, object]]] = {
+    "chat": ("/chat/completions", BODY),
+    "responses": (
+        "/responses",
+        {"model": "text-prime", "max_output_tokens": 64, "input": "Tell me something."},
+    ),
+}
+
+
+def canonical(surface: str, body: dict[str, object]) -> ChatRequest:
+    raw = json.dumps(body).encode()
+    if surface == "responses":
+        return to_chat_request(decode_responses_request(raw)).request
+    return decode_chat_request(raw)
 
 
 @pytest.fixture(scope="module", params=["sqlite", "postgresql"])
@@ -68,8 +86,22 @@ def two_workers(
                 bg.run(drop_database(database_url))
 
 
+def stream_ended(surface: str, text: bytes) -> bool:
+    """The stream ends as its surface ends a whole answer."""
+    if surface == "chat":
+        return text.rstrip().endswith(b"data: [DONE]")
+    last = text.rstrip().rsplit(b"\n", 1)[-1].removeprefix(b"data: ")
+    event: dict[str, object] = json.loads(last)
+    return event["type"] == "response.completed"
+
+
 async def fire(
-    base_url: str, key: str, count: int, body: dict[str, object], concurrency: int = 64
+    base_url: str,
+    key: str,
+    count: int,
+    body: dict[str, object],
+    concurrency: int = 64,
+    path: str = "/chat/completions",
 ) -> list[tuple[int, bytes]]:
     limit = asyncio.Semaphore(concurrency)
     headers = {"Authorization": f"Bearer {key}"}
@@ -77,7 +109,7 @@ async def fire(
     async def one(session: aiohttp.ClientSession) -> tuple[int, bytes]:
         async with (
             limit,
-            session.post(f"{base_url}/chat/completions", json=body, headers=headers) as response,
+            session.post(f"{base_url}{path}", json=body, headers=headers) as response,
         ):
             return response.status, await response.read()
 
@@ -85,15 +117,19 @@ async def fire(
         return await asyncio.gather(*(one(session) for _ in range(count)))
 
 
+@pytest.mark.parametrize("surface", SURFACES)
 @pytest.mark.parametrize("stream", [False, True], ids=["plain", "streamed"])
 def test_concurrent_requests_on_a_small_balance_never_overspend(
-    two_workers: GatewayProcess, stream: bool
+    two_workers: GatewayProcess, stream: bool, surface: str
 ) -> None:
     gw = two_workers
-    body: dict[str, object] = dict(BODY)
+    path, given = SURFACES[surface]
+    body: dict[str, object] = dict(given)
     if stream:
-        body.update(stream=True, stream_options={"include_usage": True})
-    bound = measure_prompt(decode_chat_request(json.dumps(body).encode())).upper_bound
+        body.update(stream=True)
+        if surface == "chat":
+            body.update(stream_options={"include_usage": True})
+    bound = measure_prompt(canonical(surface, body)).upper_bound
     worst = PRICE.cost(bound, 64)
     k = 10
     account_id, key = gw.new_account(f"{worst * k / 1e9:.9f}")
@@ -113,7 +149,7 @@ def test_concurrent_requests_on_a_small_balance_never_overspend(
 
         watcher = asyncio.ensure_future(watch())
         try:
-            return await fire(gw.base_url, key, 20 * k, body), samples
+            return await fire(gw.base_url, key, 20 * k, body, path=path), samples
         finally:
             done.set()
             await watcher
@@ -123,7 +159,7 @@ def test_concurrent_requests_on_a_small_balance_never_overspend(
     statuses = [status for status, _ in results]
     assert set(statuses) <= {200, 402}, statuses
     if stream:
-        assert all(text.rstrip().endswith(b"data: [DONE]") for s, text in results if s == 200)
+        assert all(stream_ended(surface, text) for s, text in results if s == 200)
     served = statuses.count(200)
     # each answer is max_tokens long (the simulator's natural length is 64): each costs exactly
     # its worst case, so exactly k are served, across two processes, and not one more

@@ -1,8 +1,9 @@
 """The official openai SDK (sync and async) against a running `gridgate serve` process.
 
-Every response and chunk is validated against OpenAI's published schemas. Every test runs twice:
-with the suppliers called over the OpenAI wire, and over the Anthropic wire (the same
-simulators answering on their Messages endpoint, every request and answer translated).
+Every response and chunk is validated against OpenAI's published schemas. Every test runs three
+times: with the suppliers called over the OpenAI wire, over the Anthropic wire and over the
+Responses wire (the same simulators answering on their Messages or Responses endpoint, every
+request and answer translated).
 """
 
 from __future__ import annotations
@@ -61,16 +62,23 @@ PERSON_SCHEMA: dict[str, Any] = {
 USER = [{"role": "user", "content": "Say something about the weather."}]
 
 
-@pytest.fixture(scope="module", params=["openai-wire", "anthropic-wire"])
+@pytest.fixture(scope="module", params=["openai-wire", "anthropic-wire", "responses-wire"])
 def gateway(request: pytest.FixtureRequest, gateway: GatewayProcess) -> GatewayProcess:
     if request.param == "openai-wire":
         return gateway
-    served: GatewayProcess = request.getfixturevalue("anthropic_wire_gateway")
+    name = (
+        "anthropic_wire_gateway" if request.param == "anthropic-wire" else "responses_wire_gateway"
+    )
+    served: GatewayProcess = request.getfixturevalue(name)
     return served
 
 
-def over_anthropic_wire(gateway: GatewayProcess) -> bool:
-    return gateway.wire("sim-alpha") == "anthropic"
+def one_answer_no_logprobs(gateway: GatewayProcess) -> bool:
+    """The Anthropic and Responses wires give one answer per request and no logprobs."""
+    return gateway.wire("sim-alpha") in ("anthropic", "openai-responses")
+
+
+ID_PREFIX = {"openai": "chatcmpl-", "anthropic": "msg_", "openai-responses": "resp_"}
 
 
 @pytest.fixture
@@ -112,7 +120,7 @@ def test_plain_completion_validates_and_is_served_by_the_cheapest_offer(
     body = json.loads(raw.http_response.content)
     spec.completion(body)
     completion = raw.parse()
-    assert completion.id.startswith("msg_" if over_anthropic_wire(gateway) else "chatcmpl-")
+    assert completion.id.startswith(ID_PREFIX[gateway.wire("sim-beta")])
     assert completion.object == "chat.completion"
     assert completion.model == "sim/prime-b"  # the upstream model that served it
     assert raw.headers["x-gridgate-supplier"] == "sim-beta"
@@ -167,7 +175,7 @@ def test_stream_without_usage_has_no_usage_chunk(client: OpenAI, spec: OpenAISpe
 
 
 def test_n_greater_than_one(gateway: GatewayProcess, client: OpenAI, spec: OpenAISpec) -> None:
-    if over_anthropic_wire(gateway):  # the Anthropic wire has one answer per request
+    if one_answer_no_logprobs(gateway):  # one answer per request
         with pytest.raises(openai.UnprocessableEntityError) as caught:
             client.chat.completions.create(model="text-prime", messages=USER, n=3, max_tokens=4)
         assert caught.value.code == "untranslatable"
@@ -251,7 +259,7 @@ def test_structured_output_matches_the_schema(client: OpenAI, spec: OpenAISpec) 
 
 
 def test_logprobs(gateway: GatewayProcess, client: OpenAI, spec: OpenAISpec) -> None:
-    if over_anthropic_wire(gateway):  # the Anthropic wire has no logprobs
+    if one_answer_no_logprobs(gateway):  # no logprobs on that wire
         with pytest.raises(openai.UnprocessableEntityError) as caught:
             client.chat.completions.create(
                 model="text-prime", messages=USER, logprobs=True, top_logprobs=2, max_tokens=4

@@ -245,6 +245,14 @@ def test_suppliers_and_offers_are_created_and_checked(
     made = data(operator.request("POST", "/suppliers", json={"supplier": {
         "name": "sim-alpha-2", "base_url": url + "/", "api_key_env": "SIM_ALPHA_2_KEY"}}), 201)  # fmt: skip
     assert (made["base_url"], made["wire"], made["enabled"]) == (url, "openai", True)
+    native = data(operator.request("POST", "/suppliers", json={"supplier": {
+        "name": "sim-alpha-3", "base_url": url, "wire": "openai-responses"}}), 201)  # fmt: skip
+    assert native["wire"] == "openai-responses"
+    unknown_wire = operator.request("POST", "/suppliers", json={"supplier": {
+        "name": "sim-alpha-4", "base_url": url, "wire": "grpc"}})  # fmt: skip
+    assert (
+        unknown_wire.status_code == 422 and unknown_wire.json()["error"]["param"] == "supplier.wire"
+    )
     taken = operator.request("POST", "/suppliers", json={"supplier": {"name": "sim-alpha-2",
                                                                        "base_url": url}})  # fmt: skip
     assert taken.status_code == 422 and taken.json()["error"]["code"] == "taken"

@@ -10,18 +10,32 @@ from collections.abc import Callable, Iterator
 from typing import Any
 
 import httpx
+import msgspec
 import openai
 import pytest
 from openai import OpenAI
 from openai.types.responses import Response, ResponseStreamEvent
 from pydantic import BaseModel, TypeAdapter
 
-from gridgate.money import Price
+from gridgate.core.clock import SystemClock
+from gridgate.core.responses.stored import StoredResponses
+from gridgate.money import Price, format_usd
+from gridgate.protocol.openai_responses.items import InputItem
 from gridgate.protocol.openai_responses.request import decode_responses_request
 from gridgate.protocol.openai_responses.to_chat import to_chat_request
 from gridgate.protocol.sse import SSEParser
 from gridgate.protocol.tokens import measure_prompt
-from tests.harness import GatewayProcess, nanos, wait_until
+from tests.e2e.test_ops import scrape, value
+from tests.harness import (
+    BackgroundLoop,
+    GatewayProcess,
+    Offer,
+    nanos,
+    simulators,
+    start_gateway,
+    stop_gateway,
+    wait_until,
+)
 from tests.openai_spec import OpenAISpec
 
 EVENT: TypeAdapter[Any] = TypeAdapter(ResponseStreamEvent)
@@ -250,6 +264,22 @@ def test_hosted_tools_are_dropped_and_named(
     )
     assert streamed.headers["x-gridgate-dropped-tools"] == "web_search, mcp:deepwiki"
     assert stream_events(spec, streamed.content)[-1]["type"] == "response.completed"
+    # only hosted tools, the choice left to the model: answered without tools
+    alone = client.responses.with_raw_response.create(
+        model="text-prime",
+        input="Use web_search for the news.",
+        tools=[{"type": "web_search"}],
+        tool_choice="auto",
+        store=False,
+    )
+    assert alone.headers["x-gridgate-dropped-tools"] == "web_search"
+    odd = {"type": "mcp", "server_label": "ünï\r\nx-evil: 1", "server_url": "https://m.example"}
+    named = client.responses.with_raw_response.create(
+        model="text-prime", input="Hi.", tools=[odd], store=False
+    )
+    assert named.headers["x-gridgate-dropped-tools"] == "mcp:?n???x-evil: 1"
+    assert "x-evil" not in named.headers
+    assert [item.type for item in alone.parse().output] == ["message"]
 
 
 @pytest.mark.parametrize(
@@ -291,6 +321,23 @@ def test_invalid_requests_get_a_4xx_naming_the_param(client: OpenAI) -> None:
         client.responses.create(model="no-such-model", input="hi")
 
 
+def test_the_exchanges_refusals_name_the_responses_fields(client: OpenAI) -> None:
+    """What the exchange refuses of the canonical request is named as the caller wrote it."""
+    image = {"type": "input_image", "image_url": "https://example.com/cat.png"}
+    cases: list[tuple[dict[str, Any], str]] = [
+        ({"input": "hi", "reasoning": {"effort": "minimal"}}, "reasoning.effort"),
+        ({"input": "hi", "max_output_tokens": 10_000_000}, "max_output_tokens"),
+        ({"input": [{"role": "user", "content": [image]}]}, "input"),
+    ]
+    for fields, param in cases:
+        with pytest.raises(openai.APIStatusError) as caught:
+            client.responses.create(model="text-prime", store=False, **fields)
+        assert 400 <= caught.value.status_code < 500, fields
+        body = caught.value.body
+        assert isinstance(body, dict) and body["param"] == param, (fields, body)
+        assert str(body["message"]).startswith(param + ":"), body
+
+
 def test_an_unknown_previous_response_is_not_found(client: OpenAI) -> None:
     unstored = client.responses.create(model="text-prime", input="Hi.", store=False)
     for previous in (unstored.id, "resp_nothing"):
@@ -300,6 +347,56 @@ def test_an_unknown_previous_response_is_not_found(client: OpenAI) -> None:
             )
         body = caught.value.body
         assert isinstance(body, dict) and body["param"] == "previous_response_id"
+
+
+def test_metrics_count_the_responses_route_and_the_exchange_request(
+    gateway: GatewayProcess, client: OpenAI
+) -> None:
+    http = {"route": "/v1/responses", "method": "POST", "status": "200"}
+    served = {"instrument": "text-prime", "status": "200", "outcome": "ok"}
+    before = scrape(gateway)
+    client.responses.create(model="text-prime", input="Count me.", store=False)
+    after = scrape(gateway)
+    assert (
+        value(after, "gridgate_http_requests_total", **http)
+        == value(before, "gridgate_http_requests_total", **http) + 1
+    )
+    assert (
+        value(after, "gridgate_requests_total", **served)
+        == value(before, "gridgate_requests_total", **served) + 1
+    )
+
+
+def test_a_keys_rate_limit_applies_and_is_answered_as_on_chat(gateway: GatewayProcess) -> None:
+    account_id, key = gateway.new_account("5")
+    [record] = gateway.run(gateway.store.list_keys(account_id))
+    done = gateway.cli("keys", "limits", record.id, "--rpm", "4", "--json")
+    assert done.returncode == 0, done.stderr
+    body = {"model": "text-prime", "input": "Hi.", "max_output_tokens": 16, "store": False}
+    answers: list[httpx.Response] = []
+
+    def refused() -> bool:
+        answers.append(
+            httpx.post(
+                f"{gateway.base_url}/responses",
+                json={**body, "stream": len(answers) % 2 == 1},
+                headers={"Authorization": f"Bearer {key}"},
+                timeout=30,
+            )
+        )
+        return answers[-1].status_code == 429
+
+    wait_until(refused, timeout=15)  # once every process has the new limit
+    assert {a.status_code for a in answers} <= {200, 429}
+    last = answers[-1]
+    assert int(last.headers["Retry-After"]) >= 1
+    assert last.headers["X-RateLimit-Limit"] == "4" and last.headers["X-RateLimit-Remaining"] == "0"
+    assert last.headers["x-request-id"].startswith("req_")
+    error = last.json()["error"]
+    assert error["type"] == "rate_limit_error" and error["code"] == "rate_limit_exceeded"
+    for answer in answers[:-1]:  # served before: with the standing when the limit applied
+        limit = answer.headers.get("X-RateLimit-Limit")
+        assert limit in (None, "4")
 
 
 def test_a_streamed_answer_running_past_its_hold_is_cut_and_settled(
@@ -326,3 +423,272 @@ def test_a_streamed_answer_running_past_its_hold_is_cut_and_settled(
     bound = measure_prompt(chat).upper_bound
     assert 0 < record.cost <= Price(nanos("0.08"), nanos("0.30")).cost(bound, 20)
     gateway.assert_balance(account_id, nanos("1") - record.cost)
+
+
+def test_a_stream_failing_mid_way_ends_with_response_failed_and_is_not_stored(
+    gateway: GatewayProcess, spec: OpenAISpec
+) -> None:
+    account_id, secret = gateway.new_account("1")
+    body = {"model": "text-prime", "input": "go [[sim:mode=drop,after=4]]", "max_output_tokens": 50}
+    events = stream_events(spec, post_stream(gateway, secret, body).content)
+    assert [e for e in events if e["type"] == "response.output_text.delta"]
+    final = events[-1]
+    assert final["type"] == "response.failed"
+    assert final["response"]["status"] == "failed" and final["response"]["error"]["message"]
+    check_response(spec, final["response"])
+    record = wait_until(lambda: gateway.usage(account_id))[0]
+    assert record.outcome == "stream_error" and 0 < record.output_tokens < 50
+    gateway.assert_balance(account_id, nanos("1") - record.cost)
+    assert gateway.run(stored(gateway).get(account_id, final["response"]["id"])) is None
+
+
+def test_provider_preferences_route_as_on_chat(client: OpenAI) -> None:
+    raw = client.responses.with_raw_response.create(
+        model="text-prime",
+        input="Hello.",
+        store=False,
+        extra_body={"provider": {"order": ["sim-alpha"], "allow_fallbacks": False}},
+    )
+    assert raw.headers["x-gridgate-supplier"] == "sim-alpha"  # the cheapest is sim-beta
+    assert raw.parse().output_text
+    with pytest.raises(openai.APIStatusError) as caught:
+        client.responses.create(
+            model="text-prime", input="Hello.", extra_body={"provider": {"order": 3}}
+        )
+    body = caught.value.body
+    assert caught.value.status_code < 500
+    assert isinstance(body, dict) and str(body["param"]).startswith("provider")
+
+
+# -- stored responses -------------------------------------------------------------------------
+
+
+def stored(gateway: GatewayProcess) -> StoredResponses:
+    """The stored-responses service on the gateway's database, as the gateway runs it."""
+    return StoredResponses(gateway.store, SystemClock(), retention_days=30)
+
+
+def test_previous_response_id_continues_a_function_tool_round_trip(client: OpenAI) -> None:
+    first = first_turn(client, store=True)
+    assert first.store is True
+    call = next(item for item in first.output if item.type == "function_call")
+    second = client.responses.create(
+        model="text-prime",
+        previous_response_id=first.id,
+        input=[{"type": "function_call_output", "call_id": call.call_id, "output": "sunny, 21C"}],
+        tools=[WEATHER],
+    )
+    assert second.status == "completed" and second.previous_response_id == first.id
+    assert not [item for item in second.output if item.type == "function_call"]
+    assert second.output_text
+    # the supplier was sent the first turn too (the call and its question)
+    assert first.usage is not None and second.usage is not None
+    assert second.usage.input_tokens > first.usage.input_tokens
+
+
+def test_what_is_stored_is_the_answer_and_its_items(
+    gateway: GatewayProcess, client: OpenAI, funded: tuple[str, str]
+) -> None:
+    raw = client.responses.with_raw_response.create(
+        model="text-prime", input="Remember this.", instructions="Be brief.", metadata={"k": "v"}
+    )
+    body = raw.http_response.content
+    response = raw.parse()
+    service = stored(gateway)
+    kept = gateway.run(service.get(funded[0], response.id))
+    assert kept is not None and json.loads(kept) == json.loads(body)
+    page = gateway.run(
+        service.input_items(funded[0], response.id, after=None, limit=10, order="asc")
+    )
+    assert page is not None and not page.has_more
+    items = [json.loads(item) for item in page.items]
+    assert items == [
+        {
+            "type": "message",
+            "role": "user",
+            "content": [{"type": "input_text", "text": "Remember this."}],
+            "id": items[0]["id"],
+        }
+    ]
+    assert items[0]["id"].startswith("msg_")
+    history = gateway.run(service.conversation(funded[0], response.id))
+    assert [json.loads(item)["type"] for item in history] == ["message", "message"]
+    assert json.loads(history[1]) == json.loads(body)["output"][0]
+    # another account does not see it
+    other, _ = gateway.new_account("1")
+    assert gateway.run(service.get(other, response.id)) is None
+    unstored = client.responses.create(model="text-prime", input="Forget this.", store=False)
+    assert gateway.run(service.get(funded[0], unstored.id)) is None
+
+
+def test_a_streamed_answer_is_stored_before_its_end_is_sent(
+    gateway: GatewayProcess, client: OpenAI, funded: tuple[str, str], spec: OpenAISpec
+) -> None:
+    streamed = post_stream(gateway, funded[1], {"model": "text-prime", "input": "Tell me a fact."})
+    final = stream_events(spec, streamed.content)[-1]
+    assert final["type"] == "response.completed"
+    # the next turn, sent as soon as the stream has ended, finds it
+    second = client.responses.create(
+        model="text-prime", previous_response_id=final["response"]["id"], input="And another."
+    )
+    assert second.status == "completed" and second.output_text
+    kept = gateway.run(stored(gateway).get(funded[0], final["response"]["id"]))
+    assert kept is not None and json.loads(kept) == final["response"]
+
+
+def test_another_accounts_response_is_not_found(
+    gateway: GatewayProcess, client: OpenAI, sdk: Callable[[str], OpenAI]
+) -> None:
+    mine = client.responses.create(model="text-prime", input="Mine.")
+    _, other_key = gateway.new_account("1")
+    with pytest.raises(openai.NotFoundError) as caught:
+        sdk(other_key).responses.create(
+            model="text-prime", input="Theirs?", previous_response_id=mine.id
+        )
+    body = caught.value.body
+    assert isinstance(body, dict) and body["param"] == "previous_response_id"
+
+
+def test_the_hold_covers_the_stored_history(
+    gateway: GatewayProcess, sdk: Callable[[str], OpenAI]
+) -> None:
+    """text-max has one offer: a request is held at its price for the canonical prompt's upper
+    bound. A turn continuing a long stored response is held for the history too: on a balance
+    that covers the turn alone, it is refused (402, naming what it needs, history included)."""
+    price = Price(nanos("1.20"), nanos("4.80"))
+    long_input = "The quick brown fox jumps over the lazy dog. " * 300
+    first_body = {"model": "text-max", "input": long_input, "max_output_tokens": 16}
+    second_body = {"model": "text-max", "input": "Go on.", "max_output_tokens": 16}
+
+    def bound(body: dict[str, Any], prior: list[InputItem] | None = None) -> int:
+        native = decode_responses_request(json.dumps(body).encode())
+        return measure_prompt(to_chat_request(native, prior or []).request).upper_bound
+
+    alone = price.cost(bound(second_body), 16)
+    account_id, key = gateway.new_account(
+        f"{(price.cost(bound(first_body), 16) + 3 * alone) / 1e9:.9f}"
+    )
+    client = sdk(key)
+    first = client.responses.create(**first_body)
+    wait_until(lambda: gateway.usage(account_id))
+    prior = [
+        msgspec.json.decode(item, type=InputItem)
+        for item in gateway.run(stored(gateway).conversation(account_id, first.id))
+    ]
+    with_history = price.cost(bound(second_body, prior), 16)
+    assert with_history > 3 * alone
+    with pytest.raises(openai.APIStatusError) as caught:
+        client.responses.create(**second_body, previous_response_id=first.id)
+    assert caught.value.status_code == 402
+    assert f"needs up to ${format_usd(with_history)}" in caught.value.message
+    # the same turn without the history is served from the same balance
+    assert client.responses.create(**second_body).output_text
+
+
+@pytest.mark.parametrize("stream", [False, True], ids=["plain", "streamed"])
+@pytest.mark.parametrize("carried", ["stored", "encrypted"])
+def test_reasoning_before_a_tool_call_is_given_back_to_an_anthropic_supplier(
+    anthropic_wire_gateway: GatewayProcess, carried: str, stream: bool
+) -> None:
+    """An Anthropic-format supplier with thinking on refuses a tool result whose call is not
+    preceded by its signed thinking. The caller gives it back either by previous_response_id
+    (the stored answer keeps the signed blocks, though the caller did not ask for them) or by
+    sending the reasoning item's encrypted_content (include reasoning.encrypted_content)."""
+    gw = anthropic_wire_gateway
+    account_id, key = gw.new_account("5")
+    question = "Use get_weather for Paris."
+    given: dict[str, Any] = {
+        "model": "text-prime",
+        "tools": [WEATHER],
+        "reasoning": {"effort": "low"},
+        "max_output_tokens": 4000,
+    }
+    include: list[Any] = ["reasoning.encrypted_content"] if carried == "encrypted" else []
+    with OpenAI(base_url=gw.base_url, api_key=key, max_retries=0) as client:
+        ask: dict[str, Any] = {**given, "input": question, "include": include}
+        ask["store"] = carried == "stored"
+        if stream:
+            with client.responses.stream(**ask) as events:
+                first = events.get_final_response()
+        else:
+            first = client.responses.create(**ask)
+        assert [item.type for item in first.output] == ["reasoning", "function_call"]
+        reasoning = first.output[0]
+        assert reasoning.type == "reasoning"
+        assert (reasoning.encrypted_content is not None) == (carried == "encrypted")
+        call = first.output[1]
+        assert call.type == "function_call"
+        result = {"type": "function_call_output", "call_id": call.call_id, "output": "sunny"}
+        if carried == "stored":
+            second = client.responses.create(**given, previous_response_id=first.id, input=[result])
+            kept = gw.run(stored(gw).get(account_id, first.id))
+            assert kept is not None and b"encrypted_content" not in kept  # as answered
+        else:
+            history = [item.model_dump(exclude_none=True) for item in first.output]
+            second = client.responses.create(
+                **given,
+                store=False,
+                input=[{"role": "user", "content": question}, *history, result],
+            )
+    assert second.status == "completed" and second.output_text
+
+
+def test_retrieve_input_items_and_delete_after_a_stored_create(
+    gateway: GatewayProcess, client: OpenAI, sdk: Callable[[str], OpenAI]
+) -> None:
+    created = client.responses.create(
+        model="text-prime",
+        input=[
+            {"role": "developer", "content": "Answer briefly."},
+            {"role": "user", "content": [{"type": "input_text", "text": "Hello!"}]},
+        ],
+    )
+    retrieved = client.responses.retrieve(created.id)
+    assert retrieved.model_dump() == created.model_dump()
+    assert retrieved.output_text == created.output_text
+    items = list(client.responses.input_items.list(created.id, order="asc"))
+    assert [(item.type, getattr(item, "role", None)) for item in items] == [
+        ("message", "developer"),
+        ("message", "user"),
+    ]
+    assert all(item.id for item in items)
+    _, other_key = gateway.new_account("1")
+    with pytest.raises(openai.NotFoundError):
+        sdk(other_key).responses.retrieve(created.id)
+    client.responses.delete(created.id)
+    with pytest.raises(openai.NotFoundError):
+        client.responses.retrieve(created.id)
+    with pytest.raises(openai.NotFoundError) as caught:
+        client.responses.create(model="text-prime", input="Go on.", previous_response_id=created.id)
+    body = caught.value.body
+    assert isinstance(body, dict) and body["param"] == "previous_response_id"
+
+
+def test_store_false_keeps_nothing(client: OpenAI) -> None:
+    unstored = client.responses.create(model="text-prime", input="Keep nothing.", store=False)
+    assert unstored.store is False
+    with pytest.raises(openai.NotFoundError):
+        client.responses.retrieve(unstored.id)
+
+
+def test_with_retention_off_nothing_is_stored_and_the_answer_says_so(
+    bg: BackgroundLoop, tmp_path: Any
+) -> None:
+    offers = [Offer("sim-one", "text-prime", "sim/one", "0.10", "0.40", 40, 196_608, 65_536)]
+    with simulators(bg, ["sim-one"]) as sims:
+        gw = start_gateway(
+            tmp_path,
+            bg,
+            {"sim-one": sims["sim-one"].base_url},
+            offers,
+            extra_config="[responses]\nretention_days = 0\n",
+        )
+        try:
+            _, key = gw.new_account("1")
+            with OpenAI(base_url=gw.base_url, api_key=key, max_retries=0) as client:
+                answer = client.responses.create(model="text-prime", input="Hello.")
+                assert answer.store is False and answer.output_text
+                with pytest.raises(openai.NotFoundError):
+                    client.responses.retrieve(answer.id)
+        finally:
+            assert stop_gateway(gw) == 0, gw.log_path.read_text()

@@ -1,19 +1,24 @@
 """Every path carries the same facts: {OpenAI surface, Anthropic surface} × {OpenAI-format
-supplier, Anthropic-format supplier} × {plain, streamed}.
+supplier, Anthropic-format supplier, Responses-API supplier} × {plain, streamed}.
 
-One simulator stands behind two suppliers — one called over the OpenAI wire, one over the
-Anthropic wire — with the same model, so for the same conversation it plans the same answer.
-``text-standard`` is served only by the OpenAI-format supplier and ``text-prime`` only by the
-Anthropic-format one, at the same price. Each case sends the same conversation on all eight
-paths with the official SDKs (``openai`` on the OpenAI surface, ``anthropic``'s ``create`` and
-``stream`` helpers on the Messages surface) and compares what arrives: text, reasoning, tool
-calls with complete arguments, the stop reason and sequence, token counts and the charged cost.
+One simulator stands behind three suppliers — called over the OpenAI chat wire, the Anthropic
+wire and the OpenAI Responses wire — with the same model, so for the same conversation it plans
+the same answer. ``text-standard`` is served only by the OpenAI-format supplier, ``text-prime``
+only by the Anthropic-format one and ``text-next`` only by the Responses-API one, at the same
+price. Each case sends the same conversation on every path with the official SDKs (``openai``
+on the OpenAI surface, ``anthropic``'s ``create`` and ``stream`` helpers on the Messages
+surface) and compares what arrives: text, reasoning, tool calls with complete arguments, the
+stop reason and sequence, token counts and the charged cost.
+
+A surface is a row of ``SURFACES`` (its name → how a conversation is asked on it) and a field of
+``Conversation`` (the conversation in its dialect): a third surface is one more of each.
 """
 
 from __future__ import annotations
 
+import itertools
 import json
-from collections.abc import Iterator
+from collections.abc import Callable, Iterator
 from dataclasses import dataclass, field
 from typing import Any
 
@@ -35,17 +40,40 @@ from tests.harness import (
 )
 
 SIM_KEY = "sk-sim-matrix-0123456789abcdef"
-INSTRUMENT_BY_WIRE = {"openai": "text-standard", "anthropic": "text-prime"}
+INSTRUMENT_BY_WIRE = {
+    "openai": "text-standard",
+    "anthropic": "text-prime",
+    "openai-responses": "text-next",
+}
+WIRES = tuple(INSTRUMENT_BY_WIRE)
+SUPPLIER_BY_WIRE = {
+    "openai": "wire-openai",
+    "anthropic": "wire-anthropic",
+    "openai-responses": "wire-responses",
+}
 CAPS = ("tools", "json_schema", "vision")
 OFFERS = [
     Offer("wire-openai", "text-standard", "sim/m", "1.00", "4.00", 40, 200_000, 64_000, CAPS),
     Offer("wire-anthropic", "text-prime", "sim/m", "1.00", "4.00", 40, 200_000, 64_000, CAPS),
+    Offer("wire-responses", "text-next", "sim/m", "1.00", "4.00", 40, 200_000, 64_000, CAPS),
     # text-max: the Anthropic-format offer is cheaper; the OpenAI-format one serves what the
     # Anthropic wire cannot carry
     Offer("wire-anthropic", "text-max", "sim/m", "1.00", "4.00", 60, 1_000_000, 128_000, CAPS),
     Offer("wire-openai", "text-max", "sim/m", "2.00", "8.00", 60, 1_000_000, 128_000, CAPS),
 ]
 PRICE = Price(nanos("1.00"), nanos("4.00"))
+# text-next: text-prime's limits, for the Responses-API supplier alone
+TEXT_NEXT = """
+[[instruments]]
+id = "text-next"
+quality_floor = 38
+context_floor = 128000
+max_output_floor = 30000
+context_length = 196608
+max_input_tokens = 120000
+max_completion_tokens = 131072
+reasoning_efforts = ["low", "medium", "high"]
+"""
 
 WEATHER_SCHEMA: dict[str, Any] = {
     "type": "object",
@@ -79,11 +107,12 @@ def gw(bg: BackgroundLoop, tmp_path_factory: pytest.TempPathFactory) -> Iterator
         gateway = start_gateway(
             tmp_path_factory.mktemp("matrix"),
             bg,
-            {"wire-openai": url, "wire-anthropic": url},
+            dict.fromkeys(SUPPLIER_BY_WIRE.values(), url),
             OFFERS,
+            extra_config=TEXT_NEXT,
             env={"SIM_MATRIX_KEY": SIM_KEY},
-            key_envs={"wire-openai": "SIM_MATRIX_KEY", "wire-anthropic": "SIM_MATRIX_KEY"},
-            wires={"wire-openai": "openai", "wire-anthropic": "anthropic"},
+            key_envs=dict.fromkeys(SUPPLIER_BY_WIRE.values(), "SIM_MATRIX_KEY"),
+            wires={supplier: wire for wire, supplier in SUPPLIER_BY_WIRE.items()},
         )
         gateway.sims = sims
         try:
@@ -146,31 +175,41 @@ class Path:
         return f"{self.surface}-surface/{self.wire}-supplier/{mode}"
 
 
-PATHS = [
-    Path(surface, wire, stream)
-    for surface in ("openai", "anthropic")
-    for wire in ("openai", "anthropic")
-    for stream in (False, True)
-]
-
-
 @dataclass
 class Conversation:
-    """One conversation, said in both dialects."""
+    """One conversation, said in each surface's dialect."""
 
     openai: dict[str, Any]  # chat.completions.create kwargs, without model/stream
     anthropic: dict[str, Any]  # messages.create kwargs, without model/stream
 
 
+def _on_openai(gw: GatewayProcess, key: str, path: Path, conversation: Conversation) -> Facts:
+    with openai.OpenAI(base_url=gw.base_url, api_key=key, max_retries=0) as client:
+        return _ask_openai(client, path, conversation.openai)
+
+
+def _on_anthropic(gw: GatewayProcess, key: str, path: Path, conversation: Conversation) -> Facts:
+    root = gw.base_url.removesuffix("/v1")
+    with anthropic.Anthropic(base_url=root, api_key=key, max_retries=0) as sdk:
+        return _ask_anthropic(sdk, path, conversation.anthropic)
+
+
+# surface → how a conversation is asked on it
+SURFACES: dict[str, Callable[[GatewayProcess, str, Path, Conversation], Facts]] = {
+    "openai": _on_openai,
+    "anthropic": _on_anthropic,
+}
+PATHS = [
+    Path(surface, wire, stream)
+    for surface in SURFACES
+    for wire in WIRES
+    for stream in (False, True)
+]
+
+
 def ask(gw: GatewayProcess, path: Path, conversation: Conversation) -> Facts:
     account, key = gw.new_account("5")
-    if path.surface == "openai":
-        with openai.OpenAI(base_url=gw.base_url, api_key=key, max_retries=0) as client:
-            facts = _ask_openai(client, path, conversation.openai)
-    else:
-        root = gw.base_url.removesuffix("/v1")
-        with anthropic.Anthropic(base_url=root, api_key=key, max_retries=0) as sdk:
-            facts = _ask_anthropic(sdk, path, conversation.anthropic)
+    facts = SURFACES[path.surface](gw, key, path, conversation)
     records = wait_until(lambda: [r for r in gw.usage(account) if r.outcome != "in_progress"])
     assert len(records) == 1, records
     assert records[0].outcome == "ok"
@@ -337,10 +376,32 @@ def test_stop_sequence(gw: GatewayProcess) -> None:
     words = full.text.split()
     assert len(words) > 4
     stop = " " + words[3]
-    facts = assert_same(ask_everywhere(gw, text_conversation(stop_sequences=[stop])))
+    # the Responses API has no stop sequences: that wire cannot carry them (below)
+    paths = [p for p in PATHS if p.wire != "openai-responses"]
+    facts = assert_same(ask_everywhere(gw, text_conversation(stop_sequences=[stop]), paths))
     assert facts.stop == "stop_sequence"
     assert facts.stop_sequence == stop
     assert facts.text == full.text[: full.text.index(stop)]
+
+
+def test_stop_sequences_are_untranslatable_for_a_responses_api_supplier(
+    gw: GatewayProcess,
+) -> None:
+    account, key = gw.new_account("5")
+    with (
+        openai.OpenAI(base_url=gw.base_url, api_key=key, max_retries=0) as client,
+        pytest.raises(openai.UnprocessableEntityError) as caught,
+    ):
+        client.chat.completions.create(
+            model=INSTRUMENT_BY_WIRE["openai-responses"],
+            messages=[{"role": "user", "content": QUESTION}],
+            stop=["END"],
+        )
+    error = caught.value.body
+    assert isinstance(error, dict)
+    assert (error["code"], error["param"]) == ("untranslatable", "stop")
+    records = wait_until(lambda: [r for r in gw.usage(account) if r.status == 422] or None)
+    assert records[0].cost == 0
 
 
 def weather_turn() -> Conversation:
@@ -438,17 +499,21 @@ def test_reasoning(gw: GatewayProcess) -> None:
     facts = assert_same(results)
     assert len(facts.reasoning.split()) == 16  # the simulator's "medium" = a 4,096-token budget
     assert facts.text
-    # an Anthropic-format supplier signs its reasoning, and the signature reaches the caller
+    # an Anthropic-format supplier signs its reasoning, a Responses-API supplier seals its
+    # reasoning item (with its encrypted content): either reaches the caller as a signature
     for path, got in results.items():
         if path.wire == "anthropic":
             assert got.signatures, path
+        if path.wire == "openai-responses":
+            assert [s[:6] for s in got.signatures] == ["oair1."], path
 
 
 def test_thinking_is_sent_back_with_its_signature(gw: GatewayProcess) -> None:
     """A second turn carrying the first turn's thinking block is accepted by the supplier (it
-    checks the signature), on both surfaces."""
-    for surface in ("openai", "anthropic"):
-        path = Path(surface, "anthropic", stream=False)
+    checks the signature; a Responses-API supplier checks the encrypted content of the
+    reasoning item sealed in it), on every surface."""
+    for surface, wire in itertools.product(SURFACES, ("anthropic", "openai-responses")):
+        path = Path(surface, wire, stream=False)
         first = ask(
             gw,
             path,
@@ -534,7 +599,7 @@ def test_structured_output(gw: GatewayProcess) -> None:
     results = ask_everywhere(gw, conversation)
     # The document is the supplier's: an OpenAI-format supplier answers in its native JSON
     # mode, an Anthropic-format one through a forced tool — so facts agree per supplier format.
-    for wire in ("openai", "anthropic"):
+    for wire in WIRES:
         facts = assert_same({p: f for p, f in results.items() if p.wire == wire})
         assert facts.stop == "end_turn" and not facts.tool_calls
         jsonschema.validate(json.loads(facts.text), PERSON_SCHEMA)

@@ -15,7 +15,7 @@ from gridgate.protocol.anthropic.request import decode_messages_request
 from gridgate.protocol.anthropic.to_chat import to_chat_request
 from gridgate.protocol.openai_chat import UNSET, ChatRequest, decode_chat_request
 from gridgate.protocol.provider_preferences import MaxPrice, ProviderPreferences
-from gridgate.providers import anthropic, openai
+from gridgate.providers import anthropic, openai, openai_responses
 from gridgate.providers.base import UpstreamCall
 from gridgate.storage.records import OfferRecord, SupplierRecord
 
@@ -223,13 +223,18 @@ def call(request: ChatRequest, wire: str) -> UpstreamCall:
 
 @surfaces
 @pytest.mark.parametrize(
-    "map_request", [openai.map_request, anthropic.map_request], ids=["openai", "anthropic"]
+    ("wire", "map_request"),
+    [
+        ("openai", openai.map_request),
+        ("anthropic", anthropic.map_request),
+        ("openai-responses", openai_responses.map_request),
+    ],
+    ids=["openai", "anthropic", "openai-responses"],
 )
 def test_the_upstream_never_sees_the_preferences(
-    decode: Callable[..., ChatRequest], map_request: Callable[[UpstreamCall], bytes]
+    decode: Callable[..., ChatRequest], wire: str, map_request: Callable[[UpstreamCall], bytes]
 ) -> None:
     request = decode(FULL)
-    wire = "openai" if map_request is openai.map_request else "anthropic"
     sent = json.loads(map_request(call(request, wire)))
     assert "provider" not in sent
     assert "route" not in sent

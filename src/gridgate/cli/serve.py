@@ -80,6 +80,8 @@ def add_parsers(commands: Commands) -> None:
     from gridgate.simulator import command as simulator_command
 
     simulate = commands.add(
-        "simulate", "run a simulated supplier (OpenAI wire format)", cmd_simulate
+        "simulate",
+        "run a simulated supplier (chat completions, Responses and Messages wires)",
+        cmd_simulate,
     )
     simulator_command.add_arguments(simulate)

@@ -1,9 +1,10 @@
 """A supplier simulator: a real HTTP server speaking OpenAI Chat Completions
-(``/v1/chat/completions``) and Anthropic Messages (``/v1/messages``) exactly.
+(``/v1/chat/completions``), OpenAI Responses (``/v1/responses``) and Anthropic Messages
+(``/v1/messages``) exactly.
 
 It is the upstream the demo, the tests and the benchmark run against: deterministic text,
 tool calls and structured outputs that validate, realistic timing (TTFT, tokens/s), and fault
-injection (``[[sim:...]]`` directives or ``POST /sim/faults``, see :mod:`.faults`). Both wires
+injection (``[[sim:...]]`` directives or ``POST /sim/faults``, see :mod:`.faults`). All wires
 plan the same answer for the same conversation, so a test can compare the paths through a
 gateway fact by fact.
 """

@@ -32,7 +32,7 @@ _DEFAULT_MESSAGES = {
 _MODEL_CREATED = 1_700_000_000
 
 
-def _check_auth(state: SimulatorState, request: web.Request) -> None:
+def check_auth(state: SimulatorState, request: web.Request) -> None:
     expected = state.options.api_key
     if expected is None:
         return
@@ -58,7 +58,7 @@ def _render(exc: SimulatorError) -> web.Response:
 
 
 async def _answer(state: SimulatorState, request: web.Request) -> web.StreamResponse:
-    _check_auth(state, request)
+    check_auth(state, request)
     raw = await request.read()
     try:
         body = decode_body(raw)
@@ -176,7 +176,7 @@ async def list_models(request: web.Request) -> web.Response:
     """The configured models; an empty list when the simulator accepts any model name."""
     state = request.app[STATE]
     try:
-        _check_auth(state, request)
+        check_auth(state, request)
     except SimulatorError as exc:
         return exc.response()
     names = sorted(state.models or ())

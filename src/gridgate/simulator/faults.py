@@ -40,7 +40,9 @@ but ``hang``), ``ttft_ms``, ``tokens_per_second`` (alias ``tps``) for ``slow``, 
 for ``overrun``.
 
 The mid-stream ``error`` is what a supplier sends when it fails after the first byte: on the
-OpenAI wire ``data: {"error": {...}}`` (OpenAI's SDK raises on it), on the Anthropic wire
+OpenAI wire ``data: {"error": {...}}`` (OpenAI's SDK raises on it), on the Responses wire
+``event: error`` with ``{"type": "error", "code", "message", "param", "sequence_number"}``
+(:mod:`.responses`), on the Anthropic wire
 ``event: error`` with ``{"type": "error", "error": {"type": "overloaded_error", ...}}`` (the
 type for ``status``: 529 → ``overloaded_error``, 500 → ``api_error``). No ``[DONE]`` /
 ``message_stop`` follows.

@@ -4,7 +4,7 @@ from __future__ import annotations
 
 from aiohttp import web
 
-from gridgate.simulator import chat, control, messages
+from gridgate.simulator import chat, control, messages, responses
 from gridgate.simulator.options import SimulatorOptions
 from gridgate.simulator.state import STATE, SimulatorState
 
@@ -17,6 +17,7 @@ def build_simulator_app(options: SimulatorOptions) -> web.Application:
     app[STATE] = SimulatorState(options)
     app.router.add_post("/v1/chat/completions", chat.chat_completions)
     app.router.add_post("/v1/messages", messages.create_message)
+    app.router.add_post("/v1/responses", responses.create_response)
     app.router.add_get("/v1/models", chat.list_models)
     app.router.add_get("/sim/stats", control.get_stats)
     app.router.add_post("/sim/reset", control.reset_stats)

@@ -7,7 +7,7 @@ from typing import Any, Literal
 import msgspec
 
 Capability = Literal["tools", "json_schema", "vision", "logprobs"]
-WireFormat = Literal["openai", "anthropic"]
+WireFormat = Literal["openai", "anthropic", "openai-responses"]
 LimitScope = Literal["key", "account", "instrument"]
 
 

@@ -6,6 +6,7 @@ from __future__ import annotations
 import json
 from typing import Any
 
+import msgspec
 import pytest
 from openai.types.responses import Response, ResponseStreamEvent
 from pydantic import TypeAdapter
@@ -261,3 +262,35 @@ def test_error_event(spec: OpenAISpec) -> None:
         "param": "temperature",
         "sequence_number": 0,
     }
+
+
+@pytest.mark.parametrize("include", [[], ["reasoning.encrypted_content"]], ids=["plain", "include"])
+def test_the_final_response_and_the_sealed_reasoning_are_kept_for_the_store(
+    spec: OpenAISpec, include: list[str]
+) -> None:
+    """``response`` is the final event's response; ``sealed`` holds each reasoning item's
+    signed blocks whether or not the events carry them (a stored answer keeps them)."""
+    encoder = ResponseStreamEncoder(context_for(include=include), clock=lambda: 7.5)
+    pieces = [
+        chunk({"reasoning_content": "Hmm."}),
+        chunk({"thinking_blocks": [{"type": "thinking", "thinking": "Hmm.", "signature": "s"}]}),
+        chunk({"content": "Yes."}),
+        chunk({}, "stop"),
+        DONE,
+    ]
+    raw = b"".join(encoder.feed(piece) for piece in pieces)
+    assert encoder.response is not None
+    final = events(spec, raw)[-1]
+    assert json.loads(msgspec.json.encode(encoder.response)) == final["response"]
+    assert set(encoder.sealed) == {0}
+    blocks = open_reasoning(encoder.sealed[0])
+    assert blocks == [ThinkingBlock(thinking="Hmm.", signature="s")]
+    carried = final["response"]["output"][0].get("encrypted_content")
+    assert carried == (encoder.sealed[0] if include else None)
+
+
+def test_a_failed_stream_keeps_its_failed_response() -> None:
+    encoder = ResponseStreamEncoder(context_for(), clock=lambda: 7.5)
+    encoder.feed(chunk({"content": "Hel"}))
+    encoder.fail(SupplierFailed("upstream went away"))
+    assert encoder.response is not None and encoder.response.status == "failed"

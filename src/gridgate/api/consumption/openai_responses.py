@@ -13,15 +13,20 @@ names every dropped tool in the header ``x-gridgate-dropped-tools`` (``web_searc
 the type, with the tool's name or MCP ``server_label`` where it has one). The ``tools`` echoed on
 the response are still the tools as sent. A ``tool_choice`` that *requires* a dropped tool (one
 naming a hosted tool) is refused: 400 naming ``tool_choice``; ``required`` with only hosted
-tools is refused by the request's validation (422 naming ``tool_choice``). This keeps clients that send a hosted tool beside their functions (Codex sends
-``web_search``) working, without pretending the hosted tool ran.
+tools is refused by the request's validation (422 naming ``tool_choice``). This keeps clients
+that send a hosted tool beside their functions (Codex sends ``web_search``) working, without
+pretending the hosted tool ran.
 
 Stored responses (``store``, default true): an answer that ends ``completed`` or ``incomplete``
 is saved (this turn's input items, the output items, the whole response) before its last byte
 is sent, so a caller that has seen the end finds it stored; a failed or cancelled one is not
 kept, nor anything when ``store`` is false. ``previous_response_id`` prepends the stored
 conversation (the chain's input and output items) to ``input``: the hold is sized from the
-whole prompt. Another account's, an expired or an unknown id answers 404 naming
+whole prompt. The stored output items keep each reasoning item's signed blocks (sealed as
+``encrypted_content`` would carry them, even when the caller did not ask for that), so that the
+next turn gives them back to the supplier: an Anthropic-format supplier with thinking on refuses
+a tool result whose call is not preceded by its signed thinking. What ``GET`` answers is the
+response as answered. Another account's, an expired or an unknown id answers 404 naming
 ``previous_response_id``. Saving is after settlement; if the store fails the answer is still
 given (it has been paid for) and the failure logged, without content.
 """
@@ -29,9 +34,12 @@ given (it has been paid for) and the failure logged, without content.
 from __future__ import annotations
 
 import logging
+import re
 import secrets
-from collections.abc import Sequence
-from typing import Any, Final, Protocol
+from collections.abc import Coroutine, Iterator, Sequence
+from contextlib import contextmanager
+from dataclasses import replace
+from typing import Any, Final
 
 import msgspec
 from aiohttp import web
@@ -42,7 +50,7 @@ from gridgate.api.errors import REQUEST_ID
 from gridgate.core.accounts.auth import presented_key
 from gridgate.core.exchange.session import StreamSession
 from gridgate.core.exchange.tab import Served
-from gridgate.errors import BadRequest, GridgateError, NotFound
+from gridgate.errors import BadRequest, GridgateError
 from gridgate.protocol.openai_responses.from_chat import response_from_completion
 from gridgate.protocol.openai_responses.items import InputItem
 from gridgate.protocol.openai_responses.output import ResponseContext, response_context
@@ -56,32 +64,10 @@ from gridgate.web.request_body import read_body
 log = logging.getLogger("gridgate.api")
 
 DROPPED_TOOLS_HEADER: Final = "x-gridgate-dropped-tools"
+_UNSAFE: Final = re.compile(r"[^\x20-\x7e]")
 _KEPT_STATUSES: Final = frozenset({"completed", "incomplete"})
 _item_decoder: Final = msgspec.json.Decoder(InputItem)
 _encode: Final = msgspec.json.Encoder().encode
-
-
-class StoredResponses(Protocol):
-    """The part of the stored-responses service (``core/responses/stored.py``) this surface
-    calls."""
-
-    async def save(
-        self,
-        *,
-        caller: KeyRecord,
-        response_id: str,
-        previous_response_id: str | None,
-        input_items: list[bytes],
-        output_items: list[bytes],
-        response: bytes,
-    ) -> None: ...
-
-    async def conversation(self, account_id: str, previous_response_id: str) -> list[bytes]: ...
-
-
-def stored_responses(state: AppState) -> StoredResponses | None:
-    service: StoredResponses | None = getattr(state, "responses", None)
-    return service
 
 
 async def responses(request: web.Request) -> web.StreamResponse:
@@ -100,30 +86,64 @@ async def responses(request: web.Request) -> web.StreamResponse:
     context = response_context(
         native, translation, response_id=new_response_id(), created_at=_now(state)
     )
+    if native.stores and not state.responses.enabled:  # retention_days = 0: nothing is kept
+        context = replace(context, shell=msgspec.structs.replace(context.shell, store=False))
     turn = _Turn(state, key, native, context)
-    tab = state.exchange.open_tab(key, chat, request_id)
+    with _named_as_responses():
+        tab = state.exchange.open_tab(key, chat, request_id)
 
     def answer(served: Served | None) -> dict[str, str]:
         return {**answer_headers(state, request, served, tab.limits), **extra}
 
     if not chat.is_stream:
-        completion, served = await state.exchange.complete(tab)
+        with _named_as_responses():
+            completion, served = await state.exchange.complete(tab)
         try:
             body = response_from_completion(completion.body, context, completed_at=_now(state))
         except GridgateError as exc:
             tab.stamp(exc)  # the error that replaces the answer carries its rate-limit headers
             raise
-        await turn.save(body)
+        if context.shell.store:
+            await turn.save(body, turn.sealed_output(completion.body, body))
         return web.Response(body=body, content_type="application/json", headers=answer(served))
     return await relay(
         request,
-        state.exchange.open_stream(tab),
+        _opening(state.exchange.open_stream(tab)),
         keepalive_seconds=state.settings.upstream.keepalive_seconds,
         headers=answer,
         encoder=turn.encoder,
         error_event=turn.error_event,
         finish=turn.finish,
     )
+
+
+# the canonical request's fields the exchange names in its refusals, as this surface names them
+_PARAMS: Final = {
+    "messages": "input",
+    "max_completion_tokens": "max_output_tokens",
+    "max_tokens": "max_output_tokens",
+    "reasoning_effort": "reasoning.effort",
+}
+
+
+@contextmanager
+def _named_as_responses() -> Iterator[None]:
+    """An exchange refusal that names a canonical field (``messages``: the prompt over the
+    instrument's input limit …) names the Responses request's own instead (``input``)."""
+    try:
+        yield
+    except GridgateError as exc:
+        named = _PARAMS.get(exc.param or "")
+        if named is not None and exc.param is not None:
+            if exc.message.startswith(exc.param + ":"):
+                exc.message = named + exc.message[len(exc.param) :]
+            exc.param = named
+        raise
+
+
+async def _opening(opening: Coroutine[Any, Any, StreamSession]) -> StreamSession:
+    with _named_as_responses():
+        return await opening
 
 
 def new_response_id() -> str:
@@ -161,13 +181,32 @@ class _Turn:
 
     async def finish(self) -> None:
         stream = self._stream
-        if stream is not None and stream.response is not None:
-            await self.save(_encode(stream.response))
+        if stream is None or stream.response is None or not self._context.shell.store:
+            return
+        output: list[dict[str, Any]] = msgspec.to_builtins(stream.response.output)
+        for index, sealed in stream.sealed.items():
+            output[index]["encrypted_content"] = sealed
+        await self.save(_encode(stream.response), output)
 
-    async def save(self, body: bytes) -> None:
+    def sealed_output(self, completion: bytes, body: bytes) -> list[dict[str, Any]]:
+        """The answer's output items as stored: with every reasoning item's signed blocks
+        sealed in ``encrypted_content`` even when the caller did not ask for them, so that a
+        turn continuing it by ``previous_response_id`` gives them back to the supplier (an
+        Anthropic-format supplier refuses a tool result after unsigned thinking)."""
+        answered: dict[str, Any] = msgspec.json.decode(body)
+        output: list[dict[str, Any]] = answered.get("output") or []
+        if self._context.seal_reasoning or not any(i["type"] == "reasoning" for i in output):
+            return output  # as answered: nothing to seal, or sealed already
+        sealing = replace(self._context, seal_reasoning=True)
+        completed_at = answered.get("completed_at") or 0
+        resealed = response_from_completion(completion, sealing, completed_at=completed_at)
+        sealed: list[dict[str, Any]] = msgspec.json.decode(resealed)["output"]
+        return sealed
+
+    async def save(self, body: bytes, output: list[dict[str, Any]]) -> None:
         """Keep a completed or incomplete answer when the request asked to store it."""
-        service = stored_responses(self._state)
-        if not self._native.stores or service is None:
+        service = self._state.responses
+        if not self._context.shell.store:
             return
         response: dict[str, Any] = msgspec.json.decode(body)
         if response.get("status") not in _KEPT_STATUSES:
@@ -179,11 +218,12 @@ class _Turn:
                 response_id=self._context.shell.id,
                 previous_response_id=previous if isinstance(previous, str) else None,
                 input_items=input_items(self._native, self._context.suffix),
-                output_items=[_encode(item) for item in response.get("output") or ()],
+                output_items=[_encode(item) for item in output],
                 response=body,
             )
-        except Exception:  # the answer is paid for and goes out; the store's failure is logged
-            log.exception("could not store response %s", self._context.shell.id)
+        except Exception as exc:  # the answer is paid for and goes out; the failure is logged
+            # by its type only: a database error's text can quote the stored content
+            log.error("could not store response %s: %s", self._context.shell.id, type(exc).__name__)
 
 
 async def _prior(state: AppState, key: KeyRecord, native: ResponsesRequest) -> list[InputItem]:
@@ -191,15 +231,8 @@ async def _prior(state: AppState, key: KeyRecord, native: ResponsesRequest) -> l
     previous = native.previous_response_id
     if not isinstance(previous, str):
         return []
-    service = stored_responses(state)
-    if service is None:
-        raise NotFound(
-            f"Previous response with id '{previous[:80]}' not found.",
-            param="previous_response_id",
-        )
-    return [
-        _item_decoder.decode(item) for item in await service.conversation(key.account_id, previous)
-    ]
+    stored = await state.responses.conversation(key.account_id, previous)
+    return [_item_decoder.decode(item) for item in stored]
 
 
 _ID_PREFIXES: Final = {
@@ -247,6 +280,7 @@ def _dropped_tools(translation: Translation) -> dict[str, str]:
 
 
 def _names(hosted: Sequence[HostedTool]) -> str:
-    return ", ".join(
-        tool.type if tool.name is None else f"{tool.type}:{tool.name}" for tool in hosted
-    )
+    """``type`` or ``type:name`` for each, as a header value can carry them: printable ASCII
+    (anything else becomes ``?``), each name cut at 64 characters."""
+    named = (tool.type if tool.name is None else f"{tool.type}:{tool.name}" for tool in hosted)
+    return ", ".join(_UNSAFE.sub("?", name[:64]) for name in named)

@@ -51,6 +51,7 @@ from gridgate.protocol.openai_responses.output import (
     incomplete_reason,
     logprobs_of,
 )
+from gridgate.protocol.openai_responses.reasoning import seal_reasoning
 from gridgate.protocol.sse import SSEParser
 
 __all__ = ["ResponseStreamEncoder", "error_event"]
@@ -102,6 +103,9 @@ class ResponseStreamEncoder:
         self._finish: str | None = None
         self._usage: Usage | None = None
         self.response: Response | None = None  # the final response, once the stream has ended
+        # each reasoning item's signed blocks, sealed (``reasoning.py``), by output index, whether
+        # or not the events carry them: a stored answer keeps them for ``previous_response_id``
+        self.sealed: dict[int, str] = {}
 
     # -- the caller's side ------------------------------------------------------------------
     def feed(self, piece: bytes) -> bytes:
@@ -280,6 +284,8 @@ class ResponseStreamEncoder:
             part = {"type": "summary_text", "text": self._text}
             self._emit("response.reasoning_summary_part.done", **where, part=part)
             item = reasoning_item(self._context, index, self._text, self._blocks)
+            if self._blocks:
+                self.sealed[index] = seal_reasoning(self._blocks)
             self._items.append(item)
             self._emit("response.output_item.done", output_index=index, item=item)
         elif kind == "message":

@@ -54,6 +54,7 @@ from gridgate.providers.anthropic.wire import (
     _ToolUse,
     _URLSource,
 )
+from gridgate.providers.openai_responses.reasoning import SIGNATURE_PREFIX as RESPONSES_REASONING
 
 _PDF_BASE64: Final = "JVBERi0"  # base64 of "%PDF-"
 
@@ -231,7 +232,11 @@ def _assistant_content(message: AssistantMessage, param: str) -> str | list[_Blo
     for block in message.thinking_blocks or ():
         match block:
             case ThinkingBlock():
-                if isinstance(block.signature, str) and block.signature:
+                if (
+                    isinstance(block.signature, str)
+                    and block.signature
+                    and not block.signature.startswith(RESPONSES_REASONING)
+                ):
                     blocks.append(_Thinking(thinking=block.thinking, signature=block.signature))
             case RedactedThinkingBlock():
                 blocks.append(_RedactedThinking(data=block.data))

@@ -43,7 +43,9 @@ What the request mapping does with each canonical field that Anthropic has no pl
                                                         (the effort is a hint, those are not)
     reasoning_content without           dropped         Anthropic takes earlier reasoning back
       thinking_blocks, thinking blocks                  only with its signature
-      without a signature
+      without a signature, or whose
+      signature seals a Responses-API
+      reasoning item (not Anthropic's)
     name (on messages)                  dropped         no per-message names
     image_url.detail                    dropped         a rendering hint
     empty text (content "" or parts)    dropped         Anthropic rejects empty text blocks; an
