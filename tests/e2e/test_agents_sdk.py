@@ -5,7 +5,8 @@ The SDK's default model is ``OpenAIResponsesModel``: with a model given by name,
 ``set_default_openai_client``. The agent has a function tool and a Pydantic ``output_type``: turn
 1 asks for the tool (the simulator calls a tool the user message names), the SDK runs it and
 sends its output back, turn 2 answers under ``text.format`` ``json_schema`` (the simulator
-answers an instance of the schema), which the SDK parses into the output type.
+answers an instance of the schema), which the SDK parses into the output type. The suppliers are on each of the three wires (on the
+Anthropic wire the structured answer is a forced call of an answer tool the gateway adds).
 """
 
 from __future__ import annotations
@@ -26,7 +27,7 @@ from pydantic import BaseModel
 from tests.harness import GatewayProcess, wait_until
 
 # Every supplier wire behind the Responses surface: the same catalog called over each.
-WIRES = {"anthropic-wire": "anthropic_wire_gateway"}
+WIRES = {"anthropic-wire": "anthropic_wire_gateway", "responses-wire": "responses_wire_gateway"}
 
 
 @pytest.fixture(scope="module", params=["openai-wire", *WIRES])

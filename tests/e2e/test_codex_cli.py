@@ -49,7 +49,7 @@ PROMPT = 'Say hi from the shell: call exec_command({"cmd": "echo hi"}) and tell 
 
 
 # Every supplier wire behind the Responses surface: the same catalog called over each.
-WIRES = {"anthropic-wire": "anthropic_wire_gateway"}
+WIRES = {"anthropic-wire": "anthropic_wire_gateway", "responses-wire": "responses_wire_gateway"}
 
 
 @pytest.fixture(scope="module", params=["openai-wire", *WIRES])
