@@ -17,7 +17,8 @@ tools (``exec_command`` and others), ``namespace`` groups, the hosted ``web_sear
 ``include: ["reasoning.encrypted_content"]``, ``prompt_cache_key`` and ``client_metadata``. The
 prompt names ``exec_command`` with its arguments written out (``exec_command({"cmd": "echo
 hi"})``), which the simulator answers with exactly that call: Codex runs ``echo hi`` (in its
-read-only sandbox), sends its output back, and the simulator's second answer quotes it. The turn has to complete, with exit 0.
+read-only sandbox), sends its output back, and the simulator's second answer quotes it. The turn
+has to complete, with exit 0, with the suppliers on each of the three wires.
 
 Codex is installed with npm into ``.cache/codex-VERSION`` (ignored by git) the first time; without
 npm these tests are skipped, loudly — and fail under CI.
