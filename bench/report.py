@@ -112,6 +112,13 @@ def render(r: dict[str, Any]) -> str:
             if meta["settings"].get("surface") == "messages"
             else ""
         )
+        + (
+            " **gridgate on the Responses surface** (`POST /v1/responses`, Responses bodies with "
+            "`store: false`, every request and answer translated to and from the OpenAI-wire "
+            "upstream); direct and bare get the chat-completions bodies."
+            if meta["settings"].get("surface") == "responses"
+            else ""
+        )
         + {
             "redis": " Rate limits on the key, checked on Redis (one Lua round trip per "
             "request; set too high to refuse anything).",

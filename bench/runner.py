@@ -127,10 +127,11 @@ def parse_args(argv: list[str]) -> argparse.Namespace:
     )
     parser.add_argument(
         "--surface",
-        choices=("chat", "messages"),
+        choices=tuple(bodies.REQUESTS),
         default="chat",
-        help="the surface gridgate is loaded on: chat (POST /v1/chat/completions) or messages "
-        "(POST /v1/messages, the Anthropic surface: every request and answer translated); "
+        help="the surface gridgate is loaded on: chat (POST /v1/chat/completions), messages "
+        "(POST /v1/messages, the Anthropic surface) or responses (POST /v1/responses, with "
+        "store: false): on the last two every request and answer is translated; "
         "direct and the bare proxy always get the chat-completions bodies",
     )
     parser.add_argument(
@@ -182,7 +183,7 @@ class Bench:
         self.worker_pids: dict[str, list[int]] = {}
         self.bodies = bodies.write_bodies(workdir)
         self.gridgate_bodies = (
-            bodies.write_bodies(workdir, "messages") if args.surface == "messages" else None
+            bodies.write_bodies(workdir, args.surface) if args.surface != "chat" else None
         )
         # per gridgate target: 2xx answers it gave (each one a usage record), and requests wrk
         # may have left in flight when its runs ended
@@ -224,8 +225,7 @@ class Bench:
             )
             self.gateways[name] = gateway
             self.services.append(gateway.service)
-            path = "/v1/messages" if args.surface == "messages" else "/v1/chat/completions"
-            gw_url = f"http://127.0.0.1:{gw_port}{path}"
+            gw_url = f"http://127.0.0.1:{gw_port}{bodies.PATHS[args.surface]}"
             self.targets[name] = Target(
                 name,
                 gateway.service.pid,
@@ -326,13 +326,8 @@ class Bench:
                     body = (target.bodies or self.bodies)[mode].read_bytes()
                     async with session.post(target.urls[mode], data=body, headers=headers) as r:
                         text = await r.text()
-                    messages = target.bodies is not None
-                    if mode == "stream":
-                        end = "event: message_stop" if messages else "data: [DONE]"
-                        good = r.status == 200 and end in text[-200:]
-                    else:
-                        kind = '"type":"message"' if messages else '"chat.completion"'
-                        good = r.status == 200 and kind in text
+                    surface = self.args.surface if target.bodies is not None else "chat"
+                    good = r.status == 200 and bodies.answered(surface, mode, text)
                     outcome[f"{name}/{mode}"] = "ok" if good else f"{r.status} {text[:300]!r}"
                     if good and name in self.ok_sent:
                         self.ok_sent[name] += 1

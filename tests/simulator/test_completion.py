@@ -112,6 +112,8 @@ def test_tool_choice_rules() -> None:
     assert answer.tool_calls == ()
     assert answer.text is not None
     assert "42 degrees" in answer.text
+    # a call is required after a tool result: the last tool (the next step), not the first again
+    assert called(messages=after_result, tool_choice="required") == ["beta"]
     with pytest.raises(SimulatorError):
         called(tool_choice={"type": "function", "function": {"name": "gamma"}})
 
@@ -133,6 +135,31 @@ def test_tool_call_budget_cut() -> None:
     # A tool without parameters gets an object.
     bare = plan(tools=[tool("g")], tool_choice="required").choices[0]
     assert bare.tool_calls[0].arguments.startswith("{")
+
+
+def test_tool_arguments_written_in_the_prompt() -> None:
+    """``NAME({...})`` in the last user message gives that call's arguments verbatim (how the
+    Codex CLI test makes the agent run a harmless command); otherwise they come from the schema."""
+    schema = {"type": "object", "properties": {"cmd": {"type": "string"}}, "required": ["cmd"]}
+    tools = [tool("exec_command", schema), tool("other", schema)]
+
+    def calls(text: str) -> list[tuple[str, str]]:
+        choice = plan(messages=[{"role": "user", "content": text}], tools=tools).choices[0]
+        return [(call.name, call.arguments) for call in choice.tool_calls]
+
+    assert calls('Call exec_command({"cmd": "echo hi"}) now.') == [
+        ("exec_command", '{"cmd":"echo hi"}')
+    ]
+    # not a JSON object after the name: the schema's instance, as before
+    ((name, arguments),) = calls("Call exec_command(cmd) now.")
+    assert name == "exec_command" and arguments != '{"cmd":"cmd"}'
+    assert arguments.startswith('{"cmd":')
+    # each named tool reads its own; one without gets the schema's instance
+    both = calls('Use exec_command({"cmd": "ls"}) and other')
+    assert both[0] == ("exec_command", '{"cmd":"ls"}')
+    assert both[1][0] == "other" and both[1][1] != '{"cmd":"ls"}'
+    # an object that does not fit the schema is still what was asked for
+    assert calls('exec_command({"x": [1, 2]})') == [("exec_command", '{"x":[1,2]}')]
 
 
 def test_reasoning_budget_and_bad_schema() -> None:

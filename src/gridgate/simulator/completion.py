@@ -32,7 +32,7 @@ from gridgate.simulator.prompt import Prompt
 from gridgate.simulator.request import ChatRequest
 from gridgate.simulator.schema_instance import SchemaInstanceError, schema_instance
 from gridgate.simulator.text import choice_seed, derived_rng, fragments, phrase, tokenize, words
-from gridgate.simulator.tools import choose_tools, tool_name
+from gridgate.simulator.tools import choose_tools, given_arguments, tool_name
 
 _REASONING_TOKENS: Mapping[str, int] = {
     "none": 0,
@@ -145,7 +145,9 @@ def plan_completion(
             reasoning = reasoning[:budget]
             budget -= len(reasoning)
         if tools:
-            choices.append(_tool_choice(index, seed, tools, reasoning, budget))
+            choices.append(
+                _tool_choice(index, seed, tools, reasoning, budget, prompt.last_user_text)
+            )
             continue
         tokens = _content_tokens(request, prompt, seed, default_length, budget)
         content, generated, finish, stop_sequence = _cut(tokens, budget, request.stop)
@@ -232,6 +234,7 @@ def _tool_choice(
     tools: tuple[dict[str, Any], ...],
     reasoning: tuple[str, ...],
     budget: int | None,
+    user_text: str,
 ) -> Choice:
     calls: list[ToolCall] = []
     used = 0
@@ -239,12 +242,15 @@ def _tool_choice(
     for position, tool in enumerate(tools):
         rng = derived_rng(seed, _TOOL + position)
         parameters = tool["function"].get("parameters", {"type": "object", "properties": {}})
-        try:
-            arguments = schema_instance(parameters, seed=rng.getrandbits(64))
-        except SchemaInstanceError as exc:
-            raise SimulatorError(
-                400, f"Invalid schema for function '{tool_name(tool)}': {exc}", param="tools"
-            ) from exc
+        instance_seed = rng.getrandbits(64)
+        arguments: Any = given_arguments(user_text, tool_name(tool))
+        if arguments is None:
+            try:
+                arguments = schema_instance(parameters, seed=instance_seed)
+            except SchemaInstanceError as exc:
+                raise SimulatorError(
+                    400, f"Invalid schema for function '{tool_name(tool)}': {exc}", param="tools"
+                ) from exc
         pieces = fragments(msgspec.json.encode(arguments).decode())
         if budget is not None and used + 1 + len(pieces) > budget:
             finish = "length"

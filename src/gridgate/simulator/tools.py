@@ -1,7 +1,10 @@
 """Which tools an answer calls, from ``tools``, ``tool_choice`` and the conversation.
 
 - ``tool_choice: "none"`` (or no function tools): no call.
-- ``"required"``: the first tool.
+- ``"required"``: the first tool; but when the last message is a tool result, the last tool (the
+  model goes on to its next step rather than repeat the first: when a caller asks an
+  Anthropic-format supplier for structured output beside its own tools, the gateway forces a
+  tool call with the answer tool appended last, so the loop ends with the answer).
 - ``{"type": "function", "function": {"name": N}}``: tool ``N`` (400 if there is none).
 - ``{"type": "allowed_tools", "allowed_tools": {"mode", "tools"}}``: as ``required`` / ``auto``
   over the listed tools.
@@ -9,10 +12,17 @@
   it); otherwise the tools the last user message names (all of them when
   ``parallel_tool_calls`` is not ``false``, else the first), or the first tool when it says
   the word "tool"; otherwise no call.
+
+A call's arguments are a deterministic instance of the tool's ``parameters`` schema, unless the
+last user message writes the call out as ``NAME({...})`` with a JSON object: then that object
+(:func:`given_arguments`), whether or not it fits the schema. An agent under test (Codex CLI
+runs the commands its ``exec_command`` tool is given) can so be made to run a harmless command:
+``Call exec_command({"cmd": "echo hi"})``.
 """
 
 from __future__ import annotations
 
+import json
 import re
 from collections.abc import Sequence
 from typing import Any
@@ -26,6 +36,19 @@ _TOOL_WORD = re.compile(r"\btools?\b", re.IGNORECASE)
 
 def tool_name(tool: dict[str, Any]) -> str:
     return str(tool["function"]["name"])
+
+
+def given_arguments(text: str, name: str) -> dict[str, Any] | None:
+    """The JSON object written after ``NAME(`` in ``text`` (the first such that parses), if any."""
+    decoder = json.JSONDecoder()
+    for match in re.finditer(rf"(?<![\w]){re.escape(name)}\(\s*", text):
+        try:
+            value, _ = decoder.raw_decode(text, match.end())
+        except ValueError:
+            continue
+        if isinstance(value, dict):
+            return value
+    return None
 
 
 def _listed_name(entry: object) -> str | None:
@@ -43,7 +66,7 @@ def choose_tools(request: ChatRequest, prompt: Prompt) -> tuple[dict[str, Any], 
     if not tools or choice == "none":
         return ()
     if choice == "required":
-        return tools[:1]
+        return _required(tools, prompt)
     if isinstance(choice, dict):
         kind = choice.get("type")
         if kind == "function":
@@ -63,9 +86,13 @@ def choose_tools(request: ChatRequest, prompt: Prompt) -> tuple[dict[str, Any], 
             names = {_listed_name(t) for t in allowed.get("tools") or []}
             subset = tuple(t for t in tools if tool_name(t) in names)
             if allowed.get("mode") == "required":
-                return subset[:1] or tools[:1]
+                return _required(subset or tools, prompt)
             return _auto(subset, request, prompt)
     return _auto(tools, request, prompt)
+
+
+def _required(tools: Sequence[dict[str, Any]], prompt: Prompt) -> tuple[dict[str, Any], ...]:
+    return (tools[-1],) if prompt.last_role == "tool" else (tools[0],)
 
 
 def _auto(
