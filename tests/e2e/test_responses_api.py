@@ -1,7 +1,7 @@
 """The official openai SDK's Responses API (``client.responses``) against a running
 ``gridgate serve``: plain, streamed (every event checked against the spec's schemas, in order),
 structured output, a function-tool round trip, reasoning, hosted tools, and the money of a
-streamed answer, each served over the OpenAI wire and the Anthropic wire."""
+streamed answer, each served over the OpenAI wire, the Anthropic wire and the Responses wire."""
 
 from __future__ import annotations
 
@@ -62,11 +62,17 @@ class Person(BaseModel):
     tags: list[str]
 
 
-@pytest.fixture(scope="module", params=["openai-wire", "anthropic-wire"])
+WIRE_GATEWAYS = {
+    "anthropic-wire": "anthropic_wire_gateway",
+    "responses-wire": "responses_wire_gateway",
+}
+
+
+@pytest.fixture(scope="module", params=["openai-wire", "anthropic-wire", "responses-wire"])
 def gateway(request: pytest.FixtureRequest, gateway: GatewayProcess) -> GatewayProcess:
     if request.param == "openai-wire":
         return gateway
-    served: GatewayProcess = request.getfixturevalue("anthropic_wire_gateway")
+    served: GatewayProcess = request.getfixturevalue(WIRE_GATEWAYS[request.param])
     return served
 
 
@@ -429,7 +435,9 @@ def test_a_stream_failing_mid_way_ends_with_response_failed_and_is_not_stored(
     gateway: GatewayProcess, spec: OpenAISpec
 ) -> None:
     account_id, secret = gateway.new_account("1")
-    body = {"model": "text-prime", "input": "go [[sim:mode=drop,after=4]]", "max_output_tokens": 50}
+    # after counts the supplier's events: a Responses-wire supplier sends four before its first
+    # text delta (created, in_progress, output_item.added, content_part.added)
+    body = {"model": "text-prime", "input": "go [[sim:mode=drop,after=8]]", "max_output_tokens": 50}
     events = stream_events(spec, post_stream(gateway, secret, body).content)
     assert [e for e in events if e["type"] == "response.output_text.delta"]
     final = events[-1]
