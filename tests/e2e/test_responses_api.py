@@ -1,7 +1,7 @@
 """The official openai SDK's Responses API (``client.responses``) against a running
 ``gridgate serve``: plain, streamed (every event checked against the spec's schemas, in order),
 structured output, a function-tool round trip, reasoning, hosted tools, and the money of a
-streamed answer, each served over the OpenAI wire and the Anthropic wire."""
+streamed answer, each served over the OpenAI wire, the Anthropic wire and the Responses wire."""
 
 from __future__ import annotations
 
@@ -62,11 +62,17 @@ class Person(BaseModel):
     tags: list[str]
 
 
-@pytest.fixture(scope="module", params=["openai-wire", "anthropic-wire"])
+WIRE_GATEWAYS = {
+    "anthropic-wire": "anthropic_wire_gateway",
+    "responses-wire": "responses_wire_gateway",
+}
+
+
+@pytest.fixture(scope="module", params=["openai-wire", "anthropic-wire", "responses-wire"])
 def gateway(request: pytest.FixtureRequest, gateway: GatewayProcess) -> GatewayProcess:
     if request.param == "openai-wire":
         return gateway
-    served: GatewayProcess = request.getfixturevalue("anthropic_wire_gateway")
+    served: GatewayProcess = request.getfixturevalue(WIRE_GATEWAYS[request.param])
     return served
 
 
@@ -203,9 +209,44 @@ def test_reasoning_effort_reaches_the_supplier(
     assert len(reasoning[0].summary[0].text.split()) == 16  # the simulator's "medium"
     assert response.reasoning is not None and response.reasoning.effort == "medium"
     assert response.usage is not None
-    if gateway.wire("sim-beta") == "openai":  # Anthropic's usage does not count reasoning apart
+    # Anthropic's usage does not count reasoning apart; the other two wires do
+    if gateway.wire("sim-beta") != "anthropic":
         assert response.usage.output_tokens_details.reasoning_tokens > 0
     assert response.output_text
+
+
+def test_streamed_reasoning_and_a_tool_call_send_their_events(
+    gateway: GatewayProcess, funded: tuple[str, str], spec: OpenAISpec
+) -> None:
+    """Reasoning, then a function call, streamed: every event valid and in order, the summary
+    and the arguments streamed as deltas that add up to the final items."""
+    body = {
+        "model": "text-prime",
+        # the choice left to the model: Anthropic takes no thinking with a forced tool
+        "input": "Use get_weather for Paris.",
+        "tools": [WEATHER],
+        "reasoning": {"effort": "low", "summary": "auto"},
+        "max_output_tokens": 4000,
+        "store": False,
+    }
+    events = stream_events(spec, post_stream(gateway, funded[1], body).content)
+    assert events[-1]["type"] == "response.completed"
+    final = check_response(spec, events[-1]["response"])
+    assert [item.type for item in final.output] == ["reasoning", "function_call"]
+    reasoning, call = final.output
+    assert reasoning.type == "reasoning" and call.type == "function_call"
+    kinds = [e["type"] for e in events]
+    assert kinds.index("response.reasoning_summary_text.delta") < kinds.index(
+        "response.function_call_arguments.delta"
+    )
+    summary = [e["delta"] for e in events if e["type"] == "response.reasoning_summary_text.delta"]
+    assert "".join(summary) == reasoning.summary[0].text
+    arguments = [
+        e["delta"] for e in events if e["type"] == "response.function_call_arguments.delta"
+    ]
+    assert "".join(arguments) == call.arguments
+    done = [e["item"] for e in events if e["type"] == "response.output_item.done"]
+    assert done == events[-1]["response"]["output"]
 
 
 def first_turn(client: OpenAI, *, store: bool) -> Response:
@@ -429,7 +470,9 @@ def test_a_stream_failing_mid_way_ends_with_response_failed_and_is_not_stored(
     gateway: GatewayProcess, spec: OpenAISpec
 ) -> None:
     account_id, secret = gateway.new_account("1")
-    body = {"model": "text-prime", "input": "go [[sim:mode=drop,after=4]]", "max_output_tokens": 50}
+    # after counts the supplier's events: a Responses-wire supplier sends four before its first
+    # text delta (created, in_progress, output_item.added, content_part.added)
+    body = {"model": "text-prime", "input": "go [[sim:mode=drop,after=8]]", "max_output_tokens": 50}
     events = stream_events(spec, post_stream(gateway, secret, body).content)
     assert [e for e in events if e["type"] == "response.output_text.delta"]
     final = events[-1]

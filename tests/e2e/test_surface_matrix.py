@@ -1,5 +1,6 @@
-"""Every path carries the same facts: {OpenAI surface, Anthropic surface} × {OpenAI-format
-supplier, Anthropic-format supplier, Responses-API supplier} × {plain, streamed}.
+"""Every path carries the same facts: {OpenAI chat surface, Anthropic surface, Responses
+surface} × {OpenAI-format supplier, Anthropic-format supplier, Responses-API supplier} ×
+{plain, streamed}.
 
 One simulator stands behind three suppliers — called over the OpenAI chat wire, the Anthropic
 wire and the OpenAI Responses wire — with the same model, so for the same conversation it plans
@@ -7,7 +8,8 @@ the same answer. ``text-standard`` is served only by the OpenAI-format supplier,
 only by the Anthropic-format one and ``text-next`` only by the Responses-API one, at the same
 price. Each case sends the same conversation on every path with the official SDKs (``openai``
 on the OpenAI surface, ``anthropic``'s ``create`` and ``stream`` helpers on the Messages
-surface) and compares what arrives: text, reasoning, tool calls with complete arguments, the
+surface, ``responses.create`` and ``responses.stream`` on the Responses surface) and compares
+what arrives: text, reasoning, tool calls with complete arguments, the
 stop reason and sequence, token counts and the charged cost.
 
 A surface is a row of ``SURFACES`` (its name → how a conversation is asked on it) and a field of
@@ -136,6 +138,7 @@ class Facts:
     cost: int = 0
     tool_ids: list[str] = field(default_factory=list)  # not compared: ids differ per supplier
     signatures: list[str] = field(default_factory=list)  # not compared
+    items: list[dict[str, Any]] = field(default_factory=list)  # Responses output, not compared
 
 
 _FINISH = {"stop": "end_turn", "length": "max_tokens", "tool_calls": "tool_use"}
@@ -181,6 +184,7 @@ class Conversation:
 
     openai: dict[str, Any]  # chat.completions.create kwargs, without model/stream
     anthropic: dict[str, Any]  # messages.create kwargs, without model/stream
+    responses: dict[str, Any]  # responses.create kwargs, without model/stream
 
 
 def _on_openai(gw: GatewayProcess, key: str, path: Path, conversation: Conversation) -> Facts:
@@ -194,10 +198,16 @@ def _on_anthropic(gw: GatewayProcess, key: str, path: Path, conversation: Conver
         return _ask_anthropic(sdk, path, conversation.anthropic)
 
 
+def _on_responses(gw: GatewayProcess, key: str, path: Path, conversation: Conversation) -> Facts:
+    with openai.OpenAI(base_url=gw.base_url, api_key=key, max_retries=0) as client:
+        return _ask_responses(client, path, conversation.responses)
+
+
 # surface → how a conversation is asked on it
 SURFACES: dict[str, Callable[[GatewayProcess, str, Path, Conversation], Facts]] = {
     "openai": _on_openai,
     "anthropic": _on_anthropic,
+    "responses": _on_responses,
 }
 PATHS = [
     Path(surface, wire, stream)
@@ -309,6 +319,45 @@ def _ask_anthropic(client: anthropic.Anthropic, path: Path, kwargs: dict[str, An
     return facts
 
 
+def _ask_responses(client: openai.OpenAI, path: Path, kwargs: dict[str, Any]) -> Facts:
+    if path.stream:
+        deltas: list[str] = []
+        ends = []  # the SDK's get_final_response knows only response.completed
+        with client.responses.stream(model=path.instrument, **kwargs) as stream:
+            for event in stream:
+                if event.type == "response.output_text.delta":
+                    deltas.append(event.delta)
+                elif event.type in ("response.completed", "response.incomplete"):
+                    ends.append(event.response)
+        [response] = ends
+        assert "".join(deltas) == response.output_text  # relayed as it came
+    else:
+        response = client.responses.create(model=path.instrument, **kwargs)
+    facts = Facts(text=response.output_text)
+    for item in response.output:
+        facts.items.append(item.model_dump(exclude_none=True))
+        if item.type == "reasoning":
+            facts.reasoning += "\n\n".join(part.text for part in item.summary)
+            if item.encrypted_content:
+                facts.signatures.append(item.encrypted_content)
+        elif item.type == "function_call":
+            facts.tool_calls.append((item.name, _args(item.arguments)))
+            facts.tool_ids.append(item.call_id)
+        else:
+            assert item.type == "message", item
+    if response.status == "incomplete":
+        assert response.incomplete_details is not None
+        assert response.incomplete_details.reason == "max_output_tokens"
+        facts.stop = "max_tokens"
+    else:
+        assert response.status == "completed", response
+        facts.stop = "tool_use" if facts.tool_calls else "end_turn"
+    assert response.usage is not None
+    facts.prompt_tokens = response.usage.input_tokens
+    facts.completion_tokens = response.usage.output_tokens
+    return facts
+
+
 def comparable(facts: Facts) -> tuple[Any, ...]:
     return (
         facts.text,
@@ -341,6 +390,12 @@ def assert_same(results: dict[Path, Facts]) -> Facts:
 
 def text_conversation(**extra: Any) -> Conversation:
     openai_extra = {("stop" if k == "stop_sequences" else k): v for k, v in extra.items()}
+    # the Responses API has no stop sequences: that surface is not asked for them (below)
+    responses_extra = {
+        ("max_output_tokens" if k == "max_tokens" else k): v
+        for k, v in extra.items()
+        if k != "stop_sequences"
+    }
     return Conversation(
         openai={
             "messages": [
@@ -356,6 +411,13 @@ def text_conversation(**extra: Any) -> Conversation:
             "max_tokens": 1000,
             **extra,
         },
+        responses={
+            "instructions": SYSTEM,
+            "input": QUESTION,
+            "max_output_tokens": 1000,
+            "store": False,
+            **responses_extra,
+        },
     )
 
 
@@ -366,9 +428,10 @@ def test_text(gw: GatewayProcess) -> None:
 
 
 def test_max_tokens_cut(gw: GatewayProcess) -> None:
-    facts = assert_same(ask_everywhere(gw, text_conversation(max_tokens=5)))
+    # 16: the least max_output_tokens the Responses API takes
+    facts = assert_same(ask_everywhere(gw, text_conversation(max_tokens=16)))
     assert facts.stop == "max_tokens"
-    assert facts.completion_tokens == 5
+    assert facts.completion_tokens == 16
 
 
 def test_stop_sequence(gw: GatewayProcess) -> None:
@@ -376,8 +439,9 @@ def test_stop_sequence(gw: GatewayProcess) -> None:
     words = full.text.split()
     assert len(words) > 4
     stop = " " + words[3]
-    # the Responses API has no stop sequences: that wire cannot carry them (below)
-    paths = [p for p in PATHS if p.wire != "openai-responses"]
+    # the Responses API has no stop sequences: that wire cannot carry them (below), that
+    # surface cannot ask for them
+    paths = [p for p in PATHS if p.wire != "openai-responses" and p.surface != "responses"]
     facts = assert_same(ask_everywhere(gw, text_conversation(stop_sequences=[stop]), paths))
     assert facts.stop == "stop_sequence"
     assert facts.stop_sequence == stop
@@ -418,6 +482,7 @@ def weather_turn() -> Conversation:
         "description": "Current weather for a city",
         "input_schema": WEATHER_SCHEMA,
     }
+    tool_responses = {"type": "function", **tool_openai["function"]}
     return Conversation(
         openai={
             "messages": [{"role": "user", "content": QUESTION}],
@@ -430,6 +495,13 @@ def weather_turn() -> Conversation:
             "tools": [tool_anthropic],
             "tool_choice": {"type": "any"},
             "max_tokens": 200,
+        },
+        responses={
+            "input": [{"role": "user", "content": QUESTION}],
+            "tools": [tool_responses],
+            "tool_choice": "required",
+            "max_output_tokens": 200,
+            "store": False,
         },
     )
 
@@ -476,6 +548,16 @@ def test_tool_call_round_trip(gw: GatewayProcess) -> None:
             },
         ]
         conversation.anthropic["tool_choice"] = {"type": "auto"}
+        conversation.responses["input"] += [
+            {
+                "type": "function_call",
+                "call_id": call_id,
+                "name": name,
+                "arguments": compact(arguments),
+            },
+            {"type": "function_call_output", "call_id": call_id, "output": TOOL_RESULT},
+        ]
+        conversation.responses["tool_choice"] = "auto"
         answers[path] = ask(gw, path, conversation)
     answer = assert_same(answers)
     assert TOOL_RESULT in answer.text
@@ -494,17 +576,27 @@ def test_reasoning(gw: GatewayProcess) -> None:
             "thinking": {"type": "enabled", "budget_tokens": 4096},
             "max_tokens": 8000,
         },
+        responses={
+            "input": QUESTION,
+            "reasoning": {"effort": "medium"},
+            "max_output_tokens": 8000,
+            "include": ["reasoning.encrypted_content"],
+            "store": False,
+        },
     )
     results = ask_everywhere(gw, conversation)
     facts = assert_same(results)
     assert len(facts.reasoning.split()) == 16  # the simulator's "medium" = a 4,096-token budget
     assert facts.text
     # an Anthropic-format supplier signs its reasoning, a Responses-API supplier seals its
-    # reasoning item (with its encrypted content): either reaches the caller as a signature
+    # reasoning item (with its encrypted content): either reaches the caller as a signature,
+    # sealed again in the reasoning item's encrypted_content on the Responses surface
     for path, got in results.items():
-        if path.wire == "anthropic":
+        if path.surface == "responses" and path.wire != "openai":
+            assert [s[:4] for s in got.signatures] == ["gg1."], path
+        elif path.wire == "anthropic":
             assert got.signatures, path
-        if path.wire == "openai-responses":
+        elif path.wire == "openai-responses":
             assert [s[:6] for s in got.signatures] == ["oair1."], path
 
 
@@ -527,6 +619,13 @@ def test_thinking_is_sent_back_with_its_signature(gw: GatewayProcess) -> None:
                     "messages": [{"role": "user", "content": QUESTION}],
                     "thinking": {"type": "enabled", "budget_tokens": 2048},
                     "max_tokens": 4000,
+                },
+                responses={
+                    "input": QUESTION,
+                    "reasoning": {"effort": "low"},
+                    "max_output_tokens": 4000,
+                    "include": ["reasoning.encrypted_content"],
+                    "store": False,
                 },
             ),
         )
@@ -575,6 +674,18 @@ def test_thinking_is_sent_back_with_its_signature(gw: GatewayProcess) -> None:
                     "thinking": {"type": "enabled", "budget_tokens": 2048},
                     "max_tokens": 4000,
                 },
+                responses={
+                    # the reasoning item with its encrypted_content, and the answer, as given
+                    "input": [
+                        {"role": "user", "content": QUESTION},
+                        *first.items,
+                        {"role": "user", "content": follow_up},
+                    ],
+                    "reasoning": {"effort": "low"},
+                    "max_output_tokens": 4000,
+                    "include": ["reasoning.encrypted_content"],
+                    "store": False,
+                },
             ),
         )
         assert second.text and second.reasoning
@@ -594,6 +705,19 @@ def test_structured_output(gw: GatewayProcess) -> None:
             "messages": [{"role": "user", "content": "Describe a person."}],
             "extra_body": {"output_format": {"type": "json_schema", "schema": PERSON_SCHEMA}},
             "max_tokens": 400,
+        },
+        responses={
+            "input": "Describe a person.",
+            "text": {
+                "format": {
+                    "type": "json_schema",
+                    "name": "output",
+                    "schema": PERSON_SCHEMA,
+                    "strict": True,
+                }
+            },
+            "max_output_tokens": 400,
+            "store": False,
         },
     )
     results = ask_everywhere(gw, conversation)
