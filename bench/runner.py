@@ -670,9 +670,16 @@ def main(argv: list[str] | None = None) -> int:
     meta["finished"] = datetime.now().isoformat(timespec="seconds")
     meta["wall_seconds"] = round(time.time() - started, 1)
     md, js = report.write(bench.results, args.results, stem)
-    log(f"report: {md.relative_to(REPO)} and {js.relative_to(REPO)}")
+    log(f"report: {_shown(md)} and {_shown(js)}")
     print(md.read_text())
     return 0
+
+
+def _shown(path: Path) -> Path:
+    """``path`` as the report line shows it: under the repository when it is (``--results`` may
+    be relative to the working directory, or elsewhere)."""
+    path = path.resolve()
+    return path.relative_to(REPO) if path.is_relative_to(REPO) else path
 
 
 if __name__ == "__main__":
