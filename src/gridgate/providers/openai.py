@@ -9,9 +9,7 @@ are relayed as the upstream sent them (no re-encoding), parsed only to meter the
 
 from __future__ import annotations
 
-import asyncio
 import functools
-import os
 from collections.abc import AsyncIterator, Mapping
 from typing import Any
 
@@ -37,9 +35,8 @@ from gridgate.protocol.openai_chat import (
 from gridgate.protocol.sse import SSEEvent
 from gridgate.protocol.tokens import utf8_length
 from gridgate.providers.base import Chunk, Completion, UpstreamCall, Usage, counted
-from gridgate.providers.failures import error_message, translate_errors
-from gridgate.providers.headers import SupplierHeaders
-from gridgate.providers.relay import relay
+from gridgate.providers.failures import error_message
+from gridgate.providers.http_wire import HttpWire
 from gridgate.settings import UpstreamSettings
 
 
@@ -361,7 +358,8 @@ def upstream_error(
 
 
 # -- the adapter -------------------------------------------------------------------------------
-def _headers(accept: str, secret: str | None) -> dict[str, str]:
+def bearer_headers(accept: str, secret: str | None) -> dict[str, str]:
+    """The headers of an OpenAI-style request (chat completions, Responses): a Bearer secret."""
     headers = {"Content-Type": "application/json", "Accept": accept}
     if secret:
         headers["Authorization"] = f"Bearer {secret}"
@@ -375,49 +373,25 @@ class OpenAIAdapter:
         settings: UpstreamSettings,
         environ: Mapping[str, str] | None = None,
     ) -> None:
-        self._session = session
-        self._settings = settings
-        self._headers = SupplierHeaders(_headers, os.environ if environ is None else environ)
-        self._connect = aiohttp.ClientTimeout(
-            total=None, sock_connect=settings.connect_timeout_seconds
+        self._wire = HttpWire(
+            session,
+            settings,
+            environ,
+            path="/chat/completions",
+            headers=bearer_headers,
+            map_request=map_request,
+            reject=upstream_error,
         )
 
     async def complete(self, call: UpstreamCall) -> Completion:
-        url = call.supplier.base_url + "/chat/completions"
-        with translate_errors():
-            async with asyncio.timeout(self._settings.total_timeout_seconds):
-                async with self._session.post(
-                    url,
-                    data=map_request(call),
-                    headers=self._headers.get(call.supplier, stream=False),
-                    timeout=self._connect,
-                ) as response:
-                    body = await response.read()
-                    status = response.status
-        if status != 200:
-            raise upstream_error(status, body, secret=self._headers.secret(call.supplier))
-        return map_response(body, prompt_estimate=call.prompt_estimate)
+        return map_response(await self._wire.post(call), prompt_estimate=call.prompt_estimate)
 
     def stream(self, call: UpstreamCall) -> AsyncIterator[list[Chunk]]:
-        return relay(
-            lambda: self._open_stream(call),
-            first_byte_timeout=self._settings.first_byte_timeout_seconds,
-            idle_timeout=self._settings.idle_timeout_seconds,
-            reject=lambda status, body: upstream_error(
-                status, body, secret=self._headers.secret(call.supplier)
-            ),
+        return self._wire.stream(
+            call,
             translate=functools.partial(_batch, include_usage=call.request.include_usage),
             finished=_finished,
         )
-
-    async def _open_stream(self, call: UpstreamCall) -> aiohttp.ClientResponse:
-        url = call.supplier.base_url + "/chat/completions"
-        headers = self._headers.get(call.supplier, stream=True)
-        with translate_errors():
-            async with asyncio.timeout(self._settings.first_byte_timeout_seconds):
-                return await self._session.post(
-                    url, data=map_request(call), headers=headers, timeout=self._connect
-                )
 
 
 def _finished(batch: list[Chunk]) -> bool:

@@ -3,9 +3,7 @@ translation of an upstream's error answer."""
 
 from __future__ import annotations
 
-import asyncio
 import functools
-import os
 from collections.abc import AsyncIterator, Mapping
 
 import aiohttp
@@ -17,9 +15,8 @@ from gridgate.providers.anthropic.request import map_request
 from gridgate.providers.anthropic.stream import StreamTranslator
 from gridgate.providers.anthropic.wire import ANTHROPIC_VERSION
 from gridgate.providers.base import Chunk, Completion, UpstreamCall
-from gridgate.providers.failures import error_message, translate_errors
-from gridgate.providers.headers import SupplierHeaders
-from gridgate.providers.relay import relay
+from gridgate.providers.failures import error_message
+from gridgate.providers.http_wire import HttpWire
 from gridgate.settings import UpstreamSettings
 
 
@@ -61,53 +58,27 @@ class AnthropicAdapter:
         settings: UpstreamSettings,
         environ: Mapping[str, str] | None = None,
     ) -> None:
-        self._session = session
-        self._settings = settings
-        self._headers = SupplierHeaders(_headers, os.environ if environ is None else environ)
-        self._connect = aiohttp.ClientTimeout(
-            total=None, sock_connect=settings.connect_timeout_seconds
+        self._wire = HttpWire(
+            session,
+            settings,
+            environ,
+            path="/messages",
+            headers=_headers,
+            map_request=map_request,
+            reject=upstream_error,
         )
 
     async def complete(self, call: UpstreamCall) -> Completion:
-        url = call.supplier.base_url + "/messages"
-        data = map_request(call)
-        with translate_errors():
-            async with asyncio.timeout(self._settings.total_timeout_seconds):
-                async with self._session.post(
-                    url,
-                    data=data,
-                    headers=self._headers.get(call.supplier, stream=False),
-                    timeout=self._connect,
-                ) as response:
-                    body = await response.read()
-                    status = response.status
-        if status != 200:
-            raise upstream_error(status, body, secret=self._headers.secret(call.supplier))
+        body = await self._wire.post(call)
         return map_response(body, request=call.request, prompt_estimate=call.prompt_estimate)
 
     def stream(self, call: UpstreamCall) -> AsyncIterator[list[Chunk]]:
         translator = StreamTranslator(request=call.request, prompt_estimate=call.prompt_estimate)
-        return relay(
-            lambda: self._open_stream(call),
-            first_byte_timeout=self._settings.first_byte_timeout_seconds,
-            idle_timeout=self._settings.idle_timeout_seconds,
-            reject=lambda status, body: upstream_error(
-                status, body, secret=self._headers.secret(call.supplier)
-            ),
+        return self._wire.stream(
+            call,
             translate=functools.partial(_batch, translator),
             finished=lambda _: translator.done,
         )
-
-    async def _open_stream(self, call: UpstreamCall) -> aiohttp.ClientResponse:
-        """Send the streamed request: nothing is sent when the request is untranslatable."""
-        url = call.supplier.base_url + "/messages"
-        data = map_request(call)
-        headers = self._headers.get(call.supplier, stream=True)
-        with translate_errors():
-            async with asyncio.timeout(self._settings.first_byte_timeout_seconds):
-                return await self._session.post(
-                    url, data=data, headers=headers, timeout=self._connect
-                )
 
 
 def _batch(
