@@ -204,10 +204,11 @@ class HedgingSettings(_Strict, frozen=True, kw_only=True, forbid_unknown_fields=
 
 
 class AuthSettings(_Strict, frozen=True, kw_only=True, forbid_unknown_fields=True):
-    # how long a verified key may be served from the per-process cache. 0 (the default) looks
-    # the key up on every request, so a revocation or expiry takes effect on the very next
-    # request; on SQLite that lookup is a local indexed read of a few microseconds
-    cache_seconds: float = 0.0
+    # how long a verified key may be served from the per-process cache (0: read it on every
+    # request). A revocation still takes effect on the next request on SQLite (the cache is
+    # checked against the database's commit counter) and within changes.poll_seconds on
+    # PostgreSQL (the change feed): core/accounts/auth.py
+    cache_seconds: float = 30.0
 
 
 class LimitSettings(_Strict, frozen=True, kw_only=True, forbid_unknown_fields=True):

@@ -3,16 +3,19 @@
 from __future__ import annotations
 
 from pathlib import Path
+from typing import cast
 
 import pytest
 
 from gridgate.core.access import CLI
 from gridgate.core.accounts.accounts import Accounts
 from gridgate.core.accounts.api_keys import ApiKeys
-from gridgate.core.accounts.auth import bearer_token
+from gridgate.core.accounts.auth import Authenticator, bearer_token
 from gridgate.core.clock import SystemClock
 from gridgate.core.credentials import hash_secret, looks_like_key, mint_key
 from gridgate.errors import Unauthorized
+from gridgate.storage.ports.keys import KeyStore
+from gridgate.storage.records import KeyRecord
 from gridgate.storage.sql import SqlStore
 
 
@@ -56,3 +59,57 @@ async def test_the_secret_is_shown_once_and_never_stored(tmp_path: Path) -> None
     raw = b"".join(p.read_bytes() for p in tmp_path.iterdir())  # noqa: ASYNC240 (after close)
     assert new.secret.encode() not in raw
     assert new.record.secret_hash.encode() in raw
+
+
+class _CountingReads:
+    """A store that counts the key reads it serves (the cache's misses)."""
+
+    def __init__(self, store: SqlStore) -> None:
+        self.store = store
+        self.reads = 0
+
+    def commits_seen(self) -> int | None:
+        return self.store.commits_seen()
+
+    async def get_key_by_hash(self, secret_hash: str) -> KeyRecord | None:
+        self.reads += 1
+        return await self.store.get_key_by_hash(secret_hash)
+
+
+async def test_a_cached_key_is_not_read_again_while_nothing_is_committed(tmp_path: Path) -> None:
+    url = f"sqlite:///{tmp_path / 'g.db'}"
+    store = SqlStore(url)
+    await store.open()
+    try:
+        account = await Accounts(store, SystemClock()).create(CLI, "a")
+        new = await ApiKeys(store, SystemClock()).create(CLI, account.id, "k")
+        counting = _CountingReads(store)
+        auth = Authenticator(cast(KeyStore, counting), SystemClock(), cache_seconds=30)
+        for _ in range(5):
+            assert (await auth.authenticate(new.secret)).id == new.record.id
+        assert counting.reads == 1
+    finally:
+        await store.close()
+
+
+async def test_a_key_revoked_by_another_process_fails_the_next_request_despite_the_cache(
+    tmp_path: Path,
+) -> None:
+    """SQLite: the cache is checked against the database's commit counter, so a revocation
+    committed by another connection (the CLI, another worker) is seen at once."""
+    url = f"sqlite:///{tmp_path / 'g.db'}"
+    serving, other = SqlStore(url), SqlStore(url)
+    await serving.open()
+    await other.open()
+    try:
+        account = await Accounts(serving, SystemClock()).create(CLI, "a")
+        new = await ApiKeys(serving, SystemClock()).create(CLI, account.id, "k")
+        auth = Authenticator(serving, SystemClock(), cache_seconds=3600)
+        assert (await auth.authenticate(new.secret)).id == new.record.id
+        await other.revoke_key(new.record.id)
+        with pytest.raises(Unauthorized) as refused:
+            await auth.authenticate(new.secret)
+        assert refused.value.code == "revoked_api_key"
+    finally:
+        await other.close()
+        await serving.close()

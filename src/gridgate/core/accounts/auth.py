@@ -2,12 +2,21 @@
 
 Keys are minted and hashed in ``core/credentials.py``.
 
-By default every request looks its key up (``auth.cache_seconds = 0``): on SQLite that is a local
-indexed read, so a revoked or expired key fails on the very next request. A positive
-``auth.cache_seconds`` trades that for fewer reads (for a remote database): a revocation still
-reaches every process within ``changes.poll_seconds`` through the change feed
-(``core/change_feed.py``), and the cache lifetime only bounds it should the feed be unreadable.
-Every lease a process takes still re-checks the key in the same transaction as the hold.
+A verified key is kept in a per-process cache for ``auth.cache_seconds`` (30 s by default), so a
+request does not read its key from the database. What keeps a cached key honest:
+
+- **SQLite** (one file, every process on this host): each request reads the database's commit
+  counter (``PRAGMA data_version``, ~4 µs, no I/O) and a cached key is read again whenever
+  anything was committed since it was verified — a revocation by the CLI, the dashboard or
+  another worker fails the very next request, as without a cache;
+- **PostgreSQL**: a revocation reaches every process within ``changes.poll_seconds`` (0.25 s)
+  through the change feed (``core/change_feed.py``); the cache lifetime only bounds it should
+  the feed be unreadable (the database down: nothing can be revoked then either);
+- an expiry is checked on every request, against the clock; a revocation made through this
+  process's own management API or dashboard drops the key at once (``forget``).
+
+``auth.cache_seconds = 0`` reads the key on every request. Every lease a process takes still
+re-checks the key in the same transaction as the hold.
 """
 
 from __future__ import annotations
@@ -59,7 +68,8 @@ class Authenticator:
         self._store = store
         self._clock = clock
         self._ttl = cache_seconds
-        self._cache: dict[str, tuple[KeyRecord, float]] = {}  # secret hash → key, until
+        # secret hash → (key, cached until, the store's commit counter when it was read)
+        self._cache: dict[str, tuple[KeyRecord, float, int | None]] = {}
         self._hashes: dict[str, str] = {}  # key id → secret hash, for forget()
 
     def forget(self, key_ids: list[str]) -> None:
@@ -80,7 +90,8 @@ class Authenticator:
         digest = hash_secret(secret)
         now = self._clock.monotonic()
         cached = self._cache.get(digest)
-        if cached is not None and cached[1] > now:
+        commits = self._store.commits_seen() if self._ttl > 0 else None
+        if cached is not None and cached[1] > now and cached[2] == commits:
             key = cached[0]
         else:
             found = await self._store.get_key_by_hash(digest)
@@ -91,7 +102,7 @@ class Authenticator:
                 if len(self._cache) >= MAX_CACHED_KEYS:
                     self._cache.clear()
                     self._hashes.clear()
-                self._cache[digest] = (key, now + self._ttl)
+                self._cache[digest] = (key, now + self._ttl, commits)
                 self._hashes[key.id] = digest
         if key.revoked_us is not None:
             raise Unauthorized("API key revoked", code="revoked_api_key")

@@ -120,6 +120,16 @@ class SqlKeys(SqlBase):
         row = await self._read(lambda conn: conn.execute(stmt).first())
         return None if row is None else _key(row)
 
+    def commits_seen(self) -> int | None:
+        reader = self._reader
+        if reader is None:
+            return None
+        try:
+            row = reader.execute("PRAGMA data_version").fetchone()
+        except sqlite3.Error:
+            return None  # busy or closing: the caller reads the key instead
+        return int(row[0])
+
     async def get_key(self, key_id: str) -> KeyRecord | None:
         stmt = select(api_keys).where(api_keys.c.id == key_id)
         row = await self._read(lambda conn: conn.execute(stmt).first())
