@@ -189,3 +189,34 @@ def test_after_keepalives_a_responses_deadline_is_an_error_event(gw: GatewayProc
     records = wait_until(lambda: gw.usage(account) or None)
     assert records[0].cost == 0
     assert gw.balance(account) == before
+
+
+def test_a_client_that_leaves_during_the_keepalives_cancels_the_request(
+    gw: GatewayProcess,
+) -> None:
+    """Nobody reads the answer any more: the supplier's connection is closed before its first
+    token, nothing is charged and the record says cancelled."""
+    account_id, key = gw.new_account("5")
+    stats_url = f"{gw.sims['slowpoke'].base_url.removesuffix('/v1')}/sim/stats"
+    before = httpx.get(stats_url).json()["client_disconnects"]
+    body = {
+        "model": "text-prime",
+        "messages": ask("Hello [[sim:mode=hang,seconds=1.2]]"),
+        "max_tokens": 5,
+        "stream": True,
+    }
+    with httpx.stream(
+        "POST",
+        f"{gw.base_url}/chat/completions",
+        json=body,
+        headers={"Authorization": f"Bearer {key}"},
+        timeout=10,
+    ) as response:
+        assert response.status_code == 200
+        first = next(response.iter_raw())
+        assert first.startswith(b": keep-alive")
+    wait_until(lambda: httpx.get(stats_url).json()["client_disconnects"] > before)
+    record = wait_until(lambda: gw.usage(account_id))[0]
+    assert record.outcome == "cancelled"
+    assert record.cost == 0 and not record.billed
+    assert gw.balance(account_id) == 5_000_000_000

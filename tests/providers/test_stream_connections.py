@@ -54,8 +54,7 @@ async def _upstream(peers: list[object], pause: asyncio.Event | None = None) -> 
 
 def _call(base_url: str) -> UpstreamCall:
     request = decode_chat_request(
-        b'{"model": "text-prime", "messages": [{"role": "user", "content": "hi"}], '
-        b'"stream": true}'
+        b'{"model": "text-prime", "messages": [{"role": "user", "content": "hi"}], "stream": true}'
     )
     supplier = SupplierRecord(name="s", wire="openai", base_url=base_url)
     offer = OfferRecord(

@@ -48,29 +48,26 @@ async def relay(
     None when they leave before a supplier has answered); ``encoder`` re-encodes the canonical
     stream for the surface (None: relay it as it is); ``finish`` is awaited once the last piece
     is encoded, before it is sent (the Responses surface stores the answer there, so that a
-    caller who has seen the end of the stream finds it stored)."""
-    opening = asyncio.ensure_future(session_opening)
+    caller who has seen the end of the stream finds it stored).
+
+    The session is opened in this task; only a first token slower than ``keepalive_seconds``
+    starts the keep-alive task (``_KeepAlive``), so a prompt answer costs one timer handle."""
+    keepalive = _KeepAlive(request, keepalive_seconds, headers) if keepalive_seconds > 0 else None
     response: web.StreamResponse | None = None
     session: StreamSession | None = None
     try:
-        if keepalive_seconds > 0:
-            done, _ = await asyncio.wait({opening}, timeout=keepalive_seconds)
-            if not done:
-                response = web.StreamResponse(headers={**SSE_HEADERS, **headers(None)})
-                await response.prepare(request)
-                while not done:
-                    await response.write(KEEPALIVE)
-                    done, _ = await asyncio.wait({opening}, timeout=keepalive_seconds)
+        try:
+            session = await session_opening
+        except GridgateError as exc:
+            response = await keepalive.stop() if keepalive is not None else None
+            if response is None:
+                raise  # nothing sent yet: the error middleware's JSON, with its real status
+            await response.write_eof(error_event(exc))  # the 200 is gone: the failure is an event
+            return response
+        response = await keepalive.stop() if keepalive is not None else None
         if response is None:
-            session = await opening  # a failure before any byte: the error middleware's JSON
             response = web.StreamResponse(headers={**SSE_HEADERS, **headers(session.served)})
             await response.prepare(request)
-        else:
-            try:
-                session = opening.result()
-            except GridgateError as exc:  # the 200 is gone: the failure is an event
-                await response.write_eof(error_event(exc))
-                return response
         encode = encoder(session) if encoder else None
         await _relay(response, session, encode, error_event, finish)
     except ConnectionError:
@@ -78,20 +75,66 @@ async def relay(
         if response is None:
             raise
     finally:
-        if not opening.done():
-            opening.cancel()
-            with contextlib.suppress(BaseException):
-                await opening
-        if (
-            session is None
-            and opening.done()
-            and not opening.cancelled()
-            and opening.exception() is None
-        ):
-            session = opening.result()  # opened as the caller left
+        if keepalive is not None:
+            await keepalive.stop()
         if session is not None:
             await session.close()  # never relayed to its end (the client left first): settle
     return response
+
+
+class _KeepAlive:
+    """The 200, the SSE headers and ``: keep-alive`` comments, every ``seconds`` from the
+    first ``seconds`` without a session on. If the client has gone when one is written, the
+    request's task is cancelled: the exchange then releases whatever it held."""
+
+    def __init__(
+        self,
+        request: web.Request,
+        seconds: float,
+        headers: Callable[[Served | None], dict[str, str]],
+    ) -> None:
+        self._request = request
+        self._seconds = seconds
+        self._headers = headers
+        self._owner = asyncio.current_task()
+        self._timer: asyncio.TimerHandle | None = asyncio.get_running_loop().call_later(
+            seconds, self._start
+        )
+        self._task: asyncio.Task[None] | None = None
+        self._stopping = False
+        self.response: web.StreamResponse | None = None
+
+    def _start(self) -> None:
+        self._timer = None
+        self._task = asyncio.ensure_future(self._run())
+
+    async def _run(self) -> None:
+        try:
+            self.response = response = web.StreamResponse(
+                headers={**SSE_HEADERS, **self._headers(None)}
+            )
+            await response.prepare(self._request)
+            while True:
+                await response.write(KEEPALIVE)
+                await asyncio.sleep(self._seconds)
+        except ConnectionError:
+            if not self._stopping and self._owner is not None:
+                self._owner.cancel()  # nobody is listening any more: stop waiting for a token
+
+    async def stop(self) -> web.StreamResponse | None:
+        """Stop the comments (idempotent); the response they began, if its headers went (or
+        are going) out: the answer goes on in it."""
+        self._stopping = True
+        if self._timer is not None:
+            self._timer.cancel()
+            self._timer = None
+        task, self._task = self._task, None
+        if task is not None:
+            task.cancel()
+            with contextlib.suppress(asyncio.CancelledError):
+                await task
+        response = self.response
+        return response if response is not None and response.prepared else None
 
 
 async def _relay(

@@ -47,7 +47,7 @@ class Runner:
     offer: PricedOffer
     call: UpstreamCall
     chunks: AsyncIterator[list[Chunk]]
-    task: asyncio.Task[list[Chunk]]
+    task: asyncio.Task[list[Chunk]] | None  # its first batch, awaited in a race (None: in turn)
     dispatched: float
 
 
@@ -98,6 +98,8 @@ class Failover:
         failed (``tab.errors`` says why)."""
         offers = iter(self.attempts(tab))
         hedge_delay = self._hedge_delay(tab)
+        if hedge_delay is None:
+            return await self._in_turn(tab, offers)
         clock = tab.desk.clock
         racing: dict[asyncio.Task[list[Chunk]], Runner] = {}
         hedges = 0
@@ -107,6 +109,7 @@ class Failover:
                     runner = await self._launch(tab, offers, hedge=False)
                     if runner is None:
                         return None
+                    assert runner.task is not None
                     racing[runner.task] = runner
                 wait = tab.remaining()
                 hedge_at: float | None = None
@@ -129,6 +132,7 @@ class Failover:
                         hedges += 1  # one hedge per due time, launched or not
                         runner = await self._launch(tab, offers, hedge=True)
                         if runner is not None:
+                            assert runner.task is not None
                             racing[runner.task] = runner
                     continue
                 for task in done:
@@ -142,6 +146,37 @@ class Failover:
                 with contextlib.suppress(BaseException):
                     await task
                 await aclose(runner.chunks)
+
+    async def _in_turn(
+        self, tab: Tab, offers: Iterator[PricedOffer]
+    ) -> tuple[Runner, list[Chunk]] | None:
+        """No hedge can start: each offer's first batch is awaited in turn, in this task (no
+        task and no wait set per attempt, as a race needs)."""
+        for offer in offers:
+            remaining = tab.remaining()
+            if remaining <= 0:
+                tab.deadline_passed = True
+                return None
+            call = await prepare(tab, offer)
+            chunks = self._adapters[offer.supplier.wire].stream(call)
+            dispatched = tab.desk.clock.monotonic()
+            deadline = asyncio.timeout(remaining)
+            try:
+                async with deadline:
+                    first = await anext(aiter(chunks))
+            except TimeoutError:
+                if not deadline.expired():
+                    raise
+                tab.observe(offer, Delivery("timeout"))
+                tab.errors.append(f"{offer.offer.id}: the request's deadline passed")
+                tab.deadline_passed = True
+                return None
+            except BaseException as exc:
+                if not await _failed_first(tab, offer, chunks, exc):
+                    raise
+                continue
+            return Runner(offer, call, chunks, None, dispatched), first
+        return None
 
     async def _launch(
         self, tab: Tab, offers: Iterator[PricedOffer], *, hedge: bool
@@ -170,18 +205,32 @@ class Failover:
 
 async def _first_batch(tab: Tab, runner: Runner) -> list[Chunk] | None:
     """The first batch of a runner whose task is done; None when it failed (noted on the tab)."""
+    assert runner.task is not None
     try:
         return runner.task.result()
-    except SupplierFailed as exc:
-        await aclose(runner.chunks)
-        tab.observe(runner.offer, _failure(exc))
-        tab.errors.append(f"{runner.offer.offer.id}: {exc.message}")
-    except Untranslatable as exc:
-        await aclose(runner.chunks)
-        tab.untranslatable = tab.untranslatable or exc
-    except StopAsyncIteration:
-        tab.errors.append(f"{runner.offer.offer.id}: empty stream")
+    except BaseException as exc:
+        if not await _failed_first(tab, runner.offer, runner.chunks, exc):
+            raise
     return None
+
+
+async def _failed_first(
+    tab: Tab, offer: PricedOffer, chunks: AsyncIterator[list[Chunk]], exc: BaseException
+) -> bool:
+    """Note on the tab why ``offer`` gave no first batch; False when ``exc`` is not such a
+    failure (the caller re-raises it)."""
+    if isinstance(exc, SupplierFailed):
+        await aclose(chunks)
+        tab.observe(offer, _failure(exc))
+        tab.errors.append(f"{offer.offer.id}: {exc.message}")
+    elif isinstance(exc, Untranslatable):
+        await aclose(chunks)
+        tab.untranslatable = tab.untranslatable or exc
+    elif isinstance(exc, StopAsyncIteration):
+        tab.errors.append(f"{offer.offer.id}: empty stream")
+    else:
+        return False
+    return True
 
 
 @overload
