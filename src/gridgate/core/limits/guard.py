@@ -176,21 +176,38 @@ class RateGuard:
 
     def _headers(self, standings: tuple[Standing, ...], blocked: Limit | None) -> dict[str, str]:
         """The limit closest to refusing (on a refusal: the one that refused), and the tightest
-        of each of requests and tokens."""
+        of each of requests and tokens (the first of equals, in the order of the limits). One
+        pass: it runs for every admitted request."""
+        tightest: Standing | None = None
+        tightest_share = math.inf
+        least: dict[str, tuple[float, Standing]] = {}
+        refused = False
+        for standing in standings:
+            share = _share_left(standing)
+            if not refused:
+                if blocked is not None and standing.limit == blocked:
+                    tightest, refused = standing, True
+                elif share < tightest_share:
+                    tightest, tightest_share = standing, share
+            kind = standing.limit.kind
+            if kind != "concurrent":
+                known = least.get(kind)
+                if known is None or share < known[0]:
+                    least[kind] = (share, standing)
+        assert tightest is not None
         now_s = self._clock.now_us() / 1_000_000
-        headers: dict[str, str] = {}
-        refused = [s for s in standings if s.limit == blocked]
-        tightest = refused[0] if refused else min(standings, key=_share_left)
-        headers["X-RateLimit-Limit"] = str(tightest.limit.limit)
-        headers["X-RateLimit-Remaining"] = str(tightest.remaining)
-        headers["X-RateLimit-Reset"] = str(math.ceil(now_s + tightest.reset_ms / 1000))
+        headers = {
+            "X-RateLimit-Limit": str(tightest.limit.limit),
+            "X-RateLimit-Remaining": str(tightest.remaining),
+            "X-RateLimit-Reset": str(math.ceil(now_s + tightest.reset_ms / 1000)),
+        }
         for kind in ("requests", "tokens"):
-            of_kind = [s for s in standings if s.limit.kind == kind]
-            if of_kind:
-                least = min(of_kind, key=_share_left)
-                headers[f"x-ratelimit-limit-{kind}"] = str(least.limit.limit)
-                headers[f"x-ratelimit-remaining-{kind}"] = str(least.remaining)
-                headers[f"x-ratelimit-reset-{kind}"] = f"{least.reset_ms / 1000:g}s"
+            found = least.get(kind)
+            if found is not None:
+                standing = found[1]
+                headers[f"x-ratelimit-limit-{kind}"] = str(standing.limit.limit)
+                headers[f"x-ratelimit-remaining-{kind}"] = str(standing.remaining)
+                headers[f"x-ratelimit-reset-{kind}"] = f"{standing.reset_ms / 1000:g}s"
         return headers
 
 

@@ -39,6 +39,8 @@ from __future__ import annotations
 from collections.abc import Sequence
 from typing import Literal, Protocol
 
+import functools
+
 import msgspec
 
 LimitKind = Literal["requests", "tokens", "concurrent"]
@@ -53,13 +55,15 @@ class LimiterUnavailable(Exception):
     """The limiter's backend could not be reached (its message names no secret)."""
 
 
-class Limit(msgspec.Struct, frozen=True):
+class Limit(msgspec.Struct, frozen=True, dict=True):
     scope: LimitScope
     subject: str  # the key id, account id or instrument id
     kind: LimitKind
     limit: int  # >= 0; 0 admits nothing
 
-    @property
+    # computed once per Limit: the rules hand out the same Limit objects to every request of
+    # a key, so a request's admission formats no names (``dict=True`` gives it a place)
+    @functools.cached_property
     def name(self) -> str:
         """Stable identity of the counter, e.g. ``key:k_123:requests``."""
         return f"{self.scope}:{self.subject}:{self.kind}"
