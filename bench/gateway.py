@@ -53,6 +53,7 @@ def config_toml(
     *,
     limits: str = "off",
     redis_url: str = "",
+    redis_client: str | None = None,
     auth_cache_seconds: float = 0.0,
 ) -> str:
     """``limits``: ``off`` (no rate limits, as revisions before them), ``memory`` (checked in
@@ -75,7 +76,10 @@ def config_toml(
         parts += list(UNREACHED_LIMITS)
     if limits == "redis":
         namespace = f"bench{port}"
-        parts += ["[redis]", f'url = "{redis_url}"', f'namespace = "{namespace}"', ""]
+        parts += ["[redis]", f'url = "{redis_url}"', f'namespace = "{namespace}"']
+        if redis_client:  # written only when asked: revisions before the setting refuse it
+            parts.append(f'client = "{redis_client}"')
+        parts.append("")
     for name in INSTRUMENTS:
         kind = name.split("-", 1)[1]
         parts += [
@@ -135,6 +139,7 @@ def start_gateway(
     database_url: str | None = None,
     limits: str = "off",
     redis_url: str = "",
+    redis_client: str | None = None,
     auth_cache_seconds: float = 0.0,
 ) -> Gateway:
     """``command`` runs the gridgate CLI (``.venv/bin/gridgate``, or ``python -m gridgate``
@@ -151,6 +156,7 @@ def start_gateway(
             database_url,
             limits=limits,
             redis_url=redis_url,
+            redis_client=redis_client,
             auth_cache_seconds=auth_cache_seconds,
         )
     )

@@ -147,6 +147,12 @@ def parse_args(argv: list[str]) -> argparse.Namespace:
         "--redis", default="redis://127.0.0.1:6379/0", help="Redis for --limits redis"
     )
     parser.add_argument(
+        "--redis-client",
+        choices=("resp", "redis-py"),
+        help="gridgate's [redis] client for --limits redis (default: not set, gridgate's "
+        "default); redis-py needs gridgate[redis-py] in .venv. Issue 17's A/B",
+    )
+    parser.add_argument(
         "--auth-cache-seconds",
         type=float,
         default=0.0,
@@ -221,6 +227,7 @@ class Bench:
                 database_url=url,
                 limits=args.limits,
                 redis_url=args.redis,
+                redis_client=args.redis_client,
                 auth_cache_seconds=args.auth_cache_seconds,
             )
             self.gateways[name] = gateway
@@ -624,6 +631,7 @@ def main(argv: list[str] | None = None) -> int:
         "databases": bench.databases,
         "surface": args.surface,
         "limits": args.limits,
+        "redis_client": args.redis_client,
         "auth_cache_seconds": args.auth_cache_seconds,
     }
     meta["started"] = datetime.now().isoformat(timespec="seconds")

@@ -37,6 +37,7 @@ def load(tmp_path: Path, text: str) -> object:
         (SUPPLIER + OFFER.replace('supplier = "s"', 'supplier = "t"'), "offers[0].supplier"),
         (SUPPLIER + OFFER.replace("text-prime", "text-ultra"), "offers[0].instrument"),
         ('[database]\nurl = "mysql://x"\n', "database.url"),
+        ('[redis]\nclient = "hiredis"\n', "redis.client"),
         ("[[suppliers]]\nname = 1\n", "suppliers[0]"),
         (SUPPLIER + 'wire = "grpc"\n', "suppliers[0].wire"),
         ("[server]\nheader_timeout_seconds = 0\n", "server.header_timeout_seconds: must be"),
@@ -104,3 +105,12 @@ def test_every_toml_block_in_the_readme_is_valid_config(tmp_path: Path) -> None:
 def test_every_wire_format_is_accepted(tmp_path: Path, wire: str) -> None:
     settings = load(tmp_path, SUPPLIER + f'wire = "{wire}"\n' + OFFER)
     assert settings.suppliers[0].wire == wire  # type: ignore[attr-defined]
+
+
+@pytest.mark.parametrize("client", ["resp", "redis-py"])
+def test_the_rate_limiters_redis_client_is_chosen_in_redis_client(
+    tmp_path: Path, client: str
+) -> None:
+    settings = load(tmp_path, f'[redis]\nurl = "redis://127.0.0.1:6379/0"\nclient = "{client}"\n')
+    assert settings.redis.client == client  # type: ignore[attr-defined]
+    assert load(tmp_path, "").redis.client == "resp"  # type: ignore[attr-defined]

@@ -237,6 +237,10 @@ class RedisSettings(_Strict, frozen=True, kw_only=True, forbid_unknown_fields=Tr
     url: str = ""
     # prefixes every Redis key gridgate writes, so several deployments can share one Redis
     namespace: str = "gg"
+    # the rate limiter's Redis client: "resp", gridgate's own pipelined one
+    # (storage/limiter/resp.py), or "redis-py", redis-py's asyncio client (needs the extra
+    # gridgate[redis-py]); kept while the two are compared (issue 17)
+    client: Literal["resp", "redis-py"] = "resp"
 
 
 class ChangesSettings(_Strict, frozen=True, kw_only=True, forbid_unknown_fields=True):

@@ -225,6 +225,7 @@ def _limiter(settings: Settings, *, window_ms: int = 60_000, purpose: str = "rl"
             settings.redis.url,
             window_ms=window_ms,
             prefix=f"{settings.redis.namespace}:v1:{purpose}:",
+            client=settings.redis.client,
         )
     return MemoryLimiter(window_ms=window_ms)
 

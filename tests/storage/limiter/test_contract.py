@@ -30,7 +30,8 @@ from gridgate.storage.limiter.port import (
     RateLimiter,
     Ticket,
 )
-from gridgate.storage.limiter.redis import KEY_MARGIN_MS, RedisLimiter
+from gridgate.storage.limiter.redis import KEY_MARGIN_MS, ClientName, RedisLimiter
+from tests.tcp_proxy import CuttableProxy
 
 REDIS_URL = os.environ.get("GRIDGATE_TEST_REDIS_URL", "redis://127.0.0.1:6379/0")
 T0 = 1_000_000  # the tests' clock starts here (ms)
@@ -67,9 +68,13 @@ async def delete_keys(prefix: str) -> int:
         await client.aclose()
 
 
+CLIENTS: list[ClientName] = ["resp", "redis-py"]  # the Redis clients, both run every test
+
+
 @dataclass
 class Backend:
-    """Makes limiters of one kind; a test's Redis limiters share one fresh key prefix."""
+    """Makes limiters of one kind ("memory", or Redis through one of ``CLIENTS``); a test's
+    Redis limiters share one fresh key prefix."""
 
     name: str
     prefix: str = field(default_factory=lambda: f"ggtest:{uuid.uuid4().hex}:")
@@ -81,7 +86,11 @@ class Backend:
             limiter = MemoryLimiter(window_ms, slot_ttl_ms)
         else:
             limiter = RedisLimiter(
-                REDIS_URL, window_ms=window_ms, slot_ttl_ms=slot_ttl_ms, prefix=self.prefix
+                REDIS_URL,
+                window_ms=window_ms,
+                slot_ttl_ms=slot_ttl_ms,
+                prefix=self.prefix,
+                client="redis-py" if self.name == "redis-py" else "resp",
             )
         self.made.append(limiter)
         return limiter
@@ -89,13 +98,13 @@ class Backend:
     async def close(self) -> None:
         for limiter in self.made:
             await limiter.close()
-        if self.name == "redis":
+        if self.name != "memory":
             await delete_keys(self.prefix)
 
 
-@pytest.fixture(params=["memory", "redis"])
+@pytest.fixture(params=["memory", *CLIENTS])
 async def backend(request: pytest.FixtureRequest) -> AsyncIterator[Backend]:
-    if request.param == "redis":
+    if request.param != "memory":
         request.getfixturevalue("redis_url")  # skips loudly (fails on CI) when Redis is down
     b = Backend(request.param)
     try:
@@ -515,11 +524,15 @@ operations = st.lists(
 )
 
 
-async def run_both(ops: list[tuple[str, object, int]]) -> None:
+async def run_both(ops: list[tuple[str, object, int]], wire: ClientName) -> None:
     memory = MemoryLimiter(PROPERTY_WINDOW, PROPERTY_TTL)
     prefix = f"ggtest:{uuid.uuid4().hex}:"
     shared = RedisLimiter(
-        REDIS_URL, window_ms=PROPERTY_WINDOW, slot_ttl_ms=PROPERTY_TTL, prefix=prefix
+        REDIS_URL,
+        window_ms=PROPERTY_WINDOW,
+        slot_ttl_ms=PROPERTY_TTL,
+        prefix=prefix,
+        client=wire,
     )
     try:
         now = T0
@@ -563,8 +576,10 @@ async def run_both(ops: list[tuple[str, object, int]]) -> None:
     suppress_health_check=[HealthCheck.too_slow, HealthCheck.function_scoped_fixture],
 )
 @given(ops=operations)
-def test_memory_and_redis_decide_alike(redis_url: str, ops: list[tuple[str, object, int]]) -> None:
-    asyncio.run(run_both(ops))
+def test_memory_and_redis_decide_alike(
+    redis_url: str, wire: ClientName, ops: list[tuple[str, object, int]]
+) -> None:
+    asyncio.run(run_both(ops, wire))
 
 
 # -- memory only -------------------------------------------------------------------------------
@@ -601,8 +616,17 @@ def redis_url() -> str:
     return require_redis()
 
 
-async def test_unreachable_redis_is_limiter_unavailable_without_the_password() -> None:
-    limiter = RedisLimiter("redis://:s3cret-Pa55@127.0.0.1:1/0", connect_timeout=0.5)
+@pytest.fixture(params=CLIENTS)
+def wire(request: pytest.FixtureRequest) -> ClientName:
+    """The Redis client a Redis-only test runs on (each runs on both)."""
+    name: ClientName = request.param
+    return name
+
+
+async def test_unreachable_redis_is_limiter_unavailable_without_the_password(
+    wire: ClientName,
+) -> None:
+    limiter = RedisLimiter("redis://:s3cret-Pa55@127.0.0.1:1/0", connect_timeout=0.5, client=wire)
     try:
         for call in (
             lambda: limiter.admit("a", [lim("requests", 1), lim("tokens", 5)], 1, now_ms=T0),
@@ -620,9 +644,11 @@ async def test_unreachable_redis_is_limiter_unavailable_without_the_password() -
         await limiter.close()
 
 
-async def test_a_wrong_key_type_is_limiter_unavailable(backend_prefix: str) -> None:
+async def test_a_wrong_key_type_is_limiter_unavailable(
+    backend_prefix: str, wire: ClientName
+) -> None:
     client = aioredis.Redis.from_url(REDIS_URL)
-    limiter = RedisLimiter(REDIS_URL, prefix=backend_prefix)
+    limiter = RedisLimiter(REDIS_URL, prefix=backend_prefix, client=wire)
     try:
         await client.set(backend_prefix + "key:k1:requests", "not a zset", px=60_000)
         with pytest.raises(LimiterUnavailable, match="WRONGTYPE"):
@@ -639,9 +665,11 @@ async def backend_prefix(redis_url: str) -> AsyncIterator[str]:
     await delete_keys(prefix)
 
 
-async def test_scripts_are_reloaded_after_script_flush(backend_prefix: str) -> None:
+async def test_scripts_are_reloaded_after_script_flush(
+    backend_prefix: str, wire: ClientName
+) -> None:
     client = aioredis.Redis.from_url(REDIS_URL)
-    limiter = RedisLimiter(REDIS_URL, prefix=backend_prefix)
+    limiter = RedisLimiter(REDIS_URL, prefix=backend_prefix, client=wire)
     limits = [lim("requests", 2), lim("tokens", 100), lim("concurrent", 2)]
     try:
         a = await admitted(limiter.admit("a", limits, 10, now_ms=T0))
@@ -659,10 +687,10 @@ async def test_scripts_are_reloaded_after_script_flush(backend_prefix: str) -> N
 
 
 async def test_a_release_not_awaited_that_redis_refuses_makes_the_next_one_awaited(
-    backend_prefix: str,
+    backend_prefix: str, wire: ClientName
 ) -> None:
     client = aioredis.Redis.from_url(REDIS_URL)
-    limiter = RedisLimiter(REDIS_URL, prefix=backend_prefix)
+    limiter = RedisLimiter(REDIS_URL, prefix=backend_prefix, client=wire)
     limits = [lim("tokens", 100), lim("concurrent", 1)]
     try:
         a = await admitted(limiter.admit("a", limits, 90))
@@ -678,9 +706,11 @@ async def test_a_release_not_awaited_that_redis_refuses_makes_the_next_one_await
         await limiter.close()
 
 
-async def test_every_key_gets_a_ttl(backend_prefix: str) -> None:
+async def test_every_key_gets_a_ttl(backend_prefix: str, wire: ClientName) -> None:
     client = aioredis.Redis.from_url(REDIS_URL)
-    limiter = RedisLimiter(REDIS_URL, window_ms=5_000, slot_ttl_ms=3_000, prefix=backend_prefix)
+    limiter = RedisLimiter(
+        REDIS_URL, window_ms=5_000, slot_ttl_ms=3_000, prefix=backend_prefix, client=wire
+    )
     limits = [lim("requests", 2), lim("tokens", 100), lim("concurrent", 2)]
     try:
         a = await admitted(limiter.admit("a", limits, 10))
@@ -705,10 +735,10 @@ async def test_every_key_gets_a_ttl(backend_prefix: str) -> None:
 
 
 async def test_a_tokens_limit_leaves_no_keys_once_its_window_is_empty(
-    backend_prefix: str,
+    backend_prefix: str, wire: ClientName
 ) -> None:
     client = aioredis.Redis.from_url(REDIS_URL)
-    limiter = RedisLimiter(REDIS_URL, prefix=backend_prefix)
+    limiter = RedisLimiter(REDIS_URL, prefix=backend_prefix, client=wire)
     tokens, slots = lim("tokens", 100), lim("concurrent", 1)
     try:
         a = await admitted(limiter.admit("a", [tokens, slots], 10, now_ms=T0))
@@ -719,9 +749,11 @@ async def test_a_tokens_limit_leaves_no_keys_once_its_window_is_empty(
         await limiter.close()
 
 
-async def test_a_replayed_admission_decides_alike_and_counts_once(backend_prefix: str) -> None:
+async def test_a_replayed_admission_decides_alike_and_counts_once(
+    backend_prefix: str, wire: ClientName
+) -> None:
     """What the retry after a dropped connection does: the same script, again."""
-    limiter = RedisLimiter(REDIS_URL, prefix=backend_prefix)
+    limiter = RedisLimiter(REDIS_URL, prefix=backend_prefix, client=wire)
     limits = [lim("requests", 1), lim("tokens", 100), lim("concurrent", 1)]
     try:
         first = await limiter.admit("a", limits, 60, now_ms=T0)
@@ -732,14 +764,16 @@ async def test_a_replayed_admission_decides_alike_and_counts_once(backend_prefix
         await limiter.close()
 
 
-async def test_a_silent_redis_costs_at_most_the_timeout() -> None:
+async def test_a_silent_redis_costs_at_most_the_timeout(wire: ClientName) -> None:
     async def swallow(reader: asyncio.StreamReader, writer: asyncio.StreamWriter) -> None:
         await reader.read()  # reads until the client gives up; never answers
         writer.close()
 
     server = await asyncio.start_server(swallow, "127.0.0.1", 0)
     port = server.sockets[0].getsockname()[1]
-    limiter = RedisLimiter(f"redis://127.0.0.1:{port}/0", timeout=0.2, max_connections=1)
+    limiter = RedisLimiter(
+        f"redis://127.0.0.1:{port}/0", timeout=0.2, max_connections=1, client=wire
+    )
     try:
         started = asyncio.get_running_loop().time()
         outcomes = await asyncio.gather(
@@ -756,9 +790,11 @@ async def test_a_silent_redis_costs_at_most_the_timeout() -> None:
         await server.wait_closed()
 
 
-async def test_processes_sharing_one_redis_admit_exactly_r(backend_prefix: str) -> None:
+async def test_processes_sharing_one_redis_admit_exactly_r(
+    backend_prefix: str, wire: ClientName
+) -> None:
     """Four limiters, as four gateway processes would hold, on Redis's clock."""
-    processes = [RedisLimiter(REDIS_URL, prefix=backend_prefix) for _ in range(4)]
+    processes = [RedisLimiter(REDIS_URL, prefix=backend_prefix, client=wire) for _ in range(4)]
     limits = [lim("requests", 25), lim("tokens", 1_000_000), lim("concurrent", 1_000)]
     try:
         decisions = await asyncio.gather(
@@ -772,3 +808,36 @@ async def test_processes_sharing_one_redis_admit_exactly_r(backend_prefix: str) 
     finally:
         for process in processes:
             await process.close()
+
+
+async def test_redis_going_away_is_limiter_unavailable_at_once_and_its_return_is_used(
+    backend_prefix: str, wire: ClientName
+) -> None:
+    """Redis down (its connections cut, new ones refused): every call fails quickly with
+    ``LimiterUnavailable``; once it is back the next call connects again and counts as before."""
+    proxy = CuttableProxy("127.0.0.1", int(REDIS_URL.rsplit(":", 1)[1].split("/", 1)[0]))
+    port = await proxy.start()
+    limiter = RedisLimiter(
+        f"redis://127.0.0.1:{port}/0", prefix=backend_prefix, connect_timeout=0.5, client=wire
+    )
+    limits = [lim("requests", 3)]
+    loop = asyncio.get_running_loop()
+    try:
+        await admitted(limiter.admit("a", limits, 0, now_ms=T0))
+        await proxy.cut()
+        for call in (
+            lambda: limiter.admit("b", limits, 0, now_ms=T0),
+            limiter.ping,
+            lambda: limiter.admit("b", limits, 0, now_ms=T0),
+        ):
+            started = loop.time()
+            with pytest.raises(LimiterUnavailable):
+                await call()
+            assert loop.time() - started < 0.5
+        await proxy.restore()
+        d = await limiter.admit("c", limits, 0, now_ms=T0)
+        assert (d.admitted, remaining(d)) == (True, [1])  # "b" was never counted
+        await limiter.ping()
+    finally:
+        await limiter.close()
+        await proxy.cut()

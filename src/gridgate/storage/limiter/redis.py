@@ -19,6 +19,8 @@ Every script is idempotent per ticket id (an admission leaves out what its own t
 holds), so a call is retried once after a dropped connection; a timeout is not retried. Calls
 share one pipelined connection (``storage/limiter/resp.py``) and never wait longer than ``timeout`` for
 an answer; every failure is ``LimiterUnavailable``, translated in ``_connection`` alone.
+``client = "redis-py"`` runs the same calls on redis-py's asyncio client instead
+(``storage/limiter/redispy.py``, the A/B of issue 17; needs ``redis[hiredis]``).
 
 Not Redis Cluster aware: the keys of one call may live in different hash slots, so point it at
 a single Redis (or a primary with replicas).
@@ -31,6 +33,7 @@ import logging
 from collections.abc import Iterator, Sequence
 from contextlib import contextmanager
 from importlib.resources import files
+from typing import Literal, Protocol
 from urllib.parse import parse_qs, unquote, urlsplit
 
 from gridgate.storage.limiter.port import (
@@ -46,6 +49,39 @@ from gridgate.storage.limiter.resp import Arg, Reply, RespClient, RespError
 log = logging.getLogger("gridgate.limits")
 
 KEY_MARGIN_MS = 1000  # keys outlive their last entry by this much
+ClientName = Literal["resp", "redis-py"]
+
+
+class Wire(Protocol):
+    """What the limiter needs of a Redis client: ``RespClient`` (``resp.py``) or
+    ``RedisPyClient`` (``redispy.py``). Errors: ``RespError`` for an error reply,
+    ``ConnectionError`` for a lost connection, ``TimeoutError`` for no answer in time."""
+
+    async def call(self, *args: Arg) -> Reply: ...
+
+    def send_nowait(self, *args: Arg) -> bool: ...
+
+    def take_ignored_errors(self) -> list[RespError]: ...
+
+    async def close(self) -> None: ...
+
+
+def _wire(
+    client: ClientName, url: str, connect_timeout: float, timeout: float, max_connections: int
+) -> Wire:
+    if client == "resp":  # one pipelined connection serves every call
+        return RespClient(url, connect_timeout=connect_timeout, timeout=timeout)
+    if client == "redis-py":
+        # imported here: only a process configured for it loads redis-py
+        from gridgate.storage.limiter.redispy import RedisPyClient
+
+        return RedisPyClient(
+            url,
+            connect_timeout=connect_timeout,
+            timeout=timeout,
+            max_connections=max_connections,
+        )
+    raise ValueError(f"unknown Redis client {client!r}: 'resp' or 'redis-py'")
 
 
 class _Script:
@@ -55,7 +91,7 @@ class _Script:
         self.source = files("gridgate.storage.limiter").joinpath("lua", name).read_bytes()
         self.sha = hashlib.sha1(self.source).hexdigest().encode()
 
-    async def run(self, client: RespClient, keys: Sequence[str], args: Sequence[Arg]) -> Reply:
+    async def run(self, client: Wire, keys: Sequence[str], args: Sequence[Arg]) -> Reply:
         try:
             return await client.call(b"EVALSHA", self.sha, len(keys), *keys, *args)
         except RespError as exc:
@@ -90,6 +126,7 @@ class RedisLimiter:
         connect_timeout: float = 1.0,
         timeout: float = 0.5,
         max_connections: int = 64,
+        client: ClientName = "resp",
     ) -> None:
         if window_ms < 1 or slot_ttl_ms < 1:
             raise ValueError("window_ms and slot_ttl_ms must be at least 1")
@@ -98,8 +135,7 @@ class RedisLimiter:
         self._prefix = prefix
         self._where, self._secrets = _redacted(url)
         self._timeout = timeout
-        del max_connections  # one pipelined connection serves every call
-        self._client = RespClient(url, connect_timeout=connect_timeout, timeout=timeout)
+        self._client = _wire(client, url, connect_timeout, timeout, max_connections)
         self._admit = _Script("rate_admit.v1.lua")
         self._settle = _Script("rate_settle.v1.lua")
         self._renew = _Script("rate_renew.v1.lua")

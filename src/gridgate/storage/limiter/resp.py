@@ -5,6 +5,8 @@ Why not redis-py here: on a rate-limited request its asyncio client cost ~140 µ
 command on the benchmark machine (argument encoding, the connection pool, per-call timeouts),
 more than the rest of the gateway's work on the request; this costs a few µs. Only what the
 limiter needs is spoken: RESP2 requests, and simple, error, integer, bulk and array replies.
+``bench/redis_clients.py`` measures the two side by side (``[redis] client = "redis-py"``
+runs the limiter on redis-py: ``redispy.py``).
 
 ``redis://[[user]:password@]host[:port][/db]``, ``rediss://`` (TLS) and ``unix:///path?db=N``;
 a password may also come as ``?password=``. A dropped connection fails the calls waiting on it
