@@ -2,11 +2,17 @@
 port (SO_REUSEPORT) under a supervisor that restarts one that dies (``supervisor.py``), graceful
 shutdown on SIGINT/SIGTERM (in-flight requests drain, the usage writer flushes). With several
 workers, their metrics meet in a temporary directory that lives as long as the parent
-(``metrics.prepare_multiprocess``)."""
+(``metrics.prepare_multiprocess``).
+
+The supervisor serves nothing, so it holds none of the app: the app's modules (SQLAlchemy, the
+exchange, the dashboard) are imported where a process serves, and with several workers the
+migration runs in a short-lived child of its own. The supervisor stays ~45 MB instead of the
+~75 MB of a process that imported them all."""
 
 from __future__ import annotations
 
 import asyncio
+import concurrent.futures
 import contextlib
 import gc
 import logging
@@ -17,14 +23,9 @@ import tempfile
 from collections.abc import Callable
 from multiprocessing.synchronize import Event as EventType
 
-from gridgate.api.ops import WORKER_HEALTH
-from gridgate.api.refusals import GatewayRunner
-from gridgate.app import build_app
-from gridgate.connection_guard import ConnectionGuard, ConnectionLimits
-from gridgate.logs import JsonAccessLogger, configure_logging
+from gridgate.logs import configure_logging
 from gridgate.metrics import prepare_multiprocess
 from gridgate.settings import Settings
-from gridgate.state import open_store
 from gridgate.supervisor import Supervisor
 from gridgate.worker_health import WorkerHealth
 
@@ -65,6 +66,12 @@ async def run_gateway(
 ) -> None:
     """Serve until ``stop`` is set (or SIGINT/SIGTERM when no event is given). ``workers``: the
     supervisor's view of its workers, when this process is one of them."""
+    from gridgate.api.ops import WORKER_HEALTH
+    from gridgate.api.refusals import GatewayRunner
+    from gridgate.app import build_app
+    from gridgate.connection_guard import ConnectionGuard, ConnectionLimits
+    from gridgate.logs import JsonAccessLogger
+
     app = build_app(settings)
     if workers is not None:
         app[WORKER_HEALTH] = workers
@@ -118,16 +125,30 @@ def _worker(
     )
 
 
-def serve(settings: Settings) -> int:
-    """``gridgate serve``: migrate once, then run the worker processes."""
+def migrate(settings: Settings) -> None:
+    """Create or upgrade the database and seed the catalog (``open_store``), then close it."""
     configure_logging(settings.logging.format, settings.logging.level)
+    from gridgate.state import open_store
 
     async def prepare() -> None:
         store = await open_store(settings)
         await store.close()
 
     asyncio.run(prepare())
+
+
+def serve(settings: Settings) -> int:
+    """``gridgate serve``: migrate once, then run the worker processes."""
+    configure_logging(settings.logging.format, settings.logging.level)
     workers = settings.server.workers
+    if workers == 1:
+        migrate(settings)
+    else:
+        # in a child, so that the supervisor never imports the store; its errors (a
+        # StorageError, say) are raised here as if it had run in this process
+        spawn = multiprocessing.get_context("spawn")
+        with concurrent.futures.ProcessPoolExecutor(1, mp_context=spawn) as child:
+            child.submit(migrate, settings).result()
     url = f"http://{settings.server.host}:{settings.server.port}"
     if workers > 1 and not settings.redis.url:
         log.warning(

@@ -3,8 +3,8 @@
 Keeps the contract of ``storage/limiter/port.py``. Per limit name:
 
 - ``requests``: a deque of admission times;
-- ``tokens``: a deque of entries (time, ticket id), a map ticket id → tokens counted and their
-  running total, so ``settle`` corrects an entry still in the window in O(1);
+- ``tokens``: the entries' times and ticket ids (two aligned deques), a map ticket id → tokens
+  counted and their running total, so ``settle`` corrects an entry still in the window in O(1);
 - ``concurrent``: a dict ticket id → expiry, and a lower bound of the earliest expiry, so
   nothing is scanned until a slot may have expired.
 
@@ -80,22 +80,25 @@ class _Requests:
 
 
 class _Tokens:
-    """Token entries (time, ticket) in the window, oldest first; each ticket's tokens; their
-    total."""
+    """Token entries in the window, oldest first, as two aligned deques (their times, their
+    tickets: a tuple per entry would cost 64 bytes more per request, and a log holds every
+    request of a whole window); each ticket's tokens; their total."""
 
-    __slots__ = ("entries", "tokens", "total", "window")
+    __slots__ = ("tickets", "times", "tokens", "total", "window")
 
     def __init__(self, window: int) -> None:
         self.window = window
-        self.entries: deque[tuple[int, str]] = deque()
+        self.times: deque[int] = deque()
+        self.tickets: deque[str] = deque()
         self.tokens: dict[str, int] = {}
         self.total = 0
 
     def prune(self, now: int) -> None:
-        entries = self.entries
+        times = self.times
         cutoff = now - self.window
-        while entries and entries[0][0] <= cutoff:
-            self.total -= self.tokens.pop(entries.popleft()[1], 0)
+        while times and times[0] <= cutoff:
+            times.popleft()
+            self.total -= self.tokens.pop(self.tickets.popleft(), 0)
 
     def wait(self, now: int, limit: int, tokens: int) -> int:
         self.prune(now)
@@ -106,7 +109,7 @@ class _Tokens:
             return 0
         counted = self.tokens
         freed = 0
-        for at, ticket in self.entries:
+        for at, ticket in zip(self.times, self.tickets, strict=True):
             freed += counted.get(ticket, 0)
             if freed >= needed:
                 return at + self.window - now
@@ -116,7 +119,8 @@ class _Tokens:
         counted = self.tokens
         old = counted.get(ticket)
         if old is None:
-            self.entries.append((now, ticket))
+            self.times.append(now)
+            self.tickets.append(ticket)
             old = 0
         counted[ticket] = tokens
         self.total += tokens - old
@@ -130,12 +134,12 @@ class _Tokens:
             self.total += tokens - old
 
     def standing(self, now: int, limit: Limit) -> Standing:
-        entries = self.entries
-        reset = entries[-1][0] + self.window - now if entries else 0
+        times = self.times
+        reset = times[-1] + self.window - now if times else 0
         return Standing(limit, max(0, limit.limit - self.total), reset)
 
     def empty(self) -> bool:
-        return not self.entries
+        return not self.times
 
 
 class _Slots:
