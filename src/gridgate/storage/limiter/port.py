@@ -36,10 +36,9 @@ atomic step). Both pass one contract suite (``tests/storage/limiter/test_contrac
 
 from __future__ import annotations
 
+import functools
 from collections.abc import Sequence
 from typing import Literal, Protocol
-
-import functools
 
 import msgspec
 
