@@ -372,3 +372,20 @@ def test_aggregated_writes_expose_what_plain_observations_do_in_multiprocess_mod
     assert b'gridgate_ttft_seconds_bucket{le="+Inf",supplier="sim-a"}' in found["hooks"]
     # the collector orders families by the files it globs: the same lines, in any order
     assert sorted(found["hooks"].splitlines()) == sorted(found["plain"].splitlines())
+
+
+def test_a_worker_starts_while_another_creates_its_file(tmp_path: Path) -> None:
+    """Workers start together: one's file can exist, still empty, while another builds its
+    Metrics, which must not read it then."""
+    (tmp_path / "counter_1.db").touch()  # created, not yet sized by its process
+    env = {**os.environ, "PROMETHEUS_MULTIPROC_DIR": str(tmp_path)}
+    done = subprocess.run(
+        [sys.executable, "-c", "from gridgate.metrics import Metrics; Metrics(multiprocess=True)"],
+        cwd=ROOT,
+        env=env,
+        capture_output=True,
+        text=True,
+        timeout=60,
+        check=False,
+    )
+    assert done.returncode == 0, done.stderr

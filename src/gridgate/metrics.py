@@ -74,7 +74,10 @@ def worker_exit(pid: int) -> None:
 
 class Metrics:
     def __init__(self, *, multiprocess: bool = False) -> None:
-        self._registry = CollectorRegistry(auto_describe=True)
+        # auto_describe checks for clashing names by collecting what is registered; in
+        # multiprocess mode that is the collector, which would read every worker's file, and a
+        # file another worker is creating that very moment is empty: its read fails
+        self._registry = CollectorRegistry(auto_describe=not multiprocess)
         registry: CollectorRegistry | None = self._registry
         if multiprocess:
             directory = os.environ.get(MULTIPROC_ENV)
