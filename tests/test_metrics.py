@@ -230,3 +230,162 @@ def test_multiprocess_sums_every_worker_and_forgets_the_gauges_of_ended_ones(
     assert found["holds_before"] == 30 + 40  # live gauges summed across workers
     assert found["holds_after"] == 40  # the ended worker's no longer counts
     assert found["requests_after"] == 3 + 4  # its counters do: totals never go back
+
+
+# -- the aggregated writes against plain observe/inc calls ---------------------------------------
+# Requests only add to in-process aggregates; a flush writes them through the histogram
+# children's bucket and sum values (prometheus_client has no "observe n values at once"). These
+# tests replay the same calls through the library's own observe/inc, as gridgate did before, and
+# want the same exposition byte for byte: an upgrade that changes those internals fails here.
+
+Call = tuple[str, tuple[object, ...]]
+FLUSH: Call = ("flush", ())
+
+
+def calls() -> list[Call]:
+    """Every hook, values on bucket bounds, between them, beyond the last (+Inf), sums that
+    are not exact in binary, and flushes in between."""
+    seconds = [0.0, 0.005, 0.0050001, 0.1, 0.2, 0.3, 0.7, 2.5, 600.0, 600.5, 1e6, 0.1, 0.1]
+    micros = [0, 5_000, 5_001, 100_000, 200_000, 300_000, 250_000, 600_000_000, 601_000_000]
+    out: list[Call] = []
+    for n, s in enumerate(seconds):
+        out.append(("http", ("/v1/chat/completions", "POST", 200, s)))
+        out.append(("http", ("/v1/chat/completions", "BREW", 404 if n % 2 else 200, s / 3)))
+        out.append(("http", ("/metrics", "GET", 200, s * 7)))
+        if n % 4 == 3:
+            out.append(FLUSH)
+    for n, us in enumerate(micros):
+        out.append(("usage", (record(duration_us=us),)))
+        out.append(("usage", (record(stream=True, ttft_us=us // 2 + 1, duration_us=us + 3),)))
+        out.append(("usage", (record(supplier="sim-b", cost=n, output_tokens=n, duration_us=us),)))
+        out.append(("usage", (record(supplier=None, status=502, outcome="upstream_error"),)))
+        out.append(("limited", ("key", "requests" if n % 3 else "tokens")))
+        if n % 3 == 2:
+            out.append(FLUSH)
+            out.append(("limiter_error", ()))
+    return out
+
+
+def run_hooks(metrics: Metrics, sequence: list[Call]) -> None:
+    for name, args in sequence:
+        if name == "http":
+            metrics.observe_http(*args)  # type: ignore[arg-type]
+        elif name == "usage":
+            metrics.observe_usage(*args)  # type: ignore[arg-type]
+        elif name == "limited":
+            metrics.rate_limited(*args)  # type: ignore[arg-type]
+        elif name == "limiter_error":
+            metrics.limiter_error()
+        else:
+            metrics.flush()
+    metrics.flush()
+
+
+def run_plain(metrics: Metrics, sequence: list[Call]) -> None:
+    """The same calls as plain observe/inc on the families, children made when first seen."""
+    m = metrics
+    for name, args in sequence:
+        if name == "http":
+            route, method, status, seconds = args
+            label = method if method in {"GET", "POST"} else "other"
+            m._http_requests.labels(route, label, str(status)).inc()
+            m._http_duration.labels(route).observe(seconds)  # type: ignore[arg-type]
+        elif name == "usage":
+            run_plain_usage(m, args[0])  # type: ignore[arg-type]
+        elif name == "limited":
+            m._rate_limited.labels(*args).inc()
+        elif name == "limiter_error":
+            m._limiter_errors.inc()
+
+
+def run_plain_usage(m: Metrics, r: UsageRecord) -> None:
+    duration = r.duration_us / 1_000_000
+    if r.supplier is not None:  # the supplier's children first, as gridgate made them
+        upstream, ttft = m._upstream_duration.labels(r.supplier), m._ttft.labels(r.supplier)
+        tokens_in = m._tokens.labels(r.instrument, r.supplier, "input")
+        tokens_out = m._tokens.labels(r.instrument, r.supplier, "output")
+        spend = m._spend.labels(r.instrument, r.supplier)
+    m._requests.labels(r.instrument, str(r.status), r.outcome).inc()
+    m._request_duration.labels(r.instrument).observe(duration)
+    if r.supplier is None:
+        return
+    upstream.observe(duration)
+    if r.ttft_us is not None and r.stream:
+        ttft.observe(r.ttft_us / 1_000_000)
+    if r.input_tokens:
+        tokens_in.inc(r.input_tokens)
+    if r.output_tokens:
+        tokens_out.inc(r.output_tokens)
+    if r.billed and r.cost > 0:
+        spend.inc(r.cost)
+
+
+def exposition(metrics: Metrics) -> bytes:
+    body = metrics.render()[0]
+    # a child's creation time differs between two runs; everything else must not
+    return b"".join(
+        line
+        for line in body.splitlines(True)
+        if not line.split(b" ")[0].split(b"{")[0].endswith(b"_created")
+    )
+
+
+def test_aggregated_writes_expose_what_plain_observations_do() -> None:
+    if "PROMETHEUS_MULTIPROC_DIR" in os.environ:
+        pytest.skip("this process runs in multiprocess mode")
+    hooks, plain = Metrics(), Metrics()
+    run_hooks(hooks, calls())
+    run_plain(plain, calls())
+    ours = exposition(hooks)
+    assert b'gridgate_http_request_duration_seconds_bucket{le="+Inf"' in ours
+    assert ours == exposition(plain)
+
+
+def expose_in_multiprocess(how: str) -> None:
+    """A process in multiprocess mode (its own directory): run the calls, print the exposition."""
+    metrics = Metrics(multiprocess=True)
+    (run_hooks if how == "hooks" else run_plain)(metrics, calls())
+    sys.stdout.buffer.write(exposition(metrics))
+
+
+def test_aggregated_writes_expose_what_plain_observations_do_in_multiprocess_mode(
+    tmp_path: Path,
+) -> None:
+    found = {}
+    for how in ("hooks", "plain"):
+        directory = tmp_path / how
+        directory.mkdir()
+        done = subprocess.run(
+            [
+                sys.executable,
+                "-c",
+                f"from tests.test_metrics import expose_in_multiprocess as e; e({how!r})",
+            ],
+            cwd=ROOT,
+            env={**os.environ, "PROMETHEUS_MULTIPROC_DIR": str(directory)},
+            capture_output=True,
+            timeout=60,
+            check=False,
+        )
+        assert done.returncode == 0, done.stderr.decode()
+        found[how] = done.stdout
+    assert b'gridgate_ttft_seconds_bucket{le="+Inf",supplier="sim-a"}' in found["hooks"]
+    # the collector orders families by the files it globs: the same lines, in any order
+    assert sorted(found["hooks"].splitlines()) == sorted(found["plain"].splitlines())
+
+
+def test_a_worker_starts_while_another_creates_its_file(tmp_path: Path) -> None:
+    """Workers start together: one's file can exist, still empty, while another builds its
+    Metrics, which must not read it then."""
+    (tmp_path / "counter_1.db").touch()  # created, not yet sized by its process
+    env = {**os.environ, "PROMETHEUS_MULTIPROC_DIR": str(tmp_path)}
+    done = subprocess.run(
+        [sys.executable, "-c", "from gridgate.metrics import Metrics; Metrics(multiprocess=True)"],
+        cwd=ROOT,
+        env=env,
+        capture_output=True,
+        text=True,
+        timeout=60,
+        check=False,
+    )
+    assert done.returncode == 0, done.stderr

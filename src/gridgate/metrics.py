@@ -11,6 +11,14 @@ before it spawns the workers (the library picks its mode from ``PROMETHEUS_MULTI
 it is first imported, which in a spawned worker is after the variable is set) and
 ``worker_exit`` for each worker that has ended (its live gauges stop counting).
 
+Writing a value in multiprocess mode costs ~4 µs (a lock, a pid check, an mmap write), and a
+request observes 8–10 of them. So requests never call the library: each hook adds to plain
+aggregates in this process, one per label child (a counter's total; a histogram's count per
+bucket and running sum), and ``flush`` writes each child touched once, every upkeep tick (0.5 s)
+and before every scrape this process answers. The aggregates are as many as the label tuples
+seen (bounded sets), so nothing forces a flush in between. Gauges are written only when they
+change.
+
 Families (prefix ``gridgate_``):
 
 - ``http_requests_total{route,method,status}``, ``http_request_duration_seconds{route}``
@@ -23,10 +31,12 @@ Families (prefix ``gridgate_``):
 
 from __future__ import annotations
 
+import math
 import os
-from collections.abc import Callable
+from bisect import bisect_left
 from dataclasses import dataclass
 from pathlib import Path
+from typing import Any
 
 from prometheus_client import CollectorRegistry, Counter, Gauge, Histogram
 from prometheus_client.exposition import generate_latest
@@ -41,7 +51,6 @@ CONTENT_TYPE = "text/plain; version=0.0.4; charset=utf-8"
 # seconds; an exchange runs from milliseconds (an error) to minutes (a long stream)
 DURATION_BUCKETS = (0.005, 0.01, 0.025, 0.05, 0.1, 0.25, 0.5, 1, 2.5, 5, 10, 30, 60, 120, 300, 600)
 TTFT_BUCKETS = (0.05, 0.1, 0.25, 0.5, 0.75, 1, 1.5, 2, 3, 5, 10, 30)
-MAX_PENDING = 4096  # observations held before a flush is forced
 _METHODS = frozenset({"GET", "HEAD", "POST", "PUT", "PATCH", "DELETE", "OPTIONS"})
 
 
@@ -65,7 +74,10 @@ def worker_exit(pid: int) -> None:
 
 class Metrics:
     def __init__(self, *, multiprocess: bool = False) -> None:
-        self._registry = CollectorRegistry(auto_describe=True)
+        # auto_describe checks for clashing names by collecting what is registered; in
+        # multiprocess mode that is the collector, which would read every worker's file, and a
+        # file another worker is creating that very moment is empty: its read fails
+        self._registry = CollectorRegistry(auto_describe=not multiprocess)
         registry: CollectorRegistry | None = self._registry
         if multiprocess:
             directory = os.environ.get(MULTIPROC_ENV)
@@ -82,10 +94,15 @@ class Metrics:
         def counter(name: str, doc: str, labels: tuple[str, ...] = ()) -> Counter:
             return Counter(name, doc, labels, registry=registry)
 
+        # each histogram's bucket bounds as its ``observe`` compares them: +Inf last
+        self._bounds: dict[Histogram, tuple[float, ...]] = {}
+
         def histogram(
             name: str, doc: str, labels: tuple[str, ...], buckets: tuple[float, ...]
         ) -> Histogram:
-            return Histogram(name, doc, labels, registry=registry, buckets=buckets)
+            family = Histogram(name, doc, labels, registry=registry, buckets=buckets)
+            self._bounds[family] = (*map(float, buckets), math.inf)
+            return family
 
         def gauge(name: str, doc: str) -> Gauge:
             return Gauge(name, doc, registry=registry, multiprocess_mode="livesum")
@@ -158,32 +175,35 @@ class Metrics:
         self._database_down = gauge(
             "gridgate_database_unreachable", "1 while a process finds the database unreachable."
         )
-        # label children, looked up once per label tuple (``labels()`` costs ~1 µs each)
-        self._http_children: dict[tuple[str, str, int], tuple[Counter, Histogram]] = {}
-        self._usage_children: dict[tuple[str, str | None, int, str], _UsageChildren] = {}
-        self._limited_children: dict[tuple[str, str], Counter] = {}
-        # what requests observed since the last flush: (inc or observe, value). Writing a value
-        # in multiprocess mode costs ~4 µs (a lock, a pid check, an mmap write); per request
-        # that came to ~35 µs, so requests only append here and ``flush`` writes them, every
-        # upkeep tick (0.5 s) and before every scrape this process answers
-        self._pending: list[tuple[Callable[[float], None], float]] = []
+        # in set_gauges' order
+        self._gauges_set = (
+            self._holds,
+            self._queue,
+            self._leases,
+            self._spooled,
+            self._database_down,
+        )
+        # per label tuple, the aggregates its requests add to (built once per tuple, with the
+        # label children they write to: ``labels()`` costs ~1 µs each)
+        self._http_keys: dict[tuple[str, str, int], tuple[_Count, _Spread]] = {}
+        self._usage_keys: dict[tuple[str, str | None, int, str], _UsageKey] = {}
+        self._limited_keys: dict[tuple[str, str], _Count] = {}
+        # every aggregate once by (family, label values), in the order its child was made;
+        # ``flush`` walks these (as many as label tuples seen: nothing else to bound)
+        self._counts: dict[tuple[Counter, tuple[str, ...]], _Count] = {}
+        self._spreads: dict[tuple[Histogram, tuple[str, ...]], _Spread] = {}
+        self._limiter_error = self._count(self._limiter_errors, ())
+        self._last_gauges: tuple[int, int, int, int, bool] | None = None
 
     # -- hooks -------------------------------------------------------------------------------
     def observe_http(self, route: str, method: str, status: int, seconds: float) -> None:
-        key = (route, method, status)
-        children = self._http_children.get(key)
-        if children is None:
-            label = method if method in _METHODS else "other"
-            children = (
-                self._http_requests.labels(route, label, str(status)),
-                self._http_duration.labels(route),
-            )
-            self._http_children[key] = children
-        pending = self._pending
-        pending.append((children[0].inc, 1))
-        pending.append((children[1].observe, seconds))
-        if len(pending) >= MAX_PENDING:
-            self.flush()
+        key = self._http_keys.get((route, method, status))
+        if key is None:
+            key = self._http_key(route, method, status)
+        key[0].total += 1
+        spread = key[1]
+        spread.counts[bisect_left(spread.bounds, seconds)] += 1
+        spread.total += seconds
 
     def observe_usage(self, record: UsageRecord) -> None:
         """One usage record (checkpoints of streams still running are skipped: only the final
@@ -191,69 +211,108 @@ class Metrics:
         if record.outcome == "in_progress":
             return
         key = (record.instrument, record.supplier, record.status, record.outcome)
-        children = self._usage_children.get(key)
-        if children is None:
-            children = self._usage_children[key] = self._children_for(*key)
-        pending = self._pending
-        pending.append((children.requests.inc, 1))
+        found = self._usage_keys.get(key)
+        if found is None:
+            found = self._usage_keys[key] = self._usage_key(*key)
+        found.requests.total += 1
         duration = record.duration_us / 1_000_000
-        pending.append((children.duration.observe, duration))
-        served = children.served
+        spread = found.duration
+        at = bisect_left(spread.bounds, duration)
+        spread.counts[at] += 1
+        spread.total += duration
+        served = found.served
         if served is not None:
-            pending.append((served.upstream.observe, duration))
+            spread = served.upstream  # the same buckets: the same place
+            spread.counts[at] += 1
+            spread.total += duration
             if record.ttft_us is not None and record.stream:
-                pending.append((served.ttft.observe, record.ttft_us / 1_000_000))
+                ttft = record.ttft_us / 1_000_000
+                spread = served.ttft
+                spread.counts[bisect_left(spread.bounds, ttft)] += 1
+                spread.total += ttft
             if record.input_tokens:
-                pending.append((served.input_tokens.inc, record.input_tokens))
+                served.input_tokens.total += record.input_tokens
             if record.output_tokens:
-                pending.append((served.output_tokens.inc, record.output_tokens))
+                served.output_tokens.total += record.output_tokens
             if record.billed and record.cost > 0:
-                pending.append((served.spend.inc, record.cost))
-        if len(pending) >= MAX_PENDING:
-            self.flush()
-
-    def flush(self) -> None:
-        """Write what requests observed since the last flush into the metric values."""
-        pending, self._pending = self._pending, []
-        for apply, value in pending:
-            apply(value)
-
-    def _children_for(
-        self, instrument: str, supplier: str | None, status: int, outcome: str
-    ) -> _UsageChildren:
-        served = None
-        if supplier is not None:
-            served = _Served(
-                upstream=self._upstream_duration.labels(supplier),
-                ttft=self._ttft.labels(supplier),
-                input_tokens=self._tokens.labels(instrument, supplier, "input"),
-                output_tokens=self._tokens.labels(instrument, supplier, "output"),
-                spend=self._spend.labels(instrument, supplier),
-            )
-        return _UsageChildren(
-            requests=self._requests.labels(instrument, str(status), outcome),
-            duration=self._request_duration.labels(instrument),
-            served=served,
-        )
+                served.spend.total += record.cost
 
     def rate_limited(self, scope: str, kind: str) -> None:
-        key = (scope, kind)
-        child = self._limited_children.get(key)
-        if child is None:
-            child = self._limited_children[key] = self._rate_limited.labels(scope, kind)
-        child.inc()
+        count = self._limited_keys.get((scope, kind))
+        if count is None:
+            count = self._limited_keys[scope, kind] = self._count(self._rate_limited, (scope, kind))
+        count.total += 1
 
     def limiter_error(self) -> None:
-        self._limiter_errors.inc()
+        self._limiter_error.total += 1
+
+    def flush(self) -> None:
+        """Write what requests observed since the last flush into the metric values: one write
+        per counter child touched, one per histogram bucket touched and its sum."""
+        for count in self._counts.values():
+            if count.total:
+                count.child.inc(count.total)
+                count.total = 0
+        for spread in self._spreads.values():
+            counts = spread.counts
+            if any(counts):
+                buckets = spread.buckets
+                for at, n in enumerate(counts):
+                    if n:
+                        buckets[at].inc(n)
+                        counts[at] = 0
+                spread.sum.set(spread.total)
 
     def set_gauges(
         self, holds: int, queue: int, leases: int, spooled: int = 0, database_down: bool = False
     ) -> None:
-        self._holds.set(holds)
-        self._queue.set(queue)
-        self._leases.set(leases)
-        self._spooled.set(spooled)
-        self._database_down.set(1 if database_down else 0)
+        """Set the gauges (each write costs a few µs in multiprocess mode: only when changed)."""
+        now = (holds, queue, leases, spooled, database_down)
+        last, self._last_gauges = self._last_gauges, now
+        for at, (gauge, value) in enumerate(zip(self._gauges_set, now, strict=True)):
+            if last is None or last[at] != value:
+                gauge.set(int(value))
+
+    # -- label children, once per label tuple --------------------------------------------------
+    def _http_key(self, route: str, method: str, status: int) -> tuple[_Count, _Spread]:
+        label = method if method in _METHODS else "other"
+        key = (
+            self._count(self._http_requests, (route, label, str(status))),
+            self._spread(self._http_duration, (route,)),
+        )
+        if label == method:  # a made-up method is not kept: any client can send a new one
+            self._http_keys[route, method, status] = key
+        return key
+
+    def _usage_key(
+        self, instrument: str, supplier: str | None, status: int, outcome: str
+    ) -> _UsageKey:
+        served = None  # its children made first, as before (the order of a multiprocess file)
+        if supplier is not None:
+            served = _Served(
+                upstream=self._spread(self._upstream_duration, (supplier,)),
+                ttft=self._spread(self._ttft, (supplier,)),
+                input_tokens=self._count(self._tokens, (instrument, supplier, "input")),
+                output_tokens=self._count(self._tokens, (instrument, supplier, "output")),
+                spend=self._count(self._spend, (instrument, supplier)),
+            )
+        requests = self._count(self._requests, (instrument, str(status), outcome))
+        duration = self._spread(self._request_duration, (instrument,))
+        return _UsageKey(requests=requests, duration=duration, served=served)
+
+    def _count(self, family: Counter, labels: tuple[str, ...]) -> _Count:
+        made = self._counts.get((family, labels))
+        if made is None:
+            made = _Count(family.labels(*labels) if labels else family)
+            self._counts[family, labels] = made
+        return made
+
+    def _spread(self, family: Histogram, labels: tuple[str, ...]) -> _Spread:
+        made = self._spreads.get((family, labels))
+        if made is None:
+            made = _Spread(family.labels(*labels), self._bounds[family])
+            self._spreads[family, labels] = made
+        return made
 
     # -- exposition ----------------------------------------------------------------------------
     def render(self) -> tuple[bytes, str]:
@@ -265,21 +324,56 @@ class Metrics:
         return generate_latest(self._registry), CONTENT_TYPE
 
 
+class _Count:
+    """A counter child and what requests added to it since the last flush."""
+
+    __slots__ = ("child", "total")
+
+    def __init__(self, child: Counter) -> None:
+        self.child = child
+        self.total: int = 0  # whole units (requests, tokens, nano-dollars): exact
+
+
+class _Spread:
+    """A histogram child and what requests observed since the last flush, as its ``observe``
+    would have recorded it: one count per bucket (the first whose bound is >= the value, +Inf
+    last; ``le`` is made cumulative when rendered) and the running sum.
+
+    prometheus_client has no "observe n values at once", so ``flush`` writes through the child's
+    ``_buckets`` and ``_sum`` values; tests/test_metrics.py compares the result with plain
+    ``observe`` calls, so a library upgrade that changes them fails there. The sum is kept whole
+    (seeded with the child's) and set, not added per flush: the same additions in the same order
+    as ``observe``'s, so the exposition is the same to the last digit. Values are never NaN
+    (durations from integer microseconds and a monotonic clock), which bisect would misplace.
+    """
+
+    __slots__ = ("bounds", "buckets", "counts", "sum", "total")
+
+    def __init__(self, child: Histogram, bounds: tuple[float, ...]) -> None:
+        self.bounds = bounds
+        self.buckets: list[Any] = child._buckets  # the library's internals: see above
+        self.sum: Any = child._sum
+        if len(self.buckets) != len(bounds):
+            raise RuntimeError("prometheus_client's Histogram no longer keeps one value a bucket")
+        self.counts = [0] * len(bounds)
+        self.total: float = self.sum.get()
+
+
 @dataclass(frozen=True, slots=True)
 class _Served:
-    """The children of a request a supplier served."""
+    """The aggregates of a request a supplier served."""
 
-    upstream: Histogram
-    ttft: Histogram
-    input_tokens: Counter
-    output_tokens: Counter
-    spend: Counter
+    upstream: _Spread
+    ttft: _Spread
+    input_tokens: _Count
+    output_tokens: _Count
+    spend: _Count
 
 
 @dataclass(frozen=True, slots=True)
-class _UsageChildren:
-    """The label children one (instrument, supplier, status, outcome) records into."""
+class _UsageKey:
+    """The aggregates one (instrument, supplier, status, outcome) adds to."""
 
-    requests: Counter
-    duration: Histogram
+    requests: _Count
+    duration: _Spread
     served: _Served | None
