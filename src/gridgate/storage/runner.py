@@ -36,15 +36,17 @@ import functools
 import sqlite3
 import time
 from collections.abc import Callable
-from typing import Any, Literal, Protocol, TypeVar
+from typing import TYPE_CHECKING, Any, Literal, Protocol, TypeVar
 
 from sqlalchemy import Connection, Engine, create_engine, event
 from sqlalchemy.engine import URL, make_url
 from sqlalchemy.exc import ArgumentError
-from sqlalchemy.ext.asyncio import AsyncEngine, create_async_engine
 from sqlalchemy.pool import ConnectionPoolEntry, StaticPool
 
 from gridgate.storage.ports.errors import StorageError
+
+if TYPE_CHECKING:
+    from sqlalchemy.ext.asyncio import AsyncEngine
 
 T = TypeVar("T")
 Dialect = Literal["sqlite", "postgresql"]
@@ -115,6 +117,10 @@ class PostgresRunner:
     dialect: Dialect = "postgresql"
 
     def __init__(self, url: URL, *, pool_size: int, max_overflow: int) -> None:
+        # imported here: SQLAlchemy's asyncio layer (and the ORM it pulls in) is ~6 MB that a
+        # process on SQLite never uses
+        from sqlalchemy.ext.asyncio import create_async_engine
+
         self._engine: AsyncEngine = create_async_engine(
             url,
             pool_size=pool_size,
