@@ -92,11 +92,25 @@ async def test_a_cached_key_is_not_read_again_while_nothing_is_committed(tmp_pat
         await store.close()
 
 
-async def test_a_key_revoked_by_another_process_fails_the_next_request_despite_the_cache(
+class _Clock:
+    """Monotonic time that moves only when told (wall time: the system's)."""
+
+    def __init__(self) -> None:
+        self.at = 1000.0
+
+    def now_us(self) -> int:
+        return SystemClock().now_us()
+
+    def monotonic(self) -> float:
+        return self.at
+
+
+async def test_a_key_revoked_by_another_process_fails_requests_5_ms_later_despite_the_cache(
     tmp_path: Path,
 ) -> None:
-    """SQLite: the cache is checked against the database's commit counter, so a revocation
-    committed by another connection (the CLI, another worker) is seen at once."""
+    """SQLite: the cache is checked against the database's commit counter (read at most every
+    5 ms), so a revocation committed by another connection (the CLI, another worker) is seen
+    by every request that starts 5 ms after it."""
     url = f"sqlite:///{tmp_path / 'g.db'}"
     serving, other = SqlStore(url), SqlStore(url)
     await serving.open()
@@ -104,9 +118,13 @@ async def test_a_key_revoked_by_another_process_fails_the_next_request_despite_t
     try:
         account = await Accounts(serving, SystemClock()).create(CLI, "a")
         new = await ApiKeys(serving, SystemClock()).create(CLI, account.id, "k")
-        auth = Authenticator(serving, SystemClock(), cache_seconds=3600)
+        clock = _Clock()
+        auth = Authenticator(serving, clock, cache_seconds=3600)
         assert (await auth.authenticate(new.secret)).id == new.record.id
         await other.revoke_key(new.record.id)
+        clock.at += 0.001  # within the same 5 ms: requests of a burst share one read
+        assert (await auth.authenticate(new.secret)).id == new.record.id
+        clock.at += 0.005
         with pytest.raises(Unauthorized) as refused:
             await auth.authenticate(new.secret)
         assert refused.value.code == "revoked_api_key"
