@@ -256,16 +256,20 @@ def _utf8_len(text: str | None) -> int:
 
 
 def _text_bytes(message: _Message | None) -> int:
+    """The UTF-8 bytes of what ``message`` generated (runs for every streamed event: the
+    common one-text delta takes the first branch and no call)."""
     if message is None:
         return 0
-    total = (
-        _utf8_len(message.content)
-        + _utf8_len(message.reasoning_content)
-        + _utf8_len(message.refusal)
-    )
-    for call in message.tool_calls or ():
-        if call.function is not None:
-            total += _utf8_len(call.function.arguments) + _utf8_len(call.function.name)
+    text = message.content
+    total = (len(text) if text.isascii() else utf8_length(text)) if text else 0
+    if message.reasoning_content:
+        total += utf8_length(message.reasoning_content)
+    if message.refusal:
+        total += utf8_length(message.refusal)
+    if message.tool_calls:
+        for call in message.tool_calls:
+            if call.function is not None:
+                total += _utf8_len(call.function.arguments) + _utf8_len(call.function.name)
     return total
 
 
