@@ -14,7 +14,7 @@ from gridgate.storage import migrations
 from gridgate.storage.ports.store import Store
 from gridgate.storage.runner import Dialect, Runner, SqliteRunner, driver_url, make_runner
 from gridgate.storage.schema import instruments as instruments_t
-from gridgate.storage.schema import ledger_entries, usage_records
+from gridgate.storage.schema import ledger_entries
 from gridgate.storage.schema import offers as offers_t
 from gridgate.storage.schema import suppliers as suppliers_t
 from gridgate.storage.sql.accounts import SqlAccounts
@@ -63,7 +63,6 @@ class SqlStore(
         self._entry_once = self._insert_ignoring(ledger_entries, "idempotency_key").returning(
             ledger_entries.c.id
         )
-        self._usage_upsert = self._upsert(usage_records, "request_id")
         # an operator's edit (edited_us) and disable outlive every seeding from config
         self._seed_instrument = self._upsert(instruments_t, "id", unless_edited=True)
         self._seed_supplier = self._upsert(suppliers_t, "name", unless_edited=True)

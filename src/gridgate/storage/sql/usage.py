@@ -9,7 +9,6 @@ from typing import Any
 from sqlalchemy import (
     BigInteger,
     Connection,
-    Insert,
     Integer,
     Row,
     Select,
@@ -63,11 +62,15 @@ _OFFER_DELIVERIES = (
 )
 
 _USAGE_FIELDS: tuple[str, ...] = UsageRecord.__struct_fields__
-_SQLITE_UPSERT_USAGE = (
-    f"INSERT INTO usage_records ({', '.join(_USAGE_FIELDS)}) "
-    f"VALUES ({', '.join('?' for _ in _USAGE_FIELDS)}) "
+_UPSERT_USAGE = (
+    f"INSERT INTO usage_records ({', '.join(_USAGE_FIELDS)}) VALUES ({{}}) "
     "ON CONFLICT (request_id) DO UPDATE SET "
     + ", ".join(f"{f} = excluded.{f}" for f in _USAGE_FIELDS if f != "request_id")
+)
+# the same statement in each driver's parameter style: sqlite3's ``?``, asyncpg's ``$n``
+_SQLITE_UPSERT_USAGE = _UPSERT_USAGE.format(", ".join("?" for _ in _USAGE_FIELDS))
+_POSTGRES_UPSERT_USAGE = _UPSERT_USAGE.format(
+    ", ".join(f"${i}" for i in range(1, len(_USAGE_FIELDS) + 1))
 )
 
 
@@ -127,22 +130,18 @@ def _delivery(row: Row[*tuple[Any, ...]]) -> DeliveryRow:
 class SqlUsage(SqlBase):
     """``UsageStore`` in SQL."""
 
-    _usage_upsert: Insert  # built for the dialect by ``SqlStore``
-
     async def insert_usage(self, records: Sequence[UsageRecord]) -> None:
         if not records:
             return
         # the last record of a request wins (a stream's checkpoints, then its final record)
         latest = list({r.request_id: r for r in records}.values())
-        if self._dialect == "sqlite":
-            # the usage writer's batches run in a worker thread but hold the GIL for as long
-            # as Python touches each parameter; plain tuples through the driver's executemany
-            # keep the event loop's stalls short (measured: p99 at 1 connection)
-            tuples = [tuple(getattr(r, f) for f in _USAGE_FIELDS) for r in latest]
-            await self._write(lambda conn: conn.exec_driver_sql(_SQLITE_UPSERT_USAGE, tuples))
-            return
-        rows = [{f: getattr(r, f) for f in _USAGE_FIELDS} for r in latest]
-        await self._write(lambda conn: conn.execute(self._usage_upsert, rows))
+        # plain tuples through the driver's own executemany: no statement compiled and no
+        # parameter dict per record (on SQLite the batch runs in a worker thread that holds
+        # the GIL while Python touches each parameter: short batches keep the loop's stalls
+        # short; on PostgreSQL it runs on the loop)
+        tuples = [tuple(getattr(r, f) for f in _USAGE_FIELDS) for r in latest]
+        sql = _SQLITE_UPSERT_USAGE if self._dialect == "sqlite" else _POSTGRES_UPSERT_USAGE
+        await self._write(lambda conn: conn.exec_driver_sql(sql, tuples))
 
     async def list_usage(
         self,
