@@ -54,7 +54,7 @@ def config_toml(
     limits: str = "off",
     redis_url: str = "",
     redis_client: str | None = None,
-    auth_cache_seconds: float = 0.0,
+    auth_cache_seconds: float | None = None,
 ) -> str:
     """``limits``: ``off`` (no rate limits, as revisions before them), ``memory`` (checked in
     each worker) or ``redis`` (checked on ``redis_url``: one Lua round trip per request)."""
@@ -70,7 +70,7 @@ def config_toml(
     ]
     if database_url:
         parts += ["[database]", f'url = "{database_url}"', ""]
-    if auth_cache_seconds:
+    if auth_cache_seconds is not None:  # else gridgate's default
         parts += ["[auth]", f"cache_seconds = {auth_cache_seconds:g}", ""]
     if limits != "off":
         parts += list(UNREACHED_LIMITS)
@@ -140,7 +140,7 @@ def start_gateway(
     limits: str = "off",
     redis_url: str = "",
     redis_client: str | None = None,
-    auth_cache_seconds: float = 0.0,
+    auth_cache_seconds: float | None = None,
 ) -> Gateway:
     """``command`` runs the gridgate CLI (``.venv/bin/gridgate``, or ``python -m gridgate``
     with ``PYTHONPATH`` in ``env`` naming an exported source tree). ``name`` names its files

@@ -92,6 +92,34 @@ def _source(git: dict[str, Any]) -> str:
     )
 
 
+def _summary(r: dict[str, Any]) -> list[str]:
+    """The commit's cost in a few lines: each gridgate target's throughput at the high
+    connection count as a share of the bare proxy's, and CPU per request beside the bare
+    proxy's (what every change to the request path quotes, A against B)."""
+    d = r["derived"]
+    high = d["high_connections"]
+    lines = ["## In short", ""]
+    for target in (t for t in targets_of(r) if t not in ("direct", "bare")):
+        parts = []
+        for mode in MODES:
+            gw, bare = run_of(r, target, mode, high), run_of(r, "bare", mode, high)
+            cpu = d["cpu"]
+            gw_cpu = cpu[f"{target}/{mode}@{high}"]["server_cpu_us_per_request"]
+            bare_cpu = cpu[f"bare/{mode}@{high}"]["server_cpu_us_per_request"]
+            share = gw["rps"] / bare["rps"] if bare["rps"] else 0.0
+            parts.append(
+                f"{mode} {share:.1%} of bare ({gw['rps']:,.0f} / {bare['rps']:,.0f} req/s), "
+                f"CPU {gw_cpu} µs per request (bare {bare_cpu})"
+            )
+        lines.append(f"- **{label(r, target)}** at {high} connections: " + "; ".join(parts))
+    checks = r.get("targets", [])
+    counted = [c for c in checks if not c.get("info")]
+    passed = sum(1 for c in counted if c["pass"])
+    if counted:
+        lines.append(f"- Targets: {passed} of {len(counted)} met (the table at the end)")
+    return [*lines, ""]
+
+
 def render(r: dict[str, Any]) -> str:
     meta, d = r["meta"], r["derived"]
     m, v, git = meta["machine"], meta["versions"], meta["git"]
@@ -124,11 +152,14 @@ def render(r: dict[str, Any]) -> str:
             "request; set too high to refuse anything).",
             "memory": " Rate limits on the key, checked in each worker's memory (set too high "
             "to refuse anything).",
+            "auto": " Rate limits on the key (set too high to refuse anything), checked in each "
+            "worker's memory on SQLite and on Redis (one Lua round trip per request) on "
+            "PostgreSQL.",
             "off": " No rate limits.",
         }.get(meta["settings"].get("limits", ""), "")
         + (
-            f" Keys cached for {meta['settings']['auth_cache_seconds']:g} s (`auth.cache_seconds`)."
-            if meta["settings"].get("auth_cache_seconds")
+            f" `auth.cache_seconds = {meta['settings']['auth_cache_seconds']:g}` for this run."
+            if meta["settings"].get("auth_cache_seconds") is not None
             else ""
         ),
         "",
@@ -139,6 +170,7 @@ def render(r: dict[str, Any]) -> str:
         f"- gridgate {v['gridgate']} at `{git['commit'][:12]}` ({git['subject']}); " + _source(git),
         _database(r),
         "",
+        *_summary(r),
         "## Throughput and latency",
         "",
         "Latency is wrk's, per whole response (a streamed answer to its last byte), in ms.",
@@ -334,17 +366,17 @@ def render(r: dict[str, Any]) -> str:
         "",
         "## Targets",
         "",
-        "The issue's targets are gridgate's on SQLite"
+        "Issue 17's targets are gridgate's on SQLite"
         + (
             " (here on PostgreSQL: `--database postgresql`)"
             if databases_of(r).get("gridgate") == "postgresql"
             else ""
         )
         + (
-            "; rows marked *info* are gridgate (PostgreSQL)'s against the same thresholds, "
-            "for information"
+            ", and gridgate (PostgreSQL)'s throughput against the bare proxy and against "
+            "SQLite's in the same run; rows marked *info* are for information"
             if PG_TARGET in targets
-            else ""
+            else "; rows marked *info* are for information"
         )
         + ".",
         "",

@@ -60,6 +60,14 @@ class Target:
     bodies: dict[str, Path] | None = None  # mode → body file, when not the chat-completions one
 
 
+def limits_for(choice: str, database: str) -> str:
+    """``--limits auto``: in each worker's memory on SQLite, on Redis on PostgreSQL (the
+    scale-out deployment counts its limits across processes)."""
+    if choice != "auto":
+        return choice
+    return "redis" if database == "postgresql" else "memory"
+
+
 def log(message: str) -> None:
     print(f"[bench {time.strftime('%H:%M:%S')}] {message}", flush=True)
 
@@ -136,12 +144,13 @@ def parse_args(argv: list[str]) -> argparse.Namespace:
     )
     parser.add_argument(
         "--limits",
-        choices=("redis", "memory", "off"),
-        default="redis",
+        choices=("auto", "redis", "memory", "off"),
+        default="auto",
         help="rate limits on the bench key (set too high to refuse anything, so every request "
-        "is checked and counted): redis (default: exact across the workers, one Lua round trip "
-        "per request), memory (each worker counts its own), off (none; needed to --rev a "
-        "commit from before rate limits)",
+        "is checked and counted): auto (default: as issue 17 measures, in each worker's "
+        "memory on SQLite and on Redis on PostgreSQL), redis (exact across the workers, one "
+        "Lua round trip per request), memory (each worker counts its own), off (none; needed "
+        "to --rev a commit from before rate limits)",
     )
     parser.add_argument(
         "--redis", default="redis://127.0.0.1:6379/0", help="Redis for --limits redis"
@@ -155,9 +164,9 @@ def parse_args(argv: list[str]) -> argparse.Namespace:
     parser.add_argument(
         "--auth-cache-seconds",
         type=float,
-        default=0.0,
-        help="gridgate's auth.cache_seconds (default 0: every request reads its key from the "
-        "database; the README's deployment uses 30, revocations then travel by the change feed)",
+        default=None,
+        help="gridgate's auth.cache_seconds (default: not set, gridgate's own default — 30 s "
+        "since issue 17; 0 reads every request's key from the database)",
     )
     parser.add_argument("--keep-temp", action="store_true", help="keep the temp dir (logs, db)")
     args = parser.parse_args(argv)
@@ -225,7 +234,7 @@ class Bench:
                 args.workers,
                 name=name,
                 database_url=url,
-                limits=args.limits,
+                limits=limits_for(args.limits, database),
                 redis_url=args.redis,
                 redis_client=args.redis_client,
                 auth_cache_seconds=args.auth_cache_seconds,
