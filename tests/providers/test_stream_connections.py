@@ -8,9 +8,11 @@ import asyncio
 import json
 
 import aiohttp
+import pytest
 from aiohttp import web
 from aiohttp.test_utils import TestServer
 
+from gridgate.errors import SupplierTimeout
 from gridgate.protocol.openai_chat import decode_chat_request
 from gridgate.providers.base import UpstreamCall
 from gridgate.providers.openai import OpenAIAdapter
@@ -114,3 +116,39 @@ async def test_a_stream_left_midway_closes_its_connection() -> None:
         await server.close()
     assert len(peers) == 2
     assert len(set(peers)) == 2, peers
+
+
+async def test_a_whole_answer_whose_body_stalls_after_its_headers_times_out() -> None:
+    """``upstream.total_timeout_seconds`` bounds the whole answer, its body included."""
+    stalled = asyncio.Event()
+
+    async def chat(request: web.Request) -> web.StreamResponse:
+        response = web.StreamResponse(headers={"Content-Type": "application/json"})
+        response.content_length = 1000
+        await response.prepare(request)
+        await response.write(b'{"id": "chatcmpl-1", ')
+        await stalled.wait()  # the rest never comes (until the test ends)
+        return response
+
+    app = web.Application()
+    app.router.add_post("/v1/chat/completions", chat)
+    server = TestServer(app, host="127.0.0.1")
+    await server.start_server()
+    try:
+        async with aiohttp.ClientSession() as session:
+            settings = UpstreamSettings(total_timeout_seconds=0.2)
+            adapter = OpenAIAdapter(session, settings, environ={})
+            call = _call(str(server.make_url("/v1")))
+            whole = UpstreamCall(
+                supplier=call.supplier,
+                offer=call.offer,
+                request=call.request,
+                max_output_tokens=100,
+                stream=False,
+                prompt_estimate=5,
+            )
+            with pytest.raises(SupplierTimeout):
+                await adapter.complete(whole)
+    finally:
+        stalled.set()
+        await server.close()

@@ -37,6 +37,7 @@ class HttpWire:
         "_reject",
         "_session",
         "_settings",
+        "_whole",
     )
 
     def __init__(
@@ -56,8 +57,13 @@ class HttpWire:
         self._headers = SupplierHeaders(headers, os.environ if environ is None else environ)
         self._map_request = map_request
         self._reject = reject
+        # a stream's own timeouts are the relay's (first byte, idle); a whole answer's total
+        # is aiohttp's, body read included: one timer per call, no asyncio.timeout around it
         self._connect = aiohttp.ClientTimeout(
             total=None, sock_connect=settings.connect_timeout_seconds
+        )
+        self._whole = aiohttp.ClientTimeout(
+            total=settings.total_timeout_seconds, sock_connect=settings.connect_timeout_seconds
         )
 
     async def post(self, call: UpstreamCall) -> bytes:
@@ -65,15 +71,14 @@ class HttpWire:
         url = call.supplier.base_url + self._path
         data = self._map_request(call)
         with translate_errors():
-            async with asyncio.timeout(self._settings.total_timeout_seconds):
-                async with self._session.post(
-                    url,
-                    data=data,
-                    headers=self._headers.get(call.supplier, stream=False),
-                    timeout=self._connect,
-                ) as response:
-                    body = await response.read()
-                    status = response.status
+            async with self._session.post(
+                url,
+                data=data,
+                headers=self._headers.get(call.supplier, stream=False),
+                timeout=self._whole,
+            ) as response:
+                body = await response.read()
+                status = response.status
         if status != 200:
             raise self._reject(status, body, secret=self._headers.secret(call.supplier))
         return body
