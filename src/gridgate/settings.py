@@ -205,8 +205,8 @@ class HedgingSettings(_Strict, frozen=True, kw_only=True, forbid_unknown_fields=
 
 class AuthSettings(_Strict, frozen=True, kw_only=True, forbid_unknown_fields=True):
     # how long a verified key may be served from the per-process cache (0: read it on every
-    # request). A revocation still takes effect within 5 ms on SQLite (the cache is checked
-    # against the database's commit counter) and within changes.poll_seconds on
+    # request). A revocation still takes effect on the next request on SQLite (every
+    # revocation grows a marker file each request checks) and within changes.poll_seconds on
     # PostgreSQL (the change feed): core/accounts/auth.py
     cache_seconds: float = 30.0
 

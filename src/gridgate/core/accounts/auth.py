@@ -5,10 +5,11 @@ Keys are minted and hashed in ``core/credentials.py``.
 A verified key is kept in a per-process cache for ``auth.cache_seconds`` (30 s by default), so a
 request does not read its key from the database. What keeps a cached key honest:
 
-- **SQLite** (one file, every process on this host): the database's commit counter (``PRAGMA
-  data_version``, no I/O) is read at most every 5 ms, and a cached key is read again whenever
-  anything was committed since it was verified — a revocation by the CLI, the dashboard or
-  another worker fails every request that starts 5 ms after it, as without a cache;
+- **SQLite** (one file, every process on this host): every revocation, by any process (the
+  CLI, the dashboard, another worker), appends a byte to a marker file beside the database, and
+  each request ``stat``s it (~1.5 µs): a cached key is read again once the marker has grown
+  since it was verified, so a revocation fails the very next request, as without a cache —
+  and commits of anything else (usage records, every 50 ms) cost no key read;
 - **PostgreSQL**: a revocation reaches every process within ``changes.poll_seconds`` (0.25 s)
   through the change feed (``core/change_feed.py``); the cache lifetime only bounds it should
   the feed be unreadable (the database down: nothing can be revoked then either);
@@ -21,7 +22,6 @@ re-checks the key in the same transaction as the hold.
 
 from __future__ import annotations
 
-import math
 import re
 from typing import Literal
 
@@ -33,8 +33,6 @@ from gridgate.storage.records import KeyRecord
 
 _BEARER_RE = re.compile(r"[Bb][Ee][Aa][Rr][Ee][Rr][ \t]+([^ \t]+)")
 MAX_CACHED_KEYS = 100_000
-# the commit counter is read at most this often: requests in a burst share one read
-COMMITS_READ_SECONDS = 0.005
 
 
 def bearer_token(header: str | None) -> str | None:
@@ -71,11 +69,9 @@ class Authenticator:
         self._store = store
         self._clock = clock
         self._ttl = cache_seconds
-        # secret hash → (key, cached until, the store's commit counter when it was read)
+        # secret hash → (key, cached until, the store's ``keys_changed`` when it was read)
         self._cache: dict[str, tuple[KeyRecord, float, int | None]] = {}
         self._hashes: dict[str, str] = {}  # key id → secret hash, for forget()
-        self._commits_seen: int | None = None
-        self._commits_read_at = -math.inf
 
     def forget(self, key_ids: list[str]) -> None:
         """Drop these keys from the cache (the change feed says they changed)."""
@@ -83,13 +79,6 @@ class Authenticator:
             digest = self._hashes.pop(key_id, None)
             if digest is not None:
                 self._cache.pop(digest, None)
-
-    def _commits(self, now: float) -> int | None:
-        """The store's commit counter, read at most every ``COMMITS_READ_SECONDS``."""
-        if now - self._commits_read_at >= COMMITS_READ_SECONDS:
-            self._commits_read_at = now
-            self._commits_seen = self._store.commits_seen()
-        return self._commits_seen
 
     async def authenticate(self, secret: str | None) -> KeyRecord:
         if secret is None:
@@ -102,8 +91,8 @@ class Authenticator:
         digest = hash_secret(secret)
         now = self._clock.monotonic()
         cached = self._cache.get(digest)
-        commits = self._commits(now) if self._ttl > 0 else None
-        if cached is not None and cached[1] > now and cached[2] == commits:
+        changed = self._store.keys_changed() if self._ttl > 0 else None
+        if cached is not None and cached[1] > now and cached[2] == changed:
             key = cached[0]
         else:
             found = await self._store.get_key_by_hash(digest)
@@ -114,7 +103,7 @@ class Authenticator:
                 if len(self._cache) >= MAX_CACHED_KEYS:
                     self._cache.clear()
                     self._hashes.clear()
-                self._cache[digest] = (key, now + self._ttl, commits)
+                self._cache[digest] = (key, now + self._ttl, changed)
                 self._hashes[key.id] = digest
         if key.revoked_us is not None:
             raise Unauthorized("API key revoked", code="revoked_api_key")

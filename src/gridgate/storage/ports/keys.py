@@ -24,11 +24,12 @@ class KeyStore(Protocol):
         """On the hot path for every request: must be cheap (on SQLite an indexed read in the
         calling thread, no hop to a worker thread)."""
 
-    def commits_seen(self) -> int | None:
-        """A number that changes whenever another connection or process commits to the
-        database, read cheaply in the calling thread (SQLite's ``PRAGMA data_version`` on the
-        loop-thread reader), or None where there is none (PostgreSQL, an in-memory database):
-        a key cached while it stays the same cannot have been revoked meanwhile."""
+    def keys_changed(self) -> int | None:
+        """A number that changes whenever a key is revoked, by any process, read cheaply in the
+        calling thread (SQLite: the size of a marker file beside the database, one byte
+        appended per revocation, read with one ``stat``), or None where there is none
+        (PostgreSQL, an in-memory database: the change feed invalidates cached keys). A key
+        cached while it stays the same has not been revoked meanwhile."""
 
     async def get_key(self, key_id: str) -> KeyRecord | None: ...
 

@@ -90,6 +90,7 @@ class SqlBase:
     _dialect: Dialect
     _runner: Runner | None
     _reader: sqlite3.Connection | None  # SQLite file: the loop-thread reader
+    _keys_marker: str | None  # SQLite file: grows by a byte per key revocation (keys.py)
 
     def _require_runner(self) -> Runner:
         if self._runner is None:

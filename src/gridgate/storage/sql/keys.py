@@ -4,6 +4,8 @@ SQLAlchemy."""
 
 from __future__ import annotations
 
+import logging
+import os
 import secrets
 import sqlite3
 from typing import Any
@@ -16,6 +18,8 @@ from gridgate.storage.schema import api_keys
 from gridgate.storage.sql.audit import _note
 from gridgate.storage.sql.base import _BALANCE, SqlBase, _now_us, _p_key, _p_now
 from gridgate.storage.sql.changes import _announce
+
+log = logging.getLogger("gridgate.storage")
 
 _TOUCH_KEY = (
     update(api_keys)
@@ -120,15 +124,30 @@ class SqlKeys(SqlBase):
         row = await self._read(lambda conn: conn.execute(stmt).first())
         return None if row is None else _key(row)
 
-    def commits_seen(self) -> int | None:
-        reader = self._reader
-        if reader is None:
+    def keys_changed(self) -> int | None:
+        marker = self._keys_marker
+        if marker is None:
             return None
         try:
-            row = reader.execute("PRAGMA data_version").fetchone()
-        except sqlite3.Error:
-            return None  # busy or closing: the caller reads the key instead
-        return int(row[0])
+            return os.stat(marker).st_size
+        except FileNotFoundError:
+            return 0  # no key revoked since the file was made
+        except OSError:
+            return None  # unreadable: the change feed still brings revocations
+
+    def _mark_keys_changed(self) -> None:
+        """One byte more in the marker (after the commit): every process's next request reads
+        its key again (``keys_changed``)."""
+        marker = self._keys_marker
+        if marker is None:
+            return
+        try:
+            with open(marker, "ab") as file:
+                file.write(b".")
+        except OSError:
+            log.warning(
+                "could not mark a key change in %s; the change feed still brings it", marker
+            )
 
     async def get_key(self, key_id: str) -> KeyRecord | None:
         stmt = select(api_keys).where(api_keys.c.id == key_id)
@@ -156,6 +175,7 @@ class SqlKeys(SqlBase):
         row = await self._write(tx)
         if row is None:
             raise NotFoundInStore(f"no key {key_id!r}")
+        self._mark_keys_changed()
         return _key(row)
 
     async def rename_key(

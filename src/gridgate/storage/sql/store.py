@@ -60,6 +60,7 @@ class SqlStore(
         self._max_overflow = max_overflow
         self._runner: Runner | None = None
         self._reader: sqlite3.Connection | None = None  # SQLite file: the loop-thread reader
+        self._keys_marker: str | None = None  # SQLite file: ``<file>-keys`` (keys.py)
         self._entry_once = self._insert_ignoring(ledger_entries, "idempotency_key").returning(
             ledger_entries.c.id
         )
@@ -96,13 +97,17 @@ class SqlStore(
                     await self._runner.prepare()
             await self._write(migrations.apply_migrations)
             if isinstance(self._runner, SqliteRunner):
-                self._reader = self._runner.reader
+                self._reader = reader = self._runner.reader
+                if reader is not None:  # the main database's file, as SQLite resolved it
+                    path = reader.execute("PRAGMA database_list").fetchone()[2]
+                    self._keys_marker = f"{path}-keys" if path else None
         except BaseException:
             await self.close()
             raise
 
     async def close(self) -> None:
         self._reader = None
+        self._keys_marker = None
         runner, self._runner = self._runner, None
         if runner is not None:
             with _translate():
