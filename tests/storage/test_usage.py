@@ -207,3 +207,19 @@ async def test_usage_pages_walk_records_that_share_a_microsecond(store: SqlStore
         if cursor is None:
             break
     assert seen == ["r4", "r3", "r2", "r1", "r0", "o1", "o0"]
+
+
+@pytest.mark.parametrize("count", [1, 63, 64, 65, 127, 200])
+async def test_a_batch_of_any_size_is_written_whole_and_replaces_by_request_id(
+    store: SqlStore, count: int
+) -> None:
+    """SQLite writes a batch as statements of 64, 32 … 1 rows: every row lands, whatever the
+    batch's size, and a later batch still replaces by request id."""
+    first = [_usage(f"r{i:03d}", NOW + i, "acct_a") for i in range(count)]
+    await store.insert_usage(first)
+    again = [_usage(f"r{i:03d}", NOW + i, "acct_a", cost=7) for i in range(0, count, 2)]
+    await store.insert_usage(again)
+    written = {u.request_id: u for u in await store.list_usage(limit=None)}
+    assert len(written) == count
+    for i in range(count):
+        assert written[f"r{i:03d}"] == (again[i // 2] if i % 2 == 0 else first[i])

@@ -67,11 +67,32 @@ _UPSERT_USAGE = (
     "ON CONFLICT (request_id) DO UPDATE SET "
     + ", ".join(f"{f} = excluded.{f}" for f in _USAGE_FIELDS if f != "request_id")
 )
-# the same statement in each driver's parameter style: sqlite3's ``?``, asyncpg's ``$n``
-_SQLITE_UPSERT_USAGE = _UPSERT_USAGE.format(", ".join("?" for _ in _USAGE_FIELDS))
+# PostgreSQL: one row per parameter set, through asyncpg's executemany
 _POSTGRES_UPSERT_USAGE = _UPSERT_USAGE.format(
     ", ".join(f"${i}" for i in range(1, len(_USAGE_FIELDS) + 1))
 )
+# SQLite: many rows per statement. sqlite3's executemany binds each row holding the GIL and
+# steps it without, so a batch of n rows passed the GIL between the writer thread and the
+# event loop 2n times; as one statement of up to 64 rows it passes it twice per 64. Statements
+# of 1, 2, 4 … 64 rows: a batch is written as a sum of them (few distinct statements to cache)
+_SQLITE_ROW = "(" + ", ".join("?" for _ in _USAGE_FIELDS) + ")"
+_SQLITE_UPSERT_ROWS = tuple(
+    _UPSERT_USAGE.replace("({})", "{}").format(", ".join([_SQLITE_ROW] * (1 << i)))
+    for i in range(7)
+)
+
+
+def _sqlite_chunks(rows: list[tuple[Any, ...]]) -> list[tuple[str, tuple[Any, ...]]]:
+    """``rows`` as (statement, flat parameters) of 64, 32, … 1 rows each, in order."""
+    chunks: list[tuple[str, tuple[Any, ...]]] = []
+    start = 0
+    for i in range(len(_SQLITE_UPSERT_ROWS) - 1, -1, -1):
+        size = 1 << i
+        while len(rows) - start >= size:
+            flat = tuple(value for row in rows[start : start + size] for value in row)
+            chunks.append((_SQLITE_UPSERT_ROWS[i], flat))
+            start += size
+    return chunks
 
 
 def _usage(row: Row[Any]) -> UsageRecord:
@@ -135,13 +156,19 @@ class SqlUsage(SqlBase):
             return
         # the last record of a request wins (a stream's checkpoints, then its final record)
         latest = list({r.request_id: r for r in records}.values())
-        # plain tuples through the driver's own executemany: no statement compiled and no
-        # parameter dict per record (on SQLite the batch runs in a worker thread that holds
-        # the GIL while Python touches each parameter: short batches keep the loop's stalls
-        # short; on PostgreSQL it runs on the loop)
+        # plain tuples straight to the driver: no statement compiled and no parameter dict
+        # per record
         tuples = [tuple(getattr(r, f) for f in _USAGE_FIELDS) for r in latest]
-        sql = _SQLITE_UPSERT_USAGE if self._dialect == "sqlite" else _POSTGRES_UPSERT_USAGE
-        await self._write(lambda conn: conn.exec_driver_sql(sql, tuples))
+        if self._dialect != "sqlite":
+            await self._write(lambda conn: conn.exec_driver_sql(_POSTGRES_UPSERT_USAGE, tuples))
+            return
+        chunks = _sqlite_chunks(tuples)
+
+        def write(conn: Connection) -> None:
+            for sql, flat in chunks:
+                conn.exec_driver_sql(sql, flat)
+
+        await self._write(write)
 
     async def list_usage(
         self,
