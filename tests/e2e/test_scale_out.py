@@ -211,6 +211,25 @@ def test_a_concurrency_limit_is_never_exceeded_across_processes(fleet: Fleet) ->
         assert stats["max_in_flight"] == 3
 
 
+def test_a_finished_requests_slot_is_free_for_its_clients_next_request_in_either_process(
+    fleet: Fleet,
+) -> None:
+    """One request at a time, alternating between the processes, under a concurrency limit of
+    one: each finds the slot its predecessor held free (the release reaches Redis before the
+    end of the answer does), plain and streamed."""
+    account, key = fleet.first.new_account("5")
+    fleet.cli_json("keys", "limits", fleet.key_id(account), "--concurrent", "1")
+    _within_one_second(
+        lambda: all("X-RateLimit-Limit" in fleet.status(g, key)[1] for g in fleet.gateways)
+    )
+    streamed = {**SHORT, "stream": True}
+    statuses = [
+        fleet.status(fleet.gateways[i % 2], key, streamed if i % 4 < 2 else SHORT)[0]
+        for i in range(40)
+    ]
+    assert statuses == [200] * 40
+
+
 def _scrape(gateway: GatewayProcess, name: str, **labels: str) -> float:
     text = httpx.get(gateway.base_url.removesuffix("/v1") + "/metrics", timeout=10).text
     return sum(

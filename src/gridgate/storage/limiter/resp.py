@@ -142,15 +142,23 @@ class _Protocol(asyncio.Protocol):
         self._queue(payload, waiter)
         return waiter
 
-    def _queue(self, payload: bytes, waiter: asyncio.Future[Reply] | None) -> None:
+    def _queue(
+        self, payload: bytes, waiter: asyncio.Future[Reply] | None, *, now: bool = False
+    ) -> None:
+        """``now``: written at once (with whatever this turn queued before it), not at the end
+        of the loop's turn."""
         self.waiting.append(waiter)
-        if not self.outgoing:
+        if not self.outgoing and not now:
             asyncio.get_running_loop().call_soon(self._flush)
         self.outgoing.append(payload)
+        if now:
+            self._flush()
 
     def _flush(self) -> None:
         """The commands of every caller in this turn of the loop, in one write (one syscall
         under load instead of one per command)."""
+        if not self.outgoing:
+            return  # written already, by a command sent ``now``
         payload, self.outgoing = b"".join(self.outgoing), []
         if self.transport is not None and not self.transport.is_closing():
             self.transport.write(payload)
@@ -178,11 +186,14 @@ class RespClient:
 
     def send_nowait(self, *args: Arg) -> bool:
         """Send one command whose reply nobody awaits (its error replies are kept for
-        ``take_ignored_errors``); False when there is no open connection to send it on."""
+        ``take_ignored_errors``); False when there is no open connection to send it on.
+        It is written at once: a request's release leaves before the last bytes of its answer,
+        so a client that has read its answer finds its concurrency slot free at its next
+        request, whichever process serves it."""
         protocol = self._protocol
         if protocol is None or not protocol.usable:
             return False
-        protocol._queue(encode(args), None)
+        protocol._queue(encode(args), None, now=True)
         return True
 
     def take_ignored_errors(self) -> list[RespError]:
