@@ -53,31 +53,47 @@ def _parse(buf: bytes, pos: int) -> tuple[Reply, int]:
     end = buf.find(b"\r\n", pos)
     if end < 0:
         raise _Incomplete
-    kind, line = buf[pos : pos + 1], buf[pos + 1 : end]
+    kind = buf[pos]
+    if kind == 0x3A:  # ':'
+        return int(buf[pos + 1 : end]), end + 2
+    if kind == 0x2A:  # '*'
+        return _parse_array(buf, int(buf[pos + 1 : end]), end + 2)
+    line = buf[pos + 1 : end]
     pos = end + 2
-    if kind == b":":
-        return int(line), pos
-    if kind == b"$":
+    if kind == 0x24:  # '$'
         size = int(line)
         if size < 0:
             return None, pos
         if len(buf) < pos + size + 2:
             raise _Incomplete
         return buf[pos : pos + size], pos + size + 2
-    if kind == b"*":
-        count = int(line)
-        if count < 0:
-            return None, pos
-        items: list[Reply] = []
-        for _ in range(count):
+    if kind == 0x2B:  # '+'
+        return line.decode(), pos
+    if kind == 0x2D:  # '-'
+        return RespError(line.decode(errors="replace")), pos
+    raise ValueError(f"not a RESP reply: {bytes((kind,))!r}")
+
+
+def _parse_array(buf: bytes, count: int, pos: int) -> tuple[Reply, int]:
+    """The ``count`` items from ``pos``; an integer (all of an admission's answer) without a
+    call of ``_parse``."""
+    if count < 0:
+        return None, pos
+    items: list[Reply] = []
+    size = len(buf)
+    for _ in range(count):
+        if pos >= size:
+            raise _Incomplete
+        if buf[pos] == 0x3A:  # ':'
+            end = buf.find(b"\r\n", pos)
+            if end < 0:
+                raise _Incomplete
+            items.append(int(buf[pos + 1 : end]))
+            pos = end + 2
+        else:
             item, pos = _parse(buf, pos)
             items.append(item)
-        return items, pos
-    if kind == b"+":
-        return line.decode(), pos
-    if kind == b"-":
-        return RespError(line.decode(errors="replace")), pos
-    raise ValueError(f"not a RESP reply: {kind!r}")
+    return items, pos
 
 
 class _Protocol(asyncio.Protocol):
@@ -156,6 +172,11 @@ class _Protocol(asyncio.Protocol):
             self.transport.write(payload)
 
 
+def _time_out(waiter: asyncio.Future[Reply]) -> None:
+    if not waiter.done():  # its reply, when it comes, is dropped (see ``data_received``)
+        waiter.set_exception(TimeoutError("no answer from Redis in time"))
+
+
 class RespClient:
     def __init__(self, url: str, *, connect_timeout: float = 1.0, timeout: float = 0.5) -> None:
         self._url = urlsplit(url)
@@ -173,8 +194,12 @@ class RespClient:
         if protocol is None or protocol.lost is not None:
             protocol = await self._connect()
         waiter = protocol.send(encode(args))
-        async with asyncio.timeout(self._timeout):
+        # a plain timer, not asyncio.timeout (~3 µs of CPU a call on uvloop, against ~0.5)
+        timer = asyncio.get_running_loop().call_later(self._timeout, _time_out, waiter)
+        try:
             return await waiter
+        finally:
+            timer.cancel()
 
     def send_nowait(self, *args: Arg) -> bool:
         """Send one command whose reply nobody awaits (its error replies are kept for
