@@ -30,17 +30,43 @@ class RespError(Exception):
     """An error reply (``-ERR …``, ``-NOSCRIPT …``)."""
 
 
+def _bulk(arg: Arg) -> bytes:
+    if isinstance(arg, int):
+        data = b"%d" % arg
+    elif isinstance(arg, str):
+        data = arg.encode()
+    else:
+        data = arg
+    return b"$%d\r\n%b\r\n" % (len(data), data)
+
+
 def encode(args: tuple[Arg, ...]) -> bytes:
-    parts = [b"*%d\r\n" % len(args)]
-    for arg in args:
-        if isinstance(arg, int):
-            data = b"%d" % arg
-        elif isinstance(arg, str):
-            data = arg.encode()
-        else:
-            data = arg
-        parts.append(b"$%d\r\n%s\r\n" % (len(data), data))
-    return b"".join(parts)
+    return b"*%d\r\n%b" % (len(args), b"".join(map(_bulk, args)))
+
+
+class Prepared:
+    """A command whose arguments are the same every time but for ``middle`` of them, between
+    ``head`` and ``tail``: both encoded once, so sending it encodes only the middle (the
+    limiter's EVALSHA per set of limits: script, key names and limits never change, the ticket,
+    tokens and time do). ``args`` gives the whole command, for a client that encodes itself."""
+
+    __slots__ = ("after", "before", "encoded_head", "encoded_tail", "middle")
+
+    def __init__(self, head: tuple[Arg, ...], middle: int, tail: tuple[Arg, ...]) -> None:
+        self.before, self.after, self.middle = head, tail, middle
+        count = b"*%d\r\n" % (len(head) + middle + len(tail))
+        self.encoded_head = count + b"".join(map(_bulk, head))
+        self.encoded_tail = b"".join(map(_bulk, tail))
+
+    def encode(self, middle: tuple[Arg, ...]) -> bytes:
+        if len(middle) != self.middle:
+            raise ValueError(f"{self.middle} arguments expected, not {len(middle)}")
+        return b"".join((self.encoded_head, *map(_bulk, middle), self.encoded_tail))
+
+    def args(self, middle: tuple[Arg, ...]) -> tuple[Arg, ...]:
+        if len(middle) != self.middle:
+            raise ValueError(f"{self.middle} arguments expected, not {len(middle)}")
+        return (*self.before, *middle, *self.after)
 
 
 class _Incomplete(Exception):
@@ -190,10 +216,17 @@ class RespClient:
     async def call(self, *args: Arg) -> Reply:
         """Send one command and await its reply (within ``timeout``): an error reply raises
         ``RespError``; a lost connection ``ConnectionError``; no reply in time ``TimeoutError``."""
+        return await self._call(encode(args))
+
+    async def call_prepared(self, command: Prepared, *middle: Arg) -> Reply:
+        """``call`` of ``command`` with ``middle`` (only those are encoded)."""
+        return await self._call(command.encode(middle))
+
+    async def _call(self, payload: bytes) -> Reply:
         protocol = self._protocol
         if protocol is None or protocol.lost is not None:
             protocol = await self._connect()
-        waiter = protocol.send(encode(args))
+        waiter = protocol.send(payload)
         # a plain timer, not asyncio.timeout (~3 µs of CPU a call on uvloop, against ~0.5)
         timer = asyncio.get_running_loop().call_later(self._timeout, _time_out, waiter)
         try:
@@ -204,10 +237,17 @@ class RespClient:
     def send_nowait(self, *args: Arg) -> bool:
         """Send one command whose reply nobody awaits (its error replies are kept for
         ``take_ignored_errors``); False when there is no open connection to send it on."""
+        return self._send_nowait(encode(args))
+
+    def send_prepared(self, command: Prepared, *middle: Arg) -> bool:
+        """``send_nowait`` of ``command`` with ``middle`` (only those are encoded)."""
+        return self._send_nowait(command.encode(middle))
+
+    def _send_nowait(self, payload: bytes) -> bool:
         protocol = self._protocol
         if protocol is None or not protocol.usable:
             return False
-        protocol._queue(encode(args), None)
+        protocol._queue(payload, None)
         return True
 
     def take_ignored_errors(self) -> list[RespError]:
