@@ -686,6 +686,26 @@ async def test_scripts_are_reloaded_after_script_flush(
         await limiter.close()
 
 
+async def test_a_release_not_awaited_right_after_redis_forgot_its_scripts_is_not_lost(
+    backend_prefix: str, wire: ClientName
+) -> None:
+    """A new or flushed Redis has forgotten every script: the first admission loads the
+    release's script too, so the releases sent after it without awaiting take effect."""
+    client = aioredis.Redis.from_url(REDIS_URL)
+    limiter = RedisLimiter(REDIS_URL, prefix=backend_prefix, client=wire)
+    limits = [lim("tokens", 100), lim("concurrent", 1)]
+    try:
+        await client.script_flush()
+        a = await admitted(limiter.admit("a", limits, 90))
+        assert limiter.settle_nowait(a, 10)
+        await limiter.ping()  # its answer has come back by the time PING's has
+        d = await limiter.admit("b", limits, 90)
+        assert d.admitted and remaining(d) == [0, 0]
+    finally:
+        await client.aclose()
+        await limiter.close()
+
+
 async def test_a_release_not_awaited_that_redis_refuses_makes_the_next_one_awaited(
     backend_prefix: str, wire: ClientName
 ) -> None:

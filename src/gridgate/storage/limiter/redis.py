@@ -1,11 +1,19 @@
 """The Redis rate limiter: the contract of ``storage/limiter/port.py`` across processes and hosts.
 
 Each of ``admit``, ``settle`` and ``renew`` is one round trip running one Lua script
-(``storage/limiter/lua/rate_*.v1.lua``, EVALSHA, loaded again after a ``NOSCRIPT``), so each step is
-atomic whatever the number of gateway processes. Time is Redis's own (``TIME``) unless the
-caller passes ``now_ms``, so every host agrees on it.
+(``storage/limiter/lua/rate_*.v2.lua``, ``rate_renew.v1.lua``; EVALSHA, loaded again after a
+``NOSCRIPT``), so each step is atomic whatever the number of gateway processes. Time is Redis's own
+(``TIME``) unless the caller passes ``now_ms``, so every host agrees on it. The v2 scripts keep
+v1's layout and invariants with fewer calls, so processes of either version can share a Redis.
 
-Layout, under ``prefix`` (``gg:v1:rl:``, versioned like the scripts) + the limit's name:
+A request's admission and settle differ from the last one of the same key only in the ticket,
+the tokens and the time: the rules hand out one tuple of limits per key, account and
+instrument, and for each tuple (held, and compared with ``is``) the key names and the rest of
+both EVALSHA commands are built and encoded once (``resp.Prepared``; redis-py encodes the
+whole command each time).
+
+Layout, under ``prefix`` (``gg:v1:rl:``, the layout's version: v2 scripts keep v1's layout) +
+the limit's name:
 
 - ``requests``: a ZSET ticket id → admission ms;
 - ``tokens``: a ZSET ticket id → admission ms, a HASH ``…:n`` ticket id → tokens counted, and a
@@ -18,7 +26,7 @@ Every key carries a TTL of its window (or slot TTL) plus a margin, so idle limit
 Every script is idempotent per ticket id (an admission leaves out what its own ticket already
 holds), so a call is retried once after a dropped connection; a timeout is not retried. Calls
 share one pipelined connection (``storage/limiter/resp.py``) and never wait longer than ``timeout`` for
-an answer; every failure is ``LimiterUnavailable``, translated in ``_connection`` alone.
+an answer; every failure is ``LimiterUnavailable``, translated in ``_unavailable`` alone.
 ``client = "redis-py"`` runs the same calls on redis-py's asyncio client instead
 (``storage/limiter/redispy.py``, the A/B of issue 17; needs ``redis[hiredis]``).
 
@@ -44,11 +52,12 @@ from gridgate.storage.limiter.port import (
     Standing,
     Ticket,
 )
-from gridgate.storage.limiter.resp import Arg, Reply, RespClient, RespError
+from gridgate.storage.limiter.resp import Arg, Prepared, Reply, RespClient, RespError
 
 log = logging.getLogger("gridgate.limits")
 
 KEY_MARGIN_MS = 1000  # keys outlive their last entry by this much
+PREPARED_MAX = 4096  # tuples of limits whose commands are kept encoded (all dropped beyond)
 ClientName = Literal["resp", "redis-py"]
 
 
@@ -59,7 +68,11 @@ class Wire(Protocol):
 
     async def call(self, *args: Arg) -> Reply: ...
 
+    async def call_prepared(self, command: Prepared, *middle: Arg) -> Reply: ...
+
     def send_nowait(self, *args: Arg) -> bool: ...
+
+    def send_prepared(self, command: Prepared, *middle: Arg) -> bool: ...
 
     def take_ignored_errors(self) -> list[RespError]: ...
 
@@ -91,14 +104,39 @@ class _Script:
         self.source = files("gridgate.storage.limiter").joinpath("lua", name).read_bytes()
         self.sha = hashlib.sha1(self.source).hexdigest().encode()
 
-    async def run(self, client: Wire, keys: Sequence[str], args: Sequence[Arg]) -> Reply:
+    def prepare(self, keys: Sequence[str], middle: int, tail: Sequence[Arg]) -> Prepared:
+        """EVALSHA of ``keys``, then ``middle`` arguments given per call, then ``tail``."""
+        return Prepared((b"EVALSHA", self.sha, len(keys), *keys), middle, tuple(tail))
+
+    async def run(
+        self,
+        client: Wire,
+        command: Prepared,
+        middle: tuple[Arg, ...],
+        *,
+        with_it: Sequence[_Script] = (),
+    ) -> Reply:
+        """``with_it``: scripts loaded too when Redis has forgotten this one (a new or flushed
+        Redis has forgotten them all): the releases a request sends without awaiting them must
+        find theirs, or they are lost."""
         try:
-            return await client.call(b"EVALSHA", self.sha, len(keys), *keys, *args)
+            return await client.call_prepared(command, *middle)
         except RespError as exc:
             if not str(exc).startswith("NOSCRIPT"):
                 raise
-        await client.call(b"SCRIPT", b"LOAD", self.source)
-        return await client.call(b"EVALSHA", self.sha, len(keys), *keys, *args)
+        for script in (self, *with_it):
+            await client.call(b"SCRIPT", b"LOAD", script.source)
+        return await client.call_prepared(command, *middle)
+
+
+class _Calls:
+    """The admission and settle commands of one tuple of limits (``settle`` None when no
+    limit needs settling), held with the tuple itself."""
+
+    __slots__ = ("admit", "limits", "settle")
+
+    def __init__(self, limits: Sequence[Limit], admit: Prepared, settle: Prepared | None) -> None:
+        self.limits, self.admit, self.settle = limits, admit, settle
 
 
 def _redacted(url: str) -> tuple[str, list[str]]:
@@ -136,35 +174,44 @@ class RedisLimiter:
         self._where, self._secrets = _redacted(url)
         self._timeout = timeout
         self._client = _wire(client, url, connect_timeout, timeout, max_connections)
-        self._admit = _Script("rate_admit.v1.lua")
-        self._settle = _Script("rate_settle.v1.lua")
+        self._admit = _Script("rate_admit.v2.lua")
+        self._settle = _Script("rate_settle.v2.lua")
         self._renew = _Script("rate_renew.v1.lua")
+        self._prepared: dict[int, _Calls] = {}  # id(tuple of limits) -> its commands
 
-    async def _run(self, script: _Script, keys: Sequence[str], args: Sequence[Arg]) -> Reply:
+    async def _run(self, script: _Script, command: Prepared, middle: tuple[Arg, ...]) -> Reply:
         """Run ``script``, once more after a dropped connection (every script is idempotent
-        per ticket); every failure becomes ``LimiterUnavailable``."""
-        with self._connection():
+        per ticket); every failure becomes ``LimiterUnavailable``. Where Redis has forgotten
+        the admission's script, it has forgotten the others too: all are loaded again."""
+        with_it = (self._settle, self._renew) if script is self._admit else ()
+        try:  # what ``_connection`` does, without a generator per call
             try:
-                return await script.run(self._client, keys, args)
+                return await script.run(self._client, command, middle, with_it=with_it)
             except ConnectionError:
-                return await script.run(self._client, keys, args)
+                return await script.run(self._client, command, middle, with_it=with_it)
+        except (TimeoutError, RespError, OSError) as exc:
+            raise self._unavailable(exc) from exc
 
     @contextmanager
     def _connection(self) -> Iterator[None]:
-        """The one place Redis failures become ``LimiterUnavailable`` (naming no secret)."""
+        """Redis failures become ``LimiterUnavailable`` (``_unavailable``), as in ``_run``."""
         try:
             yield
-        except TimeoutError as exc:
-            raise LimiterUnavailable(
+        except (TimeoutError, RespError, OSError) as exc:
+            raise self._unavailable(exc) from exc
+
+    def _unavailable(self, exc: Exception) -> LimiterUnavailable:
+        """The one place a Redis failure becomes ``LimiterUnavailable`` (naming no secret)."""
+        if isinstance(exc, TimeoutError):
+            return LimiterUnavailable(
                 f"rate-limit Redis at {self._where}: no answer within {self._timeout} s"
-            ) from exc
-        except (RespError, OSError) as exc:
-            detail = str(exc)
-            for secret in self._secrets:
-                detail = detail.replace(secret, "***")
-            raise LimiterUnavailable(
-                f"rate-limit Redis at {self._where} failed: {type(exc).__name__}: {detail}"
-            ) from exc
+            )
+        detail = str(exc)
+        for secret in self._secrets:
+            detail = detail.replace(secret, "***")
+        return LimiterUnavailable(
+            f"rate-limit Redis at {self._where} failed: {type(exc).__name__}: {detail}"
+        )
 
     def _keys(self, limit: Limit, keys: list[str]) -> None:
         base = self._prefix + limit.name
@@ -172,6 +219,34 @@ class RedisLimiter:
         if limit.kind == "tokens":
             keys.append(base + ":n")
             keys.append(base + ":sum")
+
+    def _calls(self, limits: Sequence[Limit]) -> _Calls:
+        """The commands of ``limits``: kept per tuple (a list could change under the cache)."""
+        calls = self._prepared.get(id(limits))
+        if calls is not None and calls.limits is limits:
+            return calls
+        calls = self._prepare(limits)
+        if type(limits) is tuple:
+            if len(self._prepared) >= PREPARED_MAX:
+                self._prepared.clear()
+            self._prepared[id(limits)] = calls  # the entry holds the tuple: its id stays its own
+        return calls
+
+    def _prepare(self, limits: Sequence[Limit]) -> _Calls:
+        keys: list[str] = []
+        tail: list[Arg] = [self._window, self._ttl, KEY_MARGIN_MS, SLOT_WAIT_CAP_MS]
+        settle_keys: list[str] = []
+        settle_tail: list[Arg] = [self._window]
+        for limit in limits:
+            self._keys(limit, keys)
+            tail.append(limit.kind[0])  # 'r', 't' or 'c'
+            tail.append(limit.limit)
+            if limit.kind != "requests":
+                self._keys(limit, settle_keys)
+                settle_tail.append(limit.kind[0])
+        # the middle of both: ticket, tokens, now_ms
+        settle = self._settle.prepare(settle_keys, 3, settle_tail) if settle_keys else None
+        return _Calls(limits, self._admit.prepare(keys, 3, tail), settle)
 
     async def admit(
         self,
@@ -183,21 +258,9 @@ class RedisLimiter:
     ) -> Decision:
         if tokens < 0:
             raise ValueError("tokens must be >= 0")
-        keys: list[str] = []
-        args: list[str | int] = [
-            -1 if now_ms is None else now_ms,
-            self._window,
-            self._ttl,
-            KEY_MARGIN_MS,
-            SLOT_WAIT_CAP_MS,
-            ticket_id,
-            tokens,
-        ]
-        for limit in limits:
-            self._keys(limit, keys)
-            args.append(limit.kind[0])  # 'r', 't' or 'c'
-            args.append(limit.limit)
-        out: list[int] = await self._run(self._admit, keys, args)
+        command = self._calls(limits).admit
+        middle = (ticket_id, tokens, -1 if now_ms is None else now_ms)
+        out: list[int] = await self._run(self._admit, command, middle)
         standings = tuple(
             Standing(limit, out[4 + 2 * i], out[5 + 2 * i]) for i, limit in enumerate(limits)
         )
@@ -212,36 +275,28 @@ class RedisLimiter:
             never=out[3] == 1,
         )
 
-    def _settle_call(
-        self, ticket: Ticket, tokens: int, now_ms: int | None
-    ) -> tuple[list[str], list[Arg]]:
+    async def settle(self, ticket: Ticket, tokens: int, *, now_ms: int | None = None) -> None:
         if tokens < 0:
             raise ValueError("tokens must be >= 0")
-        keys: list[str] = []
-        args: list[Arg] = [-1 if now_ms is None else now_ms, self._window, ticket.id, tokens]
-        for limit in ticket.limits:
-            if limit.kind != "requests":
-                self._keys(limit, keys)
-                args.append(limit.kind[0])
-        return keys, args
-
-    async def settle(self, ticket: Ticket, tokens: int, *, now_ms: int | None = None) -> None:
-        keys, args = self._settle_call(ticket, tokens, now_ms)
-        if keys:
-            await self._run(self._settle, keys, args)
+        command = self._calls(ticket.limits).settle
+        if command is not None:
+            middle = (ticket.id, tokens, -1 if now_ms is None else now_ms)
+            await self._run(self._settle, command, middle)
 
     def settle_nowait(self, ticket: Ticket, tokens: int) -> bool:
         """Sent on the open connection without awaiting the answer (a request's release need
         not wait for Redis). An error answer is logged and makes the next settle an awaited
         one, which loads the script again if Redis lost it."""
-        keys, args = self._settle_call(ticket, tokens, None)
-        if not keys:
+        if tokens < 0:
+            raise ValueError("tokens must be >= 0")
+        command = self._calls(ticket.limits).settle
+        if command is None:
             return True
         errors = self._client.take_ignored_errors()
         if errors:
             log.warning("a rate-limit release failed in Redis: %s", errors[-1])
             return False
-        return self._client.send_nowait(b"EVALSHA", self._settle.sha, len(keys), *keys, *args)
+        return self._client.send_prepared(command, ticket.id, tokens, -1)
 
     async def renew(self, tickets: Sequence[Ticket], *, now_ms: int | None = None) -> None:
         keys: list[str] = []
@@ -253,7 +308,7 @@ class RedisLimiter:
                     args.append(ticket.id)
         if not keys:
             return
-        await self._run(self._renew, keys, args)
+        await self._run(self._renew, self._renew.prepare(keys, 0, args), ())
 
     async def ping(self) -> None:
         with self._connection():

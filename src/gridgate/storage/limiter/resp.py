@@ -30,17 +30,43 @@ class RespError(Exception):
     """An error reply (``-ERR …``, ``-NOSCRIPT …``)."""
 
 
+def _bulk(arg: Arg) -> bytes:
+    if isinstance(arg, int):
+        data = b"%d" % arg
+    elif isinstance(arg, str):
+        data = arg.encode()
+    else:
+        data = arg
+    return b"$%d\r\n%b\r\n" % (len(data), data)
+
+
 def encode(args: tuple[Arg, ...]) -> bytes:
-    parts = [b"*%d\r\n" % len(args)]
-    for arg in args:
-        if isinstance(arg, int):
-            data = b"%d" % arg
-        elif isinstance(arg, str):
-            data = arg.encode()
-        else:
-            data = arg
-        parts.append(b"$%d\r\n%s\r\n" % (len(data), data))
-    return b"".join(parts)
+    return b"*%d\r\n%b" % (len(args), b"".join(map(_bulk, args)))
+
+
+class Prepared:
+    """A command whose arguments are the same every time but for ``middle`` of them, between
+    ``head`` and ``tail``: both encoded once, so sending it encodes only the middle (the
+    limiter's EVALSHA per set of limits: script, key names and limits never change, the ticket,
+    tokens and time do). ``args`` gives the whole command, for a client that encodes itself."""
+
+    __slots__ = ("after", "before", "encoded_head", "encoded_tail", "middle")
+
+    def __init__(self, head: tuple[Arg, ...], middle: int, tail: tuple[Arg, ...]) -> None:
+        self.before, self.after, self.middle = head, tail, middle
+        count = b"*%d\r\n" % (len(head) + middle + len(tail))
+        self.encoded_head = count + b"".join(map(_bulk, head))
+        self.encoded_tail = b"".join(map(_bulk, tail))
+
+    def encode(self, middle: tuple[Arg, ...]) -> bytes:
+        if len(middle) != self.middle:
+            raise ValueError(f"{self.middle} arguments expected, not {len(middle)}")
+        return b"".join((self.encoded_head, *map(_bulk, middle), self.encoded_tail))
+
+    def args(self, middle: tuple[Arg, ...]) -> tuple[Arg, ...]:
+        if len(middle) != self.middle:
+            raise ValueError(f"{self.middle} arguments expected, not {len(middle)}")
+        return (*self.before, *middle, *self.after)
 
 
 class _Incomplete(Exception):
@@ -53,31 +79,47 @@ def _parse(buf: bytes, pos: int) -> tuple[Reply, int]:
     end = buf.find(b"\r\n", pos)
     if end < 0:
         raise _Incomplete
-    kind, line = buf[pos : pos + 1], buf[pos + 1 : end]
+    kind = buf[pos]
+    if kind == 0x3A:  # ':'
+        return int(buf[pos + 1 : end]), end + 2
+    if kind == 0x2A:  # '*'
+        return _parse_array(buf, int(buf[pos + 1 : end]), end + 2)
+    line = buf[pos + 1 : end]
     pos = end + 2
-    if kind == b":":
-        return int(line), pos
-    if kind == b"$":
+    if kind == 0x24:  # '$'
         size = int(line)
         if size < 0:
             return None, pos
         if len(buf) < pos + size + 2:
             raise _Incomplete
         return buf[pos : pos + size], pos + size + 2
-    if kind == b"*":
-        count = int(line)
-        if count < 0:
-            return None, pos
-        items: list[Reply] = []
-        for _ in range(count):
+    if kind == 0x2B:  # '+'
+        return line.decode(), pos
+    if kind == 0x2D:  # '-'
+        return RespError(line.decode(errors="replace")), pos
+    raise ValueError(f"not a RESP reply: {bytes((kind,))!r}")
+
+
+def _parse_array(buf: bytes, count: int, pos: int) -> tuple[Reply, int]:
+    """The ``count`` items from ``pos``; an integer (all of an admission's answer) without a
+    call of ``_parse``."""
+    if count < 0:
+        return None, pos
+    items: list[Reply] = []
+    size = len(buf)
+    for _ in range(count):
+        if pos >= size:
+            raise _Incomplete
+        if buf[pos] == 0x3A:  # ':'
+            end = buf.find(b"\r\n", pos)
+            if end < 0:
+                raise _Incomplete
+            items.append(int(buf[pos + 1 : end]))
+            pos = end + 2
+        else:
             item, pos = _parse(buf, pos)
             items.append(item)
-        return items, pos
-    if kind == b"+":
-        return line.decode(), pos
-    if kind == b"-":
-        return RespError(line.decode(errors="replace")), pos
-    raise ValueError(f"not a RESP reply: {kind!r}")
+    return items, pos
 
 
 class _Protocol(asyncio.Protocol):
@@ -164,6 +206,11 @@ class _Protocol(asyncio.Protocol):
             self.transport.write(payload)
 
 
+def _time_out(waiter: asyncio.Future[Reply]) -> None:
+    if not waiter.done():  # its reply, when it comes, is dropped (see ``data_received``)
+        waiter.set_exception(TimeoutError("no answer from Redis in time"))
+
+
 class RespClient:
     def __init__(self, url: str, *, connect_timeout: float = 1.0, timeout: float = 0.5) -> None:
         self._url = urlsplit(url)
@@ -177,12 +224,23 @@ class RespClient:
     async def call(self, *args: Arg) -> Reply:
         """Send one command and await its reply (within ``timeout``): an error reply raises
         ``RespError``; a lost connection ``ConnectionError``; no reply in time ``TimeoutError``."""
+        return await self._call(encode(args))
+
+    async def call_prepared(self, command: Prepared, *middle: Arg) -> Reply:
+        """``call`` of ``command`` with ``middle`` (only those are encoded)."""
+        return await self._call(command.encode(middle))
+
+    async def _call(self, payload: bytes) -> Reply:
         protocol = self._protocol
         if protocol is None or protocol.lost is not None:
             protocol = await self._connect()
-        waiter = protocol.send(encode(args))
-        async with asyncio.timeout(self._timeout):
+        waiter = protocol.send(payload)
+        # a plain timer, not asyncio.timeout (~3 µs of CPU a call on uvloop, against ~0.5)
+        timer = asyncio.get_running_loop().call_later(self._timeout, _time_out, waiter)
+        try:
             return await waiter
+        finally:
+            timer.cancel()
 
     def send_nowait(self, *args: Arg) -> bool:
         """Send one command whose reply nobody awaits (its error replies are kept for
@@ -190,10 +248,17 @@ class RespClient:
         It is written at once: a request's release leaves before the last bytes of its answer,
         so a client that has read its answer finds its concurrency slot free at its next
         request, whichever process serves it."""
+        return self._send_nowait(encode(args))
+
+    def send_prepared(self, command: Prepared, *middle: Arg) -> bool:
+        """``send_nowait`` of ``command`` with ``middle`` (only those are encoded)."""
+        return self._send_nowait(command.encode(middle))
+
+    def _send_nowait(self, payload: bytes) -> bool:
         protocol = self._protocol
         if protocol is None or not protocol.usable:
             return False
-        protocol._queue(encode(args), None, now=True)
+        protocol._queue(payload, None, now=True)
         return True
 
     def take_ignored_errors(self) -> list[RespError]:

@@ -1,38 +1,49 @@
--- gridgate rate limits, v1: admit one request against every limit or none, atomically.
+-- gridgate rate limits, v2: admit one request against every limit or none, atomically.
 -- The contract is in src/gridgate/storage/limiter/port.py; the layout in storage/limiter/redis.py.
+-- v2 keeps v1's layout and invariants (a tokens HASH holds the tickets of its ZSET, the STRING
+-- their total), so v1 and v2 processes may share a Redis during an upgrade; it makes fewer calls:
+-- a ticket's tokens are read once, the total is written with its TTL in one SET, and the
+-- request's own arguments come first (the rest is the same for every request of a key, and
+-- the limiter sends it pre-encoded).
 --
 -- KEYS, per limit in order: requests -> its ZSET (ticket -> admitted ms);
 --   tokens -> its ZSET (ticket -> admitted ms), HASH (ticket -> tokens), STRING (their total);
 --   concurrent -> its ZSET (ticket -> slot expiry ms).
--- ARGV: now_ms (-1: Redis's clock), window_ms, slot_ttl_ms, key_margin_ms, slot_wait_cap_ms,
---   ticket, tokens, then per limit: kind ('r' | 't' | 'c'), limit.
+-- ARGV: ticket, tokens, now_ms (-1: Redis's clock), window_ms, slot_ttl_ms, key_margin_ms,
+--   slot_wait_cap_ms, then per limit: kind ('r' | 't' | 'c'), limit.
 -- Returns {admitted (0|1), blocked (1-based index, 0: none), retry_after_ms, never (0|1),
 --   then per limit: remaining, reset_ms}.
 
-local now = tonumber(ARGV[1])
+local ticket = ARGV[1]
+local tokens = tonumber(ARGV[2])
+local now = tonumber(ARGV[3])
 if now < 0 then
   local t = redis.call('TIME')
   now = tonumber(t[1]) * 1000 + math.floor(tonumber(t[2]) / 1000)
 end
-local window = tonumber(ARGV[2])
-local ttl = tonumber(ARGV[3])
-local margin = tonumber(ARGV[4])
-local cap = tonumber(ARGV[5])
-local ticket = ARGV[6]
-local tokens = tonumber(ARGV[7])
+local window = tonumber(ARGV[4])
+local ttl = tonumber(ARGV[5])
+local margin = tonumber(ARGV[6])
+local cap = tonumber(ARGV[7])
 local n = (#ARGV - 7) / 2
 local cutoff = now - window
-local BATCH = 256
+local BATCH, BATCH_S = 256, '256'
+-- what goes to Redis as a number goes as the string of an integer, made once: Redis prints a Lua
+-- number argument with %.17g, each time (the costliest part of v1's calls)
+local fmt = string.format
+local now_s, cutoff_s, slot_until = fmt('%d', now), fmt('%d', cutoff), fmt('%d', now + ttl)
+local keep, slot_keep = fmt('%d', window + margin), fmt('%d', ttl + margin)
 
 -- the score of the i-th lowest member (0-based)
 local function nth_score(key, i)
-  return tonumber(redis.call('ZRANGE', key, i, i, 'WITHSCORES')[2])
+  local at = fmt('%d', i)
+  return tonumber(redis.call('ZRANGE', key, at, at, 'WITHSCORES')[2])
 end
 
 -- drop the entries that left the window; returns the total of those that remain
 local function prune_tokens(z, h, s)
   while true do
-    local gone = redis.call('ZRANGEBYSCORE', z, '-inf', cutoff, 'LIMIT', 0, BATCH)
+    local gone = redis.call('ZRANGEBYSCORE', z, '-inf', cutoff_s, 'LIMIT', '0', BATCH_S)
     if #gone == 0 then break end
     local vals = redis.call('HMGET', h, unpack(gone))
     local freed = 0
@@ -93,7 +104,7 @@ for i = 1, n do
     end
   else
     k = k + 1
-    redis.call('ZREMRANGEBYSCORE', z, '-inf', kind == 'r' and cutoff or now)
+    redis.call('ZREMRANGEBYSCORE', z, '-inf', kind == 'r' and cutoff_s or now_s)
     local count = redis.call('ZCARD', z)
     if redis.call('ZSCORE', z, ticket) then count = count - 1 end
     used[i] = count
@@ -131,26 +142,31 @@ end
 
 -- 2b. admitted: count it everywhere; where every limit stands
 out[1] = 1
+local written = {}
 for i = 1, n do
   local z, lim = KEYS[first[i]], lims[i]
   local remaining, reset = 0, window
   if kinds[i] == 'r' then
-    redis.call('ZADD', z, now, ticket)
-    redis.call('PEXPIRE', z, window + margin)
+    redis.call('ZADD', z, now_s, ticket)
+    redis.call('PEXPIRE', z, keep)
     remaining = lim - used[i] - 1
   elseif kinds[i] == 't' then
-    local h, s = KEYS[first[i] + 1], KEYS[first[i] + 2]
-    local old = tonumber(redis.call('HGET', h, ticket)) or 0
-    redis.call('ZADD', z, now, ticket)
-    redis.call('HSET', h, ticket, tokens)
-    redis.call('INCRBY', s, tokens - old)
-    redis.call('PEXPIRE', z, window + margin)
-    redis.call('PEXPIRE', h, window + margin)
-    redis.call('PEXPIRE', s, window + margin)
+    -- a counter named twice is written once: the second time would change nothing (v1 read
+    -- the ticket's tokens again here, and added 0)
+    if not written[z] then
+      written[z] = true
+      local h, s = KEYS[first[i] + 1], KEYS[first[i] + 2]
+      redis.call('ZADD', z, now_s, ticket)
+      redis.call('HSET', h, ticket, ARGV[2])
+      -- the total after pruning, less what this ticket held, plus what it now holds
+      redis.call('SET', s, fmt('%d', used[i] + tokens), 'PX', keep)
+      redis.call('PEXPIRE', z, keep)
+      redis.call('PEXPIRE', h, keep)
+    end
     remaining = lim - used[i] - tokens
   else
-    redis.call('ZADD', z, now + ttl, ticket)
-    redis.call('PEXPIRE', z, ttl + margin)
+    redis.call('ZADD', z, slot_until, ticket)
+    redis.call('PEXPIRE', z, slot_keep)
     remaining = lim - used[i] - 1
     reset = slot_wait(z, used[i] + 1, lim)
   end
