@@ -6,6 +6,7 @@ from __future__ import annotations
 from collections.abc import Sequence
 from typing import Any
 
+from msgspec.structs import astuple
 from sqlalchemy import (
     BigInteger,
     Connection,
@@ -158,7 +159,7 @@ class SqlUsage(SqlBase):
         latest = list({r.request_id: r for r in records}.values())
         # plain tuples straight to the driver: no statement compiled and no parameter dict
         # per record
-        tuples = [tuple(getattr(r, f) for f in _USAGE_FIELDS) for r in latest]
+        tuples = [astuple(r) for r in latest]  # the fields in _USAGE_FIELDS' order
         if self._dialect != "sqlite":
             await self._write(lambda conn: conn.exec_driver_sql(_POSTGRES_UPSERT_USAGE, tuples))
             return
