@@ -52,6 +52,9 @@ class Broken:
     async def ping(self) -> None:
         raise LimiterUnavailable("down")
 
+    async def sent(self) -> None:
+        return None
+
     async def close(self) -> None:
         return None
 

@@ -103,7 +103,7 @@ class Exchange:
             tab.fail(None)
             raise
         finally:
-            tab.end()
+            await tab.finish()
 
     async def open_stream(self, tab: Tab) -> StreamSession:
         """Route, hold and wait for the first chunk, failing over (and hedging) until one
@@ -123,9 +123,9 @@ class Exchange:
             return StreamSession(tab, runner.offer, runner.chunks, first, runner.dispatched)
         except GridgateError as exc:
             tab.fail(exc)
-            tab.end()
+            await tab.finish()
             raise
         except BaseException:
             tab.fail(None)
-            tab.end()
+            await tab.finish()
             raise

@@ -178,5 +178,5 @@ class StreamSession:
             delivered = outcome in ("ok", "cut_at_hold") or self._deltas > 0
             tab.settle(self._offer, usage, ending, delivered)
         finally:
-            tab.end()
+            await tab.finish()
         return True

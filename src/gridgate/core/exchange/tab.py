@@ -243,6 +243,15 @@ class Tab:
             rate_pass, self.rate_pass = self.rate_pass, None
             guard.release(rate_pass, self.used_tokens)
 
+    async def finish(self) -> None:
+        """``end``, then wait for its rate-limit release to leave the process: the answer's
+        last bytes go after it, so the caller's next request finds its slot free."""
+        released = self.rate_pass is not None and self.rate_pass.ticket is not None
+        self.end()
+        guard = self.desk.guard
+        if released and guard is not None:
+            await guard.sent()
+
     def record(self, offer: PricedOffer | None, usage: Usage, charged: int, ending: Ending) -> None:
         """Queue the request's usage record (a later one of the same request replaces it)."""
         judged = ending.judged

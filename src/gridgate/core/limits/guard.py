@@ -125,6 +125,11 @@ class RateGuard:
         self._settling.add(task)
         task.add_done_callback(self._settling.discard)
 
+    async def sent(self) -> None:
+        """Return once the releases made in this turn of the loop have left this process (see
+        the limiter's ``sent``): awaited before a request's answer ends."""
+        await self.limiter.sent()
+
     async def _settle(self, ticket: Ticket, tokens: int) -> None:
         try:
             await self.limiter.settle(ticket, tokens)

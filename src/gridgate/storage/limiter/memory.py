@@ -512,6 +512,9 @@ class MemoryLimiter:
     async def ping(self) -> None:
         return None
 
+    async def sent(self) -> None:
+        return None  # settled in place
+
     async def close(self) -> None:
         self._current.clear()
         self._previous.clear()

@@ -118,6 +118,13 @@ class RateLimiter(Protocol):
         awaited, a failure only logged). False when it cannot be (then await ``settle``)."""
         ...
 
+    async def sent(self) -> None:
+        """Return once what ``settle_nowait`` sent in this turn of the event loop has left this
+        process (memory: at once; Redis: written to its connection, where such commands are
+        batched per turn). Awaited before a request's answer ends, so that a client that has
+        read its answer finds its concurrency slot free at its next request, in any process."""
+        ...
+
     async def renew(self, tickets: Sequence[Ticket], *, now_ms: int | None = None) -> None:
         """Keep the concurrency slots of requests still in flight from expiring."""
         ...

@@ -76,6 +76,9 @@ class Wire(Protocol):
 
     def take_ignored_errors(self) -> list[RespError]: ...
 
+    async def sent(self) -> None:
+        """Return once the commands sent without awaiting in this turn have been written."""
+
     async def close(self) -> None: ...
 
 
@@ -313,6 +316,9 @@ class RedisLimiter:
     async def ping(self) -> None:
         with self._connection():
             await self._client.call(b"PING")
+
+    async def sent(self) -> None:
+        await self._client.sent()
 
     async def close(self) -> None:
         await self._client.close()

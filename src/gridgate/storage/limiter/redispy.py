@@ -99,6 +99,10 @@ class RedisPyClient:
         errors, self._ignored_errors = self._ignored_errors, []
         return errors
 
+    async def sent(self) -> None:
+        """Best effort: the tasks sending this turn's commands get one turn to write them."""
+        await asyncio.sleep(0)
+
     async def close(self) -> None:
         if self._nowait:
             await asyncio.wait(set(self._nowait), timeout=self._connect_timeout)

@@ -184,23 +184,15 @@ class _Protocol(asyncio.Protocol):
         self._queue(payload, waiter)
         return waiter
 
-    def _queue(
-        self, payload: bytes, waiter: asyncio.Future[Reply] | None, *, now: bool = False
-    ) -> None:
-        """``now``: written at once (with whatever this turn queued before it), not at the end
-        of the loop's turn."""
+    def _queue(self, payload: bytes, waiter: asyncio.Future[Reply] | None) -> None:
         self.waiting.append(waiter)
-        if not self.outgoing and not now:
+        if not self.outgoing:
             asyncio.get_running_loop().call_soon(self._flush)
         self.outgoing.append(payload)
-        if now:
-            self._flush()
 
     def _flush(self) -> None:
         """The commands of every caller in this turn of the loop, in one write (one syscall
         under load instead of one per command)."""
-        if not self.outgoing:
-            return  # written already, by a command sent ``now``
         payload, self.outgoing = b"".join(self.outgoing), []
         if self.transport is not None and not self.transport.is_closing():
             self.transport.write(payload)
@@ -245,9 +237,7 @@ class RespClient:
     def send_nowait(self, *args: Arg) -> bool:
         """Send one command whose reply nobody awaits (its error replies are kept for
         ``take_ignored_errors``); False when there is no open connection to send it on.
-        It is written at once: a request's release leaves before the last bytes of its answer,
-        so a client that has read its answer finds its concurrency slot free at its next
-        request, whichever process serves it."""
+        Written with the other commands of this turn of the loop: ``sent`` waits for that."""
         return self._send_nowait(encode(args))
 
     def send_prepared(self, command: Prepared, *middle: Arg) -> bool:
@@ -258,8 +248,15 @@ class RespClient:
         protocol = self._protocol
         if protocol is None or not protocol.usable:
             return False
-        protocol._queue(payload, None, now=True)
+        protocol._queue(payload, None)
         return True
+
+    async def sent(self) -> None:
+        """The write of this turn's commands was scheduled (``call_soon``) when the first of
+        them was queued: yielding once lets it run before the caller goes on."""
+        protocol = self._protocol
+        if protocol is not None and protocol.outgoing:
+            await asyncio.sleep(0)
 
     def take_ignored_errors(self) -> list[RespError]:
         """The error replies to ``send_nowait`` commands since the last call."""
