@@ -257,11 +257,10 @@ def _utf8_len(text: str | None) -> int:
 
 def _text_bytes(message: _Message | None) -> int:
     """The UTF-8 bytes of what ``message`` generated (runs for every streamed event: the
-    common one-text delta takes the first branch and no call)."""
+    common one-text delta makes one call)."""
     if message is None:
         return 0
-    text = message.content
-    total = (len(text) if text.isascii() else utf8_length(text)) if text else 0
+    total = utf8_length(message.content) if message.content else 0
     if message.reasoning_content:
         total += utf8_length(message.reasoning_content)
     if message.refusal:

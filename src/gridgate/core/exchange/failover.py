@@ -83,9 +83,7 @@ class Failover:
                 tab.untranslatable = tab.untranslatable or exc
                 continue
             except TimeoutError:
-                tab.observe(offer, Delivery("timeout"))
-                tab.errors.append(f"{offer.offer.id}: the request's deadline passed")
-                tab.deadline_passed = True
+                _out_of_time(tab, offer)
                 break
             # a whole answer has no first token to time: it is judged on success alone
             tab.observe(offer, Delivery("ok", output_tokens=completion.usage.completion_tokens))
@@ -122,11 +120,7 @@ class Failover:
                 if not done:
                     if tab.remaining() <= 0:
                         for runner in racing.values():
-                            tab.observe(runner.offer, Delivery("timeout"))
-                            tab.errors.append(
-                                f"{runner.offer.offer.id}: the request's deadline passed"
-                            )
-                        tab.deadline_passed = True
+                            _out_of_time(tab, runner.offer)
                         return None
                     if hedge_at is not None and clock.monotonic() >= hedge_at:
                         hedges += 1  # one hedge per due time, launched or not
@@ -167,9 +161,7 @@ class Failover:
             except TimeoutError:
                 if not deadline.expired():
                     raise
-                tab.observe(offer, Delivery("timeout"))
-                tab.errors.append(f"{offer.offer.id}: the request's deadline passed")
-                tab.deadline_passed = True
+                _out_of_time(tab, offer)
                 return None
             except BaseException as exc:
                 if not await _failed_first(tab, offer, chunks, exc):
@@ -212,6 +204,13 @@ async def _first_batch(tab: Tab, runner: Runner) -> list[Chunk] | None:
         if not await _failed_first(tab, runner.offer, runner.chunks, exc):
             raise
     return None
+
+
+def _out_of_time(tab: Tab, offer: PricedOffer) -> None:
+    """The request's deadline passed while ``offer`` was still on its first byte."""
+    tab.observe(offer, Delivery("timeout"))
+    tab.errors.append(f"{offer.offer.id}: the request's deadline passed")
+    tab.deadline_passed = True
 
 
 async def _failed_first(
