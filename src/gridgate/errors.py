@@ -170,6 +170,12 @@ class InsufficientBalance(GridgateError):
     default_code = "insufficient_balance"
 
 
+class SpendCapReached(InsufficientBalance):
+    """A spend cap of the key or its account cannot cover the request's worst case."""
+
+    default_code = "spend_cap_reached"
+
+
 class PermissionDenied(GridgateError):
     status = 403
     openai_type = "permission_error"

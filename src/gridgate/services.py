@@ -11,6 +11,7 @@ from gridgate.core.accounts.accounts import Accounts
 from gridgate.core.accounts.api_keys import ApiKeys
 from gridgate.core.accounts.usage_report import UsageReports
 from gridgate.core.audit_log import AuditLog
+from gridgate.core.billing.spend_caps import SpendCaps
 from gridgate.core.catalog.catalog import Catalog
 from gridgate.core.catalog.edits import CatalogEditor
 from gridgate.core.clock import Clock
@@ -33,6 +34,7 @@ class Services:
     users: Users
     tokens: ManagementTokens
     limits: LimitOverrides
+    spend_caps: SpendCaps
     catalog_editor: CatalogEditor
     usage_reports: UsageReports
     market: Market
@@ -62,6 +64,7 @@ def build_services(
         users=Users(people),
         tokens=ManagementTokens(people, clock),
         limits=LimitOverrides(store, settings.limits, on_change=on_limits_change),
+        spend_caps=SpendCaps(store, clock, on_change=on_revoke),
         catalog_editor=CatalogEditor(store, on_change=on_catalog_change),
         usage_reports=UsageReports(store, clock),
         market=Market(store, catalog, clock),

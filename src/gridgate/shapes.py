@@ -15,6 +15,7 @@ from typing import Annotated, Any, Literal
 
 import msgspec
 
+from gridgate.core.billing import cap_windows
 from gridgate.core.catalog.price_history import DailyPrice
 from gridgate.core.exchange import market
 from gridgate.core.times import iso_day
@@ -236,6 +237,42 @@ class LimitValuesView(View):
     requests_per_minute: int | None
     tokens_per_minute: int | None
     concurrent: int | None
+
+
+class SpendCapView(View):
+    """A spend cap and its current window: what it has committed (charges, and the worst cases
+    of requests in flight) and what is left."""
+
+    id: str
+    account_id: str
+    scope: records.CapScope
+    subject: str  # the account id or the key id
+    period: records.CapPeriod
+    limit_usd: Usd
+    limit_nanos: int
+    spent_usd: Usd
+    spent_nanos: int
+    remaining_usd: Usd
+    window_start: When
+    resets_at: When | None  # None: a lifetime cap never resets
+
+    @classmethod
+    def of(cls, use: records.CapUse) -> SpendCapView:
+        cap = use.cap
+        return cls(
+            id=cap.id,
+            account_id=cap.account_id,
+            scope=cap.scope,
+            subject=cap.subject,
+            period=cap.period,
+            limit_usd=format_usd(cap.limit),
+            limit_nanos=cap.limit,
+            spent_usd=format_usd(use.spent),
+            spent_nanos=use.spent,
+            remaining_usd=format_usd(use.remaining),
+            window_start=when(use.window_start_us),
+            resets_at=iso(cap_windows.resets_at(cap.period, use.window_start_us)),
+        )
 
 
 class LimitsView(View):

@@ -348,6 +348,35 @@ def _v7_stored_responses(conn: Connection) -> None:
         conn.execute(text(ddl))
 
 
+# -- version 8: spend caps -------------------------------------------------------------------
+
+
+def _v8_spend_caps(conn: Connection) -> None:
+    """Hard spend caps per account or key and UTC calendar period: the caps, what each has
+    committed in each of its windows (reservations in flight included), and which windows every
+    capped hold counted against, so closing or expiring it gives back exactly what it did not
+    spend. No foreign keys: a cap's rows are deleted with it."""
+    for ddl in (
+        "CREATE TABLE spend_caps ("
+        " id TEXT NOT NULL PRIMARY KEY, account_id TEXT NOT NULL, scope TEXT NOT NULL,"
+        " subject TEXT NOT NULL, period TEXT NOT NULL, limit_nanos BIGINT NOT NULL,"
+        " created_us BIGINT NOT NULL, updated_us BIGINT NOT NULL,"
+        " CONSTRAINT uq_spend_caps_subject UNIQUE (scope, subject, period),"
+        " CONSTRAINT ck_spend_caps_scope CHECK (scope IN ('account', 'key')),"
+        " CONSTRAINT ck_spend_caps_period"
+        " CHECK (period IN ('daily', 'weekly', 'monthly', 'lifetime')),"
+        " CONSTRAINT ck_spend_caps_limit CHECK (limit_nanos >= 0))",
+        "CREATE INDEX ix_spend_caps_account_id ON spend_caps (account_id)",
+        "CREATE TABLE cap_spend ("
+        " cap_id TEXT NOT NULL, window_start_us BIGINT NOT NULL, spent BIGINT NOT NULL,"
+        " PRIMARY KEY (cap_id, window_start_us))",
+        "CREATE TABLE hold_caps ("
+        " hold_id TEXT NOT NULL, cap_id TEXT NOT NULL, window_start_us BIGINT NOT NULL,"
+        " PRIMARY KEY (hold_id, cap_id))",
+    ):
+        conn.execute(text(ddl))
+
+
 MIGRATIONS: tuple[Migration, ...] = (
     Migration(1, "initial", _v1_initial),
     Migration(2, "lease_indexes", _v2_lease_indexes),
@@ -356,6 +385,7 @@ MIGRATIONS: tuple[Migration, ...] = (
     Migration(5, "people", _v5_people),
     Migration(6, "managed_catalog", _v6_managed_catalog),
     Migration(7, "stored_responses", _v7_stored_responses),
+    Migration(8, "spend_caps", _v8_spend_caps),
 )
 
 LATEST_VERSION = MIGRATIONS[-1].version

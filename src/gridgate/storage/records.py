@@ -41,6 +41,9 @@ class KeyRecord(Credential, frozen=True, kw_only=True):
     """An API key of an account (``gg_`` …), for the Consumption API."""
 
     account_id: str
+    # a spend cap applies to its requests (its own or its account's): each then holds its worst
+    # case in the database, against the caps, instead of on the process's balance lease
+    capped: bool = False
 
 
 EntryKind = Literal["credit", "hold", "settle", "release", "refund", "adjustment"]
@@ -222,6 +225,36 @@ class LimitOverride(msgspec.Struct, frozen=True, kw_only=True):
             and self.tokens_per_minute is None
             and self.concurrent is None
         )
+
+
+CapScope = Literal["account", "key"]
+CapPeriod = Literal["daily", "weekly", "monthly", "lifetime"]
+
+
+class SpendCap(msgspec.Struct, frozen=True, kw_only=True):
+    """At most ``limit`` nano-dollars per UTC calendar ``period`` for an account or a key."""
+
+    id: str
+    account_id: str
+    scope: CapScope
+    subject: str  # the account id or the key id
+    period: CapPeriod
+    limit: int
+    created_us: int
+    updated_us: int
+
+
+class CapUse(msgspec.Struct, frozen=True, kw_only=True):
+    """A cap and what it has committed in one window: the charges of its closed holds and the
+    worst cases of its open ones."""
+
+    cap: SpendCap
+    window_start_us: int
+    spent: int
+
+    @property
+    def remaining(self) -> int:
+        return max(self.cap.limit - self.spent, 0)
 
 
 ChangeKind = Literal["key", "limits", "offer", "catalog"]

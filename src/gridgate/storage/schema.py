@@ -20,6 +20,7 @@ from sqlalchemy import (
     MetaData,
     Table,
     Text,
+    UniqueConstraint,
     false,
 )
 
@@ -316,4 +317,46 @@ response_items = Table(
     Column("item_id", Text, nullable=False),
     Column("item", Text, nullable=False),
     CheckConstraint("kind IN ('input', 'output')", name="ck_response_items_kind"),
+)
+
+# Version 8. Hard spend caps: at most ``limit_nanos`` per UTC calendar ``period`` (daily, weekly
+# from Monday, monthly, lifetime) for an account or one of its keys (``scope``, ``subject``).
+spend_caps = Table(
+    "spend_caps",
+    metadata,
+    Column("id", Text, primary_key=True),
+    Column("account_id", Text, nullable=False),
+    Column("scope", Text, nullable=False),
+    Column("subject", Text, nullable=False),
+    Column("period", Text, nullable=False),
+    Column("limit_nanos", BigInteger, nullable=False),
+    Column("created_us", BigInteger, nullable=False),
+    Column("updated_us", BigInteger, nullable=False),
+    UniqueConstraint("scope", "subject", "period", name="uq_spend_caps_subject"),
+    CheckConstraint("scope IN ('account', 'key')", name="ck_spend_caps_scope"),
+    CheckConstraint(
+        "period IN ('daily', 'weekly', 'monthly', 'lifetime')", name="ck_spend_caps_period"
+    ),
+    CheckConstraint("limit_nanos >= 0", name="ck_spend_caps_limit"),
+    Index("ix_spend_caps_account_id", "account_id"),
+)
+
+# Version 8. What a cap has committed in one window (``window_start_us``; 0 for lifetime): the
+# worst cases of its open holds plus the charges of its closed ones. Changed only in the
+# transaction of a capped hold, its close or its expiry.
+cap_spend = Table(
+    "cap_spend",
+    metadata,
+    Column("cap_id", Text, primary_key=True),
+    Column("window_start_us", BigInteger, primary_key=True, autoincrement=False),
+    Column("spent", BigInteger, nullable=False),
+)
+
+# Version 8. The cap windows a capped hold counted against.
+hold_caps = Table(
+    "hold_caps",
+    metadata,
+    Column("hold_id", Text, primary_key=True),
+    Column("cap_id", Text, primary_key=True),
+    Column("window_start_us", BigInteger, nullable=False),
 )

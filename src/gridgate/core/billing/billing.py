@@ -14,13 +14,15 @@ from __future__ import annotations
 
 from dataclasses import dataclass
 
+from gridgate.core.billing import cap_windows
 from gridgate.core.billing.leases import LeaseBook, Reservation
 from gridgate.core.clock import Clock
 from gridgate.core.outage import Outage
-from gridgate.errors import InsufficientBalance, Unauthorized
+from gridgate.errors import InsufficientBalance, SpendCapReached, Unauthorized
 from gridgate.money import Price, format_usd
 from gridgate.settings import BillingSettings
-from gridgate.storage.ports.ledger import LedgerStore
+from gridgate.storage.ports.ledger import HoldResult, LedgerStore
+from gridgate.storage.records import CapUse
 
 
 @dataclass(frozen=True, slots=True)
@@ -49,32 +51,46 @@ class Billing:
         self.leases = LeaseBook(store, clock, settings, outage)
 
     async def reserve(
-        self, *, account_id: str, key_id: str, quote: Quote, requested: int | None
+        self,
+        *,
+        account_id: str,
+        key_id: str,
+        quote: Quote,
+        requested: int | None,
+        capped: bool = False,
     ) -> tuple[Reservation, Quote]:
-        """Reserve the worst case, clamping max output to the balance when allowed. Returns the
-        reservation and the quote it covers (possibly clamped)."""
-        reservation, refusal = await self.leases.reserve(account_id, key_id, quote.amount)
+        """Reserve the worst case, clamping max output to the balance (and, ``capped``, to the
+        spend caps) when allowed. Returns the reservation and the quote it covers (possibly
+        clamped). A capped request holds in the ledger itself (``LeaseBook.reserve_capped``)."""
+
+        async def hold(amount: int) -> tuple[Reservation | None, HoldResult | None]:
+            if capped:
+                return await self.leases.reserve_capped(account_id, key_id, amount)
+            return await self.leases.reserve(account_id, key_id, amount)
+
+        reservation, refusal = await hold(quote.amount)
         if reservation is not None:
             return reservation, quote
-        if refusal is None or refusal.refused != "insufficient_balance":
-            raise Unauthorized("API key revoked or expired", code="revoked_api_key")
-        balance = refusal.balance
-        affordable = quote.price.output_tokens_affordable(balance, quote.prompt_tokens_bound)
+        room = _room(refusal)
+        affordable = quote.price.output_tokens_affordable(room, quote.prompt_tokens_bound)
         per_choice = affordable // quote.n
         floor = min(self._settings.min_output_tokens, requested or self._settings.min_output_tokens)
         if floor <= per_choice < quote.max_output_tokens:
             clamped = Quote(quote.price, quote.prompt_tokens_bound, per_choice, quote.n)
-            reservation, refusal = await self.leases.reserve(account_id, key_id, clamped.amount)
+            reservation, second = await hold(clamped.amount)
             if reservation is not None:
                 return reservation, clamped
-            if refusal is not None:
-                balance = refusal.balance
+            refusal = second or refusal
+            _room(refusal)  # a key revoked meanwhile is 401, not 402
         needed = quote.price.cost(
             quote.prompt_tokens_bound, quote.n * min(floor, quote.max_output_tokens)
         )
+        assert refusal is not None
+        if refusal.refused == "cap_reached":
+            raise cap_reached(refusal.caps[0], needed)
         raise InsufficientBalance(
             f"balance too low: this request needs up to ${format_usd(needed)}"
-            f" and the account balance is ${format_usd(max(balance, 0))}"
+            f" and the account balance is ${format_usd(max(refusal.balance, 0))}"
         )
 
     def settle(self, reservation: Reservation, cost: int) -> int:
@@ -84,3 +100,39 @@ class Billing:
     def release(self, reservation: Reservation) -> None:
         """A failed delivery: charge nothing."""
         self.leases.settle(reservation, 0)
+
+
+def _room(refusal: HoldResult | None) -> int:
+    """What a refused hold could have had: the balance, or what its cap had left. A revoked or
+    expired key (or a vanished account) is ``Unauthorized``."""
+    if refusal is None or refusal.refused not in ("insufficient_balance", "cap_reached"):
+        raise Unauthorized("API key revoked or expired", code="revoked_api_key")
+    if refusal.refused == "cap_reached":
+        return refusal.caps[0].remaining
+    return refusal.balance
+
+
+def cap_reached(use: CapUse, needed: int) -> SpendCapReached:
+    """The 402 of a request its spend cap cannot cover: which cap, what is left, when it resets
+    (the headers say the same for programs)."""
+    cap = use.cap
+    whose = "this API key's" if cap.scope == "key" else "the account's"
+    resets = cap_windows.resets_at(cap.period, use.window_start_us)
+    when = "it never resets" if resets is None else f"it resets at {cap_windows.iso(resets)}"
+    error = SpendCapReached(
+        f"spend cap reached: {whose} {cap.period} cap ({cap.id}) is ${format_usd(cap.limit)},"
+        f" ${format_usd(use.remaining)} of it is left and this request needs up to"
+        f" ${format_usd(needed)}; {when}"
+    )
+    error.headers.update(cap_headers(use))
+    return error
+
+
+def cap_headers(use: CapUse, unspent: int = 0) -> dict[str, str]:
+    """``x-gridgate-spend-cap-remaining`` (USD) and, unless lifetime, ``…-reset`` (ISO 8601) of
+    the cap with the least left; ``unspent``: what the request held and did not charge."""
+    headers = {"x-gridgate-spend-cap-remaining": format_usd(use.remaining + unspent)}
+    resets = cap_windows.resets_at(use.cap.period, use.window_start_us)
+    if resets is not None:
+        headers["x-gridgate-spend-cap-reset"] = cap_windows.iso(resets)
+    return headers

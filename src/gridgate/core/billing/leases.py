@@ -24,15 +24,17 @@ from __future__ import annotations
 import asyncio
 import logging
 import secrets
-from collections.abc import Coroutine
+from collections.abc import Coroutine, Mapping
 from dataclasses import dataclass
 from typing import Any
 
+from gridgate.core.billing import cap_windows
 from gridgate.core.clock import Clock
 from gridgate.core.outage import Outage
 from gridgate.settings import BillingSettings
 from gridgate.storage.ports.errors import StorageError
 from gridgate.storage.ports.ledger import LEASE_ID_PREFIX, HoldResult, LedgerStore
+from gridgate.storage.records import CapPeriod, CapUse
 
 log = logging.getLogger("gridgate.leases")
 
@@ -52,6 +54,7 @@ class Lease:
     charged: int = 0  # exact costs of requests settled
     inflight: int = 0
     closing: bool = False  # takes no new reservations; closes when nothing is in flight
+    capped: bool = False  # a capped request's own hold: its close gives the cap windows back
 
     @property
     def free(self) -> int:
@@ -65,6 +68,7 @@ class Reservation:
     lease: Lease
     amount: int
     done: bool = False
+    caps: tuple[CapUse, ...] = ()  # a capped request: its caps' windows after its hold
 
     @property
     def hold_id(self) -> str:
@@ -169,21 +173,40 @@ class LeaseBook:
                 return None, refused
             return reservation, result
 
-    async def _reserve_exactly(
+    async def reserve_capped(
         self, account_id: str, key_id: str, amount: int
-    ) -> tuple[Reservation | None, HoldResult | None]:
+    ) -> tuple[Reservation | None, HoldResult]:
+        """A request under a spend cap holds exactly its worst case in the ledger, against the
+        balance and every cap of its account and key in one transaction (never on a lease:
+        a lease is the account's, shared by all its keys)."""
+        windows = cap_windows.windows(self._clock.now_us())
+        return await self._reserve_exactly(account_id, key_id, amount, windows)
+
+    async def _reserve_exactly(
+        self,
+        account_id: str,
+        key_id: str,
+        amount: int,
+        windows: Mapping[CapPeriod, int] | None = None,
+    ) -> tuple[Reservation | None, HoldResult]:
         """A single-use hold of exactly ``amount``: closed when its one request settles, so a
         small balance is never parked in one process while another refuses for lack of it."""
-        result = await self._place(account_id, key_id, amount, single_use=True)
+        result = await self._place(account_id, key_id, amount, single_use=True, windows=windows)
         if result.hold is None:
             return None, result
         lease = self._closing[result.hold.id]
         lease.reserved += amount
         lease.inflight += 1
-        return Reservation(lease, amount), result
+        return Reservation(lease, amount, caps=result.caps), result
 
     async def _place(
-        self, account_id: str, key_id: str, amount: int, *, single_use: bool = False
+        self,
+        account_id: str,
+        key_id: str,
+        amount: int,
+        *,
+        single_use: bool = False,
+        windows: Mapping[CapPeriod, int] | None = None,
     ) -> HoldResult:
         now = self._clock.now_us()
         hold_id = LEASE_ID_PREFIX + secrets.token_hex(12)
@@ -195,6 +218,7 @@ class LeaseBook:
                 amount=amount,
                 expires_us=now + self._ttl_us,
                 now_us=now,
+                windows=windows,
             )
         )
         # a caller that goes away while the lease is being written must not strand it: the
@@ -208,11 +232,14 @@ class LeaseBook:
         """The lease a finished placement granted, if it granted one."""
         if placing.cancelled() or placing.exception() is not None:
             return None
-        hold = placing.result().hold
+        result = placing.result()
+        hold = result.hold
         if hold is None:
             return None
         now = self._clock.monotonic()
-        return Lease(hold.id, hold.account_id, hold.amount, hold.expires_us, now, now)
+        lease = Lease(hold.id, hold.account_id, hold.amount, hold.expires_us, now, now)
+        lease.capped = bool(result.caps)
+        return lease
 
     def _register(self, placing: asyncio.Future[HoldResult]) -> None:
         lease = self._landed(placing)
@@ -257,7 +284,7 @@ class LeaseBook:
         self._unsettled.pop(lease.hold_id, None)
         try:
             result = await self._store.settle_hold(
-                lease.hold_id, lease.charged, now_us=self._clock.now_us()
+                lease.hold_id, lease.charged, now_us=self._clock.now_us(), capped=lease.capped
             )
         except StorageError as exc:
             # kept (and renewed) to settle at the next tick: its charge is known here, and an

@@ -260,6 +260,7 @@ async def prepare(tab: Tab, offer: PricedOffer, *, hedge: bool = False) -> Upstr
                 key_id=tab.caller.id,
                 quote=quote,
                 requested=plan.requested_max,
+                capped=tab.caller.capped,
             )
         except InsufficientBalance:
             if hedge:
@@ -270,6 +271,8 @@ async def prepare(tab: Tab, offer: PricedOffer, *, hedge: bool = False) -> Upstr
         tab.attempts += 1
         tab.reservation, tab.quote = reservation, granted
         tab.hold_id = reservation.hold_id
+        if reservation.caps:
+            tab.note_caps(reservation)
     else:
         # the standing reservation covers this offer's worst case at the same or a lower cap
         tab.attempts += 1

@@ -20,7 +20,7 @@ from collections.abc import Mapping
 from dataclasses import dataclass, field
 from types import MappingProxyType
 
-from gridgate.core.billing.billing import Billing, Quote
+from gridgate.core.billing.billing import Billing, Quote, cap_headers
 from gridgate.core.billing.leases import Reservation
 from gridgate.core.billing.usage_writer import UsageWriter
 from gridgate.core.catalog.catalog import PricedOffer
@@ -193,8 +193,16 @@ class Tab:
         if judged is not None and not judged.billable and not self.plan.instrument.bill_out_of_spec:
             cost = 0
         charged = self.desk.billing.settle(reservation, cost)
+        if reservation.caps:
+            self.note_caps(reservation, reservation.amount - charged)
         self.used_tokens = usage.prompt_tokens + usage.completion_tokens
         self.record(offer, usage, charged, ending)
+
+    def note_caps(self, reservation: Reservation, unspent: int = 0) -> None:
+        """Put the spend cap with the least left in the answer's headers (``limits``): after
+        the hold, and after the settle (``unspent``: held and not charged) for a whole answer."""
+        tightest = min(reservation.caps, key=lambda use: use.remaining)
+        self.limits = {**self.limits, **cap_headers(tightest, unspent)}
 
     def checkpoint(
         self, offer: PricedOffer, usage: Usage, *, ttft_us: int | None, delivered: bool

@@ -7,14 +7,14 @@ below zero.
 
 from __future__ import annotations
 
-from collections.abc import Sequence
+from collections.abc import Mapping, Sequence
 from typing import Literal, Protocol
 
 import msgspec
 
-from gridgate.storage.records import HoldRecord, LedgerEntry
+from gridgate.storage.records import CapPeriod, CapUse, HoldRecord, LedgerEntry
 
-HoldRefusal = Literal["insufficient_balance", "key_inactive", "account_missing"]
+HoldRefusal = Literal["insufficient_balance", "key_inactive", "account_missing", "cap_reached"]
 
 
 class HoldResult(msgspec.Struct, frozen=True, kw_only=True):
@@ -23,6 +23,9 @@ class HoldResult(msgspec.Struct, frozen=True, kw_only=True):
     hold: HoldRecord | None
     refused: HoldRefusal | None
     balance: int  # the account balance after the hold (or as found, when refused)
+    # a capped hold: every cap it counted against, after it; refused ``cap_reached``: the cap
+    # that refused, as found
+    caps: tuple[CapUse, ...] = ()
 
 
 class SettleResult(msgspec.Struct, frozen=True, kw_only=True):
@@ -90,17 +93,28 @@ class LedgerStore(Protocol):
         amount: int,
         expires_us: int,
         now_us: int,
+        windows: Mapping[CapPeriod, int] | None = None,
     ) -> HoldResult:
         """Atomically: if the key (when given) is active at ``now_us`` and the balance covers
         ``amount``, subtract it, append a ``hold`` entry (−amount) and a hold row. Otherwise
-        change nothing and say why. One transaction, no read-then-write race."""
+        change nothing and say why. One transaction, no read-then-write race.
 
-    async def settle_hold(self, hold_id: str, charge: int, *, now_us: int) -> SettleResult:
+        With ``windows`` (each period's current window start) the hold is **capped**: in the
+        same transaction, every spend cap of the account and of the key must have ``amount``
+        left in its current window, and the hold is counted against each (``caps`` of the
+        result); else nothing changes and it is refused ``cap_reached``."""
+
+    async def settle_hold(
+        self, hold_id: str, charge: int, *, now_us: int, capped: bool = False
+    ) -> SettleResult:
         """Close a ``held`` hold: charge ``min(charge, hold.amount)``, append a ``settle`` entry
-        of +(amount − charged), mark the hold settled. Idempotent: a hold already closed returns
-        what was done, changing nothing. Unknown → NotFoundInStore."""
+        of +(amount − charged), mark the hold settled — and, ``capped``, give what it did not
+        charge back to the cap windows it counted against. Idempotent: a hold already closed
+        returns what was done, changing nothing. Unknown → NotFoundInStore."""
 
-    async def release_hold(self, hold_id: str, *, now_us: int) -> SettleResult:
+    async def release_hold(
+        self, hold_id: str, *, now_us: int, capped: bool = False
+    ) -> SettleResult:
         """Close a ``held`` hold charging nothing (entry kind ``release``). Idempotent."""
 
     async def expire_holds(self, now_us: int, *, limit: int = 1000) -> list[SettleResult]:

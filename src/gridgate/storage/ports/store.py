@@ -7,6 +7,7 @@ from typing import Protocol
 
 from gridgate.storage.ports.accounts import AccountStore
 from gridgate.storage.ports.audit import AuditStore
+from gridgate.storage.ports.caps import CapStore
 from gridgate.storage.ports.catalog import CatalogStore
 from gridgate.storage.ports.changes import ChangeStore
 from gridgate.storage.ports.keys import KeyStore
@@ -30,6 +31,7 @@ class Store(
     PeopleStore,
     AuditStore,
     ResponseStore,
+    CapStore,
     Protocol,
 ):
     """Everything persistent. Implementations are safe to share across tasks of one process and

@@ -5,6 +5,7 @@ parameters the parts share, and the statements that differ between SQLite and Po
 from __future__ import annotations
 
 import contextlib
+import logging
 import sqlite3
 import time
 from collections.abc import Iterator
@@ -21,6 +22,7 @@ from gridgate.storage.runner import Dialect, Runner, TxFunction
 from gridgate.storage.schema import accounts
 
 T = TypeVar("T")
+_log = logging.getLogger("gridgate.storage")
 
 
 def _now_us() -> int:
@@ -137,3 +139,17 @@ class SqlBase:
         return lite.on_conflict_do_update(
             index_elements=[key], set_={c: lite.excluded[c] for c in cols}, where=where
         )
+
+    def _mark_keys_changed(self) -> None:
+        """One byte more in the marker (after the commit): every process's next request reads
+        its key again (``keys_changed``)."""
+        marker = self._keys_marker
+        if marker is None:
+            return
+        try:
+            with open(marker, "ab") as file:
+                file.write(b".")
+        except OSError:
+            _log.warning(
+                "could not mark a key change in %s; the change feed still brings it", marker
+            )

@@ -10,11 +10,11 @@ import secrets
 import sqlite3
 from typing import Any
 
-from sqlalchemy import Connection, Row, func, insert, or_, select, update
+from sqlalchemy import Connection, Row, and_, exists, func, insert, or_, select, update
 
 from gridgate.storage.ports.errors import NotFoundInStore, StorageError
 from gridgate.storage.records import AuditNote, KeyRecord
-from gridgate.storage.schema import api_keys
+from gridgate.storage.schema import api_keys, spend_caps
 from gridgate.storage.sql.audit import _note
 from gridgate.storage.sql.base import _BALANCE, SqlBase, _now_us, _p_key, _p_now
 from gridgate.storage.sql.changes import _announce
@@ -37,8 +37,9 @@ _REVOKE_KEY = (
 )
 
 
-def _key(row: Row[Any]) -> KeyRecord:
+def _key(row: Row[Any], *, capped: bool = False) -> KeyRecord:
     return KeyRecord(
+        capped=capped,
         id=row.id,
         account_id=row.account_id,
         name=row.name,
@@ -54,7 +55,20 @@ def _key(row: Row[Any]) -> KeyRecord:
 # The SQLite fast path of ``get_key_by_hash``: plain DB-API on the runner's ``reader``.
 _KEY_BY_HASH_SQL = (
     "SELECT id, account_id, name, prefix, secret_hash, created_us, expires_us, revoked_us,"
-    " last_used_us FROM api_keys WHERE secret_hash = ?"
+    " last_used_us, EXISTS (SELECT 1 FROM spend_caps c WHERE (c.scope = 'key' AND"
+    " c.subject = api_keys.id) OR (c.scope = 'account' AND c.subject = api_keys.account_id))"
+    " FROM api_keys WHERE secret_hash = ?"
+)
+# whether a spend cap applies to the key's requests (its own or its account's)
+_CAPPED = (
+    exists()
+    .where(
+        or_(
+            and_(spend_caps.c.scope == "key", spend_caps.c.subject == api_keys.c.id),
+            and_(spend_caps.c.scope == "account", spend_caps.c.subject == api_keys.c.account_id),
+        )
+    )
+    .label("capped")
 )
 
 
@@ -69,6 +83,7 @@ def _key_from_tuple(r: tuple[Any, ...]) -> KeyRecord:
         expires_us=r[6],
         revoked_us=r[7],
         last_used_us=r[8],
+        capped=bool(r[9]),
     )
 
 
@@ -120,9 +135,9 @@ class SqlKeys(SqlBase):
                 raise StorageError(f"database error: {type(exc).__name__}: {exc}") from exc
             else:
                 return _key_from_tuple(rows[0]) if rows else None
-        stmt = select(api_keys).where(api_keys.c.secret_hash == secret_hash)
+        stmt = select(api_keys, _CAPPED).where(api_keys.c.secret_hash == secret_hash)
         row = await self._read(lambda conn: conn.execute(stmt).first())
-        return None if row is None else _key(row)
+        return None if row is None else _key(row, capped=bool(row.capped))
 
     def keys_changed(self) -> int | None:
         marker = self._keys_marker
@@ -134,20 +149,6 @@ class SqlKeys(SqlBase):
             return 0  # no key revoked since the file was made
         except OSError:
             return None  # unreadable: the change feed still brings revocations
-
-    def _mark_keys_changed(self) -> None:
-        """One byte more in the marker (after the commit): every process's next request reads
-        its key again (``keys_changed``)."""
-        marker = self._keys_marker
-        if marker is None:
-            return
-        try:
-            with open(marker, "ab") as file:
-                file.write(b".")
-        except OSError:
-            log.warning(
-                "could not mark a key change in %s; the change feed still brings it", marker
-            )
 
     async def get_key(self, key_id: str) -> KeyRecord | None:
         stmt = select(api_keys).where(api_keys.c.id == key_id)

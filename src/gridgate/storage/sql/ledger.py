@@ -18,6 +18,7 @@ The rest of the ledger (expiry, renewal, balances, entries, verification) is in
 
 from __future__ import annotations
 
+from collections.abc import Mapping
 from typing import Any
 
 from sqlalchemy import (
@@ -40,9 +41,11 @@ from sqlalchemy import (
 
 from gridgate.storage.ports.errors import NotFoundInStore
 from gridgate.storage.ports.ledger import HoldRefusal, HoldResult, SettleResult
-from gridgate.storage.records import EntryKind, HoldRecord, HoldStatus
+from gridgate.storage.records import CapPeriod, CapUse, EntryKind, HoldRecord, HoldStatus
+from gridgate.storage.runner import Dialect
 from gridgate.storage.schema import accounts, api_keys, holds, ledger_entries
 from gridgate.storage.sql.base import _BALANCE, SqlBase, _p_account, _p_amount, _p_key, _p_now
+from gridgate.storage.sql.caps import CapRefused, _commit_caps, _give_back
 
 _p_hold = bindparam("p_hold", type_=Text)
 _p_status = bindparam("p_status", type_=Text)
@@ -152,6 +155,7 @@ class SqlLedger(SqlBase):
         amount: int,
         expires_us: int,
         now_us: int,
+        windows: Mapping[CapPeriod, int] | None = None,
     ) -> HoldResult:
         if amount < 0:
             raise ValueError("a hold cannot be negative")
@@ -163,7 +167,15 @@ class SqlLedger(SqlBase):
             "p_hold": hold_id,
             "p_expires": expires_us,
         }
-        if self._dialect == "postgresql":
+        caps: tuple[CapUse, ...] = ()
+        if windows is not None:
+            try:
+                balance, caps = await self._write(
+                    lambda conn: _place_capped_hold(conn, self._dialect, params, windows)
+                )
+            except CapRefused as refusal:
+                return HoldResult(hold=None, refused="cap_reached", balance=0, caps=(refusal.use,))
+        elif self._dialect == "postgresql":
             one = _PG_TAKE if key_id is None else _PG_TAKE_WITH_KEY
             balance = await self._write_statement(
                 lambda conn: conn.execute(one, params).scalar_one_or_none()
@@ -185,18 +197,28 @@ class SqlLedger(SqlBase):
             created_us=now_us,
             expires_us=expires_us,
         )
-        return HoldResult(hold=hold, refused=None, balance=int(balance))
+        return HoldResult(hold=hold, refused=None, balance=int(balance), caps=caps)
 
-    async def settle_hold(self, hold_id: str, charge: int, *, now_us: int) -> SettleResult:
+    async def settle_hold(
+        self, hold_id: str, charge: int, *, now_us: int, capped: bool = False
+    ) -> SettleResult:
         if charge < 0:
             raise ValueError("a charge cannot be negative")
-        return await self._close_hold(hold_id, charge, "settled", "settle", now_us)
+        return await self._close_hold(hold_id, charge, "settled", "settle", now_us, capped)
 
-    async def release_hold(self, hold_id: str, *, now_us: int) -> SettleResult:
-        return await self._close_hold(hold_id, 0, "released", "release", now_us)
+    async def release_hold(
+        self, hold_id: str, *, now_us: int, capped: bool = False
+    ) -> SettleResult:
+        return await self._close_hold(hold_id, 0, "released", "release", now_us, capped)
 
     async def _close_hold(
-        self, hold_id: str, charge: int, status: HoldStatus, kind: EntryKind, now_us: int
+        self,
+        hold_id: str,
+        charge: int,
+        status: HoldStatus,
+        kind: EntryKind,
+        now_us: int,
+        capped: bool,
     ) -> SettleResult:
         params = {
             "p_hold": hold_id,
@@ -205,7 +227,9 @@ class SqlLedger(SqlBase):
             "p_now": now_us,
             "p_kind": kind,
         }
-        if self._dialect == "postgresql":
+        if capped:  # one transaction on either database: the cap windows take back the rest
+            outcome = await self._write(lambda conn: _close_hold(conn, params, capped=True))
+        elif self._dialect == "postgresql":
             row = await self._write_statement(
                 lambda conn: conn.execute(_PG_CLOSE_HOLD, params).first()
             )
@@ -261,8 +285,25 @@ def _place_hold(conn: Connection, params: dict[str, Any], with_key: bool) -> int
     return int(balance)
 
 
-def _close_hold(conn: Connection, params: dict[str, Any]) -> tuple[int, int] | None:
-    """Close a held hold in one transaction (SQLite); None when it was not ``held``."""
+def _place_capped_hold(
+    conn: Connection,
+    dialect: Dialect,
+    params: dict[str, Any],
+    windows: Mapping[CapPeriod, int],
+) -> tuple[int | None, tuple[CapUse, ...]]:
+    """A capped hold in one transaction (either database): the balance first, then every cap
+    window (``caps._commit_caps``, which raises ``CapRefused`` to roll it all back)."""
+    balance = _place_hold(conn, params, params["p_key"] is not None)
+    if balance is None:
+        return None, ()
+    return balance, _commit_caps(conn, dialect, params, windows)
+
+
+def _close_hold(
+    conn: Connection, params: dict[str, Any], *, capped: bool = False
+) -> tuple[int, int] | None:
+    """Close a held hold in one transaction (SQLite; either database when ``capped``); None
+    when it was not ``held``."""
     row = conn.execute(_CLOSE_HOLD, params).first()
     if row is None:
         return None
@@ -281,6 +322,8 @@ def _close_hold(conn: Connection, params: dict[str, Any]) -> tuple[int, int] | N
             "created_us": params["p_now"],
         },
     )
+    if capped:
+        _give_back(conn, params["p_hold"], amount - charged)
     return amount, charged
 
 

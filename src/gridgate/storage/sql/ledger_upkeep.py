@@ -32,6 +32,7 @@ from gridgate.storage.ports.ledger import (
 from gridgate.storage.records import EntryKind, HoldRecord, HoldStatus, LedgerEntry
 from gridgate.storage.schema import accounts, holds, ledger_entries, usage_records
 from gridgate.storage.sql.base import SqlBase, _p_account, _p_now
+from gridgate.storage.sql.caps import _give_back
 from gridgate.storage.sql.ledger import _INSERT_ENTRY, _REFUND, _p_expires
 
 _DUE_HOLDS = (
@@ -179,6 +180,8 @@ class SqlLedgerUpkeep(SqlBase):
                     conn.execute(
                         _REFUND, {"p_account": account_id, "p_amount": refunds[account_id]}
                     )
+            for hold_id, _, amount, charged in closed:  # capped holds: after the accounts
+                _give_back(conn, hold_id, amount - charged)
             conn.execute(
                 _INSERT_ENTRY,
                 [

@@ -20,6 +20,7 @@ from gridgate.storage.schema import suppliers as suppliers_t
 from gridgate.storage.sql.accounts import SqlAccounts
 from gridgate.storage.sql.audit import SqlAudit
 from gridgate.storage.sql.base import _translate
+from gridgate.storage.sql.caps import SqlCaps
 from gridgate.storage.sql.catalog import SqlCatalog
 from gridgate.storage.sql.changes import SqlChanges
 from gridgate.storage.sql.keys import SqlKeys
@@ -45,6 +46,7 @@ class SqlStore(
     SqlPeople,
     SqlAudit,
     SqlResponses,
+    SqlCaps,
 ):
     """``Store`` over SQLite or PostgreSQL. ``await open()`` before use (or ``async with``)."""
 
