@@ -14,7 +14,9 @@ from collections.abc import Iterator
 import aiohttp
 import pytest
 
-from gridgate.money import Price
+from gridgate.core.billing import cap_windows
+from gridgate.core.clock import SystemClock
+from gridgate.money import Price, format_usd
 from gridgate.protocol.openai_chat import ChatRequest, decode_chat_request
 from gridgate.protocol.openai_responses.request import decode_responses_request
 from gridgate.protocol.openai_responses.to_chat import to_chat_request
@@ -170,6 +172,63 @@ def test_concurrent_requests_on_a_small_balance_never_overspend(
     assert charged == funded == served * worst
     gw.assert_balance(account_id, funded - charged)
     assert gw.balance(account_id) >= 0
+    assert gw.run(gw.store.verify_ledger()).ok
+
+
+@pytest.mark.parametrize("stream", [False, True], ids=["plain", "streamed"])
+def test_concurrent_requests_never_pass_a_spend_cap(
+    two_workers: GatewayProcess, stream: bool
+) -> None:
+    """20×K concurrent requests through two processes against a key's daily cap of exactly K
+    worst cases, on an account that could pay for a hundred: exactly K are served, the rest
+    are 402 ``spend_cap_reached``, and the cap's window never holds more than its limit."""
+    gw = two_workers
+    body: dict[str, object] = dict(BODY)
+    if stream:
+        body.update(stream=True, stream_options={"include_usage": True})
+    worst = PRICE.cost(measure_prompt(canonical("chat", body)).upper_bound, 64)
+    k = 10
+    account_id, key = gw.new_account(format_usd(100 * worst))
+    (key_record,) = gw.run(gw.store.list_keys(account_id))
+    cli = gw.cli(
+        "caps", "set", "--key", key_record.id, "--period", "daily", "--usd", format_usd(k * worst)
+    )
+    assert cli.returncode == 0, cli.stderr
+
+    def spent() -> int:
+        (use,) = gw.run(gw.store.caps_of(account_id, cap_windows.windows(SystemClock().now_us())))
+        return use.spent
+
+    async def burst_watching_the_cap() -> tuple[list[tuple[int, bytes]], list[int]]:
+        samples: list[int] = []
+        done = asyncio.Event()
+        windows = cap_windows.windows(SystemClock().now_us())
+
+        async def watch() -> None:
+            while not done.is_set():
+                (use,) = await gw.store.caps_of(account_id, windows)
+                samples.append(use.spent)
+                await asyncio.sleep(0.002)
+
+        watcher = asyncio.ensure_future(watch())
+        try:
+            return await fire(gw.base_url, key, 20 * k, body), samples
+        finally:
+            done.set()
+            await watcher
+
+    results, samples = gw.run(burst_watching_the_cap())
+    assert samples and max(samples) <= k * worst
+    statuses = [status for status, _ in results]
+    assert set(statuses) <= {200, 402}, statuses
+    assert statuses.count(200) == k
+    refusals = [json.loads(text)["error"] for status, text in results if status == 402]
+    assert {error["code"] for error in refusals} == {"spend_cap_reached"}
+    assert all("resets at" in error["message"] for error in refusals)
+    wait_until(lambda: len(gw.usage(account_id)) == len(results), timeout=15)
+    charged = sum(r.cost for r in gw.usage(account_id))
+    assert charged == k * worst
+    wait_until(lambda: spent() == charged, timeout=15)  # every hold closed: charges only
     assert gw.run(gw.store.verify_ledger()).ok
 
 

@@ -22,6 +22,7 @@ from gridgate.api.manage import (
     instruments,
     limits,
     sessions,
+    spend_caps,
     tokens,
     usage,
     users,
@@ -40,6 +41,7 @@ from gridgate.shapes import (
     LimitsView,
     MoneyMovedView,
     OfferView,
+    SpendCapView,
     SupplierView,
     TokenView,
     UsageRecordView,
@@ -342,6 +344,45 @@ def operations() -> list[Op]:
                 answer=LimitsView,
             ),
         ]
+    period_p = "{period}"
+    ops += [
+        Op(
+            "get",
+            f"{account}/spend-caps",
+            "listSpendCaps",
+            "An account's spend caps and its keys', each with what its window has spent",
+            spend_caps.list_caps,
+            answer=list[SpendCapView],
+        ),
+        Op(
+            "put",
+            f"{account}/spend-caps/{period_p}",
+            "setAccountSpendCap",
+            "Cap what an account may spend per UTC day, week, month or in all (its owner or an"
+            " operator)",
+            spend_caps.put_account_cap,
+            body=spend_caps.SetCap,
+            answer=SpendCapView,
+        ),
+        Op(
+            "put",
+            f"{keys}/spend-caps/{period_p}",
+            "setApiKeySpendCap",
+            "Cap what an API key may spend per UTC day, week, month or in all (its account's"
+            " owner or an operator)",
+            spend_caps.put_key_cap,
+            body=spend_caps.SetCap,
+            answer=SpendCapView,
+        ),
+        Op(
+            "delete",
+            f"{V1}/spend-caps/{{cap_id}}",
+            "removeSpendCap",
+            "Remove a spend cap",
+            spend_caps.remove_cap,
+            status=204,
+        ),
+    ]
     ops += [
         Op(
             "get",
