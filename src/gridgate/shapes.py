@@ -253,6 +253,7 @@ class SpendCapView(View):
     spent_usd: Usd
     spent_nanos: int
     remaining_usd: Usd
+    remaining_nanos: int
     window_start: When
     resets_at: When | None  # None: a lifetime cap never resets
 
@@ -270,6 +271,7 @@ class SpendCapView(View):
             spent_usd=format_usd(use.spent),
             spent_nanos=use.spent,
             remaining_usd=format_usd(use.remaining),
+            remaining_nanos=use.remaining,
             window_start=when(use.window_start_us),
             resets_at=iso(cap_windows.resets_at(cap.period, use.window_start_us)),
         )

@@ -15,6 +15,7 @@ from aiohttp import web
 from gridgate.dashboard import (
     accounts,
     audit,
+    caps,
     health,
     instruments,
     keys,
@@ -50,6 +51,9 @@ def add_dashboard(app: web.Application) -> None:
         ("GET", "/keys/{key_id}/revoke", keys.confirm_revoke),
         ("POST", "/keys/{key_id}/revoke", keys.revoke_key),
         ("GET", "/usage", usage.usage_page),
+        ("GET", "/caps", caps.caps_page),
+        ("POST", "/caps", caps.set_cap),
+        ("POST", "/caps/{cap_id}/remove", caps.remove_cap),
         ("GET", "/instruments", instruments.instruments_page),
         ("GET", "/profile", profile.profile_page),
         ("POST", "/profile/password", profile.change_password),

@@ -23,6 +23,7 @@ CONSUMER_NAV = (
     ("overview", "Overview", "/"),
     ("keys", "API keys", "/keys"),
     ("usage", "Usage", "/usage"),
+    ("caps", "Spend caps", "/caps"),
     ("instruments", "Instruments", "/instruments"),
 )
 OPERATOR_NAV = (
@@ -45,6 +46,8 @@ NOTICES = {
     "supplier-saved": "The supplier is saved.",
     "password-changed": "Your password is changed.",
     "token-revoked": "The token is revoked.",
+    "cap-saved": "The spend cap is saved: every gateway process holds requests against it.",
+    "cap-removed": "The spend cap is removed.",
 }
 
 
