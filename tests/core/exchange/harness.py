@@ -27,7 +27,7 @@ from __future__ import annotations
 
 import asyncio
 import json
-from collections.abc import AsyncIterator, Sequence
+from collections.abc import AsyncIterator, Mapping, Sequence
 from contextlib import asynccontextmanager
 from dataclasses import dataclass, field
 from typing import Any
@@ -51,6 +51,7 @@ from gridgate.settings import BillingSettings, HedgingSettings, UpstreamSettings
 from gridgate.storage.ports.errors import NotFoundInStore
 from gridgate.storage.ports.ledger import HoldResult, SettleResult
 from gridgate.storage.records import (
+    CapPeriod,
     HoldRecord,
     InstrumentRecord,
     KeyRecord,
@@ -165,7 +166,9 @@ class FakeLedger:
         amount: int,
         expires_us: int,
         now_us: int,
+        windows: Mapping[CapPeriod, int] | None = None,
     ) -> HoldResult:
+        """The balance only: these tests set no spend caps (``tests/storage/test_caps.py``)."""
         balance = self.balances.get(account_id)
         if balance is None:
             return HoldResult(hold=None, refused="account_missing", balance=0)
@@ -185,10 +188,14 @@ class FakeLedger:
         self.holds[hold_id] = hold
         return HoldResult(hold=hold, refused=None, balance=balance - amount)
 
-    async def settle_hold(self, hold_id: str, charge: int, *, now_us: int) -> SettleResult:
+    async def settle_hold(
+        self, hold_id: str, charge: int, *, now_us: int, capped: bool = False
+    ) -> SettleResult:
         return self._close(hold_id, charge, "settled")
 
-    async def release_hold(self, hold_id: str, *, now_us: int) -> SettleResult:
+    async def release_hold(
+        self, hold_id: str, *, now_us: int, capped: bool = False
+    ) -> SettleResult:
         return self._close(hold_id, 0, "released")
 
     async def extend_holds(self, hold_ids: Sequence[str], expires_us: int) -> int:
@@ -263,11 +270,21 @@ class SpyBilling(Billing):
         self._views: list[tuple[Reservation, HoldView]] = []
 
     async def reserve(
-        self, *, account_id: str, key_id: str, quote: Quote, requested: int | None
+        self,
+        *,
+        account_id: str,
+        key_id: str,
+        quote: Quote,
+        requested: int | None,
+        capped: bool = False,
     ) -> tuple[Reservation, Quote]:
         try:
             reservation, granted = await super().reserve(
-                account_id=account_id, key_id=key_id, quote=quote, requested=requested
+                account_id=account_id,
+                key_id=key_id,
+                quote=quote,
+                requested=requested,
+                capped=capped,
             )
         except Exception:
             self.refused += 1
