@@ -348,6 +348,23 @@ def _v7_stored_responses(conn: Connection) -> None:
         conn.execute(text(ddl))
 
 
+# -- version 11: usage receipts -------------------------------------------------------------
+
+
+def _v11_receipts(conn: Connection) -> None:
+    """Keys that read their own usage receipts only; each usage record's surface and request
+    hash (existing ones: unknown); the Ed25519 keys receipts are signed with."""
+    for ddl in (
+        "ALTER TABLE api_keys ADD COLUMN own_usage_only BOOLEAN NOT NULL DEFAULT false",
+        "ALTER TABLE usage_records ADD COLUMN endpoint TEXT NULL",
+        "ALTER TABLE usage_records ADD COLUMN request_hash TEXT NULL",
+        "CREATE TABLE receipt_keys ("
+        " kid TEXT NOT NULL PRIMARY KEY, private_key TEXT NOT NULL, public_key TEXT NOT NULL,"
+        " created_us BIGINT NOT NULL, active BOOLEAN NULL UNIQUE)",
+    ):
+        conn.execute(text(ddl))
+
+
 MIGRATIONS: tuple[Migration, ...] = (
     Migration(1, "initial", _v1_initial),
     Migration(2, "lease_indexes", _v2_lease_indexes),
@@ -356,6 +373,7 @@ MIGRATIONS: tuple[Migration, ...] = (
     Migration(5, "people", _v5_people),
     Migration(6, "managed_catalog", _v6_managed_catalog),
     Migration(7, "stored_responses", _v7_stored_responses),
+    Migration(11, "receipts", _v11_receipts),
 )
 
 LATEST_VERSION = MIGRATIONS[-1].version

@@ -41,6 +41,7 @@ class KeyRecord(Credential, frozen=True, kw_only=True):
     """An API key of an account (``gg_`` …), for the Consumption API."""
 
     account_id: str
+    own_usage_only: bool = False  # reads its own usage receipts only, not its account's
 
 
 EntryKind = Literal["credit", "hold", "settle", "release", "refund", "adjustment"]
@@ -103,6 +104,8 @@ class UsageRecord(msgspec.Struct, frozen=True, kw_only=True):
     in_spec: bool | None = None
     spec_note: str | None = None  # why it was out of spec, e.g. "first token after … > ceiling …"
     error: str | None = None  # short, secret-free
+    endpoint: str | None = None  # the surface that served it, e.g. "/v1/chat/completions"
+    request_hash: str | None = None  # hex sha256 of the request body as received
 
 
 class InstrumentRecord(msgspec.Struct, frozen=True, kw_only=True):

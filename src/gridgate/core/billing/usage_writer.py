@@ -96,6 +96,20 @@ class UsageWriter:
     def written(self) -> int:
         return self._written
 
+    @property
+    def flush_seconds(self) -> float:
+        """How long a batch gathers before it is written."""
+        return self._flush_seconds
+
+    def latest(self, request_id: str) -> UsageRecord | None:
+        """The newest record of ``request_id`` submitted here and not yet written (None: none
+        waits in memory; a record leaves memory only once its batch is committed, or spilled).
+        Newest first: a request's latest record is near the right end."""
+        for record in reversed(self._pending):
+            if record.request_id == request_id:
+                return record
+        return None
+
     def start(self) -> None:
         if self._task is None:
             self._task = asyncio.create_task(self._run(), name="gridgate-usage-writer")

@@ -14,6 +14,7 @@ from gridgate.storage.ports.ledger import LedgerStore
 from gridgate.storage.ports.lifecycle import StoreLifecycle
 from gridgate.storage.ports.limits import LimitStore
 from gridgate.storage.ports.people import PeopleStore
+from gridgate.storage.ports.receipts import ReceiptStore
 from gridgate.storage.ports.responses import ResponseStore
 from gridgate.storage.ports.usage import UsageStore
 
@@ -30,6 +31,7 @@ class Store(
     PeopleStore,
     AuditStore,
     ResponseStore,
+    ReceiptStore,
     Protocol,
 ):
     """Everything persistent. Implementations are safe to share across tasks of one process and
