@@ -14,6 +14,10 @@ A receipt asked for right after its answer is found, whichever process asks:
 - another process gave it: its record may still be in that process's batch (written every
   ``flush_seconds``, ~50 ms), so a miss is read again after one batch interval, twice at most,
   by the clock (~100 ms for an id that does not exist; nothing for one that does).
+
+A list or a summary first flushes this process's usage writer (``UsageWriter.flush``: the
+batch being gathered is written at once), so it holds every request this process answered;
+another process's latest requests appear within its batch interval.
 """
 
 from __future__ import annotations
@@ -49,6 +53,7 @@ MAX_SUMMARY_DAYS = 31
 DEFAULT_SUMMARY_DAYS = 30
 MAX_BUCKETS = 100
 LOOKUP_RETRIES = 2  # batch intervals a miss on another process's id is read again after
+FLUSH_SECONDS = 1.0  # at most this long for this process's pending records before a list
 _GRIDGATE_ID = re.compile(r"req_[0-9a-f]{12}[0-9a-f]{10,}")
 
 
@@ -168,6 +173,7 @@ class Receipts:
             status=query.status,
             cost_status=query.cost_status,
         )
+        await self._writer.flush(FLUSH_SECONDS)  # this process's answers are in the list
         backwards = query.prev is not None
         cursor = query.prev if backwards else query.next
         after = (
@@ -231,6 +237,7 @@ class Receipts:
             since_us=since,
             until_us=until,
         )
+        await self._writer.flush(FLUSH_SECONDS)
         rows = await self._store.usage_summary(where, group_by)
         answer: dict[str, Any] = {
             "totals": _aggregate(rows),
