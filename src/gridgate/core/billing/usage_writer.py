@@ -129,9 +129,9 @@ class UsageWriter:
             except Exception:  # metrics must never fail a request
                 log.exception("observing a usage record failed")
 
-    async def flush(self, timeout: float) -> bool:
+    async def flush(self, within: float) -> bool:
         """Wait until every record submitted before the call has left memory (written, or
-        spilled to the spool while the database refuses), at most ``timeout`` seconds; True
+        spilled to the spool while the database refuses), at most ``within`` seconds; True
         when it has. The batch being gathered is written at once."""
         target = self._submitted
         if self._left >= target or self._task is None:
@@ -141,7 +141,7 @@ class UsageWriter:
         try:
             async with self._progress:
                 await asyncio.wait_for(
-                    self._progress.wait_for(lambda: self._left >= target), timeout
+                    self._progress.wait_for(lambda: self._left >= target), within
                 )
         except TimeoutError:
             return False
