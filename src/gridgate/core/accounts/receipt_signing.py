@@ -17,15 +17,7 @@ import base64
 import hashlib
 import json
 from decimal import Decimal
-from typing import Any
-
-from cryptography.hazmat.primitives.asymmetric.ed25519 import Ed25519PrivateKey
-from cryptography.hazmat.primitives.serialization import (
-    Encoding,
-    NoEncryption,
-    PrivateFormat,
-    PublicFormat,
-)
+from typing import TYPE_CHECKING, Any
 
 from gridgate.core.accounts.receipt_view import (
     CURRENCY,
@@ -40,6 +32,9 @@ from gridgate.money import format_usd
 from gridgate.storage.ports.errors import StorageError
 from gridgate.storage.ports.receipts import ReceiptStore, SigningKey
 from gridgate.storage.records import InstrumentRecord, UsageRecord
+
+if TYPE_CHECKING:  # imported when first used: a worker that never signs never loads it (~70 ms)
+    from cryptography.hazmat.primitives.asymmetric.ed25519 import Ed25519PrivateKey
 
 ALGORITHM = "Ed25519"
 PAYLOAD_VERSION = 1
@@ -128,6 +123,14 @@ def _kid(public: bytes) -> str:
 
 
 def _new_key(now_us: int) -> SigningKey:
+    from cryptography.hazmat.primitives.asymmetric.ed25519 import Ed25519PrivateKey
+    from cryptography.hazmat.primitives.serialization import (
+        Encoding,
+        NoEncryption,
+        PrivateFormat,
+        PublicFormat,
+    )
+
     private = Ed25519PrivateKey.generate()
     seed = private.private_bytes(Encoding.Raw, PrivateFormat.Raw, NoEncryption())
     public = private.public_key().public_bytes(Encoding.Raw, PublicFormat.Raw)
@@ -147,6 +150,8 @@ class ReceiptSigner:
         self._key: tuple[str, Ed25519PrivateKey] | None = None  # this process's copy
 
     async def _signing_key(self) -> tuple[str, Ed25519PrivateKey]:
+        from cryptography.hazmat.primitives.asymmetric.ed25519 import Ed25519PrivateKey
+
         if self._key is None:
             active = next((k for k in await self._store.receipt_keys() if k.active), None)
             if active is None:
