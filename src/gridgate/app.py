@@ -17,6 +17,13 @@ from gridgate.api.consumption.responses_store import (
     get_response,
     list_input_items,
 )
+from gridgate.api.consumption.usage import (
+    get_receipt,
+    list_receipts,
+    receipt_keys,
+    receipts_context,
+    usage_summary,
+)
 from gridgate.api.errors import REQUEST_IDS, RequestIds, error_middleware
 from gridgate.api.manage.openapi import load_document
 from gridgate.api.manage.routes import operations
@@ -46,6 +53,10 @@ def build_app(
     app.router.add_get("/v1/responses/{response_id}", get_response)
     app.router.add_delete("/v1/responses/{response_id}", delete_response)
     app.router.add_get("/v1/responses/{response_id}/input_items", list_input_items)
+    app.router.add_get("/v1/usage", list_receipts)
+    app.router.add_get("/v1/usage/summary", usage_summary)  # before /v1/usage/{request_id}
+    app.router.add_get("/v1/usage/{request_id}", get_receipt)
+    app.router.add_get("/.well-known/gridgate-receipt-keys", receipt_keys)
     app.router.add_get("/v1/offers/status", offers_status)
     app.router.add_get("/v1/models", list_models)
     app.router.add_get("/v1/models/{model}", get_model)
@@ -57,6 +68,7 @@ def build_app(
     _management_routes(app.router)
     add_dashboard(app)
     app.cleanup_ctx.append(_lifespan(settings, clock or SystemClock(), environ))
+    app.cleanup_ctx.append(receipts_context)  # over the state the lifespan built
     return app
 
 

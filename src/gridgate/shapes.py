@@ -101,6 +101,8 @@ class ApiKeyView(View):
     expires_at: When | None
     last_used_at: When | None
     revoked_at: When | None
+    # reads its own usage receipts only (GET /v1/usage), not its account's
+    own_usage_only: bool = False
 
     @classmethod
     def of(cls, key: KeyRecord, now_us: int, secret: str | None = None) -> ApiKeyView:
@@ -115,6 +117,7 @@ class ApiKeyView(View):
             expires_at=iso(key.expires_us),
             last_used_at=iso(key.last_used_us),
             revoked_at=iso(key.revoked_us),
+            own_usage_only=key.own_usage_only,
         )
 
 

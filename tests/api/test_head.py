@@ -17,7 +17,14 @@ from gridgate.settings import Settings
 from tests.harness import GatewayProcess
 
 # headers that differ between any two answers
-VARYING = {"date", "x-request-id", "x-gridgate-request-id", "set-cookie", "content-length"}
+VARYING = {
+    "date",
+    "x-request-id",
+    "x-gridgate-request-id",
+    "x-grid-request-id",
+    "set-cookie",
+    "content-length",
+}
 
 
 def get_paths() -> list[str]:

@@ -232,3 +232,20 @@ def test_the_usage_filter_of_another_accounts_key_is_404(gateway: GatewayProcess
     ) as client:
         assert client.get("/usage", params={"key_id": theirs}).status_code == 404
         assert client.get("/usage", params={"key_id": own}).status_code == 200
+
+
+def test_a_key_made_in_the_dashboard_can_read_its_own_usage_only(
+    gateway: GatewayProcess, operator: Caller, names: dict[str, str], browser_like: httpx.Client
+) -> None:
+    form = browser_like.get("/keys")
+    assert 'name="own_usage_only"' in form.text
+    for name, checked in (("own-only", {"own_usage_only": "1"}), ("whole-account", {})):
+        made = browser_like.post(
+            "/keys",
+            data={"csrf_token": operator.csrf or "", "name": name, "account_id": names["account"]}
+            | checked,
+        )
+        assert made.status_code == 200, made.text
+    keys = {k.name: k for k in gateway.run(gateway.store.list_keys(names["account"]))}
+    assert keys["own-only"].own_usage_only is True
+    assert keys["whole-account"].own_usage_only is False

@@ -222,6 +222,25 @@ def test_a_token_call_needs_no_csrf(gateway: GatewayProcess) -> None:
     created = script.request("POST", "/api-keys", json={"api_key": {"name": "deploy"}})
     assert created.status_code == 201, created.text
     assert created.json()["data"]["account_id"] == account
+    assert created.json()["data"]["own_usage_only"] is False
+
+
+def test_a_key_made_to_read_its_own_usage_only(gateway: GatewayProcess) -> None:
+    account, other_secret = gateway.new_account("1")
+    script = with_token(gateway, make_user(gateway, "owner", account))
+    body = {"api_key": {"name": "ci", "own_usage_only": True}}
+    created = script.request("POST", "/api-keys", json=body)
+    assert created.status_code == 201, created.text
+    shown = created.json()["data"]
+    assert shown["own_usage_only"] is True
+    listed = script.request("GET", f"/api-keys/{shown['id']}").json()["data"]
+    assert listed["own_usage_only"] is True
+    theirs = chat(gateway, other_secret).headers["x-grid-request-id"]
+    mine = chat(gateway, shown["key"]).headers["x-grid-request-id"]
+    usage = f"{gateway.base_url}/usage"
+    for secret, visible in ((shown["key"], {mine}), (other_secret, {mine, theirs})):
+        page = httpx.get(usage, headers={"Authorization": f"Bearer {secret}"}, timeout=30)
+        assert {r["request_id"] for r in page.json()["data"]} == visible
 
 
 def test_validation_errors_name_the_param(gateway: GatewayProcess) -> None:
@@ -260,7 +279,7 @@ def test_a_key_created_here_serves_the_sdk_until_revoked_here(
     shown = created.json()["data"]
     assert set(shown) == {
         "id", "name", "key_prefix", "is_active", "created_at", "expires_at", "last_used_at",
-        "revoked_at", "account_id", "key",
+        "revoked_at", "account_id", "key", "own_usage_only",
     }  # fmt: skip
     assert shown["key"].startswith("gg") and shown["key"].startswith(shown["key_prefix"])
     assert shown["is_active"] is True and shown["account_id"] == account

@@ -22,7 +22,7 @@ from tests.storage.conftest import raw_sql, run_sql
 V1_FINGERPRINT = "5d50d8ee7001e4149688e3f4a073680545651fe4626de312877a86be70fc659f"
 # The shape of schema.py (the newest version). If this fails you changed schema.py: add a
 # migration step for the change (literal DDL in migrations.py), then update the fingerprint.
-LATEST_FINGERPRINT = "5de2017674a85e32cfcfe54ad19f094c2547f988ba885de2e6622243542fa9f2"
+LATEST_FINGERPRINT = "c806170db3122ce339bb10756fc0797f3d02f0f581b5521aab108eb199c037e7"
 
 
 def _shape(metadata: MetaData) -> list[object]:
@@ -402,5 +402,53 @@ async def test_a_version_6_database_gets_stored_responses(db_url: str) -> None:
             "INSERT INTO response_items (response_id, position, kind, item_id, item)"
             " VALUES ('resp_x', 0, 'other', 'msg_1', '{}')",
         )
+    assert await _versions(db_url) == [(m.version, m.name) for m in migrations.MIGRATIONS]
+    assert await run_sql(db_url, _indexes) == _DECLARED_INDEXES
+
+
+async def test_a_version_7_database_gets_receipts(db_url: str) -> None:
+    """Version 11: existing keys read their account's receipts (``own_usage_only`` false),
+    existing usage records have no surface or request hash, and the signing-key table arrives
+    empty."""
+
+    def create_version_7(conn: Connection) -> None:
+        schema.schema_migrations.create(conn)
+        for step in migrations.MIGRATIONS:
+            if step.version > 7:
+                break
+            step.apply(conn)
+            conn.execute(
+                insert(schema.schema_migrations).values(
+                    version=step.version, name=step.name, applied_us=0
+                )
+            )
+        conn.execute(
+            insert(schema.accounts).values(id="acct_old", name="old", balance=0, created_us=1)
+        )
+        conn.execute(
+            text(
+                "INSERT INTO api_keys (id, account_id, name, prefix, secret_hash, created_us)"
+                " VALUES ('key_old', 'acct_old', 'old', 'gg_old', 'hash_old', 1)"
+            )
+        )
+        conn.execute(
+            text(
+                "INSERT INTO usage_records (request_id, created_us, account_id, key_id,"
+                " instrument, stream, input_tokens, output_tokens, reasoning_tokens,"
+                " cached_tokens, usage_estimated, price_input_per_m, price_output_per_m, cost,"
+                " duration_us, outcome, status, billed) VALUES ('req_old', 1, 'acct_old',"
+                " 'key_old', 'text-prime', false, 1, 2, 0, 0, false, 0, 0, 3, 4, 'ok', 200, true)"
+            )
+        )
+
+    await run_sql(db_url, create_version_7)
+    async with SqlStore(db_url) as store:
+        assert await store.schema_version() == migrations.LATEST_VERSION
+        key = await store.get_key("key_old")
+        assert key is not None and key.own_usage_only is False
+        record = await store.get_usage("req_old")
+        assert record is not None and record.cost == 3
+        assert record.endpoint is None and record.request_hash is None
+        assert await store.receipt_keys() == []
     assert await _versions(db_url) == [(m.version, m.name) for m in migrations.MIGRATIONS]
     assert await run_sql(db_url, _indexes) == _DECLARED_INDEXES

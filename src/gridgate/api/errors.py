@@ -64,6 +64,10 @@ class RequestIds:
     def __call__(self) -> str:
         return f"{self._prefix}{self._next():010x}"
 
+    def ours(self, request_id: str) -> bool:
+        """Whether this process gave ``request_id`` (its usage record is written from here)."""
+        return request_id.startswith(self._prefix)
+
 
 REQUEST_IDS: web.AppKey[RequestIds] = web.AppKey("gridgate_request_ids")
 
@@ -94,11 +98,12 @@ def visible_request_id(request: web.Request) -> str:
 
 
 def request_id_headers(request: web.Request, *, anthropic: bool = False) -> dict[str, str]:
-    """``x-request-id`` (and Anthropic's ``request-id``) with the visible id, and
-    ``x-gridgate-request-id`` with gridgate's own when the client chose the visible one."""
+    """``x-request-id`` (and Anthropic's ``request-id``) with the visible id,
+    ``x-gridgate-request-id`` with gridgate's own when the client chose the visible one, and
+    ``x-grid-request-id`` (the reference exchange's name: the usage receipt's id) always."""
     own = request[REQUEST_ID]
     client = request.get(CLIENT_REQUEST_ID)
-    headers = {"x-request-id": client or own}
+    headers = {"x-request-id": client or own, "x-grid-request-id": own}
     if anthropic:
         headers["request-id"] = client or own
     if client:

@@ -22,7 +22,13 @@ def cmd_keys(args: argparse.Namespace, settings: Settings) -> int:
     async def action(services: Services) -> Result:
         keys = services.api_keys
         if args.action == "create":
-            new = await keys.create(CLI, args.account, args.name, expires_at=args.expires_at)
+            new = await keys.create(
+                CLI,
+                args.account,
+                args.name,
+                expires_at=args.expires_at,
+                own_usage_only=args.own_usage_only,
+            )
             return key_json(new.record, now, new.secret)
         if args.action == "revoke":
             return key_json(await keys.revoke(CLI, args.key_id), SystemClock().now_us())
@@ -59,6 +65,11 @@ def add_parser(commands: Commands) -> None:
         default=None,
         metavar="ISO",
         help="ISO 8601 time after which the key stops working",
+    )
+    p.add_argument(
+        "--own-usage-only",
+        action="store_true",
+        help="the key reads its own usage receipts only (GET /v1/usage), not its account's",
     )
     p = ks.add_parser("list", help="list keys")
     p.add_argument("--account", default=None)

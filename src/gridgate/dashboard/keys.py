@@ -51,6 +51,7 @@ async def create_key(request: web.Request) -> web.StreamResponse:
             form.get("account_id") or None,
             form.get("name", ""),
             expires_at=None if expires is None else f"{expires}T23:59:59Z",
+            own_usage_only=form.get("own_usage_only") == "1",
         )
     except ValidationFailed as exc:
         return await _list_page(request, who, error=exc.message, status=422)

@@ -377,6 +377,23 @@ def _v8_spend_caps(conn: Connection) -> None:
         conn.execute(text(ddl))
 
 
+# -- version 11: usage receipts -------------------------------------------------------------
+
+
+def _v11_receipts(conn: Connection) -> None:
+    """Keys that read their own usage receipts only; each usage record's surface and request
+    hash (existing ones: unknown); the Ed25519 keys receipts are signed with."""
+    for ddl in (
+        "ALTER TABLE api_keys ADD COLUMN own_usage_only BOOLEAN NOT NULL DEFAULT false",
+        "ALTER TABLE usage_records ADD COLUMN endpoint TEXT NULL",
+        "ALTER TABLE usage_records ADD COLUMN request_hash TEXT NULL",
+        "CREATE TABLE receipt_keys ("
+        " kid TEXT NOT NULL PRIMARY KEY, private_key TEXT NOT NULL, public_key TEXT NOT NULL,"
+        " created_us BIGINT NOT NULL, active BOOLEAN NULL UNIQUE)",
+    ):
+        conn.execute(text(ddl))
+
+
 MIGRATIONS: tuple[Migration, ...] = (
     Migration(1, "initial", _v1_initial),
     Migration(2, "lease_indexes", _v2_lease_indexes),
@@ -386,6 +403,7 @@ MIGRATIONS: tuple[Migration, ...] = (
     Migration(6, "managed_catalog", _v6_managed_catalog),
     Migration(7, "stored_responses", _v7_stored_responses),
     Migration(8, "spend_caps", _v8_spend_caps),
+    Migration(11, "receipts", _v11_receipts),
 )
 
 LATEST_VERSION = MIGRATIONS[-1].version

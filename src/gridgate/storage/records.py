@@ -44,6 +44,7 @@ class KeyRecord(Credential, frozen=True, kw_only=True):
     # a spend cap applies to its requests (its own or its account's): each then holds its worst
     # case in the database, against the caps, instead of on the process's balance lease
     capped: bool = False
+    own_usage_only: bool = False  # reads its own usage receipts only, not its account's
 
 
 EntryKind = Literal["credit", "hold", "settle", "release", "refund", "adjustment"]
@@ -106,6 +107,8 @@ class UsageRecord(msgspec.Struct, frozen=True, kw_only=True):
     in_spec: bool | None = None
     spec_note: str | None = None  # why it was out of spec, e.g. "first token after … > ceiling …"
     error: str | None = None  # short, secret-free
+    endpoint: str | None = None  # the surface that served it, e.g. "/v1/chat/completions"
+    request_hash: str | None = None  # hex sha256 of the request body as received
 
 
 class InstrumentRecord(msgspec.Struct, frozen=True, kw_only=True):

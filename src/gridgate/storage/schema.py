@@ -58,6 +58,8 @@ api_keys = Table(
     Column("expires_us", BigInteger, nullable=True),
     Column("revoked_us", BigInteger, nullable=True),
     Column("last_used_us", BigInteger, nullable=True),
+    # version 11: the key reads its own usage receipts only (not its account's)
+    Column("own_usage_only", Boolean, nullable=False, server_default=false()),
     Index("ix_api_keys_account_id", "account_id"),
 )
 
@@ -125,6 +127,8 @@ usage_records = Table(
     Column("generation_us", BigInteger, nullable=True),  # version 3
     Column("in_spec", Boolean, nullable=True),  # version 3; NULL = not judged
     Column("spec_note", Text, nullable=True),  # version 3
+    Column("endpoint", Text, nullable=True),  # version 11: the surface that served it
+    Column("request_hash", Text, nullable=True),  # version 11: sha256 hex of the request body
     Index("ix_usage_records_account_created", "account_id", "created_us"),
     Index("ix_usage_records_created", "created_us"),
     Index("ix_usage_records_hold_id", "hold_id"),  # version 2
@@ -359,4 +363,18 @@ hold_caps = Table(
     Column("hold_id", Text, primary_key=True),
     Column("cap_id", Text, primary_key=True),
     Column("window_start_us", BigInteger, nullable=False),
+)
+
+# Version 11. The Ed25519 keys usage receipts are signed with, shared by every process of a
+# fleet: the private key is the raw 32-byte seed, base64url (never logged, never served). The
+# one key in use has ``active`` true (a unique column: two processes creating the first key at
+# once cannot both succeed); a retired key keeps its row (NULL) so old signatures still verify.
+receipt_keys = Table(
+    "receipt_keys",
+    metadata,
+    Column("kid", Text, primary_key=True),
+    Column("private_key", Text, nullable=False),
+    Column("public_key", Text, nullable=False),
+    Column("created_us", BigInteger, nullable=False),
+    Column("active", Boolean, nullable=True, unique=True),
 )

@@ -243,3 +243,45 @@ async def test_steady_submissions_are_written_in_batches(store: SqlStore, tmp_pa
     await writer.close()
     assert len(await written(store)) == 400
     assert counting.batches <= 40, counting.batches
+
+
+async def test_flush_writes_the_batch_being_gathered_and_latest_sees_what_waits(
+    store: SqlStore,
+) -> None:
+    """A receipt asked for right after its answer: ``latest`` finds a record still in memory
+    (its newest version), and ``flush`` writes the gathering batch at once — long before the
+    batch interval (an hour here) would have."""
+    writer = UsageWriter(store, flush_seconds=3600)
+    writer.start()
+    try:
+        writer.submit(record(1, outcome="in_progress"))
+        writer.submit(record(1, outcome="ok"))
+        writer.submit(record(2))
+        found = writer.latest("req_000001")
+        assert found is not None and found.outcome == "ok"
+        assert writer.latest("req_000009") is None
+        assert await writer.flush(within=5) is True
+        assert writer.pending == 0 and writer.latest("req_000001") is None
+        on_disk = await written(store)
+        assert on_disk["req_000001"].outcome == "ok" and "req_000002" in on_disk
+        assert await writer.flush(within=5) is True  # nothing waits: at once
+    finally:
+        await writer.close()
+
+
+async def test_flush_gives_up_after_its_bound_while_the_database_refuses(
+    store: SqlStore,
+) -> None:
+    flaky = Outageable(store)
+    flaky.down = True
+    writer = UsageWriter(flaky, flush_seconds=0.01, retry_max_seconds=0.05)  # type: ignore[arg-type]
+    writer.start()
+    try:
+        writer.submit(record(1))
+        assert await writer.flush(within=0.2) is False
+        assert writer.latest("req_000001") is not None  # still waiting in memory
+        flaky.down = False
+        assert await writer.flush(within=5) is True
+        assert "req_000001" in await written(store)
+    finally:
+        await writer.close()

@@ -46,9 +46,11 @@ async def messages(request: web.Request) -> web.StreamResponse:
     state = request.app[STATE]
     request_id = request[REQUEST_ID]
     key = await state.auth.authenticate(api_key(request.headers))
-    native = decode_messages_request(await read_body(request, state.settings.server.max_body_bytes))
+    body = await read_body(request, state.settings.server.max_body_bytes)
+    native = decode_messages_request(body)
     chat = to_chat_request(native)
     tab = state.exchange.open_tab(key, chat, request_id)
+    tab.mark("/v1/messages", body)
     if not chat.is_stream:
         completion, served = await state.exchange.complete(tab)
         try:

@@ -21,8 +21,10 @@ async def chat_completions(request: web.Request) -> web.StreamResponse:
     key = await state.auth.authenticate(
         presented_key(headers.get("Authorization"), headers.get("x-api-key"), native="bearer")
     )
-    chat = decode_chat_request(await read_body(request, state.settings.server.max_body_bytes))
+    body = await read_body(request, state.settings.server.max_body_bytes)
+    chat = decode_chat_request(body)
     tab = state.exchange.open_tab(key, chat, request_id)
+    tab.mark("/v1/chat/completions", body)
     if not chat.is_stream:
         completion, served = await state.exchange.complete(tab)
         return web.Response(

@@ -77,9 +77,8 @@ async def responses(request: web.Request) -> web.StreamResponse:
     key = await state.auth.authenticate(
         presented_key(headers.get("Authorization"), headers.get("x-api-key"), native="bearer")
     )
-    native = decode_responses_request(
-        await read_body(request, state.settings.server.max_body_bytes)
-    )
+    body = await read_body(request, state.settings.server.max_body_bytes)
+    native = decode_responses_request(body)
     translation = to_chat_request(native, await _prior(state, key, native))
     extra = _dropped_tools(translation)
     chat = translation.request
@@ -91,6 +90,7 @@ async def responses(request: web.Request) -> web.StreamResponse:
     turn = _Turn(state, key, native, context)
     with _named_as_responses():
         tab = state.exchange.open_tab(key, chat, request_id)
+    tab.mark("/v1/responses", body)
 
     def answer(served: Served | None) -> dict[str, str]:
         return {**answer_headers(state, request, served, tab.limits), **extra}

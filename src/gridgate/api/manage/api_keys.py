@@ -19,6 +19,7 @@ class NewApiKey(msgspec.Struct, forbid_unknown_fields=True):
     name: str
     expires_at: str | None = None
     account_id: str | None = None  # an operator's choice; an account's user may only name theirs
+    own_usage_only: bool = False  # the key reads its own usage receipts only
 
 
 class CreateApiKey(msgspec.Struct, forbid_unknown_fields=True):
@@ -54,7 +55,11 @@ async def create_api_key(request: web.Request) -> web.Response:
     state = request.app[STATE]
     body = (await decode_json(request, CreateApiKey)).api_key
     new = await state.services.api_keys.create(
-        who, body.account_id, body.name, expires_at=body.expires_at
+        who,
+        body.account_id,
+        body.name,
+        expires_at=body.expires_at,
+        own_usage_only=body.own_usage_only,
     )
     return data(ApiKeyView.of(new.record, state.clock.now_us(), new.secret), status=201)
 

@@ -69,7 +69,9 @@ class ApiKeys:
         name: str,
         *,
         expires_at: str | None = None,
+        own_usage_only: bool = False,
     ) -> NewKey:
+        """``own_usage_only``: the key reads its own usage receipts only, not its account's."""
         account = required_account(actor, account_id)
         cleaned = check_name(name)
         expires_us = parse_expiry(expires_at, now_us=self._clock.now_us()) if expires_at else None
@@ -81,7 +83,14 @@ class ApiKeys:
                 prefix=minted.prefix,
                 secret_hash=minted.secret_hash,
                 expires_us=expires_us,
-                audit=note(actor, "api_key.create", account_id=account, name=cleaned),
+                audit=note(
+                    actor,
+                    "api_key.create",
+                    account_id=account,
+                    name=cleaned,
+                    own_usage_only=own_usage_only,
+                ),
+                own_usage_only=own_usage_only,
             )
         except NotFoundInStore as exc:
             raise NotFound(f"no account {capped(account)!r}") from exc

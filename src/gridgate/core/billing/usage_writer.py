@@ -81,6 +81,10 @@ class UsageWriter:
         self._failing_since: float | None = None
         self._orphan: tuple[str, int] | None = None  # a claimed orphan file and where we are in it
         self._orphans_due = 0.0  # when to look for one next
+        self._submitted = 0  # records submitted, ever
+        self._left = 0  # of those, records that left memory (written, or spilled to disk)
+        self._progress = asyncio.Condition()  # notified whenever records leave memory
+        self._hurry = False  # a flush() waits: write what is pending without gathering more
 
     @property
     def pending(self) -> int:
@@ -96,12 +100,27 @@ class UsageWriter:
     def written(self) -> int:
         return self._written
 
+    @property
+    def flush_seconds(self) -> float:
+        """How long a batch gathers before it is written."""
+        return self._flush_seconds
+
+    def latest(self, request_id: str) -> UsageRecord | None:
+        """The newest record of ``request_id`` submitted here and not yet written (None: none
+        waits in memory; a record leaves memory only once its batch is committed, or spilled).
+        Newest first: a request's latest record is near the right end."""
+        for record in reversed(self._pending):
+            if record.request_id == request_id:
+                return record
+        return None
+
     def start(self) -> None:
         if self._task is None:
             self._task = asyncio.create_task(self._run(), name="gridgate-usage-writer")
 
     def submit(self, record: UsageRecord) -> None:
         self._pending.append(record)
+        self._submitted += 1
         if not self._wake.is_set():
             self._wake.set()
         if self._observe is not None:
@@ -109,6 +128,29 @@ class UsageWriter:
                 self._observe(record)
             except Exception:  # metrics must never fail a request
                 log.exception("observing a usage record failed")
+
+    async def flush(self, within: float) -> bool:
+        """Wait until every record submitted before the call has left memory (written, or
+        spilled to the spool while the database refuses), at most ``within`` seconds; True
+        when it has. The batch being gathered is written at once."""
+        target = self._submitted
+        if self._left >= target or self._task is None:
+            return self._left >= target
+        self._hurry = True
+        self._wake.set()
+        try:
+            async with self._progress:
+                await asyncio.wait_for(
+                    self._progress.wait_for(lambda: self._left >= target), within
+                )
+        except TimeoutError:
+            return False
+        return True
+
+    async def _moved(self, count: int) -> None:
+        self._left += count
+        async with self._progress:
+            self._progress.notify_all()
 
     async def close(self) -> None:
         """Write everything submitted (for at most ``shutdown_seconds`` while the database
@@ -134,6 +176,7 @@ class UsageWriter:
             if self._pending or self._holding():
                 if self._gathering():
                     await asyncio.sleep(self._flush_seconds)  # let the batch fill
+                self._hurry = False
                 try:
                     await self._write_backlog()
                 except StorageError as exc:
@@ -192,6 +235,7 @@ class UsageWriter:
             and self._failing_since is None
             and not self._stopping
             and not self._holding()
+            and not self._hurry
         )
 
     async def _write_backlog(self) -> None:
@@ -214,6 +258,7 @@ class UsageWriter:
             for _ in batch:  # submissions made meanwhile were appended on the right
                 self._pending.popleft()
             left -= len(batch)
+            await self._moved(len(batch))
 
     async def _insert(self, records: Sequence[UsageRecord]) -> None:
         if not records:
@@ -272,6 +317,7 @@ class UsageWriter:
         for _ in batch:
             self._pending.popleft()
         self._spooled += len(batch)
+        await self._moved(len(batch))
         if give_up:
             log.warning(
                 "stopping with the database unreachable: %d usage records kept on disk for the "

@@ -17,8 +17,10 @@ class KeyStore(Protocol):
         secret_hash: str,
         expires_us: int | None,
         audit: AuditNote | None = None,
+        own_usage_only: bool = False,
     ) -> KeyRecord:
-        """Unknown account → NotFoundInStore."""
+        """Unknown account → NotFoundInStore. ``own_usage_only``: the key reads its own usage
+        receipts only, not its account's."""
 
     async def get_key_by_hash(self, secret_hash: str) -> KeyRecord | None:
         """On the hot path for every request: must be cheap (on SQLite an indexed read in the

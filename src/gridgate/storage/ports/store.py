@@ -15,6 +15,7 @@ from gridgate.storage.ports.ledger import LedgerStore
 from gridgate.storage.ports.lifecycle import StoreLifecycle
 from gridgate.storage.ports.limits import LimitStore
 from gridgate.storage.ports.people import PeopleStore
+from gridgate.storage.ports.receipts import ReceiptStore
 from gridgate.storage.ports.responses import ResponseStore
 from gridgate.storage.ports.usage import UsageStore
 
@@ -32,6 +33,7 @@ class Store(
     AuditStore,
     ResponseStore,
     CapStore,
+    ReceiptStore,
     Protocol,
 ):
     """Everything persistent. Implementations are safe to share across tasks of one process and

@@ -49,13 +49,14 @@ def _key(row: Row[Any], *, capped: bool = False) -> KeyRecord:
         expires_us=row.expires_us,
         revoked_us=row.revoked_us,
         last_used_us=row.last_used_us,
+        own_usage_only=bool(row.own_usage_only),
     )
 
 
 # The SQLite fast path of ``get_key_by_hash``: plain DB-API on the runner's ``reader``.
 _KEY_BY_HASH_SQL = (
     "SELECT id, account_id, name, prefix, secret_hash, created_us, expires_us, revoked_us,"
-    " last_used_us, EXISTS (SELECT 1 FROM spend_caps c WHERE (c.scope = 'key' AND"
+    " last_used_us, own_usage_only, EXISTS (SELECT 1 FROM spend_caps c WHERE (c.scope = 'key' AND"
     " c.subject = api_keys.id) OR (c.scope = 'account' AND c.subject = api_keys.account_id))"
     " FROM api_keys WHERE secret_hash = ?"
 )
@@ -83,7 +84,8 @@ def _key_from_tuple(r: tuple[Any, ...]) -> KeyRecord:
         expires_us=r[6],
         revoked_us=r[7],
         last_used_us=r[8],
-        capped=bool(r[9]),
+        own_usage_only=bool(r[9]),
+        capped=bool(r[10]),
     )
 
 
@@ -99,6 +101,7 @@ class SqlKeys(SqlBase):
         secret_hash: str,
         expires_us: int | None,
         audit: AuditNote | None = None,
+        own_usage_only: bool = False,
     ) -> KeyRecord:
         record = KeyRecord(
             id="key_" + secrets.token_hex(12),
@@ -108,6 +111,7 @@ class SqlKeys(SqlBase):
             secret_hash=secret_hash,
             created_us=_now_us(),
             expires_us=expires_us,
+            own_usage_only=own_usage_only,
         )
         values = {f: getattr(record, f) for f in record.__struct_fields__}
 

@@ -28,6 +28,7 @@ from gridgate.storage.sql.ledger import SqlLedger
 from gridgate.storage.sql.ledger_upkeep import SqlLedgerUpkeep
 from gridgate.storage.sql.limits import SqlLimits
 from gridgate.storage.sql.people import SqlPeople
+from gridgate.storage.sql.receipts import SqlReceipts
 from gridgate.storage.sql.responses import SqlResponses
 from gridgate.storage.sql.usage import SqlUsage
 
@@ -47,6 +48,7 @@ class SqlStore(
     SqlAudit,
     SqlResponses,
     SqlCaps,
+    SqlReceipts,
 ):
     """``Store`` over SQLite or PostgreSQL. ``await open()`` before use (or ``async with``)."""
 

@@ -126,6 +126,8 @@ def _usage(row: Row[Any]) -> UsageRecord:
         in_spec=None if m["in_spec"] is None else bool(m["in_spec"]),
         spec_note=m["spec_note"],
         error=m["error"],
+        endpoint=m["endpoint"],
+        request_hash=m["request_hash"],
     )
 
 
