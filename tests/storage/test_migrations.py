@@ -22,7 +22,7 @@ from tests.storage.conftest import raw_sql, run_sql
 V1_FINGERPRINT = "5d50d8ee7001e4149688e3f4a073680545651fe4626de312877a86be70fc659f"
 # The shape of schema.py (the newest version). If this fails you changed schema.py: add a
 # migration step for the change (literal DDL in migrations.py), then update the fingerprint.
-LATEST_FINGERPRINT = "ad4e1db56a2505fd653ba2d246ca495282561aac4eb987316839fa5be2024969"
+LATEST_FINGERPRINT = "c18019019eb0cdd3828e4acb711cb88750c613ee4cdbe1f627815a83de2ca678"
 
 
 def _shape(metadata: MetaData) -> list[object]:

@@ -9,6 +9,7 @@ from gridgate.storage.ports.accounts import AccountStore
 from gridgate.storage.ports.audit import AuditStore
 from gridgate.storage.ports.catalog import CatalogStore
 from gridgate.storage.ports.changes import ChangeStore
+from gridgate.storage.ports.idempotency import IdempotencyStore
 from gridgate.storage.ports.keys import KeyStore
 from gridgate.storage.ports.ledger import LedgerStore
 from gridgate.storage.ports.lifecycle import StoreLifecycle
@@ -30,6 +31,7 @@ class Store(
     PeopleStore,
     AuditStore,
     ResponseStore,
+    IdempotencyStore,
     Protocol,
 ):
     """Everything persistent. Implementations are safe to share across tasks of one process and

@@ -14,6 +14,7 @@
 | ``changes.py`` | ``ChangeStore``: the change feed (and ``_announce``, used by every part) |
 | ``people.py`` | ``PeopleStore``: users, sessions, management tokens |
 | ``responses.py`` | ``ResponseStore``: stored responses and their items, the expiry sweep |
+| ``idempotency.py`` | ``IdempotencyStore``: claims of idempotency keys, their answers, the sweep |
 | ``audit.py`` | ``AuditStore``: the audit log (and ``_note``, used by every part) |
 
 Every operation is a transaction function (plain SQLAlchemy Core over a ``Connection``), written
