@@ -7,13 +7,21 @@ another body is 409."""
 
 from __future__ import annotations
 
+import asyncio
+import json
 import secrets
 from collections.abc import Iterator
 from typing import Any
 
+import aiohttp
+import anthropic
 import httpx
 import pytest
+from openai import OpenAI
 
+from gridgate.core.access import CLI
+from gridgate.core.accounts.accounts import Accounts
+from gridgate.core.clock import SystemClock
 from tests.harness import BackgroundLoop, GatewayProcess, Offer, own_gateway, wait_until
 
 OFFERS = [Offer("sim-idem", "text-prime", "sim/idem", "0.10", "0.40", 40, 196_608, 131_072)]
@@ -44,22 +52,25 @@ MESSAGES = {
 }
 RESPONSES = {"model": "text-prime", "max_output_tokens": 16, "input": "hi"}
 SURFACES = {"/chat/completions": CHAT, "/messages": MESSAGES, "/responses": RESPONSES}
-# ~2 s at the simulator's 60 tokens/s: long enough to leave, or to join, while it runs
+# ~1 s or more at 60 tokens/s: long enough to leave, or to join, while it runs
 LONG_STREAM = {
     "model": "text-prime",
     "max_tokens": 120,
     "stream": True,
-    "messages": [{"role": "user", "content": "tell me a long story"}],
+    "messages": [
+        {"role": "user", "content": "tell me a long story [[sim:mode=slow,tokens_per_second=60]]"}
+    ],
 }
 
 
 def post(
     gw: GatewayProcess, secret: str, path: str, body: dict[str, Any], key: str | None
 ) -> httpx.Response:
-    headers = {"Authorization": f"Bearer {secret}"}
+    headers = {"Authorization": f"Bearer {secret}", "Content-Type": "application/json"}
     if key is not None:
         headers[KEY] = key
-    return httpx.post(f"{gw.base_url}{path}", json=body, headers=headers, timeout=30)
+    url = f"{gw.base_url}{path}"
+    return httpx.post(url, content=as_bytes(body), headers=headers, timeout=30)
 
 
 def usage_after_sentinel(gw: GatewayProcess, account_id: str, secret: str) -> list[Any]:
@@ -106,3 +117,215 @@ def assert_charged_once(
     assert record.cost > 0
     assert start - gw.balance(account_id) == sum(r.cost for r in gw.usage(account_id))
     return record
+
+
+def test_the_sdks_send_the_key_and_get_the_same_answer(gw: GatewayProcess) -> None:
+    account_id, secret = gw.new_account()
+    start = gw.balance(account_id)
+    client = OpenAI(base_url=gw.base_url, api_key=secret, max_retries=0)
+    key = {KEY: new_key()}
+    first = client.chat.completions.with_raw_response.create(
+        model="text-prime",
+        max_tokens=12,
+        messages=[{"role": "user", "content": "hi"}],
+        extra_headers=key,
+    )
+    again = client.chat.completions.with_raw_response.create(
+        model="text-prime",
+        max_tokens=12,
+        messages=[{"role": "user", "content": "hi"}],
+        extra_headers=key,
+    )
+    assert again.headers[REPLAYED] == "true"
+    assert again.parse().model_dump() == first.parse().model_dump()
+    assert_charged_once(gw, account_id, secret, start, first.headers["x-request-id"])
+
+    start = gw.balance(account_id)
+    claude = anthropic.Anthropic(
+        base_url=gw.base_url.removesuffix("/v1"), api_key=secret, max_retries=0
+    )
+    key = {KEY: new_key()}
+    made = claude.messages.with_raw_response.create(
+        model="text-prime",
+        max_tokens=12,
+        messages=[{"role": "user", "content": "hi"}],
+        extra_headers=key,
+    )
+    remade = claude.messages.with_raw_response.create(
+        model="text-prime",
+        max_tokens=12,
+        messages=[{"role": "user", "content": "hi"}],
+        extra_headers=key,
+    )
+    assert remade.headers[REPLAYED] == "true"
+    assert remade.parse().model_dump() == made.parse().model_dump()
+    assert remade.headers["request-id"] != made.headers["request-id"]
+
+
+def as_bytes(body: dict[str, Any]) -> bytes:
+    """One encoding of a body, for every client here: a retry repeats the same bytes."""
+    return json.dumps(body).encode()
+
+
+def stream_raw(
+    gw: GatewayProcess, secret: str, path: str, body: dict[str, Any], key: str
+) -> httpx.Response:
+    headers = {"Authorization": f"Bearer {secret}", KEY: key, "Content-Type": "application/json"}
+    url = f"{gw.base_url}{path}"
+    with httpx.stream("POST", url, content=as_bytes(body), headers=headers, timeout=30) as r:
+        r.read()
+        return r
+
+
+@pytest.mark.parametrize(
+    ("path", "end"),
+    [
+        ("/chat/completions", b"data: [DONE]\n\n"),
+        ("/messages", b"event: message_stop"),
+        ("/responses", b"event: response.incomplete"),  # cut at max_output_tokens
+    ],
+)
+def test_a_retried_stream_replays_every_event(gw: GatewayProcess, path: str, end: bytes) -> None:
+    account_id, secret = gw.new_account()
+    start = gw.balance(account_id)
+    calls = sim_calls(gw)
+    key = new_key()
+    body = {**SURFACES[path], "stream": True}
+    first = stream_raw(gw, secret, path, body, key)
+    assert first.status_code == 200
+    assert end in first.content
+    again = stream_raw(gw, secret, path, body, key)
+    assert again.status_code == 200
+    assert again.headers[REPLAYED] == "true"
+    assert again.headers["content-type"].startswith("text/event-stream")
+    assert again.content == first.content
+    assert sim_calls(gw) == calls + 1
+    assert_charged_once(gw, account_id, secret, start, first.headers["x-request-id"])
+
+
+async def _leave_after_first_chunks(gw: GatewayProcess, secret: str, key: str) -> bytes:
+    """Read a long stream's first chunks, then close the connection."""
+    headers = {"Authorization": f"Bearer {secret}", KEY: key, "Content-Type": "application/json"}
+    async with aiohttp.ClientSession() as session, session.post(
+        f"{gw.base_url}/chat/completions", data=as_bytes(LONG_STREAM), headers=headers
+    ) as r:
+        assert r.status == 200
+        seen = b""
+        while seen.count(b"data: ") < 3:
+            seen += await r.content.readany()
+        r.close()  # the client goes away mid-stream
+        return seen
+
+
+def test_a_client_that_leaves_mid_stream_gets_the_whole_answer_on_retry_for_one_charge(
+    gw: GatewayProcess,
+) -> None:
+    account_id, secret = gw.new_account()
+    start = gw.balance(account_id)
+    calls = sim_calls(gw)
+    key = new_key()
+    seen = gw.run(_leave_after_first_chunks(gw, secret, key))
+    assert b"[DONE]" not in seen
+    again = stream_raw(gw, secret, "/chat/completions", LONG_STREAM, key)
+    assert again.status_code == 200
+    assert again.headers[REPLAYED] == "true"
+    assert again.content.startswith(seen)
+    assert again.content.endswith(b"data: [DONE]\n\n")
+    assert sim_calls(gw) == calls + 1
+    record = assert_charged_once(gw, account_id, secret, start, _first_request_id(gw, account_id))
+    assert record.outcome == "ok" and record.status == 200
+    assert b'"finish_reason":"stop"' in again.content  # the whole answer, billed as such
+
+
+def _first_request_id(gw: GatewayProcess, account_id: str) -> str:
+    [record] = wait_until(lambda: gw.usage(account_id))
+    return str(record.request_id)
+
+
+async def _duplicates(
+    gw: GatewayProcess, secret: str, key: str, body: dict[str, Any], n: int
+) -> list[tuple[int, bytes, str]]:
+    headers = {"Authorization": f"Bearer {secret}", KEY: key, "Content-Type": "application/json"}
+    async with aiohttp.ClientSession() as session:
+
+        async def one() -> tuple[int, bytes, str]:
+            async with session.post(
+                f"{gw.base_url}/chat/completions", data=as_bytes(body), headers=headers
+            ) as r:
+                return r.status, await r.read(), r.headers.get(REPLAYED, "")
+
+        return await asyncio.gather(*(one() for _ in range(n)))
+
+
+@pytest.mark.parametrize("stream", [False, True])
+def test_concurrent_duplicates_reach_the_supplier_once(gw: GatewayProcess, stream: bool) -> None:
+    account_id, secret = gw.new_account()
+    start = gw.balance(account_id)
+    calls = sim_calls(gw)
+    body = {**LONG_STREAM, "stream": stream, "max_tokens": 60}
+    answers = gw.run(_duplicates(gw, secret, new_key(), body, 8))
+    assert {status for status, _, _ in answers} == {200}
+    assert len({content for _, content, _ in answers}) == 1
+    assert sorted(replayed for _, _, replayed in answers) == [""] + ["true"] * 7
+    assert sim_calls(gw) == calls + 1
+    assert_charged_once(gw, account_id, secret, start, _first_request_id(gw, account_id))
+
+
+@pytest.mark.parametrize("path", list(SURFACES))
+def test_a_key_reused_for_another_body_is_409_in_the_surfaces_envelope(
+    gw: GatewayProcess, path: str
+) -> None:
+    _, secret = gw.new_account()
+    key = new_key()
+    assert post(gw, secret, path, SURFACES[path], key).status_code == 200
+    other = {**SURFACES[path], "temperature": 0.5}
+    refused = post(gw, secret, path, other, key)
+    assert refused.status_code == 409
+    body = refused.json()
+    if path == "/messages":
+        assert body["type"] == "error" and body["error"]["type"] == "invalid_request_error"
+        assert "different request body" in body["error"]["message"]
+    else:
+        assert body["error"]["code"] == "idempotency_key_reused"
+        assert "different request body" in body["error"]["message"]
+    # another endpoint with the same key is refused as well, naming the endpoint
+    elsewhere = "/chat/completions" if path != "/chat/completions" else "/responses"
+    crossed = post(gw, secret, elsewhere, SURFACES[elsewhere], key)
+    assert crossed.status_code == 409
+    assert "different request endpoint" in crossed.text
+
+
+@pytest.mark.parametrize("key", ["x" * 256, "tab\there"])
+def test_a_malformed_key_is_400(gw: GatewayProcess, key: str) -> None:
+    _, secret = gw.new_account()
+    calls = sim_calls(gw)
+    refused = post(gw, secret, "/chat/completions", CHAT, key)
+    assert refused.status_code == 400
+    assert refused.json()["error"]["code"] == "invalid_idempotency_key"
+    assert sim_calls(gw) == calls
+
+
+def test_another_account_with_the_same_key_is_served_on_its_own(gw: GatewayProcess) -> None:
+    key = new_key()
+    calls = sim_calls(gw)
+    for _ in range(2):
+        _, secret = gw.new_account()
+        answered = post(gw, secret, "/chat/completions", CHAT, key)
+        assert answered.status_code == 200 and REPLAYED not in answered.headers
+    assert sim_calls(gw) == calls + 2
+
+
+def test_a_refused_request_keeps_no_answer_and_its_corrected_retry_runs(gw: GatewayProcess) -> None:
+    account_id, secret = gw.new_account(credit_usd="0")
+    key = new_key()
+    refused = post(gw, secret, "/chat/completions", CHAT, key)
+    assert refused.status_code == 402
+    gw.run(_credit(gw, account_id))
+    served = post(gw, secret, "/chat/completions", CHAT, key)
+    assert served.status_code == 200 and REPLAYED not in served.headers
+    again = post(gw, secret, "/chat/completions", CHAT, key)
+    assert again.headers[REPLAYED] == "true" and again.content == served.content
+
+
+async def _credit(gw: GatewayProcess, account_id: str) -> None:
+    await Accounts(gw.store, SystemClock()).credit(CLI, account_id, "5")
