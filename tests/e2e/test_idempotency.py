@@ -206,9 +206,12 @@ def test_a_retried_stream_replays_every_event(gw: GatewayProcess, path: str, end
 async def _leave_after_first_chunks(gw: GatewayProcess, secret: str, key: str) -> bytes:
     """Read a long stream's first chunks, then close the connection."""
     headers = {"Authorization": f"Bearer {secret}", KEY: key, "Content-Type": "application/json"}
-    async with aiohttp.ClientSession() as session, session.post(
-        f"{gw.base_url}/chat/completions", data=as_bytes(LONG_STREAM), headers=headers
-    ) as r:
+    async with (
+        aiohttp.ClientSession() as session,
+        session.post(
+            f"{gw.base_url}/chat/completions", data=as_bytes(LONG_STREAM), headers=headers
+        ) as r,
+    ):
         assert r.status == 200
         seen = b""
         while seen.count(b"data: ") < 3:

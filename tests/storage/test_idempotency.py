@@ -6,6 +6,20 @@ from __future__ import annotations
 
 import asyncio
 
+import pytest
+
+from gridgate.core.clock import SystemClock
+from gridgate.core.idempotency.flights import Answer
+from gridgate.core.idempotency.keys import (
+    Claim,
+    IdempotencyAnswerNotKept,
+    IdempotencyKeyInUse,
+    IdempotencyKeyReused,
+    IdempotencyKeys,
+    check_key,
+    request_hash,
+)
+from gridgate.errors import BadRequest
 from gridgate.storage.ports.idempotency import IdempotencyRecord
 from gridgate.storage.sql import SqlStore
 from tests.storage.conftest import raw_sql
@@ -111,3 +125,103 @@ def _late() -> IdempotencyRecord:
         **{f: getattr(base, f) for f in base.__struct_fields__ if f != "expires_us"},
         expires_us=NOW + 5000,
     )
+
+
+# -- the service over the store: what another process sees, and answers not kept ---------------
+
+
+def _service(store: SqlStore, *, keep: bool = True, wait: float = 5.0) -> IdempotencyKeys:
+    return IdempotencyKeys(
+        store, SystemClock(), keep_answers=keep, wait_seconds=wait, poll_seconds=0.01
+    )
+
+
+ENDPOINT = "/v1/chat/completions"
+BODY = b'{"model": "m"}'
+
+
+async def test_a_duplicate_in_another_process_waits_for_the_answer(
+    store: SqlStore, db_url: str
+) -> None:
+    async with SqlStore(db_url) as elsewhere:
+        first, second = _service(store), _service(elsewhere)
+        digest = request_hash(ENDPOINT, BODY)
+        claim = await first.claim("acct_a", "k", ENDPOINT, digest, stream=False)
+        assert isinstance(claim, Claim)
+        held = await second.claim("acct_a", "k", ENDPOINT, digest, stream=False)
+        assert isinstance(held, IdempotencyRecord) and held.status == "running"
+        waiting = asyncio.ensure_future(second.settled(held, ENDPOINT, digest))
+        answer = Answer(200, {"content-type": "application/json"}, b'{"ok": true}', stream=False)
+        await first.finish(claim, answer)
+        assert await waiting == answer
+        # another body (or endpoint) under the key is refused
+        with pytest.raises(IdempotencyKeyReused, match="different request body"):
+            await second.settled(held, ENDPOINT, request_hash(ENDPOINT, b"{}"))
+        with pytest.raises(IdempotencyKeyReused, match="different request endpoint"):
+            await second.settled(held, "/v1/responses", request_hash("/v1/responses", BODY))
+
+
+async def test_a_duplicate_still_running_elsewhere_at_the_deadline_is_409(
+    store: SqlStore, db_url: str
+) -> None:
+    async with SqlStore(db_url) as elsewhere:
+        digest = request_hash(ENDPOINT, BODY)
+        assert isinstance(
+            await _service(store).claim("acct_a", "k", ENDPOINT, digest, stream=True), Claim
+        )
+        second = _service(elsewhere, wait=0.05)
+        held = await second.claim("acct_a", "k", ENDPOINT, digest, stream=True)
+        assert isinstance(held, IdempotencyRecord)
+        with pytest.raises(IdempotencyKeyInUse) as refused:
+            await second.settled(held, ENDPOINT, digest)
+        assert refused.value.status == 409 and refused.value.code == "idempotency_key_in_use"
+
+
+async def test_a_released_key_is_claimed_by_the_waiting_duplicate(
+    store: SqlStore, db_url: str
+) -> None:
+    async with SqlStore(db_url) as elsewhere:
+        first, second = _service(store), _service(elsewhere)
+        digest = request_hash(ENDPOINT, BODY)
+        claim = await first.claim("acct_a", "k", ENDPOINT, digest, stream=False)
+        assert isinstance(claim, Claim)
+        held = await second.claim("acct_a", "k", ENDPOINT, digest, stream=False)
+        assert isinstance(held, IdempotencyRecord)
+        waiting = asyncio.ensure_future(second.settled(held, ENDPOINT, digest))
+        await first.release(claim)
+        assert await waiting is None
+        assert isinstance(await second.claim("acct_a", "k", ENDPOINT, digest, stream=False), Claim)
+
+
+async def test_with_no_retention_the_key_is_remembered_but_no_answer_is_kept(
+    store: SqlStore, db_url: str
+) -> None:
+    keys = _service(store, keep=False)
+    digest = request_hash(ENDPOINT, BODY)
+    claim = await keys.claim("acct_a", "k", ENDPOINT, digest, stream=False)
+    assert isinstance(claim, Claim)
+    await keys.finish(claim, Answer(200, {}, b'{"secret": "content"}', stream=False))
+    [(body, status)] = await raw_sql(db_url, "SELECT response_body, status FROM idempotency_keys")
+    assert (body, status) == (None, "done")
+    held = await keys.claim("acct_a", "k", ENDPOINT, digest, stream=False)
+    assert isinstance(held, IdempotencyRecord)
+    with pytest.raises(IdempotencyAnswerNotKept) as refused:
+        await keys.settled(held, ENDPOINT, digest)
+    assert refused.value.status == 409
+
+
+async def test_the_service_sweeps_expired_keys(store: SqlStore, db_url: str) -> None:
+    for i in range(3):
+        await store.claim_idempotency_key(_claim(f"o{i}", key=f"k{i}"), NOW)
+    keys = IdempotencyKeys(store, SystemClock(), keep_answers=True, sweep_batch=2)
+    assert await keys.sweep() == 3
+    assert await raw_sql(db_url, "SELECT key FROM idempotency_keys") == []
+
+
+@pytest.mark.parametrize("key", ["", "x" * 256, "tab\there", "caf\u00e9"])
+def test_a_key_is_1_to_255_printable_ascii_characters(key: str) -> None:
+    with pytest.raises(BadRequest) as refused:
+        check_key(key)
+    assert refused.value.code == "invalid_idempotency_key"
+    assert check_key("x" * 255) == "x" * 255
+    assert check_key("a key: ~!") == "a key: ~!"
