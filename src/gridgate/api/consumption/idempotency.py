@@ -120,9 +120,11 @@ async def served_once(
             continue  # it kept no answer (its key is released): claim the key
         early = work.headers(None) if isinstance(work, Streamed) else {}
         flight = keys.flights.start(account, key, digest, stream=stream, early=early)
+        claiming = asyncio.ensure_future(keys.claim(account, key, endpoint, digest, stream=stream))
         try:
-            held = await keys.claim(account, key, endpoint, digest, stream=stream)
+            held = await asyncio.shield(claiming)  # a client leaving now leaves no claim behind
         except BaseException as exc:
+            claiming.add_done_callback(lambda done: _give_back(keys, done))
             keys.flights.land(account, key, flight, None, exc)
             raise
         if isinstance(held, Claim):
@@ -132,6 +134,14 @@ async def served_once(
         if answer is not None:
             return replay(request, answer)
     raise IdempotencyKeyInUse("this Idempotency-Key is being claimed by other requests")
+
+
+def _give_back(keys: IdempotencyKeys, claiming: asyncio.Future[Claim | Any]) -> None:
+    """Release a claim whose request went away while it was being made."""
+    if not claiming.cancelled() and claiming.exception() is None:
+        claimed = claiming.result()
+        if isinstance(claimed, Claim):
+            keys.flights.keep(asyncio.ensure_future(keys.release(claimed)))
 
 
 async def _follow(
@@ -159,11 +169,20 @@ async def _lead(
     if isinstance(work, Whole):
         task = asyncio.ensure_future(_serve_whole(keys, claim, flight, work))
         flight.task = task
+        task.add_done_callback(_retrieved)  # its client may have gone: nobody awaits it then
         return await asyncio.shield(task)
     flight.task = asyncio.ensure_future(_serve_stream(keys, claim, flight, work))
+    flight.task.add_done_callback(_retrieved)
     response = await _write(request, flight, work.keepalive_seconds, lead=True)
     assert response is not None  # the lead raises what its flight failed with
     return response
+
+
+def _retrieved(task: asyncio.Future[Any]) -> None:
+    """A detached task's failure has been answered (or its client had gone): not logged as
+    never retrieved."""
+    if not task.cancelled():
+        task.exception()
 
 
 async def _serve_whole(

@@ -92,6 +92,12 @@ class Flights:
 
     def __init__(self) -> None:
         self._running: dict[tuple[str, str], Flight] = {}
+        self._loose: set[asyncio.Future[Any]] = set()  # work no request awaits (a release)
+
+    def keep(self, task: asyncio.Future[Any]) -> None:
+        """Hold a reference to ``task`` until it is done."""
+        self._loose.add(task)
+        task.add_done_callback(self._loose.discard)
 
     def get(self, account_id: str, key: str) -> Flight | None:
         return self._running.get((account_id, key))
