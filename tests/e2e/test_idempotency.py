@@ -332,3 +332,60 @@ def test_a_refused_request_keeps_no_answer_and_its_corrected_retry_runs(gw: Gate
 
 async def _credit(gw: GatewayProcess, account_id: str) -> None:
     await Accounts(gw.store, SystemClock()).credit(CLI, account_id, "5")
+
+
+async def _join_mid_stream(gw: GatewayProcess, secret: str, key: str) -> tuple[bytes, bytes, str]:
+    """The first request's first chunk, then a duplicate to the same process: the first's whole
+    stream, and the duplicate's."""
+    headers = {"Authorization": f"Bearer {secret}", KEY: key, "Content-Type": "application/json"}
+    url = f"{gw.base_url}/chat/completions"
+    async with (
+        aiohttp.ClientSession() as session,
+        session.post(url, data=as_bytes(LONG_STREAM), headers=headers) as first,
+    ):
+        seen = await first.content.readany()
+        assert b"[DONE]" not in seen
+        async with session.post(url, data=as_bytes(LONG_STREAM), headers=headers) as second:
+            joined = await second.read()
+            replayed = second.headers.get(REPLAYED, "")
+        return seen + await first.read(), joined, replayed
+
+
+def test_a_duplicate_mid_stream_reattaches_and_gets_every_event(gw: GatewayProcess) -> None:
+    account_id, secret = gw.new_account()
+    start = gw.balance(account_id)
+    calls = sim_calls(gw)
+    whole, joined, replayed = gw.run(_join_mid_stream(gw, secret, new_key()))
+    assert whole.endswith(b"data: [DONE]\n\n")
+    assert joined == whole
+    assert replayed == "true"
+    assert sim_calls(gw) == calls + 1
+    assert_charged_once(gw, account_id, secret, start, _first_request_id(gw, account_id))
+
+
+async def _leave_before_the_answer(gw: GatewayProcess, secret: str, key: str) -> None:
+    """A whole (slow) answer asked for, and the connection closed before it comes."""
+    headers = {"Authorization": f"Bearer {secret}", KEY: key, "Content-Type": "application/json"}
+    body = as_bytes({**LONG_STREAM, "stream": False})
+    timeout = aiohttp.ClientTimeout(total=0.3)
+    async with aiohttp.ClientSession(timeout=timeout) as session:
+        with pytest.raises(TimeoutError):
+            async with session.post(f"{gw.base_url}/chat/completions", data=body, headers=headers):
+                pass
+
+
+def test_a_client_that_leaves_before_a_whole_answer_gets_it_on_retry_for_one_charge(
+    gw: GatewayProcess,
+) -> None:
+    account_id, secret = gw.new_account()
+    start = gw.balance(account_id)
+    calls = sim_calls(gw)
+    key = new_key()
+    gw.run(_leave_before_the_answer(gw, secret, key))
+    again = post(gw, secret, "/chat/completions", {**LONG_STREAM, "stream": False}, key)
+    assert again.status_code == 200
+    assert again.headers[REPLAYED] == "true"
+    assert again.json()["choices"][0]["finish_reason"] == "stop"
+    assert sim_calls(gw) == calls + 1
+    record = assert_charged_once(gw, account_id, secret, start, _first_request_id(gw, account_id))
+    assert record.outcome == "ok"
