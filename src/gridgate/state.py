@@ -5,6 +5,7 @@ and taken apart (``build_state``).
 own close where it is built, so the stack unwinds in the reverse order. At shutdown:
 
 1. the background tasks stop (lease upkeep, change feed, limit slots, health sharing);
+   then the answers still running under an ``Idempotency-Key`` end and are kept (30 s at most);
 2. the usage writer drains what requests submitted (to the store, or the spool);
 3. the rate guard releases its slots and closes its limiter, then the login limiter closes;
 4. the metrics take in what the last requests observed;
