@@ -389,3 +389,38 @@ def test_a_client_that_leaves_before_a_whole_answer_gets_it_on_retry_for_one_cha
     assert sim_calls(gw) == calls + 1
     record = assert_charged_once(gw, account_id, secret, start, _first_request_id(gw, account_id))
     assert record.outcome == "ok"
+
+
+def test_the_sdks_read_a_replayed_stream(gw: GatewayProcess) -> None:
+    _, secret = gw.new_account()
+    calls = sim_calls(gw)
+    client = OpenAI(base_url=gw.base_url, api_key=secret, max_retries=0)
+    key = {KEY: new_key()}
+    texts = []
+    for _ in range(2):
+        stream = client.chat.completions.create(
+            model="text-prime",
+            max_tokens=12,
+            messages=[{"role": "user", "content": "hi"}],
+            stream=True,
+            extra_headers=key,
+        )
+        texts.append("".join(c.choices[0].delta.content or "" for c in stream if c.choices))
+    assert texts[0] and texts[1] == texts[0]
+    assert sim_calls(gw) == calls + 1  # the second was a replay
+
+    claude = anthropic.Anthropic(
+        base_url=gw.base_url.removesuffix("/v1"), api_key=secret, max_retries=0
+    )
+    key = {KEY: new_key()}
+    messages = []
+    for _ in range(2):
+        with claude.messages.stream(
+            model="text-prime",
+            max_tokens=12,
+            messages=[{"role": "user", "content": "hi"}],
+            extra_headers=key,
+        ) as events:
+            messages.append(events.get_final_message())
+    assert messages[0].content and messages[1].model_dump() == messages[0].model_dump()
+    assert sim_calls(gw) == calls + 2
