@@ -13,12 +13,14 @@ import pytest
 from gridgate.core.billing.leases import LeaseBook
 from gridgate.core.billing.usage_writer import UsageWriter
 from gridgate.core.clock import SystemClock
+from gridgate.core.idempotency.keys import IdempotencyKeys
 from gridgate.core.limits.guard import RateGuard
 from gridgate.core.responses.stored import DAY_US, StoredResponses
 from gridgate.metrics import Metrics
 from gridgate.settings import ResponsesSettings, Settings
 from gridgate.state import build_state
 from gridgate.storage.limiter.memory import MemoryLimiter
+from gridgate.storage.ports.idempotency import IdempotencyRecord
 from gridgate.storage.ports.responses import StoredItem
 from gridgate.storage.records import KeyRecord
 from gridgate.storage.sql import SqlStore
@@ -119,3 +121,38 @@ async def test_the_state_serves_stored_responses_and_sweeps_them(
     assert await raw_sql(settings.database_url, "SELECT id FROM responses") == [("resp_1",)]
     items = await raw_sql(settings.database_url, "SELECT response_id FROM response_items")
     assert items == [("resp_1",)]
+
+
+async def test_the_responses_sweep_deletes_expired_idempotency_keys(
+    tmp_path: Path, monkeypatch: pytest.MonkeyPatch
+) -> None:
+    """Kept idempotent answers are swept by the stored responses' loop."""
+    swept = asyncio.Event()
+    sweep = IdempotencyKeys.sweep
+
+    async def observed(self: IdempotencyKeys) -> int:
+        removed = await sweep(self)
+        if removed:
+            swept.set()
+        return removed
+
+    monkeypatch.setattr(IdempotencyKeys, "sweep", observed)
+    settings = Settings(data_dir=str(tmp_path), responses=ResponsesSettings(sweep_seconds=0.05))
+    async with build_state(settings, SystemClock(), {}, openapi=b"{}") as state:
+        for key, expires in (("old", 1), ("live", 2**62)):
+            claimed = IdempotencyRecord(
+                account_id="acct_1",
+                key=key,
+                request_hash="h",
+                endpoint="/v1/chat/completions",
+                status="running",
+                stream=False,
+                owner="o",
+                created_us=0,
+                expires_us=expires,
+                stale_us=expires,
+            )
+            assert await state.store.claim_idempotency_key(claimed, 0) is None
+        async with asyncio.timeout(10):
+            await swept.wait()
+    assert await raw_sql(settings.database_url, "SELECT key FROM idempotency_keys") == [("live",)]

@@ -5,6 +5,7 @@ and taken apart (``build_state``).
 own close where it is built, so the stack unwinds in the reverse order. At shutdown:
 
 1. the background tasks stop (lease upkeep, change feed, limit slots, health sharing);
+   then the answers still running under an ``Idempotency-Key`` end and are kept (30 s at most);
 2. the usage writer drains what requests submitted (to the store, or the spool);
 3. the rate guard releases its slots and closes its limiter, then the login limiter closes;
 4. the metrics take in what the last requests observed;
@@ -30,6 +31,7 @@ from gridgate.core.change_feed import ChangeFeed
 from gridgate.core.clock import Clock
 from gridgate.core.exchange.exchange import Exchange
 from gridgate.core.health.offer_health import HealthPolicy, OfferHealth
+from gridgate.core.idempotency.keys import IdempotencyKeys
 from gridgate.core.limits.guard import RateGuard
 from gridgate.core.limits.login_throttle import LOGIN_WINDOW_MS, LoginThrottle
 from gridgate.core.limits.rules import LimitRules
@@ -53,6 +55,8 @@ from gridgate.storage.sql import SqlStore
 from gridgate.storage.usage_spool import FileSpool
 from gridgate.tasks import BackgroundTasks
 from gridgate.upkeep import lease_upkeep, renew_slots, share_health, sweep_responses
+
+_DRAIN_SECONDS = 30.0  # at shutdown, for keyed answers still running
 
 
 @dataclass
@@ -82,6 +86,7 @@ class AppState:
     openapi: bytes  # GET /api/v1/openapi.json
     outage: Outage  # the database's reachability as this process sees it
     responses: StoredResponses  # the Responses API's stored responses (store: true)
+    idempotency: IdempotencyKeys  # Idempotency-Key claims and their kept answers
     metrics: Metrics = field(default_factory=Metrics)
     limiter: RateLimiter | None = None  # None: no rate-limit backend configured
 
@@ -166,8 +171,13 @@ async def build_state(
             responses=StoredResponses(
                 store, clock, retention_days=settings.responses.retention_days
             ),
+            idempotency=IdempotencyKeys(
+                store, clock, keep_answers=settings.responses.retention_days > 0
+            ),
         )
         usage.start()
+        # keyed answers still running finish (and are kept) before the usage writer drains
+        stack.push_async_callback(state.idempotency.flights.drain, _DRAIN_SECONDS)
         tasks = BackgroundTasks()
         stack.push_async_callback(tasks.drain)  # the first to stop
         feed = _change_feed(settings, store, clock, outage, auth, reload)
@@ -366,7 +376,9 @@ def _start_tasks(
     tasks.start("gridgate-limit-slots", renew_slots(guard))
     tasks.start(
         "gridgate-responses-sweep",
-        sweep_responses(state.responses, settings.responses.sweep_seconds, outage),
+        sweep_responses(
+            state.responses, settings.responses.sweep_seconds, outage, state.idempotency
+        ),
     )
     if health is not None and settings.health.share_seconds > 0:
         seconds = settings.health.share_seconds

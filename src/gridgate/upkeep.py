@@ -1,6 +1,6 @@
 """The loops every process runs beside serving requests (``state.py`` starts them in its
 ``BackgroundTasks``): lease upkeep, the renewal of rate-limit slots, offer health shared
-across processes, and the sweep of expired stored responses. The change feed's loop is ``ChangeFeed.run``."""
+across processes, and the sweep of expired stored responses (and of expired idempotency keys). The change feed's loop is ``ChangeFeed.run``."""
 
 from __future__ import annotations
 
@@ -13,6 +13,7 @@ from gridgate.core.catalog.catalog import Catalog
 from gridgate.core.clock import Clock
 from gridgate.core.health.offer_health import OfferHealth
 from gridgate.core.health.sharing import share_round
+from gridgate.core.idempotency.keys import IdempotencyKeys
 from gridgate.core.limits.guard import RateGuard
 from gridgate.core.outage import Outage
 from gridgate.core.responses.stored import StoredResponses
@@ -49,14 +50,23 @@ async def share_health(
                 log.exception("offer health sharing failed")
 
 
-async def sweep_responses(responses: StoredResponses, seconds: float, outage: Outage) -> None:
-    """Delete expired stored responses, every ``seconds`` (every process: they take disjoint
-    batches). Only the count is logged, never what was stored."""
+async def sweep_responses(
+    responses: StoredResponses,
+    seconds: float,
+    outage: Outage,
+    idempotency: IdempotencyKeys | None = None,
+) -> None:
+    """Delete expired stored responses, and expired idempotency keys with their kept answers,
+    every ``seconds`` (every process: they take disjoint batches). Only the counts are logged,
+    never what was stored."""
     while True:
         try:
             removed = await responses.sweep()
             if removed:
                 log.info("deleted %d expired stored responses", removed)
+            keys = await idempotency.sweep() if idempotency is not None else 0
+            if keys:
+                log.info("deleted %d expired idempotency keys", keys)
         except Exception as exc:
             if not outage.noted(exc, "stored responses sweep"):
                 log.exception("stored responses sweep failed")

@@ -377,6 +377,27 @@ def _v8_spend_caps(conn: Connection) -> None:
         conn.execute(text(ddl))
 
 
+# -- version 9: idempotency keys ----------------------------------------------------------
+
+
+def _v9_idempotency_keys(conn: Connection) -> None:
+    """``Idempotency-Key`` on the inference endpoints: one row per account and key, claimed by
+    the first request's insert (the primary key refuses a second), then holding its answer
+    until it expires."""
+    for ddl in (
+        "CREATE TABLE idempotency_keys ("
+        " account_id TEXT NOT NULL, key TEXT NOT NULL, request_hash TEXT NOT NULL,"
+        " endpoint TEXT NOT NULL, status TEXT NOT NULL, stream BOOLEAN NOT NULL,"
+        " owner TEXT NOT NULL, created_us BIGINT NOT NULL, expires_us BIGINT NOT NULL,"
+        " stale_us BIGINT NOT NULL, response_status INTEGER NULL,"
+        " response_headers TEXT NULL, response_body TEXT NULL,"
+        " PRIMARY KEY (account_id, key),"
+        " CONSTRAINT ck_idempotency_keys_status CHECK (status IN ('running', 'done')))",
+        "CREATE INDEX ix_idempotency_keys_expires ON idempotency_keys (expires_us)",
+    ):
+        conn.execute(text(ddl))
+
+
 # -- version 11: usage receipts -------------------------------------------------------------
 
 
@@ -403,6 +424,7 @@ MIGRATIONS: tuple[Migration, ...] = (
     Migration(6, "managed_catalog", _v6_managed_catalog),
     Migration(7, "stored_responses", _v7_stored_responses),
     Migration(8, "spend_caps", _v8_spend_caps),
+    Migration(9, "idempotency_keys", _v9_idempotency_keys),
     Migration(11, "receipts", _v11_receipts),
 )
 

@@ -378,3 +378,26 @@ receipt_keys = Table(
     Column("created_us", BigInteger, nullable=False),
     Column("active", Boolean, nullable=True, unique=True),
 )
+
+# Version 9. Idempotency keys (``Idempotency-Key`` on the inference endpoints), per account: the
+# claim of the first request (``running``), then its answer (``done``) until ``expires_us``
+# (24 h), swept with the stored responses. ``request_hash``: SHA-256 of the endpoint and the body.
+idempotency_keys = Table(
+    "idempotency_keys",
+    metadata,
+    Column("account_id", Text, primary_key=True),
+    Column("key", Text, primary_key=True),
+    Column("request_hash", Text, nullable=False),
+    Column("endpoint", Text, nullable=False),
+    Column("status", Text, nullable=False),
+    Column("stream", Boolean, nullable=False),
+    Column("owner", Text, nullable=False),
+    Column("created_us", BigInteger, nullable=False),
+    Column("expires_us", BigInteger, nullable=False),
+    Column("stale_us", BigInteger, nullable=False),
+    Column("response_status", Integer, nullable=True),
+    Column("response_headers", Text, nullable=True),
+    Column("response_body", Text, nullable=True),
+    CheckConstraint("status IN ('running', 'done')", name="ck_idempotency_keys_status"),
+    Index("ix_idempotency_keys_expires", "expires_us"),
+)

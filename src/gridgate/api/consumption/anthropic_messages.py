@@ -14,9 +14,11 @@ from aiohttp import web
 from multidict import CIMultiDictProxy
 
 from gridgate.api.consumption.headers import answer_headers
+from gridgate.api.consumption.idempotency import IDEMPOTENCY_KEY, Streamed, Whole, served_once
 from gridgate.api.consumption.streaming import relay
 from gridgate.api.errors import REQUEST_ID, request_id_headers
 from gridgate.core.accounts.auth import presented_key
+from gridgate.core.exchange.tab import Tab
 from gridgate.echo import capped
 from gridgate.errors import GridgateError, Unauthorized, UnknownInstrument
 from gridgate.protocol.anthropic.from_chat import (
@@ -24,10 +26,10 @@ from gridgate.protocol.anthropic.from_chat import (
     error_event,
     message_from_completion,
 )
-from gridgate.protocol.anthropic.request import decode_messages_request
+from gridgate.protocol.anthropic.request import MessagesRequest, decode_messages_request
 from gridgate.protocol.anthropic.to_chat import to_chat_request
 from gridgate.protocol.tokens import measure_prompt
-from gridgate.state import STATE
+from gridgate.state import STATE, AppState
 from gridgate.web.request_body import read_body
 
 
@@ -51,18 +53,16 @@ async def messages(request: web.Request) -> web.StreamResponse:
     chat = to_chat_request(native)
     tab = state.exchange.open_tab(key, chat, request_id)
     tab.mark("/v1/messages", body)
-    if not chat.is_stream:
-        completion, served = await state.exchange.complete(tab)
-        try:
-            body = message_from_completion(completion.body, model=native.model)
-        except GridgateError as exc:
-            tab.stamp(exc)  # the error that replaces the answer carries its rate-limit headers
-            raise
-        return web.Response(
-            body=body,
-            content_type="application/json",
-            headers=answer_headers(state, request, served, tab.limits, anthropic=True),
+    once = request.headers.get(IDEMPOTENCY_KEY)
+    if once is not None:
+        work = (
+            _streamed(state, request, tab, native)
+            if chat.is_stream
+            else Whole(lambda: _whole(state, request, tab, native))
         )
+        return await served_once(request, state.idempotency, key, once, body, work)
+    if not chat.is_stream:
+        return await _whole(state, request, tab, native)
     return await relay(
         request,
         state.exchange.open_stream(tab),
@@ -70,6 +70,32 @@ async def messages(request: web.Request) -> web.StreamResponse:
         headers=lambda served: answer_headers(state, request, served, tab.limits, anthropic=True),
         encoder=lambda session: MessageStreamEncoder(native.model, session.prompt_estimate).feed,
         error_event=error_event,
+    )
+
+
+async def _whole(
+    state: AppState, request: web.Request, tab: Tab, native: MessagesRequest
+) -> web.Response:
+    completion, served = await state.exchange.complete(tab)
+    try:
+        body = message_from_completion(completion.body, model=native.model)
+    except GridgateError as exc:
+        tab.stamp(exc)  # the error that replaces the answer carries its rate-limit headers
+        raise
+    return web.Response(
+        body=body,
+        content_type="application/json",
+        headers=answer_headers(state, request, served, tab.limits, anthropic=True),
+    )
+
+
+def _streamed(state: AppState, request: web.Request, tab: Tab, native: MessagesRequest) -> Streamed:
+    return Streamed(
+        opening=lambda: state.exchange.open_stream(tab),
+        headers=lambda served: answer_headers(state, request, served, tab.limits, anthropic=True),
+        encoder=lambda session: MessageStreamEncoder(native.model, session.prompt_estimate).feed,
+        error_event=error_event,
+        keepalive_seconds=state.settings.upstream.keepalive_seconds,
     )
 
 

@@ -36,7 +36,7 @@ from __future__ import annotations
 import logging
 import re
 import secrets
-from collections.abc import Coroutine, Iterator, Sequence
+from collections.abc import Callable, Coroutine, Iterator, Sequence
 from contextlib import contextmanager
 from dataclasses import replace
 from typing import Any, Final
@@ -45,11 +45,12 @@ import msgspec
 from aiohttp import web
 
 from gridgate.api.consumption.headers import answer_headers
+from gridgate.api.consumption.idempotency import IDEMPOTENCY_KEY, Streamed, Whole, served_once
 from gridgate.api.consumption.streaming import Encoder, relay
 from gridgate.api.errors import REQUEST_ID
 from gridgate.core.accounts.auth import presented_key
 from gridgate.core.exchange.session import StreamSession
-from gridgate.core.exchange.tab import Served
+from gridgate.core.exchange.tab import Served, Tab
 from gridgate.errors import BadRequest, GridgateError
 from gridgate.protocol.openai_responses.from_chat import response_from_completion
 from gridgate.protocol.openai_responses.items import InputItem
@@ -95,17 +96,16 @@ async def responses(request: web.Request) -> web.StreamResponse:
     def answer(served: Served | None) -> dict[str, str]:
         return {**answer_headers(state, request, served, tab.limits), **extra}
 
+    once = headers.get(IDEMPOTENCY_KEY)
+    if once is not None:
+        work = (
+            _streamed(state, tab, turn, answer)
+            if chat.is_stream
+            else Whole(lambda: _whole(state, tab, turn, answer))
+        )
+        return await served_once(request, state.idempotency, key, once, body, work)
     if not chat.is_stream:
-        with _named_as_responses():
-            completion, served = await state.exchange.complete(tab)
-        try:
-            body = response_from_completion(completion.body, context, completed_at=_now(state))
-        except GridgateError as exc:
-            tab.stamp(exc)  # the error that replaces the answer carries its rate-limit headers
-            raise
-        if context.shell.store:
-            await turn.save(body, turn.sealed_output(completion.body, body))
-        return web.Response(body=body, content_type="application/json", headers=answer(served))
+        return await _whole(state, tab, turn, answer)
     return await relay(
         request,
         _opening(state.exchange.open_stream(tab)),
@@ -113,6 +113,35 @@ async def responses(request: web.Request) -> web.StreamResponse:
         headers=answer,
         encoder=turn.encoder,
         error_event=turn.error_event,
+        finish=turn.finish,
+    )
+
+
+async def _whole(
+    state: AppState, tab: Tab, turn: _Turn, answer: Callable[[Served | None], dict[str, str]]
+) -> web.Response:
+    with _named_as_responses():
+        completion, served = await state.exchange.complete(tab)
+    context = turn.context
+    try:
+        body = response_from_completion(completion.body, context, completed_at=_now(state))
+    except GridgateError as exc:
+        tab.stamp(exc)  # the error that replaces the answer carries its rate-limit headers
+        raise
+    if context.shell.store:
+        await turn.save(body, turn.sealed_output(completion.body, body))
+    return web.Response(body=body, content_type="application/json", headers=answer(served))
+
+
+def _streamed(
+    state: AppState, tab: Tab, turn: _Turn, answer: Callable[[Served | None], dict[str, str]]
+) -> Streamed:
+    return Streamed(
+        opening=lambda: _opening(state.exchange.open_stream(tab)),
+        headers=answer,
+        encoder=turn.encoder,
+        error_event=turn.error_event,
+        keepalive_seconds=state.settings.upstream.keepalive_seconds,
         finish=turn.finish,
     )
 
@@ -167,6 +196,10 @@ class _Turn:
         self._native = native
         self._context = context
         self._stream: ResponseStreamEncoder | None = None
+
+    @property
+    def context(self) -> ResponseContext:
+        return self._context
 
     def encoder(self, session: StreamSession) -> Encoder:
         state = self._state

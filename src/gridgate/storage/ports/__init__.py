@@ -14,6 +14,7 @@ One port per concern, one module each; a ``core`` class asks only for the port i
 | ``people`` | ``PeopleStore`` | users, sessions, management tokens |
 | ``audit`` | ``AuditStore`` | append to and list the audit log |
 | ``responses`` | ``ResponseStore`` | stored responses (Responses API): save, get, chain, items, delete, sweep |
+| ``idempotency`` | ``IdempotencyStore`` | ``Idempotency-Key`` claims and their answers: claim, finish, release, sweep |
 | ``lifecycle`` | ``StoreLifecycle`` | open, close, ping |
 | ``store`` | ``Store`` | all of the above: for wiring (``app.py``, ``state.py``, the CLI) only |
 

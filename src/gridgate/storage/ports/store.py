@@ -10,6 +10,7 @@ from gridgate.storage.ports.audit import AuditStore
 from gridgate.storage.ports.caps import CapStore
 from gridgate.storage.ports.catalog import CatalogStore
 from gridgate.storage.ports.changes import ChangeStore
+from gridgate.storage.ports.idempotency import IdempotencyStore
 from gridgate.storage.ports.keys import KeyStore
 from gridgate.storage.ports.ledger import LedgerStore
 from gridgate.storage.ports.lifecycle import StoreLifecycle
@@ -34,6 +35,7 @@ class Store(
     ResponseStore,
     CapStore,
     ReceiptStore,
+    IdempotencyStore,
     Protocol,
 ):
     """Everything persistent. Implementations are safe to share across tasks of one process and

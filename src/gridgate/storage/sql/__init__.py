@@ -15,6 +15,8 @@
 | ``people.py`` | ``PeopleStore``: users, sessions, management tokens |
 | ``responses.py`` | ``ResponseStore``: stored responses and their items, the expiry sweep |
 | ``receipts.py`` | ``ReceiptStore``: usage receipts' pages and sums, lease closings, signing keys |
+| ``idempotency.py`` | ``IdempotencyStore``: claims of idempotency keys, their answers, the sweep |
+| ``caps.py`` | ``CapStore``: spend caps, and the capped hold's steps the ledger runs |
 | ``audit.py`` | ``AuditStore``: the audit log (and ``_note``, used by every part) |
 
 Every operation is a transaction function (plain SQLAlchemy Core over a ``Connection``), written

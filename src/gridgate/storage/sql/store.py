@@ -23,6 +23,7 @@ from gridgate.storage.sql.base import _translate
 from gridgate.storage.sql.caps import SqlCaps
 from gridgate.storage.sql.catalog import SqlCatalog
 from gridgate.storage.sql.changes import SqlChanges
+from gridgate.storage.sql.idempotency import SqlIdempotency
 from gridgate.storage.sql.keys import SqlKeys
 from gridgate.storage.sql.ledger import SqlLedger
 from gridgate.storage.sql.ledger_upkeep import SqlLedgerUpkeep
@@ -49,6 +50,7 @@ class SqlStore(
     SqlResponses,
     SqlCaps,
     SqlReceipts,
+    SqlIdempotency,
 ):
     """``Store`` over SQLite or PostgreSQL. ``await open()`` before use (or ``async with``)."""
 
