@@ -348,6 +348,41 @@ def _v7_stored_responses(conn: Connection) -> None:
         conn.execute(text(ddl))
 
 
+# -- version 10: webhooks -------------------------------------------------------------------
+
+
+def _v10_webhooks(conn: Connection) -> None:
+    """Webhooks: the endpoints (an account's, or global with no account), the durable outbox of
+    events (each written in the transaction of what it announces), one delivery per event and
+    endpoint, and the balance below which an account's ``balance.low`` event fires. No foreign
+    keys: an outbox row must never stop the change it announces."""
+    for ddl in (
+        "CREATE TABLE webhook_endpoints ("
+        " id TEXT NOT NULL PRIMARY KEY, account_id TEXT NULL, url TEXT NOT NULL,"
+        " secret TEXT NOT NULL, events TEXT NOT NULL, enabled BOOLEAN NOT NULL,"
+        " created_us BIGINT NOT NULL)",
+        "CREATE INDEX ix_webhook_endpoints_account_id ON webhook_endpoints (account_id)",
+        "CREATE TABLE webhook_events ("
+        " id TEXT NOT NULL PRIMARY KEY, type TEXT NOT NULL, account_id TEXT NULL,"
+        " payload TEXT NOT NULL, created_us BIGINT NOT NULL,"
+        " fanned_out BOOLEAN NOT NULL DEFAULT false)",
+        "CREATE INDEX ix_webhook_events_fanned_out ON webhook_events (fanned_out, created_us)",
+        "CREATE INDEX ix_webhook_events_account_created ON webhook_events (account_id, created_us)",
+        "CREATE TABLE webhook_deliveries ("
+        " event_id TEXT NOT NULL, endpoint_id TEXT NOT NULL, status TEXT NOT NULL,"
+        " attempts INTEGER NOT NULL, next_attempt_us BIGINT NOT NULL, claim TEXT NULL,"
+        " last_error TEXT NULL, last_status INTEGER NULL, delivered_us BIGINT NULL,"
+        " PRIMARY KEY (event_id, endpoint_id),"
+        " CONSTRAINT ck_webhook_deliveries_status"
+        " CHECK (status IN ('pending', 'delivered', 'failed')))",
+        "CREATE INDEX ix_webhook_deliveries_due ON webhook_deliveries (status, next_attempt_us)",
+        "CREATE INDEX ix_webhook_deliveries_endpoint ON webhook_deliveries (endpoint_id)",
+        "CREATE TABLE balance_thresholds ("
+        " account_id TEXT NOT NULL PRIMARY KEY, below BIGINT NOT NULL, updated_us BIGINT NOT NULL)",
+    ):
+        conn.execute(text(ddl))
+
+
 MIGRATIONS: tuple[Migration, ...] = (
     Migration(1, "initial", _v1_initial),
     Migration(2, "lease_indexes", _v2_lease_indexes),
@@ -356,6 +391,7 @@ MIGRATIONS: tuple[Migration, ...] = (
     Migration(5, "people", _v5_people),
     Migration(6, "managed_catalog", _v6_managed_catalog),
     Migration(7, "stored_responses", _v7_stored_responses),
+    Migration(10, "webhooks", _v10_webhooks),
 )
 
 LATEST_VERSION = MIGRATIONS[-1].version

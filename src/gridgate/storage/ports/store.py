@@ -16,6 +16,7 @@ from gridgate.storage.ports.limits import LimitStore
 from gridgate.storage.ports.people import PeopleStore
 from gridgate.storage.ports.responses import ResponseStore
 from gridgate.storage.ports.usage import UsageStore
+from gridgate.storage.ports.webhooks import WebhookStore
 
 
 class Store(
@@ -30,6 +31,7 @@ class Store(
     PeopleStore,
     AuditStore,
     ResponseStore,
+    WebhookStore,
     Protocol,
 ):
     """Everything persistent. Implementations are safe to share across tasks of one process and

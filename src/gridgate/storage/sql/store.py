@@ -29,6 +29,7 @@ from gridgate.storage.sql.limits import SqlLimits
 from gridgate.storage.sql.people import SqlPeople
 from gridgate.storage.sql.responses import SqlResponses
 from gridgate.storage.sql.usage import SqlUsage
+from gridgate.storage.sql.webhooks import SqlWebhooks
 
 _PING = select(literal(1))
 
@@ -45,6 +46,7 @@ class SqlStore(
     SqlPeople,
     SqlAudit,
     SqlResponses,
+    SqlWebhooks,
 ):
     """``Store`` over SQLite or PostgreSQL. ``await open()`` before use (or ``async with``)."""
 

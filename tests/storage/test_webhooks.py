@@ -1,0 +1,139 @@
+"""The ``WebhookStore`` contract and the outbox writes of other parts (a key's revocation, the
+``balance.low`` crossing of a hold or a debit), against SQLite and PostgreSQL."""
+
+from __future__ import annotations
+
+import json
+
+from gridgate.storage.ports.webhooks import WebhookEndpoint, WebhookEvent
+from gridgate.storage.sql import SqlStore
+from tests.storage.helpers import LATER, NOW, _funded, _key
+
+
+def _endpoint(ident: str, account_id: str | None, *events: str) -> WebhookEndpoint:
+    return WebhookEndpoint(
+        id=ident,
+        account_id=account_id,
+        url=f"http://127.0.0.1:9/{ident}",
+        secret="whsec_test",
+        events=events or ("*",),
+        enabled=True,
+        created_us=NOW - 1,
+    )
+
+
+async def _hold(store: SqlStore, account_id: str, hold_id: str, amount: int) -> int | None:
+    result = await store.place_hold(
+        hold_id=hold_id,
+        account_id=account_id,
+        key_id=None,
+        amount=amount,
+        expires_us=LATER,
+        now_us=NOW,
+    )
+    return result.balance if result.hold is not None else None
+
+
+async def test_key_revocation_writes_one_event(store: SqlStore) -> None:
+    account = await _funded(store, 0)
+    key = await _key(store, account.id)
+    await store.revoke_key(key.id)
+    await store.revoke_key(key.id)  # a second revoke changes nothing, announces nothing
+    listed = await store.list_events(None)
+    assert [e.event.type for e in listed] == ["key.revoked"]
+    event = listed[0].event
+    assert event.account_id == account.id
+    assert json.loads(event.payload)["key_id"] == key.id
+
+
+async def test_balance_low_fires_on_the_crossing_only(store: SqlStore) -> None:
+    account = await _funded(store, 1_000)
+    assert await _hold(store, account.id, "h0", 100) == 900  # no threshold: no event
+    await store.set_balance_threshold(account.id, 500)
+    assert await store.balance_threshold(account.id) == 500
+    assert await _hold(store, account.id, "h1", 300) == 600  # still above
+    assert await _hold(store, account.id, "h2", 100) == 500  # at the threshold: not below
+    assert await _hold(store, account.id, "h3", 1) == 499  # crossed: 500 ≥ 500 > 499
+    assert await _hold(store, account.id, "h4", 99) == 400  # below already: no new event
+    events = [e.event for e in await store.list_events(account.id)]
+    assert [(e.id, e.type) for e in events] == [("evt_low_h3", "balance.low")]
+    assert json.loads(events[0].payload) == {
+        "account_id": account.id,
+        "balance_nanos": 499,
+        "threshold_nanos": 500,
+    }
+    await store.credit(account.id, 200)  # back above: 600
+    await store.credit(account.id, -150, kind="adjustment")  # an operator's debit: 450
+    types = [e.event.type for e in await store.list_events(account.id)]
+    assert types == ["balance.low", "balance.low"]
+    await store.set_balance_threshold(account.id, None)
+    assert await store.balance_threshold(account.id) is None
+
+
+async def test_fan_out_claim_finish_and_replay(store: SqlStore) -> None:
+    a = await _funded(store, 0)
+    b = await _funded(store, 0)
+    await store.create_endpoint(_endpoint("we_global", None))
+    await store.create_endpoint(_endpoint("we_a", a.id, "key.revoked"))
+    await store.create_endpoint(_endpoint("we_b", b.id))
+    event = WebhookEvent(
+        id="evt_1", type="key.revoked", account_id=a.id, payload='{"x":1}', created_us=NOW
+    )
+    assert await store.add_event(event)
+    assert not await store.add_event(event)  # the same id again: ignored
+    assert await store.fan_out() == 2  # the global endpoint and a's, not b's
+    assert await store.fan_out() == 0
+    first = await store.claim_due(NOW, lease_us=30_000_000, claim="c1", limit=10)
+    assert sorted(c.endpoint.id for c in first) == ["we_a", "we_global"]
+    assert all(c.attempt == 1 for c in first)
+    # claimed: nobody else gets them until the claim expires
+    assert await store.claim_due(NOW + 1, lease_us=30_000_000, claim="c2", limit=10) == []
+    [done] = [c for c in first if c.endpoint.id == "we_a"]
+    [retry] = [c for c in first if c.endpoint.id == "we_global"]
+    assert await store.finish_delivery(
+        done,
+        status="delivered",
+        now_us=NOW + 2,
+        next_attempt_us=NOW + 2,
+        http_status=200,
+        error=None,
+    )
+    assert await store.finish_delivery(
+        retry,
+        status="pending",
+        now_us=NOW + 2,
+        next_attempt_us=NOW + 10,
+        http_status=503,
+        error="503",
+    )
+    assert not await store.finish_delivery(  # the claim is spent
+        retry,
+        status="delivered",
+        now_us=NOW + 3,
+        next_attempt_us=NOW + 3,
+        http_status=200,
+        error=None,
+    )
+    again = await store.claim_due(NOW + 10, lease_us=30_000_000, claim="c3", limit=10)
+    assert [(c.endpoint.id, c.attempt) for c in again] == [(retry.endpoint.id, 2)]
+    [listed] = await store.list_events(a.id)
+    # an account sees its own endpoints' deliveries only
+    assert [(d.endpoint_id, d.status, d.attempts) for d in listed.deliveries] == [
+        ("we_a", "delivered", 1)
+    ]
+    assert await store.replay_event("evt_1", NOW + 20) == 2
+    replayed = await store.claim_due(NOW + 20, lease_us=30_000_000, claim="c4", limit=10)
+    assert sorted((c.event.id, c.attempt) for c in replayed) == [("evt_1", 1), ("evt_1", 1)]
+    assert await store.delete_endpoint("we_a")
+    assert not await store.delete_endpoint("we_a")
+    assert sorted(e.id for e in await store.list_endpoints()) == ["we_b", "we_global"]
+
+
+async def test_an_endpoint_gets_no_event_from_before_it_existed(store: SqlStore) -> None:
+    await store.add_event(
+        WebhookEvent(
+            id="evt_old", type="offer.ejected", account_id=None, payload="{}", created_us=NOW - 5
+        )
+    )
+    await store.create_endpoint(_endpoint("we_late", None))
+    assert await store.fan_out() == 0
