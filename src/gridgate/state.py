@@ -37,6 +37,8 @@ from gridgate.core.outage import Outage
 from gridgate.core.people.directory import People
 from gridgate.core.people.sign_in import SignIn
 from gridgate.core.responses.stored import StoredResponses
+from gridgate.core.webhooks.delivery import Deliverer, DeliveryPolicy
+from gridgate.core.webhooks.outbox import WebhookOutbox
 from gridgate.metrics import Metrics
 from gridgate.providers import anthropic, openai, openai_responses
 from gridgate.providers.anthropic import AnthropicAdapter
@@ -52,7 +54,14 @@ from gridgate.storage.ports.store import Store
 from gridgate.storage.sql import SqlStore
 from gridgate.storage.usage_spool import FileSpool
 from gridgate.tasks import BackgroundTasks
-from gridgate.upkeep import lease_upkeep, renew_slots, share_health, sweep_responses
+from gridgate.upkeep import (
+    deliver_webhooks,
+    lease_upkeep,
+    renew_slots,
+    share_health,
+    sweep_responses,
+)
+from gridgate.web.webhook_post import AiohttpWebhookPost
 
 
 @dataclass
@@ -84,6 +93,7 @@ class AppState:
     responses: StoredResponses  # the Responses API's stored responses (store: true)
     metrics: Metrics = field(default_factory=Metrics)
     limiter: RateLimiter | None = None  # None: no rate-limit backend configured
+    webhooks: WebhookOutbox | None = None  # events not stored otherwise (offer.ejected)
 
     def refresh_gauges(self) -> None:
         """The gauges as this process stands now, and what its requests observed since the last
@@ -141,6 +151,7 @@ async def build_state(
         usage = _usage_writer(stack, settings, store, outage, meters)
         policy = HealthPolicy.from_settings(settings.health)
         health = OfferHealth(policy, clock) if settings.health.enabled else None
+        outbox = _webhook_outbox(stack, settings, store, clock, outage, health)
         exchange = _exchange(
             settings, clock, environ, http, catalog, billing, usage, health, policy, limits.guard
         )
@@ -166,6 +177,7 @@ async def build_state(
             responses=StoredResponses(
                 store, clock, retention_days=settings.responses.retention_days
             ),
+            webhooks=outbox,
         )
         usage.start()
         tasks = BackgroundTasks()
@@ -173,6 +185,23 @@ async def build_state(
         feed = _change_feed(settings, store, clock, outage, auth, reload)
         _start_tasks(tasks, state, feed, limits.guard, health)
         yield state
+
+
+def _webhook_outbox(
+    stack: contextlib.AsyncExitStack,
+    settings: Settings,
+    store: Store,
+    clock: Clock,
+    outage: Outage,
+    health: OfferHealth | None,
+) -> WebhookOutbox:
+    """The outbox for events not stored otherwise: an offer's ejection, as it happens."""
+    window = settings.webhooks.ejection_window_seconds
+    outbox = WebhookOutbox(store, clock, outage, ejection_window_s=window)
+    stack.push_async_callback(outbox.close)  # the ejections being written
+    if health is not None:
+        health.on_eject = outbox.offer_ejected
+    return outbox
 
 
 def _http_session(settings: Settings) -> aiohttp.ClientSession:
@@ -368,6 +397,12 @@ def _start_tasks(
         "gridgate-responses-sweep",
         sweep_responses(state.responses, settings.responses.sweep_seconds, outage),
     )
+    if settings.webhooks.enabled:
+        hooks = settings.webhooks
+        deliverer = Deliverer(
+            store, AiohttpWebhookPost(state.http), clock, DeliveryPolicy.from_settings(hooks)
+        )
+        tasks.start("gridgate-webhooks", deliver_webhooks(deliverer, hooks.poll_seconds, outage))
     if health is not None and settings.health.share_seconds > 0:
         seconds = settings.health.share_seconds
         tasks.start(
