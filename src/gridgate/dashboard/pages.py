@@ -24,6 +24,7 @@ CONSUMER_NAV = (
     ("keys", "API keys", "/keys"),
     ("usage", "Usage", "/usage"),
     ("instruments", "Instruments", "/instruments"),
+    ("webhooks", "Webhooks", "/webhooks"),
 )
 OPERATOR_NAV = (
     ("accounts", "Accounts", "/accounts"),
@@ -45,6 +46,9 @@ NOTICES = {
     "supplier-saved": "The supplier is saved.",
     "password-changed": "Your password is changed.",
     "token-revoked": "The token is revoked.",
+    "webhook-removed": "The webhook endpoint is removed.",
+    "webhook-replayed": "The event is queued again, with the same id.",
+    "threshold-saved": "The low-balance threshold is saved.",
 }
 
 

@@ -8,19 +8,18 @@ import hashlib
 import hmac
 import json
 import random
-import socket
 from collections.abc import AsyncIterator
 from pathlib import Path
 
 import aiohttp
 import pytest
-from aiohttp import web
 
 from gridgate.core.webhooks.delivery import Deliverer, DeliveryPolicy
 from gridgate.core.webhooks.signing import verify
 from gridgate.storage.ports.webhooks import WebhookEndpoint, WebhookEvent
 from gridgate.storage.sql import SqlStore
 from gridgate.web.webhook_post import AiohttpWebhookPost
+from tests.webhook_receiver import Receiver, free_port
 
 SECRET = "whsec_test_secret"
 POLICY = DeliveryPolicy(timeout_s=5.0, max_attempts=4, backoff_s=10.0, max_backoff_s=60.0)
@@ -40,38 +39,6 @@ class ManualClock:
         self.seconds += seconds
 
 
-class Receiver:
-    """An HTTP receiver that answers each POST with the next status of ``statuses`` (then 200),
-    keeping what it received."""
-
-    def __init__(self, port: int) -> None:
-        self.port = port
-        self.statuses: list[int] = []
-        self.received: list[tuple[dict[str, str], bytes]] = []
-        self._runner: web.AppRunner | None = None
-
-    async def _hook(self, request: web.Request) -> web.Response:
-        self.received.append((dict(request.headers), await request.read()))
-        return web.Response(status=self.statuses.pop(0) if self.statuses else 200)
-
-    async def start(self) -> None:
-        app = web.Application()
-        app.router.add_post("/hook", self._hook)
-        self._runner = web.AppRunner(app)
-        await self._runner.setup()
-        await web.TCPSite(self._runner, "127.0.0.1", self.port).start()
-
-    async def stop(self) -> None:
-        if self._runner is not None:
-            await self._runner.cleanup()
-
-
-def _free_port() -> int:
-    with socket.socket() as s:
-        s.bind(("127.0.0.1", 0))
-        return int(s.getsockname()[1])
-
-
 @pytest.fixture
 async def store(tmp_path: Path) -> AsyncIterator[SqlStore]:
     async with SqlStore(f"sqlite:///{tmp_path / 'g.db'}") as opened:
@@ -80,7 +47,7 @@ async def store(tmp_path: Path) -> AsyncIterator[SqlStore]:
 
 @pytest.fixture
 async def receiver() -> AsyncIterator[Receiver]:
-    r = Receiver(_free_port())  # nothing listens there until start(): connection refused
+    r = Receiver(free_port())  # nothing listens there until start(): connection refused
     yield r
     await r.stop()
 
