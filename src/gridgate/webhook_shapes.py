@@ -4,11 +4,11 @@ balance threshold."""
 
 from __future__ import annotations
 
-import json
 from typing import Annotated, Any
 
 import msgspec
 
+from gridgate.core.webhooks.delivery import event_data
 from gridgate.money import format_usd
 from gridgate.shapes import SECRET, View, When, iso, when
 from gridgate.storage.ports.webhooks import (
@@ -83,7 +83,7 @@ class WebhookEventView(View):
             type=event.type,
             account_id=event.account_id,
             created_at=when(event.created_us),
-            data=json.loads(event.payload),
+            data=event_data(event.payload),  # as sent
             deliveries=[WebhookDeliveryView.of(d) for d in item.deliveries],
         )
 

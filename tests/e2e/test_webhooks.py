@@ -90,6 +90,7 @@ def test_events_reach_a_receiver_that_was_down_signed_and_once_each(
             low = next(s for s in sent if s["type"] == "balance.low")
             assert low["data"]["account_id"] == account
             assert low["data"]["threshold_nanos"] == 999_000_000
+            assert low["data"]["threshold_usd"] == "0.999"
             assert low["data"]["balance_nanos"] < 999_000_000
             revoked = next(s for s in sent if s["type"] == "key.revoked")
             assert revoked["data"]["key_id"] == key.id

@@ -23,10 +23,11 @@ import random
 import secrets
 from collections.abc import Mapping
 from dataclasses import dataclass
-from typing import Protocol
+from typing import Any, Protocol
 
 from gridgate.core.clock import Clock
 from gridgate.core.webhooks.signing import signed_headers
+from gridgate.money import format_usd
 from gridgate.settings import WebhookSettings
 from gridgate.storage.ports.webhooks import ClaimedDelivery, WebhookEvent, WebhookStore
 
@@ -75,6 +76,16 @@ class DeliveryPolicy:
         return int(base * spread * 1_000_000)
 
 
+def event_data(payload: str) -> dict[str, Any]:
+    """The stored data, each ``<name>_nanos`` amount beside it as ``<name>_usd`` (a decimal
+    string, exact)."""
+    data: dict[str, Any] = json.loads(payload)
+    for name, value in list(data.items()):
+        if name.endswith("_nanos") and isinstance(value, int):
+            data[name.removesuffix("_nanos") + "_usd"] = format_usd(value)
+    return data
+
+
 def event_body(event: WebhookEvent) -> bytes:
     """``{"id", "type", "created_at", "data"}`` as sent (``created_at`` RFC 3339, UTC)."""
     created = dt.datetime.fromtimestamp(event.created_us / 1_000_000, tz=dt.UTC)
@@ -82,7 +93,7 @@ def event_body(event: WebhookEvent) -> bytes:
         "id": event.id,
         "type": event.type,
         "created_at": created.isoformat().replace("+00:00", "Z"),
-        "data": json.loads(event.payload),
+        "data": event_data(event.payload),
     }
     return json.dumps(body, separators=(",", ":")).encode()
 
