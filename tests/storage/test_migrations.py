@@ -22,7 +22,7 @@ from tests.storage.conftest import raw_sql, run_sql
 V1_FINGERPRINT = "5d50d8ee7001e4149688e3f4a073680545651fe4626de312877a86be70fc659f"
 # The shape of schema.py (the newest version). If this fails you changed schema.py: add a
 # migration step for the change (literal DDL in migrations.py), then update the fingerprint.
-LATEST_FINGERPRINT = "241a03089b1758d8e944c91636f825b17bf3dd74e3ee914f63419f9ea51fb9cf"
+LATEST_FINGERPRINT = "745313f347962bff8d194290a42112a4748ce39f2b4d83dea7ca11bffdcd7a33"
 
 
 def _shape(metadata: MetaData) -> list[object]:

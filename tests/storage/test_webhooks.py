@@ -62,12 +62,26 @@ async def test_balance_low_fires_on_the_crossing_only(store: SqlStore) -> None:
         "balance_nanos": 499,
         "threshold_nanos": 500,
     }
-    await store.credit(account.id, 200)  # back above: 600
-    await store.credit(account.id, -150, kind="adjustment")  # an operator's debit: 450
-    types = [e.event.type for e in await store.list_events(account.id)]
-    assert types == ["balance.low", "balance.low"]
+
+    # a lease given back lifts the balance over the threshold, and the next lease crosses it
+    # again: one event per fall, not one per lease (firing disarmed the threshold)
+    await store.release_hold("h4", now_us=NOW)
+    await store.release_hold("h3", now_us=NOW)  # 500
+    await store.release_hold("h2", now_us=NOW)  # 600
+    assert await _hold(store, account.id, "h5", 200) == 400
+    assert len(await store.list_events(account.id)) == 1
+
+    await store.credit(account.id, 200)  # a top-up back over it re-arms it: 600
+    await store.credit(account.id, -150, kind="adjustment")  # an operator's debit crosses: 450
+    assert [e.event.type for e in await store.list_events(account.id)] == ["balance.low"] * 2
+    await store.credit(account.id, 100)  # 550: re-armed
+    assert await _hold(store, account.id, "h6", 51) == 499  # a hold crosses again
+    assert "evt_low_h6" in {e.event.id for e in await store.list_events(account.id)}
     await store.set_balance_threshold(account.id, None)
     assert await store.balance_threshold(account.id) is None
+    await store.credit(account.id, 100)
+    assert await _hold(store, account.id, "h7", 150) == 449  # no threshold: no event
+    assert len(await store.list_events(account.id)) == 3
 
 
 async def test_fan_out_claim_finish_and_replay(store: SqlStore) -> None:

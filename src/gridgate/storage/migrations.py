@@ -378,7 +378,8 @@ def _v10_webhooks(conn: Connection) -> None:
         "CREATE INDEX ix_webhook_deliveries_due ON webhook_deliveries (status, next_attempt_us)",
         "CREATE INDEX ix_webhook_deliveries_endpoint ON webhook_deliveries (endpoint_id)",
         "CREATE TABLE balance_thresholds ("
-        " account_id TEXT NOT NULL PRIMARY KEY, below BIGINT NOT NULL, updated_us BIGINT NOT NULL)",
+        " account_id TEXT NOT NULL PRIMARY KEY, below BIGINT NOT NULL, armed BOOLEAN NOT NULL,"
+        " updated_us BIGINT NOT NULL)",
     ):
         conn.execute(text(ddl))
 

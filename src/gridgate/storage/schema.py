@@ -373,11 +373,14 @@ webhook_deliveries = Table(
 )
 
 # Version 10. The balance below which an account's ``balance.low`` webhook fires (nano-dollars),
-# checked where the balance goes down, on the crossing only. No row: no event.
+# checked where the balance goes down, on the crossing only, and only while ``armed``: firing
+# disarms it, a credit that lifts the balance back to the threshold re-arms it (so leases that
+# take and give back slices around the threshold do not fire again and again). No row: no event.
 balance_thresholds = Table(
     "balance_thresholds",
     metadata,
     Column("account_id", Text, primary_key=True),
     Column("below", BigInteger, nullable=False),
+    Column("armed", Boolean, nullable=False),
     Column("updated_us", BigInteger, nullable=False),
 )

@@ -15,7 +15,7 @@ from gridgate.storage.sql.audit import _note
 from gridgate.storage.sql.base import _BALANCE, SqlBase, _now_us, _p_account, _p_amount, _p_key
 from gridgate.storage.sql.ledger import _INSERT_ENTRY
 from gridgate.storage.sql.ledger_upkeep import _entry
-from gridgate.storage.sql.webhook_outbox import balance_low_after_debit
+from gridgate.storage.sql.webhook_outbox import balance_after_credit
 
 
 class _Replay(Exception):
@@ -91,8 +91,8 @@ class SqlAccounts(SqlBase):
                 if conn.execute(_BALANCE, params).first() is None:
                     raise NotFoundInStore(f"no account {account_id!r}")
                 raise ValueError("an adjustment may not take the balance below zero")
-            if amount < 0:  # an operator's debit: webhooks' balance.low on the crossing
-                balance_low_after_debit(conn, account_id, int(added.balance), -amount, now)
+            # webhooks: a debit's balance.low on the crossing; a top-up re-arms it
+            balance_after_credit(conn, account_id, int(added.balance), amount, now)
             values = {
                 "account_id": account_id,
                 "kind": kind,

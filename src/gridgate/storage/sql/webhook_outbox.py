@@ -2,11 +2,14 @@
 
 ``insert_event`` is for any change made in a ``Connection`` transaction (a key's revocation, a
 spend cap reached: call it in that transaction, and the event is committed with the change or
-not at all). ``balance_low_*`` are the ``balance.low`` checks of the ledger's hot path: one
-conditional ``INSERT … SELECT`` that writes an event only when the balance just crossed below
-the account's threshold (old ≥ threshold > new). Without a threshold it is one primary-key probe
-of the (small) ``balance_thresholds`` table that matches nothing; on PostgreSQL it is one more
-CTE of the hold's single statement.
+not at all). ``balance_low_*`` and ``balance_after_credit`` are the ``balance.low`` checks
+where the balance goes down: one conditional ``UPDATE balance_thresholds SET armed = false …
+RETURNING`` that matches only when the balance just crossed below the account's armed threshold
+(old ≥ threshold > new), and the event written from what it returned. Without a threshold it
+is one primary-key probe of the (small) ``balance_thresholds`` table that matches nothing; on
+PostgreSQL two more CTEs of the hold's single statement. A credit that lifts the balance back
+to the threshold re-arms it: one event per fall, however often leases take and give back
+slices around it.
 
 Event ids: ``evt_`` and 24 hex digits, except where a deterministic id deduplicates (the
 hold's ``balance.low``: ``evt_low_<hold id>``; an offer's ejection: see core/webhooks)."""
@@ -23,13 +26,14 @@ from sqlalchemy import (
     BigInteger,
     ColumnElement,
     Connection,
-    Insert,
     Text,
+    Update,
     bindparam,
     cast,
     insert,
     literal,
     select,
+    update,
 )
 from sqlalchemy.dialects.postgresql import insert as pg_insert
 from sqlalchemy.dialects.sqlite import insert as sqlite_insert
@@ -37,9 +41,6 @@ from sqlalchemy.dialects.sqlite import insert as sqlite_insert
 from gridgate.storage.schema import balance_thresholds, webhook_events
 
 EVENT_COLUMNS = ["id", "type", "account_id", "payload", "created_us"]
-
-_p_balance = bindparam("p_balance", type_=BigInteger)
-_p_event = bindparam("p_event", type_=Text)
 
 
 def new_event_id() -> str:
@@ -102,85 +103,98 @@ def _values(
     }
 
 
-def _low_payload(account: ColumnElement[Any], balance: ColumnElement[Any]) -> ColumnElement[Any]:
-    """The event's data as JSON text, built in SQL: ids are ``[A-Za-z0-9_-]``, numbers integers."""
+def _low_payload(
+    account: ColumnElement[Any], balance: ColumnElement[Any], below: ColumnElement[Any]
+) -> ColumnElement[Any]:
+    """The event's data as JSON text, built in SQL (PostgreSQL's one statement): ids are
+    ``[A-Za-z0-9_-]``, amounts integers; the keys in ``insert_event``'s (sorted) order."""
     return (
         literal('{"account_id":"', Text)
         + cast(account, Text)
         + literal('","balance_nanos":', Text)
         + cast(balance, Text)
         + literal(',"threshold_nanos":', Text)
-        + cast(balance_thresholds.c.below, Text)
+        + cast(below, Text)
         + literal("}", Text)
     )
 
 
-def _balance_low(
-    event_id: ColumnElement[Any],
-    account: ColumnElement[Any],
-    balance: ColumnElement[Any],
-    amount: ColumnElement[Any],
-    now: ColumnElement[Any],
-) -> Insert:
-    """``balance.low`` when ``balance`` (the new balance, after ``amount`` was taken) crossed
-    below the account's threshold."""
-    crossed = select(
-        event_id,
-        literal("balance.low", Text),
-        account,
-        _low_payload(account, balance),
-        now,
-    ).where(
-        balance_thresholds.c.account_id == account,
-        balance_thresholds.c.below > balance,
-        balance_thresholds.c.below <= balance + amount,
+def _disarm(
+    account: ColumnElement[Any], balance: ColumnElement[Any], amount: ColumnElement[Any]
+) -> Update:
+    """Disarm the account's threshold when ``balance`` (the new balance, after ``amount`` was
+    taken) just crossed below it — old ≥ threshold > new — and it was armed; RETURNING says
+    whether it fired."""
+    t = balance_thresholds.c
+    return (
+        update(balance_thresholds)
+        .where(t.account_id == account, t.armed, t.below > balance, t.below <= balance + amount)
+        .values(armed=False)
     )
-    return insert(webhook_events).from_select(EVENT_COLUMNS, crossed)
 
 
 def balance_low_cte(taken: CTE) -> CTE:
     """PostgreSQL's hold statement: ``taken`` is the CTE of the balance UPDATE (its ``id`` and
-    new ``balance``); the event's id is ``evt_low_<hold id>``."""
-    hold = bindparam("p_hold", type_=Text)
+    new ``balance``). Two more CTEs: the threshold disarmed when crossed, and the event written
+    from what that returned (id ``evt_low_<hold id>``)."""
+    t = balance_thresholds.c
     amount = bindparam("p_amount", type_=BigInteger)
-    now = bindparam("p_now", type_=BigInteger)
-    stmt = _balance_low(literal("evt_low_", Text) + hold, taken.c.id, taken.c.balance, amount, now)
-    return stmt.cte("balance_low")
+    fired = (
+        _disarm(taken.c.id, taken.c.balance, amount)
+        .returning(t.account_id, t.below, taken.c.balance)
+        .cte("low_fired")
+    )
+    event = select(
+        literal("evt_low_", Text) + bindparam("p_hold", type_=Text),
+        literal("balance.low", Text),
+        fired.c.account_id,
+        _low_payload(fired.c.account_id, fired.c.balance, fired.c.below),
+        bindparam("p_now", type_=BigInteger),
+    ).select_from(fired)
+    return insert(webhook_events).from_select(EVENT_COLUMNS, event).cte("balance_low")
 
 
-_HOLD_LOW = _balance_low(
-    literal("evt_low_", Text) + bindparam("p_hold", type_=Text),
+_DISARM = _disarm(
     bindparam("p_account", type_=Text),
-    _p_balance,
+    bindparam("p_balance", type_=BigInteger),
     bindparam("p_amount", type_=BigInteger),
-    bindparam("p_now", type_=BigInteger),
+).returning(balance_thresholds.c.below)
+_REARM = (
+    update(balance_thresholds)
+    .where(
+        balance_thresholds.c.account_id == bindparam("p_account", type_=Text),
+        balance_thresholds.c.armed.is_(False),
+        balance_thresholds.c.below <= bindparam("p_balance", type_=BigInteger),
+    )
+    .values(armed=True)
 )
-_DEBIT_LOW = _balance_low(
-    _p_event,
-    bindparam("p_account", type_=Text),
-    _p_balance,
-    bindparam("p_amount", type_=BigInteger),
-    bindparam("p_now", type_=BigInteger),
-)
+
+
+def _balance_low(
+    conn: Connection, account_id: str, balance: int, taken: int, now_us: int, event_id: str
+) -> None:
+    params = {"p_account": account_id, "p_balance": balance, "p_amount": taken}
+    below = conn.execute(_DISARM, params).scalar_one_or_none()
+    if below is None:
+        return
+    data = {"account_id": account_id, "balance_nanos": balance, "threshold_nanos": int(below)}
+    insert_event(conn, "balance.low", account_id, data, now_us, event_id=event_id)
 
 
 def balance_low_after_hold(conn: Connection, params: Mapping[str, Any], balance: int) -> None:
     """SQLite's hold transaction, after the balance UPDATE returned ``balance``: ``params``
-    are the hold's (``p_hold``, ``p_account``, ``p_amount``, ``p_now``)."""
-    conn.execute(_HOLD_LOW, {**params, "p_balance": balance})
+    are the hold's (``p_hold``, ``p_account``, ``p_amount``, ``p_now``). Without a threshold
+    (or a disarmed one) this is one UPDATE that matches nothing."""
+    event_id = "evt_low_" + params["p_hold"]
+    _balance_low(conn, params["p_account"], balance, params["p_amount"], params["p_now"], event_id)
 
 
-def balance_low_after_debit(
-    conn: Connection, account_id: str, balance: int, debit: int, now_us: int
+def balance_after_credit(
+    conn: Connection, account_id: str, balance: int, change: int, now_us: int
 ) -> None:
-    """An operator's debit (a negative adjustment) of ``debit`` left ``balance``."""
-    conn.execute(
-        _DEBIT_LOW,
-        {
-            "p_event": new_event_id(),
-            "p_account": account_id,
-            "p_balance": balance,
-            "p_amount": debit,
-            "p_now": now_us,
-        },
-    )
+    """After a credit or an adjustment of ``change`` left ``balance``: a debit may fire
+    ``balance.low``; a top-up back to the threshold re-arms it."""
+    if change < 0:
+        _balance_low(conn, account_id, balance, -change, now_us, new_event_id())
+    elif change > 0:
+        conn.execute(_REARM, {"p_account": account_id, "p_balance": balance})

@@ -12,7 +12,7 @@ from __future__ import annotations
 import json
 from typing import Any, cast
 
-from sqlalchemy import Connection, Row, delete, insert, select, update
+from sqlalchemy import BigInteger, Connection, Row, bindparam, delete, false, insert, select, update
 from sqlalchemy.dialects.postgresql import insert as pg_insert
 from sqlalchemy.dialects.sqlite import insert as sqlite_insert
 
@@ -38,6 +38,14 @@ from gridgate.storage.sql.base import SqlBase, _now_us
 from gridgate.storage.sql.webhook_outbox import insert_event_once
 
 _D = webhook_deliveries.c
+_UNFANNED = webhook_events.c.fanned_out == false()
+# read before a write transaction: an idle round takes no write lock (SQLite's is the hot path's)
+_ANY_UNFANNED = select(webhook_events.c.id).where(_UNFANNED).limit(1)
+_ANY_DUE = (
+    select(_D.event_id)
+    .where(_D.status == "pending", _D.next_attempt_us <= bindparam("p_now", type_=BigInteger))
+    .limit(1)
+)
 
 
 def _endpoint(row: Row[Any]) -> WebhookEndpoint:
@@ -80,7 +88,7 @@ def _fan_out(conn: Connection, limit: int) -> int:
         _event(r)
         for r in conn.execute(
             select(webhook_events)
-            .where(webhook_events.c.fanned_out.is_(False))
+            .where(_UNFANNED)
             .order_by(webhook_events.c.created_us)
             .limit(limit)
         )
@@ -243,11 +251,16 @@ class SqlWebhooks(SqlBase):
         return await self._write(tx)
 
     async def fan_out(self, *, limit: int = 200) -> int:
+        if await self._read(lambda conn: conn.execute(_ANY_UNFANNED).first()) is None:
+            return 0
         return await self._write(lambda conn: _fan_out(conn, limit))
 
     async def claim_due(
         self, now_us: int, *, lease_us: int, claim: str, limit: int
     ) -> list[ClaimedDelivery]:
+        due = await self._read(lambda conn: conn.execute(_ANY_DUE, {"p_now": now_us}).first())
+        if due is None:
+            return []
         return await self._write(lambda conn: _claim(conn, now_us, lease_us, claim, limit))
 
     async def finish_delivery(
@@ -357,7 +370,7 @@ class SqlWebhooks(SqlBase):
             if below is not None:
                 conn.execute(
                     insert(balance_thresholds),
-                    {"account_id": account_id, "below": below, "updated_us": now},
+                    {"account_id": account_id, "below": below, "armed": True, "updated_us": now},
                 )
             _note(conn, audit, account_id, now)
 
