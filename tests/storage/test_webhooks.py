@@ -5,8 +5,12 @@ from __future__ import annotations
 
 import json
 
+import pytest
+from sqlalchemy import Connection, literal, select
+
 from gridgate.storage.ports.webhooks import WebhookEndpoint, WebhookEvent
 from gridgate.storage.sql import SqlStore
+from gridgate.storage.sql.webhook_outbox import event_insert_from, insert_event, insert_event_once
 from tests.storage.helpers import LATER, NOW, _funded, _key
 
 
@@ -151,3 +155,41 @@ async def test_an_endpoint_gets_no_event_from_before_it_existed(store: SqlStore)
     )
     await store.create_endpoint(_endpoint("we_late", None))
     assert await store.fan_out() == 0
+
+
+async def test_an_event_is_committed_with_its_change_or_not_at_all(store: SqlStore) -> None:
+    """``insert_event`` (what the spend caps call for ``cap.reached``) joins the transaction it
+    is given: rolled back with it, committed with it; ``insert_event_once`` and
+    ``event_insert_from(once=True)`` write a deterministic id once."""
+    account = await _funded(store, 0)
+
+    class Rollback(Exception):
+        pass
+
+    def fails(conn: Connection) -> None:
+        insert_event(conn, "cap.reached", account.id, {"cap": "daily"}, NOW)
+        raise Rollback
+
+    with pytest.raises(Rollback):
+        await store._write(fails)
+    assert await store.list_events(account.id) == []
+
+    data = {"cap": "daily", "limit_nanos": 5}
+    first = await store._write(
+        lambda conn: insert_event_once(conn, "cap.reached", account.id, data, NOW, event_id="evt_c")
+    )
+    again = await store._write(
+        lambda conn: insert_event_once(conn, "cap.reached", account.id, data, NOW, event_id="evt_c")
+    )
+    assert (first, again) == (True, False)
+    rows = select(
+        literal("evt_c"),
+        literal("cap.reached"),
+        literal(account.id),
+        literal("{}"),
+        literal(NOW),
+    )
+    stmt = event_insert_from(rows, dialect=store.dialect, once=True)
+    await store._write(lambda conn: conn.execute(stmt))
+    [event] = await store.list_events(account.id)
+    assert (event.event.id, json.loads(event.event.payload)) == ("evt_c", data)

@@ -26,6 +26,8 @@ from sqlalchemy import (
     BigInteger,
     ColumnElement,
     Connection,
+    Insert,
+    Select,
     Text,
     Update,
     bindparam,
@@ -64,7 +66,9 @@ def insert_event(
     "key_id": …, "window": "daily", "limit_nanos": …, "spent_nanos": …, "resets_at": …},
     now_us, event_id=f"evt_cap_{cap_id}_{window_start_us}")`` — a deterministic id makes N
     processes reaching the same cap in the same window write one event (a duplicate id raises
-    an IntegrityError: use ``insert_event_once`` where several may race)."""
+    an IntegrityError: use ``insert_event_once`` where several may race). Inside PostgreSQL's
+    one-statement hold, use ``event_insert_from`` as a CTE instead. Outside any stored change,
+    core code calls ``core/webhooks/outbox.py:WebhookOutbox.emit`` (``AppState.webhooks``)."""
     eid = event_id or new_event_id()
     conn.execute(insert(webhook_events), _values(eid, event_type, account_id, data, now_us))
     return eid
@@ -85,6 +89,21 @@ def insert_event_once(
     stmt = dialect(webhook_events).on_conflict_do_nothing(index_elements=["id"])
     result = conn.execute(stmt, _values(event_id, event_type, account_id, data, now_us))
     return bool(result.rowcount)
+
+
+def event_insert_from(rows: Select[Any], *, dialect: str, once: bool = False) -> Insert:
+    """An ``INSERT … SELECT`` of events for a single statement (PostgreSQL's hot path: ``.cte()``
+    it and ``add_cte`` it to the statement): ``rows`` selects, in order, the id, type,
+    account_id, payload (JSON text) and created_us of each event. ``once``: an id already
+    written is skipped (a deterministic id, e.g. ``cap.reached`` per cap and window)."""
+    if not once:
+        return insert(webhook_events).from_select(EVENT_COLUMNS, rows)
+    make = pg_insert if dialect == "postgresql" else sqlite_insert
+    return (
+        make(webhook_events)
+        .from_select(EVENT_COLUMNS, rows)
+        .on_conflict_do_nothing(index_elements=["id"])
+    )
 
 
 def _values(
