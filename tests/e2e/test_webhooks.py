@@ -2,7 +2,7 @@
 (a balance crossing its threshold on a request's hold, a key revoked with the CLI), a receiver
 that refuses connections for a while gets every event once it is up, signed, with the event id
 the outbox gave it; and a gateway SIGKILLed between the event and its delivery delivers it after
-a restart, with the same id."""
+a restart, with the same id; an offer ejected by offer health reaches a global endpoint."""
 
 from __future__ import annotations
 
@@ -10,6 +10,7 @@ import json
 import signal
 from pathlib import Path
 
+import aiohttp
 from openai import OpenAI
 
 from tests.harness import (
@@ -137,3 +138,55 @@ def test_a_gateway_killed_before_delivering_delivers_after_its_restart(
         finally:
             bg.run(receiver.stop())
             assert stop_gateway(second) == 0, second.log_path.read_text()
+
+
+FLAKY_OFFERS = [
+    Offer("flaky", "text-prime", "sim/f", "0.10", "0.40", 40, 200_000, 64_000),
+    Offer("steady", "text-prime", "sim/s", "0.20", "0.80", 40, 200_000, 64_000),
+]
+BREAKER = """
+[health]
+breaker_failures = 2
+cooldown_seconds = 30
+"""
+
+
+def test_an_offer_ejected_by_offer_health_reaches_a_global_endpoint(
+    bg: BackgroundLoop, tmp_path: Path
+) -> None:
+    receiver = Receiver(free_port())
+    bg.run(receiver.start())
+    with simulators(bg, ["flaky", "steady"]) as sims:
+        gw = start_gateway(
+            tmp_path,
+            bg,
+            {name: sim.base_url for name, sim in sims.items()},
+            FLAKY_OFFERS,
+            extra_config=QUICK + BREAKER,
+        )
+        try:
+            hook = _cli_json(
+                gw, "webhooks", "add", "--url", receiver.url, "--events", "offer.ejected"
+            )
+            _, secret = gw.new_account("5")
+            gw.run(_fault(sims["flaky"].root_url))
+            for _ in range(3):  # two failures in a row open flaky's circuit; steady serves
+                _ask(gw, secret)
+            sent = wait_until(lambda: receiver.events(), timeout=15)
+            assert [s["type"] for s in sent] == ["offer.ejected"]
+            assert sent[0]["data"]["offer_id"] == "flaky/text-prime/sim/f"
+            assert "2 failures in a row" in sent[0]["data"]["cause"]
+            assert sent[0]["id"].startswith("evt_ej_")
+            [(headers, body)] = receiver.received
+            assert signed_by(str(hook["secret"]), headers, body)
+        finally:
+            bg.run(receiver.stop())
+            assert stop_gateway(gw) == 0, gw.log_path.read_text()
+
+
+async def _fault(root_url: str) -> None:
+    async with (
+        aiohttp.ClientSession() as session,
+        session.post(f"{root_url}/sim/faults", json={"mode": "status", "status": 500}) as answer,
+    ):
+        assert answer.status < 300
