@@ -3,6 +3,7 @@
 
 from __future__ import annotations
 
+import asyncio
 import json
 
 import pytest
@@ -193,3 +194,25 @@ async def test_an_event_is_committed_with_its_change_or_not_at_all(store: SqlSto
     await store._write(lambda conn: conn.execute(stmt))
     [event] = await store.list_events(account.id)
     assert (event.event.id, json.loads(event.event.payload)) == ("evt_c", data)
+
+
+async def test_two_processes_claiming_at_once_never_take_the_same_delivery(
+    store: SqlStore, db_url: str
+) -> None:
+    await store.create_endpoint(_endpoint("we_all", None))
+    for n in range(30):
+        event = WebhookEvent(
+            id=f"evt_{n:02d}", type="offer.ejected", account_id=None, payload="{}", created_us=NOW
+        )
+        await store.add_event(event)
+    assert await store.fan_out() == 30
+    async with SqlStore(db_url) as other:  # another process's store on the same database
+        claims = await asyncio.gather(
+            *(
+                s.claim_due(NOW, lease_us=30_000_000, claim=f"c{i}", limit=10)
+                for i, s in enumerate([store, other, store, other])
+            )
+        )
+    taken = [c.event.id for batch in claims for c in batch]
+    assert len(taken) == len(set(taken)) == 30  # each delivery claimed exactly once
+    assert all(c.attempt == 1 for batch in claims for c in batch)

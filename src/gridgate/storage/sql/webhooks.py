@@ -144,8 +144,10 @@ def _claim(
         .join(webhook_events, webhook_events.c.id == _D.event_id)
         .join(webhook_endpoints, webhook_endpoints.c.id == _D.endpoint_id)
         .where(_D.status == "pending", _D.next_attempt_us <= now_us, webhook_endpoints.c.enabled)
-        .order_by(_D.next_attempt_us)
+        .order_by(_D.next_attempt_us, _D.event_id, _D.endpoint_id)  # one order: no deadlock
         .limit(limit)
+        # PostgreSQL: rival claimers skip each other's rows (SQLite serialises writers anyway)
+        .with_for_update(skip_locked=True, of=webhook_deliveries)
     ).all()
     claimed: list[ClaimedDelivery] = []
     for row in due:
