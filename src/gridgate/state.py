@@ -4,7 +4,8 @@ and taken apart (``build_state``).
 ``build_state`` is an async context manager on an ``AsyncExitStack``: each part registers its
 own close where it is built, so the stack unwinds in the reverse order. At shutdown:
 
-1. the background tasks stop (lease upkeep, change feed, limit slots, health sharing);
+1. the background tasks stop (lease upkeep, change feed, limit slots, health sharing,
+   webhook delivery), then the offer ejections being written to the webhook outbox;
 2. the usage writer drains what requests submitted (to the store, or the spool);
 3. the rate guard releases its slots and closes its limiter, then the login limiter closes;
 4. the metrics take in what the last requests observed;
