@@ -22,6 +22,7 @@ from gridgate.core.limits.overrides import LimitOverrides
 from gridgate.core.people.directory import People
 from gridgate.core.people.tokens import ManagementTokens
 from gridgate.core.people.users import Users
+from gridgate.core.webhooks.endpoints import Webhooks
 from gridgate.settings import Settings
 from gridgate.storage.ports.store import Store
 
@@ -40,6 +41,7 @@ class Services:
     market: Market
     offer_board: OfferBoard
     audit_log: AuditLog
+    webhooks: Webhooks
 
 
 def build_services(
@@ -76,4 +78,5 @@ def build_services(
             window_size=settings.health.window_size,
         ),
         audit_log=AuditLog(store),
+        webhooks=Webhooks(store, clock),
     )

@@ -260,6 +260,27 @@ class ResponsesSettings(_Strict, frozen=True, kw_only=True, forbid_unknown_field
     sweep_seconds: float = 60.0
 
 
+class WebhookSettings(_Strict, frozen=True, kw_only=True, forbid_unknown_fields=True):
+    """Webhook delivery (``core/webhooks/delivery.py`` documents the knobs)."""
+
+    enabled: bool = True
+    poll_seconds: float = 1.0
+    timeout_seconds: float = 10.0
+    max_attempts: int = 10
+    max_age_hours: float = 72.0
+    backoff_seconds: float = 5.0
+    max_backoff_seconds: float = 3600.0
+    batch: int = 20
+    ejection_window_seconds: float = 300.0
+
+    def check(self, fail: Fail) -> None:
+        for name in self.__struct_fields__[1:]:
+            if getattr(self, name) <= 0:
+                fail(f"webhooks.{name}", "must be positive")
+        if self.max_backoff_seconds < self.backoff_seconds:
+            fail("webhooks.max_backoff_seconds", "must be at least backoff_seconds")
+
+
 class InstrumentSettings(_Strict, frozen=True, kw_only=True, forbid_unknown_fields=True):
     id: str
     display_name: str = ""
@@ -325,6 +346,7 @@ class Settings(_Strict, frozen=True, kw_only=True, forbid_unknown_fields=True):
     redis: RedisSettings = msgspec.field(default_factory=RedisSettings)
     changes: ChangesSettings = msgspec.field(default_factory=ChangesSettings)
     responses: ResponsesSettings = msgspec.field(default_factory=ResponsesSettings)
+    webhooks: WebhookSettings = msgspec.field(default_factory=WebhookSettings)
     instruments: list[InstrumentSettings] = msgspec.field(default_factory=list)
     suppliers: list[SupplierSettings] = msgspec.field(default_factory=list)
     offers: list[OfferSettings] = msgspec.field(default_factory=list)
@@ -384,6 +406,7 @@ def _check(settings: Settings, source: str) -> None:
     _check_limits(settings.limits, fail)
     _check_backends(settings, fail)
     _check_catalog(settings, fail)
+    settings.webhooks.check(fail)
 
 
 def _check_server(server: ServerSettings, logging: LoggingSettings, fail: Fail) -> None:

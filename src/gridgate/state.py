@@ -4,8 +4,9 @@ and taken apart (``build_state``).
 ``build_state`` is an async context manager on an ``AsyncExitStack``: each part registers its
 own close where it is built, so the stack unwinds in the reverse order. At shutdown:
 
-1. the background tasks stop (lease upkeep, change feed, limit slots, health sharing);
-   then the answers still running under an ``Idempotency-Key`` end and are kept (30 s at most);
+1. the background tasks stop (lease upkeep, change feed, limit slots, health sharing,
+   webhook delivery), then the offer ejections being written to the webhook outbox; then the
+   answers still running under an ``Idempotency-Key`` end and are kept (30 s at most);
 2. the usage writer drains what requests submitted (to the store, or the spool);
 3. the rate guard releases its slots and closes its limiter, then the login limiter closes;
 4. the metrics take in what the last requests observed;
@@ -39,6 +40,8 @@ from gridgate.core.outage import Outage
 from gridgate.core.people.directory import People
 from gridgate.core.people.sign_in import SignIn
 from gridgate.core.responses.stored import StoredResponses
+from gridgate.core.webhooks.delivery import Deliverer, DeliveryPolicy
+from gridgate.core.webhooks.outbox import WebhookOutbox
 from gridgate.metrics import Metrics
 from gridgate.providers import anthropic, openai, openai_responses
 from gridgate.providers.anthropic import AnthropicAdapter
@@ -54,7 +57,14 @@ from gridgate.storage.ports.store import Store
 from gridgate.storage.sql import SqlStore
 from gridgate.storage.usage_spool import FileSpool
 from gridgate.tasks import BackgroundTasks
-from gridgate.upkeep import lease_upkeep, renew_slots, share_health, sweep_responses
+from gridgate.upkeep import (
+    deliver_webhooks,
+    lease_upkeep,
+    renew_slots,
+    share_health,
+    sweep_responses,
+)
+from gridgate.web.webhook_post import AiohttpWebhookPost
 
 _DRAIN_SECONDS = 30.0  # at shutdown, for keyed answers still running
 
@@ -89,6 +99,7 @@ class AppState:
     idempotency: IdempotencyKeys  # Idempotency-Key claims and their kept answers
     metrics: Metrics = field(default_factory=Metrics)
     limiter: RateLimiter | None = None  # None: no rate-limit backend configured
+    webhooks: WebhookOutbox | None = None  # events not stored otherwise (offer.ejected)
 
     def refresh_gauges(self) -> None:
         """The gauges as this process stands now, and what its requests observed since the last
@@ -146,6 +157,8 @@ async def build_state(
         usage = _usage_writer(stack, settings, store, outage, meters)
         policy = HealthPolicy.from_settings(settings.health)
         health = OfferHealth(policy, clock) if settings.health.enabled else None
+        outbox = _webhook_outbox(stack, settings, store, clock, outage, health)
+        billing.on_cap_reached = outbox.cap_reached
         exchange = _exchange(
             settings, clock, environ, http, catalog, billing, usage, health, policy, limits.guard
         )
@@ -174,6 +187,7 @@ async def build_state(
             idempotency=IdempotencyKeys(
                 store, clock, keep_answers=settings.responses.retention_days > 0
             ),
+            webhooks=outbox,
         )
         usage.start()
         # keyed answers still running finish (and are kept) before the usage writer drains
@@ -183,6 +197,23 @@ async def build_state(
         feed = _change_feed(settings, store, clock, outage, auth, reload)
         _start_tasks(tasks, state, feed, limits.guard, health)
         yield state
+
+
+def _webhook_outbox(
+    stack: contextlib.AsyncExitStack,
+    settings: Settings,
+    store: Store,
+    clock: Clock,
+    outage: Outage,
+    health: OfferHealth | None,
+) -> WebhookOutbox:
+    """The outbox for events not stored otherwise: an offer's ejection, as it happens."""
+    window = settings.webhooks.ejection_window_seconds
+    outbox = WebhookOutbox(store, clock, outage, ejection_window_s=window)
+    stack.push_async_callback(outbox.close)  # the ejections being written
+    if health is not None:
+        health.on_eject = outbox.offer_ejected
+    return outbox
 
 
 def _http_session(settings: Settings) -> aiohttp.ClientSession:
@@ -380,6 +411,12 @@ def _start_tasks(
             state.responses, settings.responses.sweep_seconds, outage, state.idempotency
         ),
     )
+    if settings.webhooks.enabled:
+        hooks = settings.webhooks
+        deliverer = Deliverer(
+            store, AiohttpWebhookPost(state.http), clock, DeliveryPolicy.from_settings(hooks)
+        )
+        tasks.start("gridgate-webhooks", deliver_webhooks(deliverer, hooks.poll_seconds, outage))
     if health is not None and settings.health.share_seconds > 0:
         seconds = settings.health.share_seconds
         tasks.start(

@@ -1,6 +1,7 @@
 """The loops every process runs beside serving requests (``state.py`` starts them in its
 ``BackgroundTasks``): lease upkeep, the renewal of rate-limit slots, offer health shared
-across processes, and the sweep of expired stored responses (and of expired idempotency keys). The change feed's loop is ``ChangeFeed.run``."""
+across processes, the sweep of expired stored responses (and of expired idempotency keys), and
+webhook delivery. The change feed's loop is ``ChangeFeed.run``."""
 
 from __future__ import annotations
 
@@ -17,6 +18,7 @@ from gridgate.core.idempotency.keys import IdempotencyKeys
 from gridgate.core.limits.guard import RateGuard
 from gridgate.core.outage import Outage
 from gridgate.core.responses.stored import StoredResponses
+from gridgate.core.webhooks.delivery import Deliverer
 from gridgate.settings import Settings
 from gridgate.storage.ports.store import Store
 
@@ -105,3 +107,15 @@ async def lease_upkeep(
             gauges()
         rounds += 1
         await asyncio.sleep(tick)
+
+
+async def deliver_webhooks(deliverer: Deliverer, seconds: float, outage: Outage) -> None:
+    """Send the webhooks that are due (``core/webhooks/delivery.py``), every ``seconds``, in
+    every process: each claims its own."""
+    while True:
+        try:
+            await deliverer.round()
+        except Exception as exc:
+            if not outage.noted(exc, "webhook delivery"):
+                log.exception("webhook delivery failed")
+        await asyncio.sleep(seconds)

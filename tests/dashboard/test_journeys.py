@@ -325,7 +325,7 @@ def test_no_page_at_all_scrolls_sideways_on_a_phone(
     dash_gw: GatewayProcess, new_page: NewPage, owner: Person, operator: Person
 ) -> None:
     names = every_page(dash_gw, new_page, owner, operator, lambda _, page: fits(page), PHONE)
-    assert len(names) == 15
+    assert len(names) == 16
 
 
 # -- g. and h. every page: accessibility basics and screenshots ------------------------------
@@ -390,6 +390,7 @@ def every_page(
     for name, path, heading in (
         ("usage", "/dashboard/usage", "Usage"),
         ("instruments", "/dashboard/instruments", "Instruments"),
+        ("webhooks", "/dashboard/webhooks", "Webhooks"),
         ("profile", "/dashboard/profile", "Ada Owner"),
     ):
         mine.goto(path)
@@ -434,7 +435,7 @@ def test_every_field_is_labelled_unmarked_and_the_skip_link_comes_first(
         expect(page.locator("#main")).to_be_focused()
 
     names = every_page(dash_gw, new_page, owner, operator, check)
-    assert len(names) == 15
+    assert len(names) == 16
 
 
 def tab_to(page: Page, target: Locator, most: int = 40) -> None:
@@ -485,6 +486,6 @@ def test_a_screenshot_of_every_page(
         taken.append(shot(page, f"laptop-{len(taken) + 1:02d}-{name}"))
 
     every_page(dash_gw, new_page, owner, operator, picture)
-    assert len(taken) == 15
+    assert len(taken) == 16
     for path in taken:
         assert path.read_bytes()[:8] == b"\x89PNG\r\n\x1a\n", path

@@ -22,7 +22,7 @@ from tests.storage.conftest import raw_sql, run_sql
 V1_FINGERPRINT = "5d50d8ee7001e4149688e3f4a073680545651fe4626de312877a86be70fc659f"
 # The shape of schema.py (the newest version). If this fails you changed schema.py: add a
 # migration step for the change (literal DDL in migrations.py), then update the fingerprint.
-LATEST_FINGERPRINT = "fedcdf0139b940816153882dc6a97762858fc503fe4b4de6714bac968b414765"
+LATEST_FINGERPRINT = "b7b4fc4c3726051a56394d9f9c870a985e46a5b4e38ad1cd7af7aaec620d473c"
 
 
 def _shape(metadata: MetaData) -> list[object]:

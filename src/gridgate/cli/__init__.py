@@ -7,7 +7,7 @@ import logging
 import sys
 from collections.abc import Sequence
 
-from gridgate.cli import accounts, caps, keys, ledger, limits, offers, serve, users
+from gridgate.cli import accounts, caps, keys, ledger, limits, offers, serve, users, webhooks
 from gridgate.cli.common import Commands, common_options
 from gridgate.errors import GridgateError
 from gridgate.settings import SettingsError, load_settings
@@ -27,6 +27,7 @@ def build_parser() -> argparse.ArgumentParser:
     caps.add_parser(commands)
     users.add_parser(commands)
     limits.add_parser(commands)  # instruments
+    webhooks.add_parser(commands)
     return parser
 
 

@@ -1,5 +1,5 @@
 """The web dashboard: server-rendered pages for consumers (overview, API keys, usage,
-instruments, profile) and operators (accounts, suppliers and offers, offer health, audit log).
+instruments, webhooks, profile) and operators (accounts, suppliers and offers, offer health, audit log).
 
 Never on the hot path. Every page calls the same services as the management API
 (``gridgate/services.py``), acting as the signed-in person, so the rules and the audit log are
@@ -24,6 +24,7 @@ from gridgate.dashboard import (
     profile,
     signin,
     usage,
+    webhooks,
 )
 from gridgate.dashboard.render import RENDERER, Renderer
 from gridgate.dashboard.session import PREFIX
@@ -73,6 +74,11 @@ def add_dashboard(app: web.Application) -> None:
         ("POST", "/suppliers/toggle", offers.toggle_supplier),
         ("GET", "/health", health.health_page),
         ("GET", "/audit", audit.audit_page),
+        ("GET", "/webhooks", webhooks.webhooks_page),
+        ("POST", "/webhooks", webhooks.add_endpoint),
+        ("POST", "/webhooks/threshold", webhooks.set_threshold),
+        ("POST", "/webhooks/{endpoint_id}/remove", webhooks.remove_endpoint),
+        ("POST", "/webhooks/events/{event_id}/replay", webhooks.replay_event),
     )
     for method, path, handler in pages:
         if method == "GET":

@@ -25,6 +25,7 @@ CONSUMER_NAV = (
     ("usage", "Usage", "/usage"),
     ("caps", "Spend caps", "/caps"),
     ("instruments", "Instruments", "/instruments"),
+    ("webhooks", "Webhooks", "/webhooks"),
 )
 OPERATOR_NAV = (
     ("accounts", "Accounts", "/accounts"),
@@ -48,6 +49,9 @@ NOTICES = {
     "token-revoked": "The token is revoked.",
     "cap-saved": "The spend cap is saved: every gateway process holds requests against it.",
     "cap-removed": "The spend cap is removed.",
+    "webhook-removed": "The webhook endpoint is removed.",
+    "webhook-replayed": "The event is queued again, with the same id.",
+    "threshold-saved": "The low-balance threshold is saved.",
 }
 
 

@@ -398,6 +398,42 @@ def _v9_idempotency_keys(conn: Connection) -> None:
         conn.execute(text(ddl))
 
 
+# -- version 10: webhooks -------------------------------------------------------------------
+
+
+def _v10_webhooks(conn: Connection) -> None:
+    """Webhooks: the endpoints (an account's, or global with no account), the durable outbox of
+    events (each written in the transaction of what it announces), one delivery per event and
+    endpoint, and the balance below which an account's ``balance.low`` event fires. No foreign
+    keys: an outbox row must never stop the change it announces."""
+    for ddl in (
+        "CREATE TABLE webhook_endpoints ("
+        " id TEXT NOT NULL PRIMARY KEY, account_id TEXT NULL, url TEXT NOT NULL,"
+        " secret TEXT NOT NULL, events TEXT NOT NULL, enabled BOOLEAN NOT NULL,"
+        " created_us BIGINT NOT NULL)",
+        "CREATE INDEX ix_webhook_endpoints_account_id ON webhook_endpoints (account_id)",
+        "CREATE TABLE webhook_events ("
+        " id TEXT NOT NULL PRIMARY KEY, type TEXT NOT NULL, account_id TEXT NULL,"
+        " payload TEXT NOT NULL, created_us BIGINT NOT NULL,"
+        " fanned_out BOOLEAN NOT NULL DEFAULT false)",
+        "CREATE INDEX ix_webhook_events_fanned_out ON webhook_events (fanned_out, created_us)",
+        "CREATE INDEX ix_webhook_events_account_created ON webhook_events (account_id, created_us)",
+        "CREATE TABLE webhook_deliveries ("
+        " event_id TEXT NOT NULL, endpoint_id TEXT NOT NULL, status TEXT NOT NULL,"
+        " attempts INTEGER NOT NULL, next_attempt_us BIGINT NOT NULL, claim TEXT NULL,"
+        " last_error TEXT NULL, last_status INTEGER NULL, delivered_us BIGINT NULL,"
+        " PRIMARY KEY (event_id, endpoint_id),"
+        " CONSTRAINT ck_webhook_deliveries_status"
+        " CHECK (status IN ('pending', 'delivered', 'failed')))",
+        "CREATE INDEX ix_webhook_deliveries_due ON webhook_deliveries (status, next_attempt_us)",
+        "CREATE INDEX ix_webhook_deliveries_endpoint ON webhook_deliveries (endpoint_id)",
+        "CREATE TABLE balance_thresholds ("
+        " account_id TEXT NOT NULL PRIMARY KEY, below BIGINT NOT NULL, armed BOOLEAN NOT NULL,"
+        " updated_us BIGINT NOT NULL)",
+    ):
+        conn.execute(text(ddl))
+
+
 # -- version 11: usage receipts -------------------------------------------------------------
 
 
@@ -425,6 +461,7 @@ MIGRATIONS: tuple[Migration, ...] = (
     Migration(7, "stored_responses", _v7_stored_responses),
     Migration(8, "spend_caps", _v8_spend_caps),
     Migration(9, "idempotency_keys", _v9_idempotency_keys),
+    Migration(10, "webhooks", _v10_webhooks),
     Migration(11, "receipts", _v11_receipts),
 )
 

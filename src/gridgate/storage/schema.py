@@ -401,3 +401,70 @@ idempotency_keys = Table(
     CheckConstraint("status IN ('running', 'done')", name="ck_idempotency_keys_status"),
     Index("ix_idempotency_keys_expires", "expires_us"),
 )
+
+# Version 10. Where webhooks are sent: an account's endpoint (its events) or a global one
+# (``account_id`` NULL: every event, the operator's). ``secret`` signs each delivery (it must be
+# kept to sign; shown once at creation, never logged); ``events`` a JSON array of event types,
+# ``["*"]`` for all.
+webhook_endpoints = Table(
+    "webhook_endpoints",
+    metadata,
+    Column("id", Text, primary_key=True),
+    Column("account_id", Text, nullable=True),
+    Column("url", Text, nullable=False),
+    Column("secret", Text, nullable=False),
+    Column("events", Text, nullable=False),
+    Column("enabled", Boolean, nullable=False),
+    Column("created_us", BigInteger, nullable=False),
+    Index("ix_webhook_endpoints_account_id", "account_id"),
+)
+
+# Version 10. The outbox: an event, written in the transaction of what it announces. ``id`` is
+# the event id every delivery (and every retry of it) carries. ``fanned_out``: its deliveries
+# (one per endpoint subscribed when it was written) have been made.
+webhook_events = Table(
+    "webhook_events",
+    metadata,
+    Column("id", Text, primary_key=True),
+    Column("type", Text, nullable=False),
+    Column("account_id", Text, nullable=True),
+    Column("payload", Text, nullable=False),
+    Column("created_us", BigInteger, nullable=False),
+    Column("fanned_out", Boolean, nullable=False, server_default=false()),
+    Index("ix_webhook_events_fanned_out", "fanned_out", "created_us"),
+    Index("ix_webhook_events_account_created", "account_id", "created_us"),
+)
+
+# Version 10. One event's delivery to one endpoint. ``next_attempt_us`` is when it is due, and
+# while an attempt runs the end of its claim (``claim`` names the claimant).
+webhook_deliveries = Table(
+    "webhook_deliveries",
+    metadata,
+    Column("event_id", Text, primary_key=True),
+    Column("endpoint_id", Text, primary_key=True),
+    Column("status", Text, nullable=False),
+    Column("attempts", Integer, nullable=False),
+    Column("next_attempt_us", BigInteger, nullable=False),
+    Column("claim", Text, nullable=True),
+    Column("last_error", Text, nullable=True),
+    Column("last_status", Integer, nullable=True),
+    Column("delivered_us", BigInteger, nullable=True),
+    CheckConstraint(
+        "status IN ('pending', 'delivered', 'failed')", name="ck_webhook_deliveries_status"
+    ),
+    Index("ix_webhook_deliveries_due", "status", "next_attempt_us"),
+    Index("ix_webhook_deliveries_endpoint", "endpoint_id"),
+)
+
+# Version 10. The balance below which an account's ``balance.low`` webhook fires (nano-dollars),
+# checked where the balance goes down, on the crossing only, and only while ``armed``: firing
+# disarms it, a credit that lifts the balance back to the threshold re-arms it (so leases that
+# take and give back slices around the threshold do not fire again and again). No row: no event.
+balance_thresholds = Table(
+    "balance_thresholds",
+    metadata,
+    Column("account_id", Text, primary_key=True),
+    Column("below", BigInteger, nullable=False),
+    Column("armed", Boolean, nullable=False),
+    Column("updated_us", BigInteger, nullable=False),
+)

@@ -5,6 +5,7 @@ boundary. Also the rules of setting caps (who may, what is valid)."""
 
 from __future__ import annotations
 
+import json
 from collections.abc import AsyncIterator
 from datetime import UTC, datetime
 from pathlib import Path
@@ -17,6 +18,8 @@ from gridgate.core.accounts.api_keys import ApiKeys
 from gridgate.core.billing.billing import Billing, Quote
 from gridgate.core.billing.spend_caps import SpendCaps, parse_limit, parse_period
 from gridgate.core.clock import SystemClock
+from gridgate.core.outage import Outage
+from gridgate.core.webhooks.outbox import WebhookOutbox
 from gridgate.errors import NotFound, PermissionDenied, SpendCapReached, ValidationFailed
 from gridgate.money import Price
 from gridgate.settings import BillingSettings
@@ -130,3 +133,36 @@ async def test_only_an_owner_or_an_operator_sets_caps_and_bad_values_are_refused
     assert parse_limit("2.5") == 2_500_000_000
     await caps.remove(owner, use.cap.id)
     assert await caps.of_account(owner, account_id) == []
+
+
+async def test_a_cap_that_refuses_writes_one_cap_reached_event_per_window(
+    store: SqlStore,
+) -> None:
+    clock = ManualClock(datetime(2026, 12, 9, 12, tzinfo=UTC))
+    account_id, key_id = await funded(store)
+    use = await SpendCaps(store, clock).set(
+        CLI, scope="key", subject=key_id, period="daily", limit=0
+    )
+    outbox = WebhookOutbox(store, clock, Outage(clock), ejection_window_s=300)
+    billing = Billing(store, clock, BillingSettings(min_output_tokens=256))
+    billing.on_cap_reached = outbox.cap_reached
+    # two processes' worth of refusals: one in this outbox, one in another's
+    other = WebhookOutbox(store, clock, Outage(clock), ejection_window_s=300)
+    for hook in (outbox.cap_reached, outbox.cap_reached, other.cap_reached):
+        billing.on_cap_reached = hook
+        with pytest.raises(SpendCapReached):
+            await billing.reserve(
+                account_id=account_id, key_id=key_id, quote=quote(10), requested=None, capped=True
+            )
+    await outbox.close()
+    await other.close()
+    (event,) = [e.event for e in await store.list_events(account_id, event_type="cap.reached")]
+    assert event.id == f"evt_cap_{use.cap.id}_{use.window_start_us}"
+    data = json.loads(event.payload)
+    assert (data["cap_id"], data["scope"], data["subject"], data["period"]) == (
+        use.cap.id,
+        "key",
+        key_id,
+        "daily",
+    )
+    assert (data["limit_nanos"], data["resets_at"]) == (0, "2026-12-10T00:00:00Z")

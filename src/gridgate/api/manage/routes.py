@@ -26,6 +26,7 @@ from gridgate.api.manage import (
     tokens,
     usage,
     users,
+    webhooks,
 )
 from gridgate.api.manage.document import openapi_document
 from gridgate.core.accounts.usage_pages import MAX_PAGE as USAGE_PAGE
@@ -48,6 +49,7 @@ from gridgate.shapes import (
     UserView,
 )
 from gridgate.storage.limiter.port import LimitScope
+from gridgate.webhook_shapes import BalanceThresholdView, WebhookEndpointView, WebhookEventView
 
 V1 = "/api/v1"
 # Who may call an operation, for its security and its error answers (the handlers enforce it).
@@ -559,5 +561,34 @@ def operations() -> list[Op]:
             answer=list[AuditEntryView],
             paged=True,
         ),
+        *_webhook_ops(account_q),
     ]
     return ops
+
+
+def _webhook_ops(account_q: Parameter) -> list[Op]:
+    """Webhook endpoints, their events and deliveries, and the ``balance.low`` threshold."""
+    hook, threshold = f"{V1}/webhooks", f"{V1}/accounts/{{account_id}}/balance-threshold"
+    h = webhooks
+    replay = f"{V1}/webhook-events/{{event_id}}/replay"
+    return [
+        Op("get", hook, "listWebhooks", "Webhook endpoints (global ones: operators)",
+           h.list_webhooks, params=[account_q], answer=list[WebhookEndpointView]),
+        Op("post", hook, "createWebhook",
+           "Add a webhook endpoint; its signing secret is in `secret`, this once",
+           h.create_webhook, body=h.CreateWebhook, status=201, answer=WebhookEndpointView),
+        Op("delete", f"{hook}/{{endpoint_id}}", "deleteWebhook",
+           "Remove a webhook endpoint and its deliveries", h.delete_webhook, status=204),
+        Op("get", f"{V1}/webhook-events", "listWebhookEvents",
+           "Webhook events, newest first, with each delivery's status", h.list_events,
+           params=[account_q, limit_q(200), query("type", "Only events of this type")],
+           answer=list[WebhookEventView]),
+        Op("post", replay, "replayWebhookEvent",
+           "Send an event again (same id) to its endpoints", h.replay_event,
+           answer=dict[str, Any]),
+        Op("get", threshold, "getBalanceThreshold", "The balance below which balance.low fires",
+           h.get_threshold, answer=BalanceThresholdView),
+        Op("put", threshold, "setBalanceThreshold",
+           "Set (or with null clear) the balance below which balance.low fires",
+           h.set_threshold, body=h.SetThreshold, answer=BalanceThresholdView),
+    ]  # fmt: skip

@@ -12,6 +12,7 @@ memory on the hot path, with every lease an atomic hold in the ledger.
 
 from __future__ import annotations
 
+from collections.abc import Callable
 from dataclasses import dataclass
 
 from gridgate.core.billing import cap_windows
@@ -49,6 +50,8 @@ class Billing:
     ) -> None:
         self._settings = settings
         self.leases = LeaseBook(store, clock, settings, outage)
+        # told of a spend cap that refused a request (the webhook outbox's ``cap.reached``)
+        self.on_cap_reached: Callable[[CapUse], None] | None = None
 
     async def reserve(
         self,
@@ -87,6 +90,8 @@ class Billing:
         )
         assert refusal is not None
         if refusal.refused == "cap_reached":
+            if self.on_cap_reached is not None:
+                self.on_cap_reached(refusal.caps[0])
             raise cap_reached(refusal.caps[0], needed)
         raise InsufficientBalance(
             f"balance too low: this request needs up to ${format_usd(needed)}"

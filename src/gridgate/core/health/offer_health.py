@@ -50,7 +50,7 @@ from __future__ import annotations
 
 import itertools
 import math
-from collections.abc import Collection, Sequence
+from collections.abc import Callable, Collection, Sequence
 from dataclasses import dataclass, field, fields
 from types import TracebackType
 from typing import Literal
@@ -278,6 +278,8 @@ class OfferHealth:
         self._clock = clock
         self._books: dict[str, _Book] = {}
         self._tokens = itertools.count(1)
+        # called on each ejection with the offer and the cause (webhooks' offer.ejected)
+        self.on_eject: Callable[[str, str], None] | None = None
 
     @property
     def policy(self) -> HealthPolicy:
@@ -314,11 +316,11 @@ class OfferHealth:
         if book.state == "healthy":
             cause = self._ejection_cause(book, instrument, judged)
             if cause is not None:
-                self._eject(book, now, cause)
+                self._eject(offer_id, book, now, cause)
         elif book.state == "probation":
             if not judged.in_spec:
                 book.cooldown_s = min(book.cooldown_s * 2, policy.max_cooldown_s)
-                self._eject(book, now, f"failed probation: {judged.reason}")
+                self._eject(offer_id, book, now, f"failed probation: {judged.reason}")
             else:
                 book.probe_successes += 1
                 if book.probe_successes >= policy.probation_successes:
@@ -409,7 +411,9 @@ class OfferHealth:
         self._refresh(book, now)
         if book.state == "healthy":
             shown = "; ".join(breaches)
-            self._eject(book, now, f"across processes ({fleet.deliveries} deliveries): {shown}")
+            self._eject(
+                offer_id, book, now, f"across processes ({fleet.deliveries} deliveries): {shown}"
+            )
 
     def prune(self, keep: Collection[str]) -> None:
         """Forget every offer not in ``keep`` (after a catalog reload removed some)."""
@@ -439,10 +443,12 @@ class OfferHealth:
         book.probes.clear()
         book.last_resort = False
 
-    def _eject(self, book: _Book, now: float, cause: str) -> None:
+    def _eject(self, offer_id: str, book: _Book, now: float, cause: str) -> None:
         self._enter(book, "ejected")
         book.cause = cause
         book.retry_at = now + book.cooldown_s
+        if self.on_eject is not None:  # webhooks: offer.ejected
+            self.on_eject(offer_id, cause)
 
     def _ejection_cause(
         self, book: _Book, instrument: InstrumentRecord, judged: Verdict

@@ -19,6 +19,7 @@ from gridgate.storage.ports.people import PeopleStore
 from gridgate.storage.ports.receipts import ReceiptStore
 from gridgate.storage.ports.responses import ResponseStore
 from gridgate.storage.ports.usage import UsageStore
+from gridgate.storage.ports.webhooks import WebhookStore
 
 
 class Store(
@@ -36,6 +37,7 @@ class Store(
     CapStore,
     ReceiptStore,
     IdempotencyStore,
+    WebhookStore,
     Protocol,
 ):
     """Everything persistent. Implementations are safe to share across tasks of one process and

@@ -15,6 +15,7 @@ from gridgate.storage.sql.audit import _note
 from gridgate.storage.sql.base import _BALANCE, SqlBase, _now_us, _p_account, _p_amount, _p_key
 from gridgate.storage.sql.ledger import _INSERT_ENTRY
 from gridgate.storage.sql.ledger_upkeep import _entry
+from gridgate.storage.sql.webhook_outbox import balance_after_credit
 
 
 class _Replay(Exception):
@@ -85,10 +86,13 @@ class SqlAccounts(SqlBase):
                 if original is not None:
                     return _replayed(original, account_id, amount, kind)
             params = {"p_account": account_id, "p_amount": amount}
-            if conn.execute(_ADD, params).first() is None:
+            added = conn.execute(_ADD, params).first()
+            if added is None:
                 if conn.execute(_BALANCE, params).first() is None:
                     raise NotFoundInStore(f"no account {account_id!r}")
                 raise ValueError("an adjustment may not take the balance below zero")
+            # webhooks: a debit's balance.low on the crossing; a top-up re-arms it
+            balance_after_credit(conn, account_id, int(added.balance), amount, now)
             values = {
                 "account_id": account_id,
                 "kind": kind,

@@ -18,6 +18,7 @@ from gridgate.storage.schema import api_keys, spend_caps
 from gridgate.storage.sql.audit import _note
 from gridgate.storage.sql.base import _BALANCE, SqlBase, _now_us, _p_key, _p_now
 from gridgate.storage.sql.changes import _announce
+from gridgate.storage.sql.webhook_outbox import insert_event
 
 log = logging.getLogger("gridgate.storage")
 
@@ -87,6 +88,12 @@ def _key_from_tuple(r: tuple[Any, ...]) -> KeyRecord:
         own_usage_only=bool(r[9]),
         capped=bool(r[10]),
     )
+
+
+def _key_revoked_event(conn: Connection, row: Row[Any], now: int) -> None:
+    """The ``key.revoked`` webhook event, in the revocation's own transaction."""
+    data = {"key_id": row.id, "account_id": row.account_id, "name": row.name}
+    insert_event(conn, "key.revoked", row.account_id, {**data, "prefix": row.prefix}, now)
 
 
 class SqlKeys(SqlBase):
@@ -175,6 +182,7 @@ class SqlKeys(SqlBase):
                 _announce(conn, "key", key_id, now)
                 if row.revoked_us == now:  # revoked now, not by an earlier call
                     _note(conn, audit, key_id, now)
+                    _key_revoked_event(conn, row, now)
             return row
 
         row = await self._write(tx)

@@ -46,6 +46,7 @@ from gridgate.storage.runner import Dialect
 from gridgate.storage.schema import accounts, api_keys, holds, ledger_entries
 from gridgate.storage.sql.base import _BALANCE, SqlBase, _p_account, _p_amount, _p_key, _p_now
 from gridgate.storage.sql.caps import CapRefused, _commit_caps, _give_back
+from gridgate.storage.sql.webhook_outbox import balance_low_after_hold, balance_low_cte
 
 _p_hold = bindparam("p_hold", type_=Text)
 _p_status = bindparam("p_status", type_=Text)
@@ -117,7 +118,8 @@ def _pg_place_hold(take: Update) -> Select[int]:
             taken.join(hold, true())
         ),
     )
-    return select(taken.c.balance).add_cte(hold, entry.cte("entry"))
+    low = balance_low_cte(taken)  # webhooks: balance.low on the crossing
+    return select(taken.c.balance).add_cte(hold, entry.cte("entry"), low)
 
 
 def _pg_close_hold() -> Select[int, int]:
@@ -282,6 +284,7 @@ def _place_hold(conn: Connection, params: dict[str, Any], with_key: bool) -> int
             "created_us": params["p_now"],
         },
     )
+    balance_low_after_hold(conn, params, balance)  # webhooks: balance.low on the crossing
     return int(balance)
 
 

@@ -32,6 +32,7 @@ from gridgate.storage.sql.people import SqlPeople
 from gridgate.storage.sql.receipts import SqlReceipts
 from gridgate.storage.sql.responses import SqlResponses
 from gridgate.storage.sql.usage import SqlUsage
+from gridgate.storage.sql.webhooks import SqlWebhooks
 
 _PING = select(literal(1))
 
@@ -51,6 +52,7 @@ class SqlStore(
     SqlCaps,
     SqlReceipts,
     SqlIdempotency,
+    SqlWebhooks,
 ):
     """``Store`` over SQLite or PostgreSQL. ``await open()`` before use (or ``async with``)."""
 
