@@ -128,6 +128,7 @@ class Tab:
     quote: Quote | None = None
     attempts: int = 0
     hold_id: str | None = None  # the lease the last reservation was on, for the usage record
+    charged: int = 0  # nano-dollars, once settled: what the answer says as ``usage.cost``
     errors: list[str] = field(default_factory=list)
     untranslatable: Untranslatable | None = None  # the first offer whose wire could not carry it
     deadline_passed: bool = False
@@ -195,6 +196,7 @@ class Tab:
         charged = self.desk.billing.settle(reservation, cost)
         self.used_tokens = usage.prompt_tokens + usage.completion_tokens
         self.record(offer, usage, charged, ending)
+        self.charged = charged
 
     def checkpoint(
         self, offer: PricedOffer, usage: Usage, *, ttft_us: int | None, delivered: bool
