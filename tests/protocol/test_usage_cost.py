@@ -11,7 +11,7 @@ from hypothesis import given
 from hypothesis import strategies as st
 
 from gridgate.money import format_usd_fixed
-from gridgate.protocol.usage_cost import event_with_cost, with_cost
+from gridgate.protocol.usage_cost import event_with_cost, usage_end, with_cost
 
 COST = "0.000123450"
 USAGE = {"prompt_tokens": 20, "completion_tokens": 60, "total_tokens": 80}
@@ -70,6 +70,19 @@ def test_a_suppliers_own_cost_is_replaced() -> None:
     document["usage"]["cost"] = 0.0042  # a router's own figure (a number, in its terms)
     out = json.loads(with_cost(_compact(document), COST))
     assert out["usage"] == {**USAGE, "cost": COST}
+
+
+def test_a_usage_with_an_escaped_key_is_decoded_not_spliced() -> None:
+    """``"co\\u0073t"`` is the key ``cost``: a splice would write it twice."""
+    body = b'{"usage":{"prompt_tokens":1,"co\\u0073t":0.5}}'
+    assert with_cost(body, COST) == b'{"usage":{"prompt_tokens":1,"cost":"0.000123450"}}'
+
+
+def test_a_known_place_is_used_and_a_wrong_one_is_not() -> None:
+    body = _compact(_body())
+    at = usage_end(body, _compact(USAGE))
+    assert body[at : at + 1] == b"}" and with_cost(body, COST, at) == with_cost(body, COST)
+    assert with_cost(body, COST, at - 1) == with_cost(body, COST)  # not a brace: found again
 
 
 def test_a_document_without_usage_is_left_as_it_is() -> None:

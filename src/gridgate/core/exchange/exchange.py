@@ -107,7 +107,9 @@ class Exchange:
             raise
         finally:
             await tab.finish()
-        completion.body = with_cost(completion.body, format_usd_fixed(tab.charged))
+        completion.body = with_cost(
+            completion.body, format_usd_fixed(tab.charged), completion.usage_at
+        )
         return completion, served
 
     async def open_stream(self, tab: Tab) -> StreamSession:
