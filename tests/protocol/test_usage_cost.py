@@ -7,7 +7,7 @@ from __future__ import annotations
 import json
 from typing import Any
 
-from hypothesis import given
+from hypothesis import HealthCheck, given, settings
 from hypothesis import strategies as st
 
 from gridgate.money import format_usd_fixed
@@ -98,6 +98,7 @@ _json = st.recursive(
 )
 
 
+@settings(max_examples=300, deadline=None, suppress_health_check=[HealthCheck.too_slow])
 @given(
     before=st.dictionaries(st.sampled_from(["id", "a", "choices", "z"]), _json),
     usage=st.dictionaries(st.sampled_from(["prompt_tokens", "x", "details"]), _json),
