@@ -66,6 +66,17 @@ def format_usd(nanos: int) -> str:
     return sign + text
 
 
+def format_usd_fixed(nanos: int) -> str:
+    """A plain decimal string with exactly 9 places (every nano-dollar shown), e.g.
+    ``'0.000123450'``, ``'0.000000000'``: the form of a charge the consumer reads
+    (``usage.cost`` on every consumption surface)."""
+    if 0 <= nanos < NANOS_PER_USD:
+        return f"0.{nanos:09d}"  # most charges: under a dollar
+    sign = "-" if nanos < 0 else ""
+    whole, frac = divmod(abs(nanos), NANOS_PER_USD)
+    return f"{sign}{whole}.{frac:09d}"
+
+
 def ceil_div(numerator: int, denominator: int) -> int:
     """Integer ceiling division for non-negative numerator and positive denominator."""
     return -(-numerator // denominator)

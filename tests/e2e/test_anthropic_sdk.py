@@ -16,7 +16,7 @@ import jsonschema
 import pytest
 from anthropic import Anthropic, AsyncAnthropic, beta_tool
 
-from gridgate.money import Price
+from gridgate.money import Price, format_usd_fixed
 from tests.harness import GatewayProcess, nanos, wait_until
 
 WEATHER_TOOL: dict[str, Any] = {
@@ -219,6 +219,28 @@ def test_the_balance_drops_by_exactly_the_reported_usage(
         message.usage.input_tokens, message.usage.output_tokens
     )
     gateway.assert_balance(account, before - cost)
+
+
+def test_usage_cost_is_what_the_request_was_charged_plain_and_streamed(
+    gateway: GatewayProcess, client: Anthropic, funded: tuple[str, str]
+) -> None:
+    """``usage.cost`` (gridgate's field; the SDK keeps unknown fields): USD with 9 places,
+    equal to the usage record's cost — in a message's usage, and in a stream's
+    ``message_delta`` usage."""
+    account = funded[0]
+    message = client.messages.create(model="text-prime", max_tokens=10, messages=USER)
+    [record] = wait_until(lambda: gateway.usage(account))
+    assert (message.usage.model_extra or {})["cost"] == format_usd_fixed(record.cost)
+    assert record.cost > 0
+
+    with client.messages.stream(model="text-prime", max_tokens=7, messages=USER) as stream:
+        deltas = [event for event in stream if event.type == "message_delta"]
+    [delta] = deltas
+    [streamed] = wait_until(
+        lambda: [r for r in gateway.usage(account) if r.stream and r.outcome == "ok"] or None
+    )
+    assert (delta.usage.model_extra or {})["cost"] == format_usd_fixed(streamed.cost)
+    assert delta.usage.output_tokens == streamed.output_tokens == 7
 
 
 def test_count_tokens_is_gridgates_estimate(client: Anthropic) -> None:

@@ -17,7 +17,7 @@ import openai
 import pytest
 from openai import AsyncOpenAI, OpenAI
 
-from gridgate.money import Price, format_usd
+from gridgate.money import Price, format_usd, format_usd_fixed
 from gridgate.protocol.openai_chat import decode_chat_request
 from gridgate.protocol.tokens import measure_prompt
 from tests.harness import GatewayProcess, nanos, wait_until
@@ -338,6 +338,45 @@ def test_a_streamed_answer_costs_exactly_its_reported_usage(
         usage.prompt_tokens, usage.completion_tokens
     )
     gateway.assert_balance(account_id, before - cost)
+
+
+def test_usage_cost_is_what_the_request_was_charged_plain_and_streamed(
+    gateway: GatewayProcess, client: OpenAI, funded: tuple[str, str], spec: OpenAISpec
+) -> None:
+    """``usage.cost`` (gridgate's field; the SDK keeps it in ``model_extra``): USD with 9
+    places, equal to the usage record's cost — a whole answer's and the last usage chunk of a
+    stream's, read once the charge is settled."""
+    account_id = funded[0]
+    raw = client.chat.completions.with_raw_response.create(
+        model="text-prime", messages=USER, max_tokens=10
+    )
+    spec.completion(json.loads(raw.http_response.content))  # an extra usage field is allowed
+    completion = raw.parse()
+    assert completion.usage is not None
+    plain = (completion.usage.model_extra or {})["cost"]
+    [record] = wait_until(lambda: gateway.usage(account_id))
+    assert plain == format_usd_fixed(record.cost) and record.cost > 0
+
+    chunks = list(
+        client.chat.completions.create(
+            model="text-prime",
+            messages=USER,
+            max_tokens=7,
+            stream=True,
+            stream_options={"include_usage": True},
+        )
+    )
+    for chunk in chunks:
+        spec.chunk(chunk.to_dict())
+    last = chunks[-1].usage
+    assert last is not None and all(c.usage is None for c in chunks[:-1])
+    [streamed] = wait_until(
+        lambda: [r for r in gateway.usage(account_id) if r.stream and r.outcome == "ok"] or None
+    )
+    assert (last.model_extra or {})["cost"] == format_usd_fixed(streamed.cost)
+    assert streamed.cost == price_of(gateway, "sim-beta", "text-prime").cost(
+        last.prompt_tokens, last.completion_tokens
+    )
 
 
 def test_402_when_the_balance_is_too_low(

@@ -19,7 +19,7 @@ from pydantic import BaseModel, TypeAdapter
 
 from gridgate.core.clock import SystemClock
 from gridgate.core.responses.stored import StoredResponses
-from gridgate.money import Price, format_usd
+from gridgate.money import Price, format_usd, format_usd_fixed
 from gridgate.protocol.openai_responses.items import InputItem
 from gridgate.protocol.openai_responses.request import decode_responses_request
 from gridgate.protocol.openai_responses.to_chat import to_chat_request
@@ -527,6 +527,40 @@ def test_previous_response_id_continues_a_function_tool_round_trip(client: OpenA
     # the supplier was sent the first turn too (the call and its question)
     assert first.usage is not None and second.usage is not None
     assert second.usage.input_tokens > first.usage.input_tokens
+
+
+def test_usage_cost_is_what_the_request_was_charged_and_is_stored_with_the_answer(
+    gateway: GatewayProcess, client: OpenAI, funded: tuple[str, str], spec: OpenAISpec
+) -> None:
+    """``usage.cost`` (gridgate's field; the SDK keeps unknown fields): USD with 9 places,
+    equal to the usage record's cost — in a whole response, in ``response.completed``'s
+    response, and in what is stored of either (``GET /v1/responses/{id}``)."""
+    account = funded[0]
+    raw = client.responses.with_raw_response.create(
+        model="text-prime", input="Say something about the weather.", max_output_tokens=24
+    )
+    check_response(spec, json.loads(raw.http_response.content))  # an extra usage field is allowed
+    plain = raw.parse()
+    assert plain.usage is not None
+    [record] = wait_until(lambda: gateway.usage(account))
+    assert (plain.usage.model_extra or {})["cost"] == format_usd_fixed(record.cost)
+    assert record.cost > 0
+    kept = client.responses.retrieve(plain.id)
+    assert kept.usage is not None and (kept.usage.model_extra or {})["cost"] == format_usd_fixed(
+        record.cost
+    )
+
+    with client.responses.stream(model="text-prime", input="Tell me a fact.") as stream:
+        [completed] = [e.response for e in stream if e.type == "response.completed"]
+    assert completed.usage is not None
+    [streamed] = wait_until(
+        lambda: [r for r in gateway.usage(account) if r.stream and r.outcome == "ok"] or None
+    )
+    assert (completed.usage.model_extra or {})["cost"] == format_usd_fixed(streamed.cost)
+    kept = client.responses.retrieve(completed.id)
+    assert kept.usage is not None and (kept.usage.model_extra or {})["cost"] == format_usd_fixed(
+        streamed.cost
+    )
 
 
 def test_what_is_stored_is_the_answer_and_its_items(

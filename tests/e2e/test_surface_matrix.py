@@ -29,7 +29,7 @@ import jsonschema
 import openai
 import pytest
 
-from gridgate.money import Price
+from gridgate.money import Price, format_usd_fixed
 from tests.harness import (
     BackgroundLoop,
     GatewayProcess,
@@ -136,6 +136,7 @@ class Facts:
     prompt_tokens: int = 0
     completion_tokens: int = 0
     cost: int = 0
+    inline_cost: str | None = None  # usage.cost, as the answer says it (checked in ``ask``)
     tool_ids: list[str] = field(default_factory=list)  # not compared: ids differ per supplier
     signatures: list[str] = field(default_factory=list)  # not compared
     items: list[dict[str, Any]] = field(default_factory=list)  # Responses output, not compared
@@ -224,6 +225,7 @@ def ask(gw: GatewayProcess, path: Path, conversation: Conversation) -> Facts:
     assert len(records) == 1, records
     assert records[0].outcome == "ok"
     facts.cost = records[0].cost
+    assert facts.inline_cost == format_usd_fixed(facts.cost), (path, facts.inline_cost)
     return facts
 
 
@@ -249,6 +251,7 @@ def _ask_openai(client: openai.OpenAI, path: Path, kwargs: dict[str, Any]) -> Fa
         assert completion.usage is not None
         facts.prompt_tokens = completion.usage.prompt_tokens
         facts.completion_tokens = completion.usage.completion_tokens
+        facts.inline_cost = (completion.usage.model_extra or {}).get("cost")
         return facts
     stream = client.chat.completions.create(
         model=path.instrument, stream=True, stream_options={"include_usage": True}, **kwargs
@@ -262,6 +265,7 @@ def _ask_openai(client: openai.OpenAI, path: Path, kwargs: dict[str, Any]) -> Fa
         if chunk.usage is not None:
             facts.prompt_tokens = chunk.usage.prompt_tokens
             facts.completion_tokens = chunk.usage.completion_tokens
+            facts.inline_cost = (chunk.usage.model_extra or {}).get("cost")
         for choice in chunk.choices:
             delta = choice.delta
             extra = delta.model_extra or {}
@@ -290,12 +294,16 @@ def _ask_openai(client: openai.OpenAI, path: Path, kwargs: dict[str, Any]) -> Fa
 
 
 def _ask_anthropic(client: anthropic.Anthropic, path: Path, kwargs: dict[str, Any]) -> Facts:
+    facts = Facts()
     if path.stream:
         with client.messages.stream(model=path.instrument, **kwargs) as stream:
+            for event in stream:
+                if event.type == "message_delta":
+                    facts.inline_cost = (event.usage.model_extra or {}).get("cost")
             message = stream.get_final_message()
     else:
         message = client.messages.create(model=path.instrument, **kwargs)
-    facts = Facts()
+        facts.inline_cost = (message.usage.model_extra or {}).get("cost")
     for block in message.content:
         if block.type == "text":
             facts.text += block.text
@@ -355,6 +363,7 @@ def _ask_responses(client: openai.OpenAI, path: Path, kwargs: dict[str, Any]) ->
     assert response.usage is not None
     facts.prompt_tokens = response.usage.input_tokens
     facts.completion_tokens = response.usage.output_tokens
+    facts.inline_cost = (response.usage.model_extra or {}).get("cost")
     return facts
 
 

@@ -10,6 +10,7 @@ import pytest
 from gridgate.errors import SupplierFailed, SupplierTimeout, UpstreamRejected
 from gridgate.protocol.openai_chat import decode_chat_request
 from gridgate.protocol.sse import SSEParser
+from gridgate.protocol.usage_cost import with_cost
 from gridgate.providers.base import UpstreamCall, Usage, counted
 from gridgate.providers.openai import map_request, map_response, map_stream_event, upstream_error
 from gridgate.storage.records import OfferRecord, SupplierRecord
@@ -152,6 +153,31 @@ def test_response_usage_is_metered_and_the_body_forwarded_untouched() -> None:
     assert (completion.usage.prompt_tokens, completion.usage.completion_tokens) == (19, 10)
     assert (completion.usage.reasoning_tokens, completion.usage.cached_tokens) == (4, 3)
     assert not completion.usage.estimated and completion.model == "gpt-4.1-2025-04-14"
+
+
+def test_response_says_where_its_usage_ends_for_the_cost() -> None:
+    """The adapter reads ``usage`` as it stands in the body: ``usage_at`` is its closing
+    brace, where core writes ``usage.cost`` without reading the body again."""
+    raw = json.dumps(COMPLETION, indent=2).encode()
+    completion = map_response(raw, prompt_estimate=1)
+    at = completion.usage_at
+    spliced = with_cost(raw, "0.000000042", at)
+    assert spliced == raw[:at] + b',"cost":"0.000000042"' + raw[at:]
+    priced = json.loads(spliced)
+    assert priced == {**COMPLETION, "usage": {**COMPLETION["usage"], "cost": "0.000000042"}}
+    # a supplier's own cost: no place to splice (core replaces it the slow way)
+    own = {**COMPLETION, "usage": {**COMPLETION["usage"], "cost": 0.5}}
+    assert map_response(json.dumps(own).encode(), prompt_estimate=1).usage_at == -1
+    escaped = json.dumps(own).replace('"cost"', '"co\\u0073t"').encode()
+    assert b"co\\u0073t" in escaped
+    assert map_response(escaped, prompt_estimate=1).usage_at == -1
+    assert json.loads(with_cost(escaped, "0.000000042"))["usage"]["cost"] == "0.000000042"
+
+
+@pytest.mark.parametrize("usage", [[1], "x", 3])
+def test_a_usage_that_is_not_an_object_is_the_suppliers_fault(usage: object) -> None:
+    with pytest.raises(SupplierFailed):
+        map_response(json.dumps({**COMPLETION, "usage": usage}).encode(), prompt_estimate=1)
 
 
 def test_response_without_usage_is_counted_and_marked_estimated() -> None:

@@ -65,6 +65,7 @@ class Completion:
     body: bytes
     usage: Usage
     model: str
+    usage_at: int = -1  # where ``usage.cost`` goes in ``body`` (``protocol/usage_cost.py``)
 
 
 @dataclass(slots=True)

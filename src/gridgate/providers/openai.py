@@ -34,6 +34,7 @@ from gridgate.protocol.openai_chat import (
 )
 from gridgate.protocol.sse import SSEEvent
 from gridgate.protocol.tokens import utf8_length
+from gridgate.protocol.usage_cost import usage_end
 from gridgate.providers.base import Chunk, Completion, UpstreamCall, Usage, counted
 from gridgate.providers.failures import error_message
 from gridgate.providers.http_wire import HttpWire
@@ -54,6 +55,7 @@ class _Usage(msgspec.Struct):
     completion_tokens: int = 0
     prompt_tokens_details: _PromptDetails | None = None
     completion_tokens_details: _CompletionDetails | None = None
+    cost: msgspec.Raw = msgspec.field(default_factory=msgspec.Raw)  # a supplier's own (replaced)
 
 
 class _Function(msgspec.Struct):
@@ -80,7 +82,8 @@ class _Choice(msgspec.Struct):
 class _Response(msgspec.Struct):
     choices: list[_Choice]
     model: str = ""
-    usage: _Usage | None = None
+    # read on its own (``_usage_decoder``): its exact bytes place ``usage.cost`` in the body
+    usage: msgspec.Raw = msgspec.field(default_factory=msgspec.Raw)
 
 
 class _StreamChoice(msgspec.Struct):
@@ -95,6 +98,7 @@ class _StreamChunk(msgspec.Struct):
 
 
 _response_decoder = msgspec.json.Decoder(_Response)
+_usage_decoder = msgspec.json.Decoder(_Usage | None)
 _chunk_decoder = msgspec.json.Decoder(_StreamChunk)
 _encoder = msgspec.json.Encoder()
 _DONE = b"[DONE]"
@@ -277,15 +281,18 @@ def map_response(body: bytes, *, prompt_estimate: int) -> Completion:
     nothing for something (then its usage is gridgate's count, marked as estimated)."""
     try:
         parsed = _response_decoder.decode(body)
+        wire_usage = _usage_decoder.decode(parsed.usage) if parsed.usage else None
     except msgspec.DecodeError as exc:
         raise SupplierFailed("the supplier sent a malformed answer") from exc
     if not parsed.choices:
         raise SupplierFailed("the supplier sent an answer without choices")
-    reported = _usage(parsed.usage) if parsed.usage is not None else None
+    reported = _usage(wire_usage) if wire_usage is not None else None
     out_bytes = sum(_text_bytes(c.message) for c in parsed.choices)
     usage = counted(reported, prompt_estimate=prompt_estimate, out_bytes=out_bytes)
     if usage is reported:
-        return Completion(body=body, usage=usage, model=parsed.model)
+        assert wire_usage is not None
+        at = -1 if wire_usage.cost else usage_end(body, bytes(parsed.usage))
+        return Completion(body=body, usage=usage, model=parsed.model, usage_at=at)
     document = msgspec.json.decode(body)
     document["usage"] = {
         "prompt_tokens": usage.prompt_tokens,

@@ -7,6 +7,7 @@ from __future__ import annotations
 import pytest
 
 from gridgate.errors import InsufficientBalance
+from gridgate.money import format_usd_fixed
 from tests.core.exchange.harness import (
     Answers,
     Offer,
@@ -60,7 +61,9 @@ async def test_a_cut_answer_tells_a_caller_asking_for_usage_what_it_was_charged_
             "prompt_tokens": record.input_tokens,
             "completion_tokens": record.output_tokens,
             "total_tokens": record.input_tokens + record.output_tokens,
+            "cost": format_usd_fixed(record.cost),  # what it was charged, to the nano-dollar
         }
+        assert record.cost > 0
         assert done == "[DONE]"
 
 

@@ -29,7 +29,9 @@ from gridgate.core.exchange.tab import Desk, Served, Tab
 from gridgate.core.health.offer_health import HealthPolicy, OfferHealth
 from gridgate.core.limits.guard import RateGuard
 from gridgate.errors import GridgateError
+from gridgate.money import format_usd_fixed
 from gridgate.protocol.openai_chat import ChatRequest
+from gridgate.protocol.usage_cost import with_cost
 from gridgate.providers.base import Adapter, Completion
 from gridgate.settings import HedgingSettings, UpstreamSettings
 from gridgate.storage.records import KeyRecord
@@ -91,11 +93,12 @@ class Exchange:
         )
 
     async def complete(self, tab: Tab) -> tuple[Completion, Served]:
-        """Serve a whole answer. An error raised after the rate-limit pass carries the
-        request's rate-limit headers, as the answer would (``tab.limits``)."""
+        """Serve a whole answer, its ``usage.cost`` what it was charged. An error raised after
+        the rate-limit pass carries the request's rate-limit headers, as the answer would
+        (``tab.limits``)."""
         await tab.admit()
         try:
-            return await self._failover.whole(tab)
+            completion, served = await self._failover.whole(tab)
         except GridgateError as exc:
             tab.fail(exc)
             raise
@@ -104,6 +107,10 @@ class Exchange:
             raise
         finally:
             await tab.finish()
+        completion.body = with_cost(
+            completion.body, format_usd_fixed(tab.charged), completion.usage_at
+        )
+        return completion, served
 
     async def open_stream(self, tab: Tab) -> StreamSession:
         """Route, hold and wait for the first chunk, failing over (and hedging) until one

@@ -14,7 +14,9 @@ from gridgate.core.exchange.failover import aclose
 from gridgate.core.exchange.tab import Ending, Served, Tab
 from gridgate.core.health.offer_health import Delivery, Outcome
 from gridgate.errors import SupplierFailed, http_status
-from gridgate.protocol.openai_stream import DONE_EVENT, error_event, length_cutoff
+from gridgate.money import format_usd_fixed
+from gridgate.protocol.openai_stream import DONE_EVENT, error_event, length_cutoff, usage_event
+from gridgate.protocol.usage_cost import event_with_cost
 from gridgate.providers.base import Chunk, Usage, counted
 
 
@@ -48,6 +50,7 @@ class StreamSession:
         assert tab.quote is not None
         self._token_cap = tab.quote.max_output_tokens * tab.plan.n
         self._last_raw = b""
+        self._held = b""  # the last chunk with the answer's usage, sent once its cost is known
         self._next_checkpoint = clock.monotonic() + tab.desk.checkpoint_seconds
         self.served = Served(offer.supplier.name, offer.offer.id, offer.offer.model)
         self.prompt_estimate = tab.plan.prompt_charge  # what a prompt nobody counted costs
@@ -80,6 +83,7 @@ class StreamSession:
                             # the supplier is running past the max tokens it was told (what
                             # the money covers): end the answer here, cleanly, for length
                             settled = await self._finish("cut_at_hold", 200, None)
+                            out.append(self._held)
                             out.append(self._cutoff())
                             self.ended = True
                             yield b"".join(out)
@@ -88,12 +92,23 @@ class StreamSession:
                     self._output_bytes += chunk.output_bytes
                     if chunk.done:
                         settled = await self._finish("ok", 200, None)
+                        out.append(self._usage_event())
                         out.append(chunk.raw)
                         self.ended = True
                         yield b"".join(out)
                         return
                     if chunk.raw and (self._include_usage or not chunk.usage_only):
-                        out.append(chunk.raw)
+                        if self._held:
+                            out.append(self._held)  # more came after it: not the last usage
+                            self._held = b""
+                        if (
+                            self._include_usage
+                            and chunk.usage is not None
+                            and (chunk.usage_only or chunk.finish_reason is not None)
+                        ):
+                            self._held = chunk.raw  # the answer's usage, for its cost
+                        else:
+                            out.append(chunk.raw)
                 if out:
                     yield out[0] if len(out) == 1 else b"".join(out)
                 now = self._clock.monotonic()
@@ -110,12 +125,13 @@ class StreamSession:
                 except StopAsyncIteration:
                     settled = await self._finish("ok", 200, None)
                     self.ended = True
-                    yield DONE_EVENT
+                    yield self._usage_event() + DONE_EVENT
                     return
                 except SupplierFailed as exc:
                     settled = await self._finish("stream_error", http_status(exc), exc.message)
                     self.ended = True
-                    yield error_event(exc)
+                    held = event_with_cost(self._held, self._cost()) if self._held else b""
+                    yield held + error_event(exc)
                     return
         finally:
             if not settled:
@@ -128,7 +144,25 @@ class StreamSession:
         if not self._include_usage:
             return length_cutoff(self._last_raw, n)
         usage = self._metered()
-        return length_cutoff(self._last_raw, n, usage.prompt_tokens, usage.completion_tokens)
+        return length_cutoff(
+            self._last_raw, n, usage.prompt_tokens, usage.completion_tokens, self._cost()
+        )
+
+    def _usage_event(self) -> bytes:
+        """The last usage chunk of a settled answer, when the caller asked for usage: the
+        supplier's, held back until now, with ``usage.cost`` (what was charged); gridgate's
+        own (what was metered) when the supplier sent none."""
+        if not self._include_usage:
+            return b""
+        if self._held:
+            return event_with_cost(self._held, self._cost())
+        usage = self._metered()
+        return usage_event(
+            self._last_raw, usage.prompt_tokens, usage.completion_tokens, self._cost()
+        )
+
+    def _cost(self) -> str:
+        return format_usd_fixed(self._tab.charged)
 
     def _metered(self) -> Usage:
         """The upstream's usage when it counted the answer, else gridgate's own count of what

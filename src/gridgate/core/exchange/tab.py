@@ -129,6 +129,7 @@ class Tab:
     quote: Quote | None = None
     attempts: int = 0
     hold_id: str | None = None  # the lease the last reservation was on, for the usage record
+    charged: int = 0  # nano-dollars, once settled: what the answer says as ``usage.cost``
     errors: list[str] = field(default_factory=list)
     untranslatable: Untranslatable | None = None  # the first offer whose wire could not carry it
     deadline_passed: bool = False
@@ -206,6 +207,7 @@ class Tab:
             self.note_caps(reservation, reservation.amount - charged)
         self.used_tokens = usage.prompt_tokens + usage.completion_tokens
         self.record(offer, usage, charged, ending)
+        self.charged = charged
 
     def note_caps(self, reservation: Reservation, unspent: int = 0) -> None:
         """Put the spend cap with the least left in the answer's headers (``limits``): after

@@ -94,6 +94,7 @@ class _Usage(msgspec.Struct, gc=False):
     prompt_tokens: int = 0
     completion_tokens: int = 0
     prompt_tokens_details: _PromptDetails | None = None
+    cost: str | None = None  # what the answer was charged (core's ``usage.cost``)
 
 
 class _Choice(msgspec.Struct, gc=False):
@@ -157,11 +158,12 @@ class _ToolUseBlock(msgspec.Struct, tag_field="type", tag="tool_use"):
 _Block = _TextBlock | _ThinkingBlock | _RedactedThinkingBlock | _ToolUseBlock
 
 
-class _MessageUsage(msgspec.Struct):
+class _MessageUsage(msgspec.Struct, omit_defaults=True):
     input_tokens: int
     output_tokens: int
     cache_creation_input_tokens: int
     cache_read_input_tokens: int
+    cost: str | None = None  # gridgate's: USD charged, a decimal string (9 places)
 
 
 class _AnthropicMessage(msgspec.Struct, tag_field="type", tag="message"):
@@ -252,6 +254,7 @@ def _usage(usage: _Usage | None) -> _MessageUsage:
         output_tokens=usage.completion_tokens,
         cache_creation_input_tokens=write,
         cache_read_input_tokens=read,
+        cost=usage.cost,
     )
 
 
@@ -573,7 +576,7 @@ class MessageStreamEncoder:
         stop_reason, stop_sequence = stop_reason_for(
             self._finish, self._stop_sequence, called_tools=self._called_tools
         )
-        usage: dict[str, int]
+        usage: dict[str, int | str]
         if self._usage is not None:
             known = _usage(self._usage)
             usage = {
@@ -582,6 +585,8 @@ class MessageStreamEncoder:
                 "cache_creation_input_tokens": known.cache_creation_input_tokens,
                 "cache_read_input_tokens": known.cache_read_input_tokens,
             }
+            if known.cost is not None:
+                usage["cost"] = known.cost
         else:
             usage = {"output_tokens": tokens_for_bytes(self._output_bytes)}
         body = {

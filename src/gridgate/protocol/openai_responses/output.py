@@ -108,6 +108,7 @@ class CanonicalUsage(msgspec.Struct, gc=False):
     completion_tokens: int = 0
     prompt_tokens_details: _PromptDetails | None = None
     completion_tokens_details: _CompletionDetails | None = None
+    cost: str | None = None  # what the answer was charged (core's ``usage.cost``)
 
 
 class _Choice(msgspec.Struct, gc=False):
@@ -196,12 +197,13 @@ class OutputTokensDetails(msgspec.Struct):
     reasoning_tokens: int
 
 
-class Usage(msgspec.Struct):
+class Usage(msgspec.Struct, omit_defaults=True):
     input_tokens: int
     input_tokens_details: InputTokensDetails
     output_tokens: int
     output_tokens_details: OutputTokensDetails
     total_tokens: int
+    cost: str | None = None  # gridgate's: USD charged, a decimal string (9 places)
 
     @classmethod
     def of(cls, usage: CanonicalUsage) -> Usage:
@@ -215,6 +217,7 @@ class Usage(msgspec.Struct):
             output_tokens=usage.completion_tokens,
             output_tokens_details=OutputTokensDetails(completion.reasoning_tokens or 0),
             total_tokens=usage.prompt_tokens + usage.completion_tokens,
+            cost=usage.cost,
         )
 
 
