@@ -26,7 +26,7 @@ from cryptography.exceptions import InvalidSignature
 from cryptography.hazmat.primitives.asymmetric.ed25519 import Ed25519PublicKey
 from openai import OpenAI
 
-from gridgate.money import Price, format_usd
+from gridgate.money import Price, format_usd_fixed
 from tests.harness import (
     BackgroundLoop,
     GatewayProcess,
@@ -177,7 +177,8 @@ def test_a_receipt_is_found_at_once_through_the_other_process(
     assert found["usage"]["input_tokens"] == usage["prompt_tokens"]
     assert found["usage"]["output_tokens"] == usage["completion_tokens"]
     assert found["usage"]["total_tokens"] == usage["total_tokens"]
-    assert found["cost"]["amount"] == format_usd(cost)
+    assert found["cost"]["amount"] == format_usd_fixed(cost)
+    assert found["cost"]["amount"] == usage["cost"]  # the answer's inline cost, to the character
     assert found["cost"]["currency"] == "USD"
     assert found["cost"]["status"] == "reconciled"
     assert found["cost"]["reconciled_at"] is not None
@@ -185,7 +186,7 @@ def test_a_receipt_is_found_at_once_through_the_other_process(
     assert line["offer"] == "sim-a/text-prime/sim/prime-a" and line["supplier"] == "sim-a"
     assert line["price_per_input_token"] == "0.0000001"  # $0.10 per 1M tokens
     assert line["price_per_output_token"] == "0.0000004"
-    assert line["subtotal"] == format_usd(cost)
+    assert line["subtotal"] == format_usd_fixed(cost)
     assert found["timing"]["duration_ms"] > 0
     assert set(found["spec"]) == {"in_spec", "note"}
     # the same as its process's own answer, and as the usage record the ledger charged
@@ -242,7 +243,7 @@ def test_the_list_filters_orders_and_pages(
         )
     failed = listing(one, status="error")["data"]  # this process's: at once
     assert [r["cost"]["status"] for r in failed] == ["cancelled"]
-    assert failed[0]["cost"]["amount"] == "0"
+    assert failed[0]["cost"]["amount"] == "0.000000000"
     assert listing(one, cost_status="cancelled")["data"] == failed
     # through the other process once its batch is written (~50 ms)
     wait_until(lambda: listing(two, cost_status="cancelled")["data"] == failed or None)
@@ -419,7 +420,7 @@ def test_an_out_of_spec_delivery_is_waived(
         request_id = streamed.headers["x-grid-request-id"]
     found = receipt(two, request_id)
     assert found["status"] == "reconciled"
-    assert found["cost"]["status"] == "waived" and found["cost"]["amount"] == "0"
+    assert found["cost"]["status"] == "waived" and found["cost"]["amount"] == "0.000000000"
     assert found["spec"]["in_spec"] is False
     assert "first token after" in found["spec"]["note"]
     assert found["timing"]["ttft_ms"] >= 1600

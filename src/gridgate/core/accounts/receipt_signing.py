@@ -28,7 +28,7 @@ from gridgate.core.accounts.receipt_view import (
     tokens_per_second,
 )
 from gridgate.core.clock import Clock
-from gridgate.money import format_usd
+from gridgate.money import format_usd_fixed
 from gridgate.storage.ports.errors import StorageError
 from gridgate.storage.ports.receipts import ReceiptStore, SigningKey
 from gridgate.storage.records import InstrumentRecord, UsageRecord
@@ -108,7 +108,7 @@ def signed_payload(
             "input_per_token": price_per_token(record.price_input_per_m),
             "output_per_token": price_per_token(record.price_output_per_m),
         },
-        "amount": format_usd(record.cost),
+        "amount": format_usd_fixed(record.cost),
         "amount_nanos": record.cost,
         "currency": CURRENCY,
         "cost_status": cost_status_of(record),

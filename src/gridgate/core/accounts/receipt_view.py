@@ -20,7 +20,7 @@ from datetime import UTC, datetime, timedelta
 from decimal import Decimal, localcontext
 from typing import Any
 
-from gridgate.money import NANOS_PER_USD, format_usd
+from gridgate.money import NANOS_PER_USD, format_usd_fixed
 from gridgate.storage.records import UsageRecord
 
 SETTLED_OUTCOMES = frozenset({"ok", "cut_at_hold"})
@@ -97,7 +97,7 @@ def breakdown(record: UsageRecord) -> list[dict[str, Any]]:
             "input_tokens": record.input_tokens,
             "output_tokens": record.output_tokens,
             "tokens": record.input_tokens + record.output_tokens,
-            "subtotal": format_usd(record.cost),
+            "subtotal": format_usd_fixed(record.cost),
         }
     ]
 
@@ -108,7 +108,7 @@ def receipt_json(record: UsageRecord, *, with_breakdown: bool = True) -> dict[st
     total = record.input_tokens + record.output_tokens
     cost_status = cost_status_of(record)
     cost: dict[str, Any] = {
-        "amount": format_usd(record.cost),
+        "amount": format_usd_fixed(record.cost),
         "currency": CURRENCY,
         "status": cost_status,
         "effective_price_per_token": effective_price(record.cost, total),

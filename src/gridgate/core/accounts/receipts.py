@@ -36,7 +36,7 @@ from gridgate.core.clock import Clock
 from gridgate.core.times import DAY_US, iso_day
 from gridgate.echo import capped
 from gridgate.errors import BadRequest, NotFound
-from gridgate.money import format_usd
+from gridgate.money import format_usd_fixed
 from gridgate.storage.ports.keys import KeyStore
 from gridgate.storage.ports.receipts import (
     ReceiptFilter,
@@ -264,9 +264,9 @@ def _aggregate(rows: list[SummaryRow]) -> dict[str, Any]:
         "output_tokens": output_tokens,
         "total_tokens": input_tokens + output_tokens,
         "cost": {
-            "amount": format_usd(sum(amounts.values())),
-            "reconciled_amount": format_usd(amounts["reconciled"]),
-            "pending_amount": format_usd(amounts["pending"]),
+            "amount": format_usd_fixed(sum(amounts.values())),
+            "reconciled_amount": format_usd_fixed(amounts["reconciled"]),
+            "pending_amount": format_usd_fixed(amounts["pending"]),
             "currency": CURRENCY,
             "reconciled_requests": counts["reconciled"],
             "pending_requests": counts["pending"],
