@@ -92,6 +92,13 @@ def event_with_cost(raw: bytes, cost: str) -> bytes:
     ``usage.cost``; unchanged when it is not one event holding a JSON object with ``usage``.
     The event is written again (``data:`` and its ``event`` name; comments and ``id`` before
     it are dropped)."""
+    if raw[:6] == b"data: " and raw[-2:] == b"\n\n" and raw.count(b"\n") == 2 and b"\r" not in raw:
+        # the canonical form, one ``data:`` line: no parser needed
+        try:
+            document = with_cost(raw[6:-2], cost)
+        except msgspec.DecodeError:
+            return raw
+        return b"data: " + document + b"\n\n"
     parser = SSEParser()
     events = parser.feed(raw) or parser.flush()
     if len(events) != 1 or not events[0].data.startswith(b"{"):
