@@ -65,6 +65,10 @@ class Billing:
         """Reserve the worst case, clamping max output to the balance (and, ``capped``, to the
         spend caps) when allowed. Returns the reservation and the quote it covers (possibly
         clamped). A capped request holds in the ledger itself (``LeaseBook.reserve_capped``)."""
+        if not capped:  # the hot path: the open lease covers it, in memory, no await
+            fast = self.leases.try_reserve(account_id, quote.amount)
+            if fast is not None:
+                return fast, quote
 
         async def hold(amount: int) -> tuple[Reservation | None, HoldResult | None]:
             if capped:
